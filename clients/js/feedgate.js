@@ -1,0 +1,2 @@
+// feedgate browser client — written in clients/js (see README).
+export {};

@@ -1,0 +1,325 @@
+//! The command line: `feedgate serve | publish | tail`.
+//!
+//! `main.rs` parses [`Cli`] and hands it to [`run`]; everything here is
+//! thin glue onto the library.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio::io::AsyncWriteExt;
+
+use crate::client::{self, Delivery, Endpoint, SubscribeOptions, Subscriber};
+use crate::config::{Config, LogBackend};
+use crate::log::{Cursor, Retention};
+use crate::metrics::Transport;
+use crate::params::cursor_text;
+
+/// feedgate — one live feed over short polling, long polling, SSE and
+/// WebSocket, with per-transport wire-byte and latency accounting.
+#[derive(Debug, Parser)]
+#[command(name = "feedgate", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Publish one JSON value to a topic.
+    Publish(PublishArgs),
+    /// Print a topic's events, one JSON object per line.
+    Tail(TailArgs),
+}
+
+/// `feedgate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Publish demo ticker events on topic `demo`.
+    #[arg(long)]
+    pub demo: bool,
+    /// Demo events per second.
+    #[arg(long, default_value_t = 5.0)]
+    pub demo_rate: f64,
+    /// Change-log backend: `memory`, or `redis://host:port/db`.
+    #[arg(long, default_value = "memory")]
+    pub log: String,
+    /// Events retained per topic.
+    #[arg(long, default_value_t = 10_000)]
+    pub retention_events: usize,
+    /// Drop events older than this (e.g. `10m`); unset keeps by count only.
+    #[arg(long, value_parser = duration)]
+    pub retention_age: Option<Duration>,
+    /// Most topics; one more is refused with 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_topics: usize,
+    /// Most open connections; one more is answered 503 and closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Largest publish body in bytes; larger is refused with 413.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body: usize,
+    /// Most events per poll response or SSE write.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_batch: usize,
+    /// Long-poll hold when the client sends no `timeout`.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub longpoll_default: Duration,
+    /// Longest long-poll hold, whatever the client asks.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub longpoll_max: Duration,
+    /// Interval of SSE comment heartbeats.
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    pub sse_heartbeat: Duration,
+    /// `retry:` reconnect delay told to SSE clients.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub sse_retry: Duration,
+    /// Interval of WebSocket pings.
+    #[arg(long, default_value = "20s", value_parser = duration)]
+    pub ws_ping_interval: Duration,
+    /// Close a WebSocket peer silent this long after a ping.
+    #[arg(long, default_value = "20s", value_parser = duration)]
+    pub ws_pong_timeout: Duration,
+    /// Largest WebSocket message accepted, bytes; larger closes with 1009.
+    #[arg(long, default_value_t = 64 << 10)]
+    pub ws_max_message: usize,
+    /// Close a subscriber whose socket accepts nothing for this long.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub write_timeout: Duration,
+    /// Time allowed to send a request head (slowloris defence).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: Duration,
+    /// Time allowed for connections to finish at shutdown.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub drain_timeout: Duration,
+}
+
+/// `feedgate publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Topic name.
+    pub topic: String,
+    /// One JSON value, e.g. '{"bid":1.5}'.
+    pub json: String,
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+}
+
+/// `feedgate tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Topic name.
+    pub topic: String,
+    /// Transport: ws, sse, longpoll or poll.
+    #[arg(long, default_value = "ws")]
+    pub transport: String,
+    /// Start after this cursor (`N` or `EPOCH:N`; 0 = oldest retained);
+    /// default: from now.
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Short-poll interval.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub poll_interval: Duration,
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+}
+
+/// Parses `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+///
+/// # Errors
+/// A message for clap when the text is none of those.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 250ms, 30s, 5m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{text:?}: unit must be ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl ServeArgs {
+    /// The server configuration these flags describe.
+    ///
+    /// # Errors
+    /// When `--log` is neither `memory` nor a `redis://` URL.
+    pub fn config(&self) -> Result<Config, String> {
+        let log = match self.log.as_str() {
+            "memory" => LogBackend::Memory,
+            url if url.starts_with("redis://") => LogBackend::Redis(url.to_owned()),
+            other => return Err(format!("--log {other:?}: expected memory or redis://…")),
+        };
+        if self.max_connections == 0 || self.max_topics == 0 || self.retention_events == 0 {
+            return Err("--max-connections, --max-topics and --retention-events must be > 0".into());
+        }
+        Ok(Config {
+            log,
+            retention: Retention {
+                max_events: self.retention_events,
+                max_age: self.retention_age,
+            },
+            max_topics: self.max_topics,
+            max_connections: self.max_connections,
+            max_body: self.max_body,
+            max_batch: self.max_batch.max(1),
+            longpoll_default: self.longpoll_default,
+            longpoll_max: self.longpoll_max,
+            sse_heartbeat: self.sse_heartbeat.max(Duration::from_millis(10)),
+            sse_retry: self.sse_retry,
+            ws_ping_interval: self.ws_ping_interval.max(Duration::from_millis(10)),
+            ws_pong_timeout: self.ws_pong_timeout,
+            ws_max_message: self.ws_max_message,
+            write_timeout: self.write_timeout,
+            header_read_timeout: self.header_read_timeout,
+            drain_timeout: self.drain_timeout,
+            demo: self.demo,
+            demo_rate: self.demo_rate,
+        })
+    }
+}
+
+/// Runs a parsed command line; the returned error is printed by `main`.
+///
+/// # Errors
+/// Whatever the command failed with, as a message for the user.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Publish(args) => {
+            let ep = Endpoint::parse(&args.url).map_err(|e| e.to_string())?;
+            let seq = client::publish(&ep, &args.topic, args.json.into_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{seq}");
+            Ok(())
+        }
+        Command::Tail(args) => tail(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = args.config()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, demo = config.demo, "feedgate listening; open http://{addr}/");
+    crate::server::run(listener, config, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn tail(args: TailArgs) -> Result<(), String> {
+    let ep = Endpoint::parse(&args.url).map_err(|e| e.to_string())?;
+    let transport = Transport::parse(&args.transport)
+        .filter(|t| Transport::SUBSCRIBERS.contains(t))
+        .ok_or_else(|| format!("--transport {:?}: expected ws, sse, longpoll or poll", args.transport))?;
+    let cursor = match &args.after {
+        Some(a) => cursor_text(a).map_err(|e| e.to_string())?,
+        None => Cursor::default(),
+    };
+    let opts = SubscribeOptions {
+        poll_interval: args.poll_interval,
+        ..Default::default()
+    };
+    let mut sub = Subscriber::connect(&ep, &args.topic, transport, cursor, opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = tokio::io::stdout();
+    let mut seen = 0;
+    while args.count.is_none_or(|c| seen < c) {
+        let line = match sub.next().await.map_err(|e| e.to_string())? {
+            Delivery::Event(e) => {
+                seen += 1;
+                e.json
+            }
+            Delivery::Gap { missed, resume_seq } => {
+                eprintln!("feedgate: gap: {missed} events no longer retained; resuming at {resume_seq}");
+                continue;
+            }
+            Delivery::Reset { reason, epoch } => {
+                eprintln!("feedgate: reset ({reason}): restarting from the oldest event of epoch {epoch}");
+                continue;
+            }
+        };
+        out.write_all(&line).await.map_err(|e| e.to_string())?;
+        out.write_all(b"\n").await.map_err(|e| e.to_string())?;
+        out.flush().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(duration("x").is_err());
+        assert!(duration("5d").is_err());
+        assert!(duration("-1s").is_err());
+    }
+
+    #[test]
+    fn serve_flags_build_a_config() {
+        let cli = Cli::parse_from(["feedgate", "serve", "--demo", "--longpoll-max", "5s"]);
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        let c = args.config().unwrap();
+        assert!(c.demo);
+        assert_eq!(c.longpoll_max, Duration::from_secs(5));
+        assert_eq!(c.log, LogBackend::Memory);
+    }
+}

@@ -1,0 +1,39 @@
+//! feedgate: one live data feed served through short polling, long polling,
+//! Server-Sent Events and WebSocket from one shared change log — with every
+//! byte on the wire and every delivery's latency measured per transport.
+//!
+//! # Layout
+//!
+//! - [`log`]: the change log — per-topic gapless sequences, epochs, gaps,
+//!   resets; the in-memory backend.
+//! - `transport`: one file per transport (poll + long poll, SSE, WebSocket)
+//!   and publish.
+//! - [`server`]: accept loop, connection limit, hyper, graceful shutdown.
+//! - `router`: classifies requests by transport and dispatches them.
+//! - [`wire`]: the byte-counting IO wrapper and per-connection attribution.
+//! - [`metrics`]: the Prometheus families, one registry per server.
+//! - [`params`]: parsers for topic names, query strings and cursors.
+//! - [`error`]: the API error type and its status / JSON mapping.
+//! - [`config`]: every limit and interval, with defaults.
+//! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
+//! - [`demo`]: the built-in demo publisher and embedded browser assets.
+//! - [`cli`]: the command line.
+
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod log;
+pub mod metrics;
+pub mod params;
+pub(crate) mod response;
+pub(crate) mod router;
+pub mod server;
+pub(crate) mod transport;
+pub mod wire;
+
+pub use config::{Config, LogBackend};
+pub use server::{RunningServer, run};
+pub use transport::publish::validate as validate_json;

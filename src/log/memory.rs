@@ -1,0 +1,314 @@
+//! The in-memory backend: a bounded ring of events per topic and a `watch`
+//! channel that wakes the topic's waiting readers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{
+    Appended, Batch, Cursor, Epoch, Event, Gap, Head, LogError, ResetReason, Retention,
+    Subscription, unix_micros,
+};
+
+/// Every topic's log, in this process. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct MemoryLog {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    topics: Mutex<HashMap<String, Arc<Topic>>>,
+    retention: Retention,
+    max_topics: usize,
+}
+
+/// One topic: its events behind a lock, its head behind a `watch`.
+pub(crate) struct Topic {
+    state: Mutex<TopicState>,
+    head: watch::Sender<Head>,
+}
+
+/// The retained window of one topic's log. Shared with the Redis backend,
+/// which keeps one of these per topic as its local cache.
+#[derive(Debug)]
+pub(crate) struct TopicState {
+    pub(crate) epoch: Epoch,
+    /// Retained events, oldest first, contiguous seqs.
+    pub(crate) events: VecDeque<Event>,
+    /// Seq of the newest event ever appended (0 when none).
+    pub(crate) head: u64,
+}
+
+/// A poisoned lock only means another thread panicked mid-update of plain
+/// data that stays consistent (every update is a single push or pop), so
+/// keep serving rather than propagate the panic to every reader.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryLog {
+    pub(crate) fn new(retention: Retention, max_topics: usize) -> Self {
+        MemoryLog {
+            shared: Arc::new(Shared {
+                topics: Mutex::new(HashMap::new()),
+                retention,
+                max_topics,
+            }),
+        }
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, LogError> {
+        let mut topics = lock(&self.shared.topics);
+        if let Some(t) = topics.get(name) {
+            return Ok(t.clone());
+        }
+        if topics.len() >= self.shared.max_topics {
+            return Err(LogError::TooManyTopics(self.shared.max_topics));
+        }
+        let topic = Arc::new(Topic::new(Epoch::random()));
+        topics.insert(name.to_owned(), topic.clone());
+        Ok(topic)
+    }
+
+    pub(crate) fn append(&self, topic: &str, data: &[u8]) -> Result<Appended, LogError> {
+        let t = self.topic(topic)?;
+        let appended = {
+            let mut state = lock(&t.state);
+            let seq = state.head + 1;
+            let event = Event::build(topic, seq, unix_micros(), data);
+            state.push(event.clone(), &self.shared.retention);
+            Appended {
+                seq,
+                epoch: state.epoch,
+                event,
+            }
+        };
+        // Notify after the guard is gone, so woken readers don't block on it.
+        t.publish_head(appended.seq, appended.epoch);
+        Ok(appended)
+    }
+
+    pub(crate) fn read(&self, topic: &str, cursor: &Cursor, max: usize) -> Result<Batch, LogError> {
+        let t = self.topic(topic)?;
+        let mut state = lock(&t.state);
+        state.expire(&self.shared.retention);
+        Ok(state.read(cursor, max))
+    }
+
+    pub(crate) fn subscribe(&self, topic: &str) -> Result<Subscription, LogError> {
+        Ok(Subscription::new(self.topic(topic)?.head.subscribe()))
+    }
+
+    pub(crate) fn stats(&self) -> (usize, usize) {
+        let topics: Vec<Arc<Topic>> = lock(&self.shared.topics).values().cloned().collect();
+        let retained = topics.iter().map(|t| lock(&t.state).events.len()).sum();
+        (topics.len(), retained)
+    }
+}
+
+impl Topic {
+    pub(crate) fn new(epoch: Epoch) -> Self {
+        let (head, _) = watch::channel(Head { seq: 0, epoch });
+        Topic {
+            state: Mutex::new(TopicState {
+                epoch,
+                events: VecDeque::new(),
+                head: 0,
+            }),
+            head,
+        }
+    }
+
+    /// Wakes every reader waiting on this topic.
+    pub(crate) fn publish_head(&self, seq: u64, epoch: Epoch) {
+        self.head.send_if_modified(|h| {
+            let changed = h.seq != seq || h.epoch != epoch;
+            *h = Head { seq, epoch };
+            changed
+        });
+    }
+
+}
+
+impl TopicState {
+    /// Appends the next event and trims the window to the retention.
+    pub(crate) fn push(&mut self, event: Event, retention: &Retention) {
+        debug_assert_eq!(event.seq, self.head + 1, "log seqs are gapless");
+        self.head = event.seq;
+        self.events.push_back(event);
+        while self.events.len() > retention.max_events.max(1) {
+            self.events.pop_front();
+        }
+        self.expire(retention);
+    }
+
+    /// Drops events older than the retention age. The newest event is kept
+    /// even when old, so the head stays readable.
+    pub(crate) fn expire(&mut self, retention: &Retention) {
+        let Some(max_age) = retention.max_age else {
+            return;
+        };
+        let cutoff = unix_micros().saturating_sub(duration_micros(max_age));
+        while self.events.len() > 1 && self.events.front().is_some_and(|e| e.time_us < cutoff) {
+            self.events.pop_front();
+        }
+    }
+
+    /// Seq of the oldest retained event, or `head + 1` when none is.
+    fn first_seq(&self) -> u64 {
+        self.events.front().map_or(self.head + 1, |e| e.seq)
+    }
+
+    /// Answers "events after `cursor`, at most `max`" from the window.
+    pub(crate) fn read(&self, cursor: &Cursor, max: usize) -> Batch {
+        let first = self.first_seq();
+        let mut reset = None;
+        let after = match (cursor.after, cursor.epoch) {
+            (_, Some(e)) if e != self.epoch => {
+                reset = Some(ResetReason::EpochChanged);
+                0
+            }
+            (Some(n), _) if n > self.head => {
+                reset = Some(ResetReason::CursorAhead);
+                0
+            }
+            (Some(n), _) => n,
+            (None, _) => self.head,
+        };
+        // after=0 means "from the oldest retained", which is not a gap.
+        let gap = (after > 0 && after + 1 < first).then(|| Gap {
+            missed: first - after - 1,
+            resume_seq: first,
+        });
+        let start = after.max(first - 1);
+        let skip = (start + 1 - first) as usize;
+        let events: Vec<Event> = self.events.iter().skip(skip).take(max).cloned().collect();
+        let next = events.last().map_or(start, |e| e.seq);
+        Batch {
+            epoch: self.epoch,
+            events,
+            next,
+            head: self.head,
+            gap,
+            reset,
+        }
+    }
+}
+
+fn duration_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(max_events: usize) -> MemoryLog {
+        MemoryLog::new(
+            Retention {
+                max_events,
+                max_age: None,
+            },
+            10,
+        )
+    }
+
+    fn seqs(b: &Batch) -> Vec<u64> {
+        b.events.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn appends_gapless_from_one() {
+        let l = log(100);
+        for i in 1..=5 {
+            assert_eq!(l.append("t", b"1").unwrap().seq, i);
+        }
+        let b = l.read("t", &Cursor::default(), 10).unwrap();
+        assert!(b.events.is_empty(), "no after means from now");
+        assert_eq!(b.next, 5);
+        let epoch = b.epoch;
+        let b = l.read("t", &Cursor::at(2, epoch), 2).unwrap();
+        assert_eq!(seqs(&b), vec![3, 4]);
+        assert_eq!(b.next, 4);
+        assert!(b.gap.is_none() && b.reset.is_none());
+    }
+
+    #[test]
+    fn cursor_older_than_retention_is_a_gap() {
+        let l = log(3);
+        for _ in 0..10 {
+            l.append("t", b"null").unwrap();
+        }
+        let b = l
+            .read(
+                "t",
+                &Cursor {
+                    after: Some(2),
+                    epoch: None,
+                },
+                100,
+            )
+            .unwrap();
+        assert_eq!(seqs(&b), vec![8, 9, 10]);
+        assert_eq!(
+            b.gap,
+            Some(Gap {
+                missed: 5,
+                resume_seq: 8
+            })
+        );
+        // after=0 starts at the oldest retained without a gap.
+        let b = l
+            .read(
+                "t",
+                &Cursor {
+                    after: Some(0),
+                    epoch: None,
+                },
+                100,
+            )
+            .unwrap();
+        assert_eq!(seqs(&b), vec![8, 9, 10]);
+        assert!(b.gap.is_none());
+    }
+
+    #[test]
+    fn other_epoch_or_future_cursor_is_a_reset() {
+        let l = log(100);
+        l.append("t", b"1").unwrap();
+        l.append("t", b"2").unwrap();
+        let epoch = l.read("t", &Cursor::default(), 1).unwrap().epoch;
+        let b = l.read("t", &Cursor::at(1, Epoch(epoch.0 ^ 1)), 10).unwrap();
+        assert_eq!(b.reset, Some(ResetReason::EpochChanged));
+        assert_eq!(seqs(&b), vec![1, 2]);
+        let b = l.read("t", &Cursor::at(9, epoch), 10).unwrap();
+        assert_eq!(b.reset, Some(ResetReason::CursorAhead));
+        assert_eq!(seqs(&b), vec![1, 2]);
+    }
+
+    #[test]
+    fn topic_limit_is_enforced_without_side_effects() {
+        let l = MemoryLog::new(Retention::default(), 2);
+        l.append("a", b"1").unwrap();
+        l.append("b", b"1").unwrap();
+        assert_eq!(l.append("c", b"1").unwrap_err(), LogError::TooManyTopics(2));
+        assert_eq!(l.stats(), (2, 2));
+        // Existing topics keep working.
+        assert_eq!(l.append("a", b"2").unwrap().seq, 2);
+    }
+
+    #[tokio::test]
+    async fn subscription_wakes_on_append() {
+        let l = log(10);
+        let mut sub = l.subscribe("t").unwrap();
+        let cursor = crate::log::Log::resolve(&Cursor::default(), &sub);
+        let waiter = tokio::spawn(async move {
+            sub.wait_beyond(&cursor).await;
+            sub.head().seq
+        });
+        l.append("t", b"true").unwrap();
+        assert_eq!(waiter.await.unwrap(), 1);
+    }
+}

@@ -1,0 +1,267 @@
+//! The change log: one append-only, gapless sequence of events per topic.
+//!
+//! Every transport answers the same question — "events after seq N" — by
+//! calling [`Log::read`], and waits for more with a [`Subscription`]. There is
+//! no per-subscriber queue: a subscriber is a cursor, and the log is the only
+//! buffer. Events are serialized to their wire JSON once, at append, and every
+//! transport writes those same shared bytes.
+//!
+//! [`Log`] is an enum over backends so callers never see which one runs: the
+//! in-memory backend ([`memory`]) is the default; the Redis Streams backend
+//! (`redis`) lets several gateway nodes share one log.
+
+mod epoch;
+mod event;
+pub(crate) mod memory;
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use epoch::Epoch;
+pub use event::{Event, unix_micros};
+
+/// Where a reader wants to start: a position in one epoch of a topic's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cursor {
+    /// Deliver events with `seq > after`. `None` means "from now": start at
+    /// the head as it is when the subscription begins.
+    pub after: Option<u64>,
+    /// The epoch the `after` seq belongs to, when the client knows it. A
+    /// mismatch with the log's epoch is a reset.
+    pub epoch: Option<Epoch>,
+}
+
+impl Cursor {
+    /// A cursor at `after` in `epoch`.
+    pub fn at(after: u64, epoch: Epoch) -> Self {
+        Cursor {
+            after: Some(after),
+            epoch: Some(epoch),
+        }
+    }
+}
+
+/// Why a cursor could not be honoured and the reader was restarted from the
+/// oldest retained event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetReason {
+    /// The cursor carries another epoch: the log was recreated (a restart of
+    /// an in-memory gateway, or a lost Redis stream).
+    EpochChanged,
+    /// The cursor is past the head of the log: it cannot come from this log.
+    CursorAhead,
+}
+
+impl ResetReason {
+    /// The wire name used in every transport's reset signal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetReason::EpochChanged => "epoch_changed",
+            ResetReason::CursorAhead => "cursor_ahead",
+        }
+    }
+}
+
+/// A cursor older than retention: `missed` events are gone for good, and
+/// delivery resumes at `resume_seq`, the oldest retained event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// How many events after the cursor are no longer retained.
+    pub missed: u64,
+    /// The first seq delivered after the gap.
+    pub resume_seq: u64,
+}
+
+/// The answer to "events after N": the events plus what the reader must be
+/// told about its cursor.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The log's epoch; clients send it back with their next cursor.
+    pub epoch: Epoch,
+    /// Events in seq order, at most the `max` asked for.
+    pub events: Vec<Event>,
+    /// The cursor to ask with next time (the last delivered seq, or the
+    /// resolved cursor when nothing was delivered).
+    pub next: u64,
+    /// The head of the log when this batch was read.
+    pub head: u64,
+    /// Set when the cursor was older than retention.
+    pub gap: Option<Gap>,
+    /// Set when the cursor was from another epoch or past the head.
+    pub reset: Option<ResetReason>,
+}
+
+impl Batch {
+    /// The cursor to continue from after this batch.
+    pub fn next_cursor(&self) -> Cursor {
+        Cursor::at(self.next, self.epoch)
+    }
+}
+
+/// What an append returns.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The seq given to the new event.
+    pub seq: u64,
+    /// The log's epoch.
+    pub epoch: Epoch,
+    /// The event as every transport will deliver it.
+    pub event: Event,
+}
+
+/// The position of a topic's head, published to waiting subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Seq of the newest event (0 when the topic is empty).
+    pub seq: u64,
+    /// The log's epoch.
+    pub epoch: Epoch,
+}
+
+/// How much history each topic keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Most events kept per topic.
+    pub max_events: usize,
+    /// Events older than this are dropped, if set.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_events: 10_000,
+            max_age: None,
+        }
+    }
+}
+
+/// Errors the log can return; each maps to one HTTP status in `error.rs`.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum LogError {
+    /// Creating the topic would exceed `--max-topics`.
+    #[error("too many topics: the limit is {0}")]
+    TooManyTopics(usize),
+    /// The backing store cannot be reached (Redis down).
+    #[error("the change log is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Waits for a topic's head to move. Cheap to hold: a `watch` receiver.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    head: watch::Receiver<Head>,
+}
+
+impl Subscription {
+    pub(crate) fn new(head: watch::Receiver<Head>) -> Self {
+        Subscription { head }
+    }
+
+    /// The head as last published.
+    pub fn head(&self) -> Head {
+        *self.head.borrow()
+    }
+
+    /// Resolves once the log holds something a reader at `cursor` has not
+    /// seen: an event after `cursor.after`, or a new epoch. Cancel-safe.
+    ///
+    /// Returns at once when that is already true. If the log is dropped the
+    /// future never resolves; callers race it against shutdown anyway.
+    pub async fn wait_beyond(&mut self, cursor: &Cursor) {
+        let after = cursor.after.unwrap_or(0);
+        let epoch = cursor.epoch;
+        let ready = |h: &Head| h.seq > after || epoch.is_some_and(|e| e != h.epoch);
+        if self.head.wait_for(ready).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The change log, whichever backend holds it. Cheap to clone.
+#[derive(Clone)]
+pub struct Log {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Memory(memory::MemoryLog),
+}
+
+impl Log {
+    /// An in-memory log: the default, needs no service.
+    pub fn memory(retention: Retention, max_topics: usize) -> Self {
+        Log {
+            backend: Backend::Memory(memory::MemoryLog::new(retention, max_topics)),
+        }
+    }
+
+    /// Appends `data` (one valid, single-line JSON value) to `topic`.
+    ///
+    /// # Errors
+    /// [`LogError::TooManyTopics`] when the topic is new and the limit is
+    /// reached; [`LogError::Unavailable`] when the backend is down. Nothing is
+    /// appended on error.
+    pub async fn append(&self, topic: &str, data: &[u8]) -> Result<Appended, LogError> {
+        match &self.backend {
+            Backend::Memory(m) => m.append(topic, data),
+        }
+    }
+
+    /// Events of `topic` after `cursor`, at most `max`, with the gap or reset
+    /// the reader must be told about.
+    ///
+    /// # Errors
+    /// As [`Log::append`].
+    pub async fn read(&self, topic: &str, cursor: &Cursor, max: usize) -> Result<Batch, LogError> {
+        match &self.backend {
+            Backend::Memory(m) => m.read(topic, cursor, max),
+        }
+    }
+
+    /// A handle that wakes when `topic`'s head moves. Creates the topic if
+    /// needed, so a subscriber can wait for a topic's first event.
+    ///
+    /// # Errors
+    /// As [`Log::append`].
+    pub async fn subscribe(&self, topic: &str) -> Result<Subscription, LogError> {
+        match &self.backend {
+            Backend::Memory(m) => m.subscribe(topic),
+        }
+    }
+
+    /// Resolves a "from now" cursor to the current head, so that a reader
+    /// that subscribed without `after` misses nothing published afterwards.
+    pub fn resolve(cursor: &Cursor, sub: &Subscription) -> Cursor {
+        match cursor.after {
+            Some(_) => *cursor,
+            None => {
+                let head = sub.head();
+                Cursor::at(head.seq, head.epoch)
+            }
+        }
+    }
+
+    /// Sizes for the metrics: (topics, retained events across topics).
+    pub fn stats(&self) -> (usize, usize) {
+        match &self.backend {
+            Backend::Memory(m) => m.stats(),
+        }
+    }
+
+    /// `None` when healthy; otherwise why the backend is degraded.
+    pub fn degraded(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// Which backend runs, for logs and `/healthz`.
+    pub fn kind(&self) -> &'static str {
+        match &self.backend {
+            Backend::Memory(_) => "memory",
+        }
+    }
+}

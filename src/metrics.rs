@@ -1,0 +1,339 @@
+//! The Prometheus registry and metric families, one registry per server.
+//!
+//! Each server owns its own [`Registry`] (never the process-global default),
+//! so tests that run many servers in one process see only their own counts.
+//! Hot-path handles (per-transport counters) are resolved once here, so a
+//! delivery never pays for a label lookup.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// What a byte, a request or a connection is attributed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// `GET /topics/{t}/poll`.
+    Poll,
+    /// `GET /topics/{t}/longpoll`.
+    LongPoll,
+    /// `GET /topics/{t}/sse`.
+    Sse,
+    /// `GET /topics/{t}/ws` and everything after its upgrade.
+    Ws,
+    /// `POST /topics/{t}/events`.
+    Publish,
+    /// Metrics scrapes, the page, health checks and never-routed bytes.
+    Other,
+}
+
+impl Transport {
+    /// Every transport, in label order.
+    pub const ALL: [Transport; 6] = [
+        Transport::Poll,
+        Transport::LongPoll,
+        Transport::Sse,
+        Transport::Ws,
+        Transport::Publish,
+        Transport::Other,
+    ];
+    /// The four subscriber transports.
+    pub const SUBSCRIBERS: [Transport; 4] = [
+        Transport::Poll,
+        Transport::LongPoll,
+        Transport::Sse,
+        Transport::Ws,
+    ];
+
+    /// The `transport` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Poll => "poll",
+            Transport::LongPoll => "longpoll",
+            Transport::Sse => "sse",
+            Transport::Ws => "ws",
+            Transport::Publish => "publish",
+            Transport::Other => "other",
+        }
+    }
+
+    /// Parses a label value (as `feedgate tail --transport` takes it).
+    pub fn parse(s: &str) -> Option<Transport> {
+        Transport::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How a request ended: the `result` label of `feedgate_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered with at least one event.
+    Events,
+    /// Answered at once with no event (short poll, or a long poll cut short
+    /// by shutdown).
+    Empty,
+    /// `304 Not Modified` to a short poll with a current `If-None-Match`.
+    NotModified,
+    /// A long poll that held for its whole timeout and answered empty.
+    Timeout,
+    /// A stream (SSE or WebSocket) was opened.
+    Stream,
+    /// A publish was appended.
+    Published,
+    /// Any other successful request (metrics, page, health).
+    Ok,
+    /// Answered with a 4xx or 5xx.
+    Error,
+}
+
+impl Outcome {
+    /// The `result` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Events => "events",
+            Outcome::Empty => "empty",
+            Outcome::NotModified => "not_modified",
+            Outcome::Timeout => "timeout",
+            Outcome::Stream => "stream",
+            Outcome::Published => "published",
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// Per-transport handles for the hot path.
+pub struct TransportMetrics {
+    /// Bytes read from sockets attributed to this transport.
+    pub wire_in: IntCounter,
+    /// Bytes written to sockets attributed to this transport.
+    pub wire_out: IntCounter,
+    /// Bytes of event JSON delivered.
+    pub payload: IntCounter,
+    /// Events delivered.
+    pub delivered: IntCounter,
+    /// Publish → handed to the socket, seconds.
+    pub latency: Histogram,
+    /// Connections whose latest request used this transport.
+    pub connections: IntGauge,
+    /// Readers told about a gap.
+    pub gaps: IntCounter,
+    /// Readers told to reset.
+    pub resets: IntCounter,
+}
+
+/// Every metric family of one server.
+pub struct Metrics {
+    registry: Registry,
+    per_transport: Vec<TransportMetrics>,
+    requests: IntCounterVec,
+    /// Events appended to the log through this server.
+    pub published: IntCounter,
+    /// Requests or connections refused by a limit, by limit name.
+    pub limit_rejections: IntCounterVec,
+    /// Topics known to this node.
+    pub topics: IntGauge,
+    /// Events retained across all topics.
+    pub log_events: IntGauge,
+}
+
+/// Latency buckets from 100 µs (loopback WebSocket) to a minute (a short
+/// poll with a long interval).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+impl Metrics {
+    /// Builds and registers every family on a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let wire = IntCounterVec::new(
+            Opts::new(
+                "feedgate_wire_bytes_total",
+                "Bytes on the wire, counted at the socket (headers, framing and handshakes included).",
+            ),
+            &["transport", "direction"],
+        )
+        .expect("valid metric");
+        let payload = IntCounterVec::new(
+            Opts::new(
+                "feedgate_payload_bytes_total",
+                "Bytes of event JSON delivered to subscribers.",
+            ),
+            &["transport"],
+        )
+        .expect("valid metric");
+        let delivered = IntCounterVec::new(
+            Opts::new(
+                "feedgate_events_delivered_total",
+                "Events delivered to subscribers.",
+            ),
+            &["transport"],
+        )
+        .expect("valid metric");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "feedgate_requests_total",
+                "Requests answered, by transport and result.",
+            ),
+            &["transport", "result"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "feedgate_delivery_latency_seconds",
+                "Time from publish (append) to the event's bytes being handed to the socket.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["transport"],
+        )
+        .expect("valid metric");
+        let connections = IntGaugeVec::new(
+            Opts::new(
+                "feedgate_connections",
+                "Open connections, by the transport of their latest request.",
+            ),
+            &["transport"],
+        )
+        .expect("valid metric");
+        let gaps = IntCounterVec::new(
+            Opts::new(
+                "feedgate_gaps_total",
+                "Readers told that their cursor is older than retention.",
+            ),
+            &["transport"],
+        )
+        .expect("valid metric");
+        let resets = IntCounterVec::new(
+            Opts::new(
+                "feedgate_resets_total",
+                "Readers told to reset (cursor from another epoch or past the head).",
+            ),
+            &["transport"],
+        )
+        .expect("valid metric");
+        let published = IntCounter::new(
+            "feedgate_events_published_total",
+            "Events appended to the log through this server.",
+        )
+        .expect("valid metric");
+        let limit_rejections = IntCounterVec::new(
+            Opts::new(
+                "feedgate_limit_rejections_total",
+                "Requests or connections refused because a limit was crossed.",
+            ),
+            &["limit"],
+        )
+        .expect("valid metric");
+        let topics = IntGauge::new("feedgate_topics", "Topics known to this node.").expect("valid");
+        let log_events = IntGauge::new(
+            "feedgate_log_events",
+            "Events retained in the log across all topics.",
+        )
+        .expect("valid metric");
+
+        for c in [
+            Box::new(wire.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(payload.clone()),
+            Box::new(delivered.clone()),
+            Box::new(requests.clone()),
+            Box::new(latency.clone()),
+            Box::new(connections.clone()),
+            Box::new(gaps.clone()),
+            Box::new(resets.clone()),
+            Box::new(published.clone()),
+            Box::new(limit_rejections.clone()),
+            Box::new(topics.clone()),
+            Box::new(log_events.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+
+        // Resolve every per-transport child now: the series exist from the
+        // first scrape (dashboards show 0, not "no data"), and the hot path
+        // never hashes a label.
+        let per_transport = Transport::ALL
+            .iter()
+            .map(|t| {
+                let l = t.as_str();
+                TransportMetrics {
+                    wire_in: wire.with_label_values(&[l, "in"]),
+                    wire_out: wire.with_label_values(&[l, "out"]),
+                    payload: payload.with_label_values(&[l]),
+                    delivered: delivered.with_label_values(&[l]),
+                    latency: latency.with_label_values(&[l]),
+                    connections: connections.with_label_values(&[l]),
+                    gaps: gaps.with_label_values(&[l]),
+                    resets: resets.with_label_values(&[l]),
+                }
+            })
+            .collect();
+
+        Metrics {
+            registry,
+            per_transport,
+            requests,
+            published,
+            limit_rejections,
+            topics,
+            log_events,
+        }
+    }
+
+    /// The hot-path handles of one transport.
+    pub fn transport(&self, t: Transport) -> &TransportMetrics {
+        &self.per_transport[t.index()]
+    }
+
+    /// Counts one answered request.
+    pub fn request(&self, t: Transport, outcome: Outcome) {
+        self.requests
+            .with_label_values(&[t.as_str(), outcome.as_str()])
+            .inc();
+    }
+
+    /// Counts one refusal by the named limit.
+    pub fn limit_hit(&self, limit: &str) {
+        self.limit_rejections.with_label_values(&[limit]).inc();
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+
+    /// The registry, for embedding feedgate's families elsewhere.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TransportMetrics {
+    /// Records one delivered event: its payload size and its latency from
+    /// publish (`time_us`) to now.
+    pub fn delivered(&self, payload_len: usize, time_us: u64) {
+        self.delivered.inc();
+        self.payload.inc_by(payload_len as u64);
+        let now = crate::log::unix_micros();
+        let latency = Duration::from_micros(now.saturating_sub(time_us));
+        self.latency.observe(latency.as_secs_f64());
+    }
+}
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -1,0 +1,226 @@
+//! Parsers for everything a client puts in a URL or header: topic names,
+//! query strings, cursors (`after`, `epoch`, `Last-Event-ID`, `If-None-Match`).
+//!
+//! They are pure functions over untrusted text, kept together so they can be
+//! fuzzed (see `fuzz/`) and so every transport reads cursors the same way.
+
+use std::time::Duration;
+
+use crate::error::ApiError;
+use crate::log::{Cursor, Epoch};
+
+/// Longest topic name accepted.
+pub const MAX_TOPIC_LEN: usize = 128;
+
+/// Checks a topic name against `[A-Za-z0-9_.:-]{1,128}`.
+///
+/// # Errors
+/// [`ApiError::InvalidTopic`] for anything else.
+pub fn topic(name: &str) -> Result<&str, ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_TOPIC_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if ok { Ok(name) } else { Err(ApiError::InvalidTopic) }
+}
+
+/// The query parameters feedgate understands. Unknown ones are ignored, as
+/// cache-busting parameters (`_=123`) must be.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// `after=N` (or `after=EPOCH:N`).
+    pub after: Option<String>,
+    /// `epoch=E`.
+    pub epoch: Option<String>,
+    /// `timeout=S` (long poll), seconds.
+    pub timeout: Option<String>,
+    /// `last_event_id=…`, for SSE clients that cannot set headers.
+    pub last_event_id: Option<String>,
+    /// `token=…`, for clients that cannot set `Authorization`.
+    pub token: Option<String>,
+}
+
+impl Query {
+    /// Parses a raw (percent-encoded) query string.
+    pub fn parse(raw: Option<&str>) -> Query {
+        let mut q = Query::default();
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            let slot = match &*k {
+                "after" => &mut q.after,
+                "epoch" => &mut q.epoch,
+                "timeout" => &mut q.timeout,
+                "last_event_id" => &mut q.last_event_id,
+                "token" => &mut q.token,
+                _ => continue,
+            };
+            // The first occurrence wins; later duplicates are ignored.
+            if slot.is_none() {
+                *slot = Some(v.into_owned());
+            }
+        }
+        q
+    }
+
+    /// The cursor from `after` and `epoch`; `None` for `after` means "from now".
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidCursor`] when either is malformed or they disagree.
+    pub fn cursor(&self) -> Result<Cursor, ApiError> {
+        let mut cursor = match &self.after {
+            Some(a) => cursor_text(a)?,
+            None => Cursor::default(),
+        };
+        if let Some(e) = &self.epoch {
+            let e = epoch(e)?;
+            if cursor.epoch.is_some_and(|c| c != e) {
+                return Err(ApiError::InvalidCursor(
+                    "after and epoch name different epochs".into(),
+                ));
+            }
+            cursor.epoch = Some(e);
+        }
+        Ok(cursor)
+    }
+
+    /// The long-poll hold: `timeout` seconds (fractions allowed), else
+    /// `default`, never more than `max`.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidQuery`] when `timeout` is not a non-negative number.
+    pub fn timeout(&self, default: Duration, max: Duration) -> Result<Duration, ApiError> {
+        let Some(t) = &self.timeout else {
+            return Ok(default.min(max));
+        };
+        let secs: f64 = t
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| {
+                ApiError::InvalidQuery(format!(
+                    "timeout must be a non-negative number of seconds, got {t:?}"
+                ))
+            })?;
+        Ok(Duration::from_secs_f64(secs.min(max.as_secs_f64())))
+    }
+}
+
+fn epoch(text: &str) -> Result<Epoch, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::InvalidCursor(format!("epoch {text:?}: {e}")))
+}
+
+/// Parses a cursor as text: `N` or `EPOCH:N`. This is the SSE event id
+/// format, the `after` parameter's and (quoted) the poll `ETag`'s.
+///
+/// # Errors
+/// [`ApiError::InvalidCursor`] when it is neither.
+pub fn cursor_text(text: &str) -> Result<Cursor, ApiError> {
+    let text = text.trim();
+    let (epoch_part, seq_part) = match text.split_once(':') {
+        Some((e, s)) => (Some(e), s),
+        None => (None, text),
+    };
+    let after = seq_part.parse::<u64>().ok().filter(|_| {
+        !seq_part.is_empty() && seq_part.bytes().all(|b| b.is_ascii_digit())
+    });
+    let Some(after) = after else {
+        return Err(ApiError::InvalidCursor(format!(
+            "expected N or EPOCH:N with N a non-negative integer, got {text:?}"
+        )));
+    };
+    Ok(Cursor {
+        after: Some(after),
+        epoch: epoch_part.map(epoch).transpose()?,
+    })
+}
+
+/// Formats a cursor as text (`EPOCH:N`), the inverse of [`cursor_text`].
+pub fn format_cursor(epoch: Epoch, seq: u64) -> String {
+    format!("{epoch}:{seq}")
+}
+
+/// Parses an `If-None-Match` header value holding one poll `ETag`
+/// (`"EPOCH:N"`, optionally weak). Lists and `*` are not ours: `None`.
+pub fn etag_cursor(value: &str) -> Option<Cursor> {
+    let v = value.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    let inner = v.strip_prefix('"')?.strip_suffix('"')?;
+    let c = cursor_text(inner).ok()?;
+    c.epoch.is_some().then_some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(topic("prices").is_ok());
+        assert!(topic("a.b:c-d_e9").is_ok());
+        assert!(topic(&"x".repeat(128)).is_ok());
+        assert!(topic(&"x".repeat(129)).is_err());
+        assert!(topic("").is_err());
+        assert!(topic("a/b").is_err());
+        assert!(topic("é").is_err());
+        assert!(topic("a b").is_err());
+    }
+
+    #[test]
+    fn cursors() {
+        assert_eq!(
+            cursor_text("17").unwrap(),
+            Cursor {
+                after: Some(17),
+                epoch: None
+            }
+        );
+        assert_eq!(
+            cursor_text("00000000000000ff:3").unwrap(),
+            Cursor::at(3, Epoch(255))
+        );
+        for bad in ["", "-1", "+1", "x", "1:", ":1", "zz:1", "1.5", "99999999999999999999"] {
+            assert!(cursor_text(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn query_and_its_cursor() {
+        let q = Query::parse(Some("after=5&epoch=ab&_=1&after=9&last_event_id=ab%3A7"));
+        assert_eq!(q.after.as_deref(), Some("5"));
+        assert_eq!(q.last_event_id.as_deref(), Some("ab:7"));
+        assert_eq!(q.cursor().unwrap(), Cursor::at(5, Epoch(0xab)));
+        let q = Query::parse(Some("after=ab:5&epoch=cd"));
+        assert!(q.cursor().is_err());
+        assert_eq!(Query::parse(None).cursor().unwrap(), Cursor::default());
+    }
+
+    #[test]
+    fn timeouts_are_capped() {
+        let d = Duration::from_secs(30);
+        let max = Duration::from_secs(60);
+        assert_eq!(Query::parse(None).timeout(d, max).unwrap(), d);
+        let q = Query::parse(Some("timeout=0.5"));
+        assert_eq!(q.timeout(d, max).unwrap(), Duration::from_millis(500));
+        let q = Query::parse(Some("timeout=1000"));
+        assert_eq!(q.timeout(d, max).unwrap(), max);
+        for bad in ["-1", "x", "NaN", "inf"] {
+            let q = Query::parse(Some(&format!("timeout={bad}")));
+            assert!(q.timeout(d, max).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn etags() {
+        assert_eq!(
+            etag_cursor("\"00000000000000ff:3\""),
+            Some(Cursor::at(3, Epoch(255)))
+        );
+        assert_eq!(
+            etag_cursor("W/\"00000000000000ff:3\""),
+            Some(Cursor::at(3, Epoch(255)))
+        );
+        assert_eq!(etag_cursor("*"), None);
+        assert_eq!(etag_cursor("\"3\""), None);
+    }
+}

@@ -1,0 +1,197 @@
+//! The router: classifies each request by transport (which is what the wire
+//! bytes are attributed to), dispatches it, counts it, and turns errors into
+//! JSON responses.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::app::App;
+use crate::demo;
+use crate::error::ApiError;
+use crate::metrics::{CONTENT_TYPE, Outcome, Transport};
+use crate::params::{self, Query};
+use crate::response::{self, MeteredBody};
+use crate::transport::{Reply, poll, publish, sse, ws};
+use crate::wire::ConnMeter;
+
+/// What a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    Topic(&'a str, TopicAction),
+    Metrics,
+    Health,
+    Page,
+    Script,
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopicAction {
+    Publish,
+    Poll,
+    LongPoll,
+    Sse,
+    Ws,
+}
+
+impl Route<'_> {
+    fn parse(path: &str) -> Route<'_> {
+        match path {
+            "/" | "/index.html" => return Route::Page,
+            "/feedgate.js" => return Route::Script,
+            "/metrics" => return Route::Metrics,
+            "/healthz" => return Route::Health,
+            _ => {}
+        }
+        let Some(rest) = path.strip_prefix("/topics/") else {
+            return Route::NotFound;
+        };
+        let Some((topic, action)) = rest.rsplit_once('/') else {
+            return Route::NotFound;
+        };
+        let action = match action {
+            "events" => TopicAction::Publish,
+            "poll" => TopicAction::Poll,
+            "longpoll" => TopicAction::LongPoll,
+            "sse" => TopicAction::Sse,
+            "ws" => TopicAction::Ws,
+            _ => return Route::NotFound,
+        };
+        Route::Topic(topic, action)
+    }
+
+    fn transport(self) -> Transport {
+        match self {
+            Route::Topic(_, TopicAction::Publish) => Transport::Publish,
+            Route::Topic(_, TopicAction::Poll) => Transport::Poll,
+            Route::Topic(_, TopicAction::LongPoll) => Transport::LongPoll,
+            Route::Topic(_, TopicAction::Sse) => Transport::Sse,
+            Route::Topic(_, TopicAction::Ws) => Transport::Ws,
+            _ => Transport::Other,
+        }
+    }
+}
+
+/// Serves one request of a connection metered by `meter`.
+pub(crate) async fn handle(
+    app: App,
+    meter: Arc<ConnMeter>,
+    req: Request<Incoming>,
+) -> Result<Response<MeteredBody>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let route = Route::parse(&path);
+    let transport = route.transport();
+    meter.route(transport);
+    let reply = dispatch(&app, &meter, route, req)
+        .await
+        .unwrap_or_else(|e| Reply::new(response::error(&e), Outcome::Error));
+    app.metrics().request(transport, reply.outcome);
+    let (parts, body) = reply.response.into_parts();
+    Ok(Response::from_parts(parts, MeteredBody::new(body, meter)))
+}
+
+async fn dispatch(
+    app: &App,
+    meter: &Arc<ConnMeter>,
+    route: Route<'_>,
+    mut req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    let method = req.method().clone();
+    let read_only = method == Method::GET || method == Method::HEAD;
+    match route {
+        Route::NotFound => Err(ApiError::NotFound(req.uri().path().to_owned())),
+        Route::Metrics | Route::Health | Route::Page | Route::Script if !read_only => {
+            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
+        }
+        Route::Metrics => Ok(metrics(app)),
+        Route::Health => Ok(health(app)),
+        Route::Page => Ok(asset(demo::PAGE_HTML, "text/html; charset=utf-8")),
+        Route::Script => Ok(asset(demo::CLIENT_JS, "text/javascript; charset=utf-8")),
+        Route::Topic(topic, action) => {
+            let topic = params::topic(topic)?;
+            let query = Query::parse(req.uri().query());
+            match action {
+                TopicAction::Publish if method != Method::POST => {
+                    Err(ApiError::MethodNotAllowed { allow: "POST" })
+                }
+                TopicAction::Publish => publish::publish(app, topic, req).await,
+                _ if !read_only => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
+                TopicAction::Poll => poll::short(app, topic, &query, req.headers()).await,
+                TopicAction::LongPoll => poll::long(app, topic, &query).await,
+                TopicAction::Sse => sse::subscribe(app, topic, &query, req.headers()).await,
+                TopicAction::Ws => ws::subscribe(app, topic, &query, &mut req, meter).await,
+            }
+        }
+    }
+}
+
+fn metrics(app: &App) -> Reply {
+    let (topics, events) = app.log().stats();
+    let m = app.metrics();
+    m.topics.set(topics as i64);
+    m.log_events.set(events as i64);
+    let mut res = Response::new(response::full(m.render()));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    Reply::new(res, Outcome::Ok)
+}
+
+fn health(app: &App) -> Reply {
+    let log = app.log().kind();
+    let (status, body) = match app.log().degraded() {
+        None => (
+            StatusCode::OK,
+            serde_json::json!({"status": "ok", "log": log}),
+        ),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "degraded", "log": log, "reason": why}),
+        ),
+    };
+    let outcome = if status.is_success() {
+        Outcome::Ok
+    } else {
+        Outcome::Error
+    };
+    Reply::new(
+        response::json(status, serde_json::to_vec(&body).unwrap_or_default()),
+        outcome,
+    )
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Reply {
+    let mut res = Response::new(response::full(body));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Reply::new(res, Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            Route::parse("/topics/a.b/poll"),
+            Route::Topic("a.b", TopicAction::Poll)
+        );
+        assert_eq!(
+            Route::parse("/topics/x/events"),
+            Route::Topic("x", TopicAction::Publish)
+        );
+        // A slash inside a topic is not split off: the topic check rejects it.
+        assert_eq!(
+            Route::parse("/topics/a/b/ws"),
+            Route::Topic("a/b", TopicAction::Ws)
+        );
+        assert_eq!(Route::parse("/topics/x/nope"), Route::NotFound);
+        assert_eq!(Route::parse("/topics/"), Route::NotFound);
+        assert_eq!(Route::parse("/metrics"), Route::Metrics);
+        assert_eq!(Route::parse("/elsewhere"), Route::NotFound);
+    }
+}

@@ -1,0 +1,252 @@
+//! The server: accept loop, connection limit, counting IO, hyper, and
+//! graceful shutdown.
+//!
+//! [`run`] takes an already-bound listener and a shutdown future, so the
+//! binary binds `--listen` and waits for SIGINT/SIGTERM while a test binds
+//! `127.0.0.1:0` and stops the server at will.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::App;
+use crate::config::{Config, LogBackend};
+use crate::demo;
+use crate::error::ApiError;
+use crate::log::Log;
+use crate::metrics::Metrics;
+use crate::router;
+use crate::wire::{ConnMeter, CountingIo};
+
+/// Connections refused by the connection limit are still answered (a 503
+/// beats a reset), but only this many at once; beyond it they are dropped.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+/// Time a refused connection gets to send its request head and read the 503.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause after an accept error that is not the peer's fault (EMFILE), so a
+/// full descriptor table does not turn the loop into a busy spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Largest request head hyper buffers; larger answers 431.
+const MAX_HEAD_BYTES: usize = 64 << 10;
+
+/// Serves on `listener` until `shutdown` resolves, then drains: stops
+/// accepting, answers long polls, ends SSE streams, closes WebSockets with
+/// 1001, and returns once every connection is done or `drain_timeout` passed.
+///
+/// # Errors
+/// When the configured log backend cannot be set up (a malformed Redis URL).
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    run_with_metrics(listener, config, Arc::new(Metrics::new()), shutdown).await
+}
+
+/// [`run`] with a caller-provided [`Metrics`] (the bench reads it directly).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_metrics(
+    listener: TcpListener,
+    config: Config,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let log = open_log(&config).await?;
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let app = App::new(log, metrics, config, token.clone(), tracker.clone());
+    if app.config().demo {
+        tracker.spawn(demo::publisher(app.clone()));
+    }
+    let limit = Arc::new(Semaphore::new(app.config().max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        match limit.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tracker.spawn(serve_connection(app.clone(), stream, permit));
+            }
+            Err(_) => {
+                app.metrics().limit_hit("max_connections");
+                if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                    tokio::spawn(refuse(app.clone(), stream, slot));
+                }
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining connections");
+    token.cancel();
+    tracker.close();
+    if tokio::time::timeout(app.config().drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = tracker.len(),
+            "drain timeout passed; dropping what is left"
+        );
+    }
+    Ok(())
+}
+
+async fn open_log(config: &Config) -> io::Result<Log> {
+    match &config.log {
+        LogBackend::Memory => Ok(Log::memory(config.retention, config.max_topics)),
+        LogBackend::Redis(url) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("no Redis backend in this build (asked for {url})"),
+        )),
+    }
+}
+
+/// Connection-reset kinds are the peer's business; anything else (EMFILE,
+/// ENFILE, ENOBUFS) is logged and retried after a pause.
+async fn accept_error(e: io::Error) {
+    use io::ErrorKind::*;
+    if matches!(e.kind(), ConnectionReset | ConnectionAborted | Interrupted) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; retrying");
+    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+}
+
+/// Serves one HTTP/1.1 connection (and, after an upgrade, hands the socket
+/// to the WebSocket session, which keeps the permit via the meter).
+async fn serve_connection(app: App, stream: TcpStream, permit: OwnedSemaphorePermit) {
+    let meter = Arc::new(ConnMeter::with_permit(app.metrics().clone(), permit));
+    let io = TokioIo::new(CountingIo::new(stream, meter.clone()));
+    let svc_app = app.clone();
+    let service = service_fn(move |req| router::handle(svc_app.clone(), meter.clone(), req));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.config().header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        res = conn.as_mut() => res,
+        _ = app.shutdown().cancelled() => {
+            // Finish the in-flight response (long polls answer now, SSE
+            // ends), then close instead of keeping the connection alive.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Answers a connection over the limit with a 503 and closes it. The
+/// request head is read first so that closing does not reset the socket
+/// before the client sees the answer.
+async fn refuse(app: App, stream: TcpStream, _slot: OwnedSemaphorePermit) {
+    let meter = ConnMeter::new(app.metrics().clone());
+    let mut io = CountingIo::new(stream, meter);
+    let e = ApiError::Overloaded(format!(
+        "too many connections: the limit is {}",
+        app.config().max_connections
+    ));
+    let body = e.body();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        let mut buf = [0u8; 4096];
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") && seen.len() < MAX_HEAD_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        io.write_all(head.as_bytes()).await?;
+        io.write_all(&body).await?;
+        io.shutdown().await
+    })
+    .await;
+}
+
+/// A server started in the background, for tests, the bench and embedding.
+pub struct RunningServer {
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Binds `listen` (use `127.0.0.1:0` for a free port) and serves there.
+    ///
+    /// # Errors
+    /// When binding fails.
+    pub async fn start(listen: SocketAddr, config: Config) -> io::Result<RunningServer> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let metrics = Arc::new(Metrics::new());
+        let stop = CancellationToken::new();
+        let signal = stop.clone();
+        let m = metrics.clone();
+        let task = tokio::spawn(async move {
+            run_with_metrics(listener, config, m, signal.cancelled_owned()).await
+        });
+        Ok(RunningServer {
+            addr,
+            metrics,
+            stop,
+            task,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Drains and stops it, returning what `run` returned.
+    ///
+    /// # Errors
+    /// As [`run`], or if the server task panicked.
+    pub async fn shutdown(self) -> io::Result<()> {
+        self.stop.cancel();
+        self.task.await.map_err(io::Error::other)?
+    }
+}

@@ -1,0 +1,63 @@
+//! The transports, one file each, and what they share: every transport turns
+//! a [`Batch`] from the log into bytes, and accounts for it the same way.
+//!
+//! - [`poll`]: short poll and long poll (`application/json` bodies);
+//! - [`sse`]: Server-Sent Events (`text/event-stream`);
+//! - [`ws`]: WebSocket (RFC 6455) via hyper's upgrade and tokio-tungstenite;
+//! - [`publish`]: `POST /topics/{t}/events`, the write side.
+
+pub(crate) mod poll;
+pub(crate) mod publish;
+pub(crate) mod sse;
+pub(crate) mod ws;
+
+use hyper::Response;
+
+use crate::log::{Batch, Epoch, Gap, ResetReason};
+use crate::metrics::{Outcome, TransportMetrics};
+use crate::response::Body;
+
+/// What a handler answers: the response, and how to count the request.
+pub(crate) struct Reply {
+    pub response: Response<Body>,
+    pub outcome: Outcome,
+}
+
+impl Reply {
+    pub fn new(response: Response<Body>, outcome: Outcome) -> Self {
+        Reply { response, outcome }
+    }
+}
+
+/// Counts a batch handed to the socket: one delivery per event with its
+/// latency, and the gap or reset the reader was told about.
+pub(crate) fn account(tm: &TransportMetrics, batch: &Batch) {
+    for e in &batch.events {
+        tm.delivered(e.json.len(), e.time_us);
+    }
+    if batch.gap.is_some() {
+        tm.gaps.inc();
+    }
+    if batch.reset.is_some() {
+        tm.resets.inc();
+    }
+}
+
+/// The resume point just before a batch's events: where a reader that got
+/// the batch's signals but none of its events would continue from.
+pub(crate) fn start_of(batch: &Batch) -> u64 {
+    batch.events.first().map_or(batch.next, |e| e.seq - 1)
+}
+
+/// `"missed":k,"resume_seq":s` — the fields of every transport's gap
+/// signal (a `gap` object on polls, an SSE `gap` event, a WebSocket
+/// `{"type":"gap",…}` message).
+pub(crate) fn gap_fields(gap: &Gap) -> String {
+    format!(r#""missed":{},"resume_seq":{}"#, gap.missed, gap.resume_seq)
+}
+
+/// `"reason":"…","epoch":"…"` — the fields of every transport's reset
+/// signal; `epoch` is the log's current epoch.
+pub(crate) fn reset_fields(reason: ResetReason, epoch: Epoch) -> String {
+    format!(r#""reason":"{}","epoch":"{epoch}""#, reason.as_str())
+}

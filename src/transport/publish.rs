@@ -1,0 +1,95 @@
+//! `POST /topics/{topic}/events`: validate one JSON value, append it, answer
+//! `201 {"topic":…,"seq":N,"epoch":…}`. Nothing is appended on any error.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
+use hyper::{Request, StatusCode};
+
+use super::Reply;
+use crate::app::App;
+use crate::error::ApiError;
+use crate::metrics::Outcome;
+use crate::response;
+
+/// Handles a publish request.
+pub(crate) async fn publish(
+    app: &App,
+    topic: &str,
+    req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    let max = app.config().max_body;
+    let body = read_body(req, max).await?;
+    let data = validate(&body)?;
+    let appended = app.log().append(topic, &data).await?;
+    app.metrics().published.inc();
+    let ack = format!(
+        r#"{{"topic":"{topic}","seq":{},"epoch":"{}"}}"#,
+        appended.seq, appended.epoch
+    );
+    Ok(Reply::new(
+        response::json(StatusCode::CREATED, ack),
+        Outcome::Published,
+    ))
+}
+
+/// Reads the whole body, refusing (before reading, when `Content-Length`
+/// says so) anything over `max` bytes.
+async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
+    if declared_length(req.headers()).is_some_and(|n| n > max as u64) {
+        return Err(ApiError::BodyTooLarge(max));
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge(max)),
+        Err(e) => Err(ApiError::InvalidJson(format!("could not read the body: {e}"))),
+    }
+}
+
+fn declared_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Checks that `body` is exactly one JSON value and returns it on one line:
+/// surrounding whitespace trimmed and line breaks removed. Line breaks can
+/// only be insignificant whitespace in valid JSON (strings cannot hold raw
+/// control characters), so removing them keeps the value identical while
+/// letting SSE carry it in a single `data:` line.
+///
+/// # Errors
+/// [`ApiError::InvalidJson`] with serde_json's description.
+pub fn validate(body: &[u8]) -> Result<Bytes, ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let trimmed = body.trim_ascii();
+    if trimmed.contains(&b'\n') || trimmed.contains(&b'\r') {
+        Ok(trimmed
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b'\n' | b'\r'))
+            .collect::<Vec<u8>>()
+            .into())
+    } else {
+        Ok(Bytes::copy_from_slice(trimmed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_one_value_and_flattens_it() {
+        assert_eq!(&validate(b" {\"a\":\n 1}\r\n").unwrap()[..], b"{\"a\": 1}");
+        assert_eq!(&validate(b"42").unwrap()[..], b"42");
+        assert_eq!(&validate(b"\"x\\ny\"").unwrap()[..], b"\"x\\ny\"");
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        for bad in [&b""[..], b"{", b"1 2", b"{\"a\":1}}", b"nul", b"\"\xff\""] {
+            assert!(validate(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! WebSocket: hyper's upgrade, then tokio-tungstenite on the same counting
+//! socket, so frame headers, masks, pings and close frames are all metered
+//! as `ws`.
+//!
+//! The server sends one text frame per event (the event JSON, as every
+//! transport delivers it) and control messages `{"type":"ready"|"gap"|
+//! "reset",…}`. It pings on an interval and closes peers that stop
+//! answering; fails the connection as RFC 6455 requires (1002 protocol
+//! errors, 1007 invalid UTF-8, 1009 over-size messages); and closes 1001
+//! when the server drains.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::upgrade::Upgraded;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use super::{Reply, account, gap_fields, reset_fields, start_of};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::log::{Batch, Cursor, Log, Subscription};
+use crate::metrics::{Outcome, Transport};
+use crate::params::Query;
+use crate::response::empty;
+use crate::wire::ConnMeter;
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// How long to wait before retrying the log after it failed.
+const LOG_RETRY: Duration = Duration::from_secs(1);
+/// How long a close handshake may take before the socket is just dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// tungstenite's read buffer is allocated eagerly per connection; its 128 KiB
+/// default would dominate an idle subscriber's memory. Subscribers send
+/// almost nothing, so a small one costs little.
+const READ_BUFFER: usize = 4 << 10;
+/// Writes are batched up to this size between flushes.
+const WRITE_BUFFER: usize = 16 << 10;
+
+/// `GET /topics/{topic}/ws`: validates the handshake, answers `101`, and
+/// runs the session on the upgraded socket in a task tracked for drain.
+pub(crate) async fn subscribe(
+    app: &App,
+    topic: &str,
+    query: &Query,
+    req: &mut Request<Incoming>,
+    meter: &Arc<ConnMeter>,
+) -> Result<Reply, ApiError> {
+    let accept = accept_key(req.headers())?;
+    let cursor = query.cursor()?;
+    let sub = app.log().subscribe(topic).await?;
+    let cursor = Log::resolve(&cursor, &sub);
+    let on_upgrade = hyper::upgrade::on(req);
+    let session = Session {
+        app: app.clone(),
+        topic: topic.to_owned(),
+        sub,
+        cursor,
+    };
+    app.tracker().spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => session.run(upgraded).await,
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    meter.upgraded();
+    let mut res = Response::new(empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    Ok(Reply::new(res, Outcome::Stream))
+}
+
+/// Checks an upgrade request as RFC 6455 §4.2.1 asks and returns the
+/// `Sec-WebSocket-Accept` value.
+///
+/// # Errors
+/// [`ApiError::UnsupportedWsVersion`] (426) for a version other than 13;
+/// [`ApiError::BadHandshake`] (400) for anything else missing or malformed.
+pub(crate) fn accept_key(h: &HeaderMap) -> Result<HeaderValue, ApiError> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        h.get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    if !has_token(header::UPGRADE, "websocket") {
+        return Err(ApiError::BadHandshake(
+            "expected `Upgrade: websocket`".into(),
+        ));
+    }
+    if !has_token(header::CONNECTION, "upgrade") {
+        return Err(ApiError::BadHandshake(
+            "expected `Connection: Upgrade`".into(),
+        ));
+    }
+    if h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return Err(ApiError::UnsupportedWsVersion);
+    }
+    let key = h
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|v| v.as_bytes())
+        .filter(|k| k.len() == 24 && k.ends_with(b"=="))
+        .ok_or_else(|| {
+            ApiError::BadHandshake("Sec-WebSocket-Key must be 16 base64-encoded bytes".into())
+        })?;
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key);
+    HeaderValue::from_str(&accept).map_err(|_| ApiError::BadHandshake("bad key".into()))
+}
+
+/// The socket settings every server-side WebSocket uses.
+pub(crate) fn socket_config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        // Back-pressure, not an unbounded buffer: beyond this, writes wait.
+        .max_write_buffer_size(WRITE_BUFFER + max_message.max(1 << 20))
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// The close code RFC 6455 asks for after a read error; `None` when the
+/// socket is gone and there is no one to tell.
+pub(crate) fn close_for(e: &WsError) -> Option<CloseFrame> {
+    let (code, reason) = match e {
+        WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+        WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in a text message"),
+        WsError::Capacity(_) => (CloseCode::Size, "message too big"),
+        _ => return None,
+    };
+    Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })
+}
+
+/// Sends `frame` (if any), then waits briefly for the peer's close so the
+/// handshake completes cleanly; the socket is dropped either way.
+pub(crate) async fn close(ws: &mut Socket, frame: Option<CloseFrame>) {
+    let Some(frame) = frame else { return };
+    let handshake = async {
+        ws.close(Some(frame)).await?;
+        while ws.next().await.transpose()?.is_some() {}
+        Ok::<_, WsError>(())
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, handshake).await;
+}
+
+/// One subscriber's WebSocket.
+struct Session {
+    app: App,
+    topic: String,
+    sub: Subscription,
+    cursor: Cursor,
+}
+
+/// The keep-alive timer: after `ping_interval` of silence send a ping; if
+/// nothing arrives within `pong_timeout` after it, the peer is dead.
+enum Liveness {
+    Quiet,
+    AwaitingPong,
+}
+
+impl Session {
+    async fn run(mut self, upgraded: Upgraded) {
+        let cfg = self.app.config().clone();
+        let conf = socket_config(cfg.ws_max_message);
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(conf))
+                .await;
+        let mut liveness = Liveness::Quiet;
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(cfg.ws_ping_interval));
+        let mut opened = false;
+        let close_frame = loop {
+            match self
+                .app
+                .log()
+                .read(&self.topic, &self.cursor, cfg.max_batch)
+                .await
+            {
+                Ok(batch) => {
+                    let news =
+                        !batch.events.is_empty() || batch.gap.is_some() || batch.reset.is_some();
+                    if news || !opened {
+                        if !self.send(&mut ws, &batch, !opened).await {
+                            // The peer reads nothing: its socket is full or
+                            // gone, so a close frame could not get through.
+                            self.app.metrics().limit_hit("write_timeout");
+                            break None;
+                        }
+                        opened = true;
+                        if !batch.events.is_empty() {
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "ws read failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(LOG_RETRY) => continue,
+                        _ = self.app.shutdown().cancelled() => break Some(going_away()),
+                    }
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = self.app.shutdown().cancelled() => break Some(going_away()),
+                msg = ws.next() => {
+                    liveness = Liveness::Quiet;
+                    timer.as_mut().reset(Instant::now() + cfg.ws_ping_interval);
+                    match msg {
+                        None => break None,
+                        Some(Err(e)) => break close_for(&e),
+                        Some(Ok(Message::Close(_))) => {
+                            // tungstenite queued the close reply; send it.
+                            let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
+                            break None;
+                        }
+                        Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                            let reply = r#"{"type":"error","code":"unsupported","message":"this socket only delivers events; publish with POST /topics/{topic}/events"}"#;
+                            if !self.write(&mut ws, vec![Message::text(reply)]).await {
+                                break None;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                    }
+                }
+                _ = self.sub.wait_beyond(&self.cursor) => {}
+                _ = timer.as_mut() => match liveness {
+                    Liveness::Quiet => {
+                        liveness = Liveness::AwaitingPong;
+                        timer.as_mut().reset(Instant::now() + cfg.ws_pong_timeout);
+                        if !self.write(&mut ws, vec![Message::Ping(Bytes::new())]).await {
+                            break None;
+                        }
+                    }
+                    Liveness::AwaitingPong => {
+                        self.app.metrics().limit_hit("pong_timeout");
+                        break Some(CloseFrame {
+                            code: CloseCode::Policy,
+                            reason: "no pong within the deadline".into(),
+                        });
+                    }
+                },
+            }
+        };
+        close(&mut ws, close_frame).await;
+    }
+
+    /// Writes a batch (with the opening `ready` message the first time) and
+    /// accounts for it. `false` when the peer did not take it in time.
+    async fn send(&mut self, ws: &mut Socket, batch: &Batch, opening: bool) -> bool {
+        let start = start_of(batch);
+        let mut msgs = Vec::with_capacity(batch.events.len() + 2);
+        if opening {
+            msgs.push(Message::text(format!(
+                r#"{{"type":"ready","epoch":"{}","next":{start}}}"#,
+                batch.epoch
+            )));
+        }
+        if let Some(reason) = batch.reset {
+            msgs.push(Message::text(format!(
+                r#"{{"type":"reset",{}}}"#,
+                reset_fields(reason, batch.epoch)
+            )));
+        }
+        if let Some(gap) = &batch.gap {
+            msgs.push(Message::text(format!(r#"{{"type":"gap",{}}}"#, gap_fields(gap))));
+        }
+        for e in &batch.events {
+            msgs.push(Message::Text(text(e.json.clone())));
+        }
+        let ok = self.write(ws, msgs).await;
+        if ok {
+            self.cursor = batch.next_cursor();
+            account(self.app.metrics().transport(Transport::Ws), batch);
+        }
+        ok
+    }
+
+    /// Feeds messages and flushes once, within the write timeout.
+    async fn write(&self, ws: &mut Socket, msgs: Vec<Message>) -> bool {
+        let write = async {
+            for m in msgs {
+                ws.feed(m).await?;
+            }
+            ws.flush().await
+        };
+        matches!(
+            tokio::time::timeout(self.app.config().write_timeout, write).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+fn going_away() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Away,
+        reason: "server shutting down".into(),
+    }
+}
+
+/// Event JSON as a text payload without copying or re-validating it.
+fn text(json: Bytes) -> Utf8Bytes {
+    debug_assert!(std::str::from_utf8(&json).is_ok());
+    // SAFETY: event JSON is built by `Event::build` from an ASCII prefix and
+    // a body that serde_json validated, which includes validating it as
+    // UTF-8; the bytes are immutable from then on.
+    unsafe { Utf8Bytes::from_bytes_unchecked(json) }
+}
