@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::demo::DemoState;
 use crate::log::Log;
 use crate::metrics::Metrics;
 
@@ -22,6 +23,7 @@ struct Shared {
     config: Config,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    demo: Option<Arc<DemoState>>,
 }
 
 impl App {
@@ -37,8 +39,11 @@ impl App {
             shared: Arc::new(Shared {
                 log,
                 metrics,
-                config,
                 shutdown,
+                demo: config
+                    .demo
+                    .then(|| Arc::new(DemoState::new(config.demo_rate))),
+                config,
                 tracker,
             }),
         }
@@ -68,5 +73,10 @@ impl App {
     /// Tracks every connection and session, so drain can wait for them.
     pub fn tracker(&self) -> &TaskTracker {
         &self.shared.tracker
+    }
+
+    /// The demo controls, present only with `--demo`.
+    pub fn demo(&self) -> Option<&Arc<DemoState>> {
+        self.shared.demo.as_ref()
     }
 }

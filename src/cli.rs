@@ -173,7 +173,9 @@ impl ServeArgs {
             other => return Err(format!("--log {other:?}: expected memory or redis://…")),
         };
         if self.max_connections == 0 || self.max_topics == 0 || self.retention_events == 0 {
-            return Err("--max-connections, --max-topics and --retention-events must be > 0".into());
+            return Err(
+                "--max-connections, --max-topics and --retention-events must be > 0".into(),
+            );
         }
         Ok(Config {
             log,
@@ -260,7 +262,12 @@ async fn tail(args: TailArgs) -> Result<(), String> {
     let ep = Endpoint::parse(&args.url).map_err(|e| e.to_string())?;
     let transport = Transport::parse(&args.transport)
         .filter(|t| Transport::SUBSCRIBERS.contains(t))
-        .ok_or_else(|| format!("--transport {:?}: expected ws, sse, longpoll or poll", args.transport))?;
+        .ok_or_else(|| {
+            format!(
+                "--transport {:?}: expected ws, sse, longpoll or poll",
+                args.transport
+            )
+        })?;
     let cursor = match &args.after {
         Some(a) => cursor_text(a).map_err(|e| e.to_string())?,
         None => Cursor::default(),
@@ -281,11 +288,15 @@ async fn tail(args: TailArgs) -> Result<(), String> {
                 e.json
             }
             Delivery::Gap { missed, resume_seq } => {
-                eprintln!("feedgate: gap: {missed} events no longer retained; resuming at {resume_seq}");
+                eprintln!(
+                    "feedgate: gap: {missed} events no longer retained; resuming at {resume_seq}"
+                );
                 continue;
             }
             Delivery::Reset { reason, epoch } => {
-                eprintln!("feedgate: reset ({reason}): restarting from the oldest event of epoch {epoch}");
+                eprintln!(
+                    "feedgate: reset ({reason}): restarting from the oldest event of epoch {epoch}"
+                );
                 continue;
             }
         };

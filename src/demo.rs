@@ -1,9 +1,15 @@
 //! `serve --demo`: a built-in publisher of ticker-like events on topic
 //! `demo`, and the browser assets embedded in the binary.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
 use crate::app::App;
+use crate::error::ApiError;
+use crate::metrics::Transport;
 
 /// The demo page served at `/` (sources in `clients/demo/`).
 pub const PAGE_HTML: &str = include_str!("../clients/demo/index.html");
@@ -13,23 +19,164 @@ pub const CLIENT_JS: &str = include_str!("../clients/js/feedgate.js");
 /// The topic the demo publisher writes to.
 pub const TOPIC: &str = "demo";
 
-/// Publishes a realistic quote on [`TOPIC`] at `--demo-rate` until the
+/// Fastest demo publish rate accepted, events per second.
+pub const MAX_RATE: f64 = 1_000.0;
+/// Largest demo payload accepted, bytes.
+pub const MAX_PAYLOAD: usize = 64 << 10;
+
+/// What `--demo` lets the page change at run time: the publisher's rate and
+/// payload size, and injected transport faults. Never present without
+/// `--demo`, so none of this is reachable on a production server.
+pub struct DemoState {
+    settings: watch::Sender<Settings>,
+    faults: Mutex<Faults>,
+}
+
+/// The demo publisher's settings (`GET`/`POST /demo/settings`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Events per second.
+    pub rate: f64,
+    /// Approximate size of each event's `data`, bytes (padded with a `pad`
+    /// string field); 0 means the natural size of a quote.
+    pub payload: usize,
+}
+
+/// How an injected fault breaks a transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// Works normally.
+    #[default]
+    Ok,
+    /// Refused with `503` (a WebSocket upgrade is not accepted).
+    Refuse,
+    /// Accepted but nothing is delivered, as behind a buffering proxy.
+    Stall,
+}
+
+/// The injected faults, per subscriber transport (`GET`/`POST /demo/faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// WebSocket.
+    pub ws: Fault,
+    /// Server-Sent Events.
+    pub sse: Fault,
+    /// Long polling.
+    pub longpoll: Fault,
+    /// Short polling.
+    pub poll: Fault,
+}
+
+impl DemoState {
+    /// The state for a `--demo` server starting at `rate` events per second.
+    pub fn new(rate: f64) -> Self {
+        let (settings, _) = watch::channel(Settings {
+            rate: rate.clamp(0.01, MAX_RATE),
+            payload: 0,
+        });
+        DemoState {
+            settings,
+            faults: Mutex::new(Faults::default()),
+        }
+    }
+
+    /// The current publisher settings.
+    pub fn settings(&self) -> Settings {
+        *self.settings.borrow()
+    }
+
+    /// Changes the publisher settings.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidQuery`] when a value is out of range.
+    pub fn set_settings(&self, s: Settings) -> Result<(), ApiError> {
+        if !(s.rate.is_finite() && s.rate > 0.0 && s.rate <= MAX_RATE) {
+            return Err(ApiError::InvalidQuery(format!(
+                "rate must be in (0, {MAX_RATE}] events per second"
+            )));
+        }
+        if s.payload > MAX_PAYLOAD {
+            return Err(ApiError::InvalidQuery(format!(
+                "payload must be at most {MAX_PAYLOAD} bytes"
+            )));
+        }
+        self.settings.send_replace(s);
+        Ok(())
+    }
+
+    /// The injected faults.
+    pub fn faults(&self) -> Faults {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the injected faults.
+    pub fn set_faults(&self, f: Faults) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = f;
+    }
+
+    /// The fault injected on `t`.
+    pub fn fault(&self, t: Transport) -> Fault {
+        let f = self.faults();
+        match t {
+            Transport::Ws => f.ws,
+            Transport::Sse => f.sse,
+            Transport::LongPoll => f.longpoll,
+            Transport::Poll => f.poll,
+            _ => Fault::Ok,
+        }
+    }
+}
+
+/// The fault injected on `t`, if the server runs `--demo`.
+pub(crate) fn fault(app: &App, t: Transport) -> Fault {
+    app.demo().map_or(Fault::Ok, |d| d.fault(t))
+}
+
+/// The error a refused transport answers with.
+pub(crate) fn refused(t: Transport) -> ApiError {
+    ApiError::Unavailable(format!(
+        "{} refused by an injected demo fault (POST /demo/faults to clear)",
+        t.as_str()
+    ))
+}
+
+/// Publishes a realistic quote on [`TOPIC`] at the demo rate until the
 /// server drains.
 pub(crate) async fn publisher(app: App) {
-    let rate = app.config().demo_rate.clamp(0.01, 10_000.0);
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let Some(demo) = app.demo().cloned() else {
+        return;
+    };
+    let mut settings_rx = demo.settings.subscribe();
     let mut quote = Quote::default();
     loop {
-        tokio::select! {
-            _ = app.shutdown().cancelled() => return,
-            _ = tick.tick() => {}
+        let settings = *settings_rx.borrow_and_update();
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / settings.rate));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = app.shutdown().cancelled() => return,
+                _ = settings_rx.changed() => break,
+                _ = tick.tick() => {}
+            }
+            publish_one(&app, &mut quote, settings.payload).await;
         }
-        let data = quote.step();
-        match app.log().append(TOPIC, data.as_bytes()).await {
-            Ok(_) => app.metrics().published.inc(),
-            Err(e) => tracing::warn!(error = %e, "demo publish failed"),
-        }
+    }
+}
+
+async fn publish_one(app: &App, quote: &mut Quote, payload: usize) {
+    let mut data = quote.step();
+    if payload > data.len() + 10 {
+        // `,"pad":"xxx…"` brings the value up to the asked size.
+        data.pop();
+        data.push_str(",\"pad\":\"");
+        data.extend(std::iter::repeat_n('x', payload - data.len() - 2));
+        data.push_str("\"}");
+    }
+    match app.log().append(TOPIC, data.as_bytes()).await {
+        Ok(_) => app.metrics().published.inc(),
+        Err(e) => tracing::warn!(error = %e, "demo publish failed"),
     }
 }
 
@@ -73,6 +220,47 @@ impl Quote {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_are_range_checked() {
+        let d = DemoState::new(5.0);
+        assert!(
+            d.set_settings(Settings {
+                rate: 0.0,
+                payload: 0
+            })
+            .is_err()
+        );
+        assert!(
+            d.set_settings(Settings {
+                rate: 1e9,
+                payload: 0
+            })
+            .is_err()
+        );
+        assert!(
+            d.set_settings(Settings {
+                rate: 2.0,
+                payload: MAX_PAYLOAD + 1
+            })
+            .is_err()
+        );
+        d.set_settings(Settings {
+            rate: 2.0,
+            payload: 512,
+        })
+        .unwrap();
+        assert_eq!(d.settings().payload, 512);
+    }
+
+    #[test]
+    fn faults_parse_partially() {
+        let f: Faults = serde_json::from_str(r#"{"ws":"refuse","sse":"stall"}"#).unwrap();
+        assert_eq!(f.ws, Fault::Refuse);
+        assert_eq!(f.sse, Fault::Stall);
+        assert_eq!(f.poll, Fault::Ok);
+        assert!(serde_json::from_str::<Faults>(r#"{"websocket":"refuse"}"#).is_err());
+    }
 
     #[test]
     fn quotes_are_valid_json() {

@@ -22,7 +22,11 @@ pub fn topic(name: &str) -> Result<&str, ApiError> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-    if ok { Ok(name) } else { Err(ApiError::InvalidTopic) }
+    if ok {
+        Ok(name)
+    } else {
+        Err(ApiError::InvalidTopic)
+    }
 }
 
 /// The query parameters feedgate understands. Unknown ones are ignored, as
@@ -121,9 +125,10 @@ pub fn cursor_text(text: &str) -> Result<Cursor, ApiError> {
         Some((e, s)) => (Some(e), s),
         None => (None, text),
     };
-    let after = seq_part.parse::<u64>().ok().filter(|_| {
-        !seq_part.is_empty() && seq_part.bytes().all(|b| b.is_ascii_digit())
-    });
+    let after = seq_part
+        .parse::<u64>()
+        .ok()
+        .filter(|_| !seq_part.is_empty() && seq_part.bytes().all(|b| b.is_ascii_digit()));
     let Some(after) = after else {
         return Err(ApiError::InvalidCursor(format!(
             "expected N or EPOCH:N with N a non-negative integer, got {text:?}"
@@ -179,7 +184,17 @@ mod tests {
             cursor_text("00000000000000ff:3").unwrap(),
             Cursor::at(3, Epoch(255))
         );
-        for bad in ["", "-1", "+1", "x", "1:", ":1", "zz:1", "1.5", "99999999999999999999"] {
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "x",
+            "1:",
+            ":1",
+            "zz:1",
+            "1.5",
+            "99999999999999999999",
+        ] {
             assert!(cursor_text(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -26,6 +26,8 @@ enum Route<'a> {
     Health,
     Page,
     Script,
+    DemoSettings,
+    DemoFaults,
     NotFound,
 }
 
@@ -45,6 +47,8 @@ impl Route<'_> {
             "/feedgate.js" => return Route::Script,
             "/metrics" => return Route::Metrics,
             "/healthz" => return Route::Health,
+            "/demo/settings" => return Route::DemoSettings,
+            "/demo/faults" => return Route::DemoFaults,
             _ => {}
         }
         let Some(rest) = path.strip_prefix("/topics/") else {
@@ -111,6 +115,7 @@ async fn dispatch(
         Route::Health => Ok(health(app)),
         Route::Page => Ok(asset(demo::PAGE_HTML, "text/html; charset=utf-8")),
         Route::Script => Ok(asset(demo::CLIENT_JS, "text/javascript; charset=utf-8")),
+        Route::DemoSettings | Route::DemoFaults => demo_control(app, route, req).await,
         Route::Topic(topic, action) => {
             let topic = params::topic(topic)?;
             let query = Query::parse(req.uri().query());
@@ -127,6 +132,39 @@ async fn dispatch(
             }
         }
     }
+}
+
+/// `GET`/`POST /demo/settings` and `/demo/faults`: only with `--demo`.
+async fn demo_control(
+    app: &App,
+    route: Route<'_>,
+    req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    let Some(demo) = app.demo() else {
+        return Err(ApiError::NotFound(req.uri().path().to_owned()));
+    };
+    let method = req.method().clone();
+    if method == Method::POST {
+        let body = publish::read_body(req, 64 << 10).await?;
+        let bad = |e: serde_json::Error| ApiError::InvalidJson(e.to_string());
+        match route {
+            Route::DemoSettings => {
+                demo.set_settings(serde_json::from_slice(&body).map_err(bad)?)?
+            }
+            _ => demo.set_faults(serde_json::from_slice(&body).map_err(bad)?),
+        }
+    } else if method != Method::GET {
+        return Err(ApiError::MethodNotAllowed { allow: "GET, POST" });
+    }
+    let body = match route {
+        Route::DemoSettings => serde_json::to_vec(&demo.settings()),
+        _ => serde_json::to_vec(&demo.faults()),
+    }
+    .unwrap_or_default();
+    Ok(Reply::new(
+        response::json(StatusCode::OK, body),
+        Outcome::Ok,
+    ))
 }
 
 fn metrics(app: &App) -> Reply {

@@ -45,7 +45,10 @@ impl Endpoint {
             prefix.push('/');
         }
         Ok(Endpoint {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port,
             prefix,
         })

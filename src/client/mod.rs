@@ -132,11 +132,19 @@ pub struct RequestStats {
 ///
 /// # Errors
 /// [`ClientError::Status`] with the server's JSON error for a 4xx/5xx.
-pub async fn publish(ep: &Endpoint, topic: &str, json: impl Into<Bytes>) -> Result<u64, ClientError> {
+pub async fn publish(
+    ep: &Endpoint,
+    topic: &str,
+    json: impl Into<Bytes>,
+) -> Result<u64, ClientError> {
     let bytes = Arc::new(ByteCount::default());
     let mut http = HttpConn::connect(ep, bytes).await?;
     let (status, body) = http
-        .request(Method::POST, &ep.path(&format!("topics/{topic}/events")), Some(json.into()))
+        .request(
+            Method::POST,
+            &ep.path(&format!("topics/{topic}/events")),
+            Some(json.into()),
+        )
         .await?;
     if status != StatusCode::CREATED {
         return Err(ClientError::Status {
@@ -148,7 +156,8 @@ pub async fn publish(ep: &Endpoint, topic: &str, json: impl Into<Bytes>) -> Resu
     struct Ack {
         seq: u64,
     }
-    let ack: Ack = serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let ack: Ack =
+        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
     Ok(ack.seq)
 }
 
@@ -389,14 +398,23 @@ impl Subscriber {
     fn topic_path(&self, action: &str) -> String {
         let q = self.query();
         let base = self.ep.path(&format!("topics/{}/{action}", self.topic));
-        if q.is_empty() { base } else { format!("{base}?{q}") }
+        if q.is_empty() {
+            base
+        } else {
+            format!("{base}?{q}")
+        }
     }
 
     async fn open_sse(&mut self) -> Result<(), ClientError> {
         let mut http = HttpConn::connect(&self.ep, self.bytes.clone()).await?;
         let path = self.topic_path("sse");
         let res = http
-            .send(Method::GET, &path, &[("accept", "text/event-stream".into())], None)
+            .send(
+                Method::GET,
+                &path,
+                &[("accept", "text/event-stream".into())],
+                None,
+            )
             .await?;
         self.stats.requests += 1;
         if res.status() != StatusCode::OK {
@@ -499,10 +517,8 @@ impl Subscriber {
             *http = Some(HttpConn::connect(&self.ep, self.bytes.clone()).await?);
         }
         let conn = http.as_mut().expect("connected above");
-        let headers: Vec<(&str, String)> = etag
-            .iter()
-            .map(|e| ("if-none-match", e.clone()))
-            .collect();
+        let headers: Vec<(&str, String)> =
+            etag.iter().map(|e| ("if-none-match", e.clone())).collect();
         let res = conn.send(Method::GET, &path, &headers, None).await?;
         self.stats.requests += 1;
         let status = res.status();
@@ -628,7 +644,9 @@ fn control(kind: &str, json: &[u8]) -> Result<Option<Delivery>, ClientError> {
     Ok(match kind {
         "gap" => Some(Delivery::Gap {
             missed: c.missed.ok_or_else(|| protocol("gap without missed"))?,
-            resume_seq: c.resume_seq.ok_or_else(|| protocol("gap without resume_seq"))?,
+            resume_seq: c
+                .resume_seq
+                .ok_or_else(|| protocol("gap without resume_seq"))?,
         }),
         "reset" => Some(Delivery::Reset {
             reason: c.reason.unwrap_or_default(),

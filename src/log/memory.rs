@@ -129,7 +129,6 @@ impl Topic {
             changed
         });
     }
-
 }
 
 impl TopicState {

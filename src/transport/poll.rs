@@ -12,6 +12,7 @@ use hyper::{Response, StatusCode};
 
 use super::{Reply, account, gap_fields, reset_fields};
 use crate::app::App;
+use crate::demo::{self, Fault};
 use crate::error::ApiError;
 use crate::log::{Batch, Log};
 use crate::metrics::{Outcome, Transport};
@@ -30,6 +31,17 @@ pub(crate) async fn short(
         .and_then(|v| v.to_str().ok())
         .and_then(etag_cursor);
     let mut cursor = query.cursor()?;
+    match demo::fault(app, Transport::Poll) {
+        Fault::Ok => {}
+        Fault::Refuse => return Err(demo::refused(Transport::Poll)),
+        Fault::Stall => {
+            let hold = app.config().longpoll_max;
+            tokio::select! {
+                _ = tokio::time::sleep(hold) => {}
+                _ = app.shutdown().cancelled() => {}
+            }
+        }
+    }
     // Like Nchan, an ETag alone is a cursor: a plain HTTP cache that only
     // revalidates still walks the log.
     if cursor.after.is_none()
@@ -37,7 +49,10 @@ pub(crate) async fn short(
     {
         cursor = c;
     }
-    let batch = app.log().read(topic, &cursor, app.config().max_batch).await?;
+    let batch = app
+        .log()
+        .read(topic, &cursor, app.config().max_batch)
+        .await?;
     let unchanged = batch.events.is_empty() && batch.gap.is_none() && batch.reset.is_none();
     if unchanged && if_none_match == Some(batch.next_cursor()) {
         let mut res = Response::new(empty());
@@ -56,14 +71,25 @@ pub(crate) async fn long(app: &App, topic: &str, query: &Query) -> Result<Reply,
     let cursor = Log::resolve(&cursor, &sub);
     let deadline = tokio::time::sleep(hold);
     tokio::pin!(deadline);
+    let stalled = match demo::fault(app, Transport::LongPoll) {
+        Fault::Ok => false,
+        Fault::Refuse => return Err(demo::refused(Transport::LongPoll)),
+        Fault::Stall => true,
+    };
     loop {
-        let batch = app.log().read(topic, &cursor, app.config().max_batch).await?;
-        if !batch.events.is_empty() || batch.gap.is_some() || batch.reset.is_some() {
+        let batch = app
+            .log()
+            .read(topic, &cursor, app.config().max_batch)
+            .await?;
+        let news = !batch.events.is_empty() || batch.gap.is_some() || batch.reset.is_some();
+        if news && !stalled {
             return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Events));
         }
         tokio::select! {
-            _ = sub.wait_beyond(&cursor) => {}
+            _ = sub.wait_beyond(&cursor), if !stalled => {}
             _ = &mut deadline => {
+                // A stalled hold answers as if nothing had happened.
+                let batch = if stalled { app.log().read(topic, &cursor, 0).await? } else { batch };
                 return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Timeout));
             }
             _ = app.shutdown().cancelled() => {

@@ -36,14 +36,16 @@ pub(crate) async fn publish(
 
 /// Reads the whole body, refusing (before reading, when `Content-Length`
 /// says so) anything over `max` bytes.
-async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
     if declared_length(req.headers()).is_some_and(|n| n > max as u64) {
         return Err(ApiError::BodyTooLarge(max));
     }
     match Limited::new(req.into_body(), max).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge(max)),
-        Err(e) => Err(ApiError::InvalidJson(format!("could not read the body: {e}"))),
+        Err(e) => Err(ApiError::InvalidJson(format!(
+            "could not read the body: {e}"
+        ))),
     }
 }
 

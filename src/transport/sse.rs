@@ -20,6 +20,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use super::{Reply, account, gap_fields, reset_fields, start_of};
 use crate::app::App;
+use crate::demo::{self, Fault};
 use crate::error::ApiError;
 use crate::log::{Batch, Cursor, Log, Subscription};
 use crate::metrics::{Outcome, Transport};
@@ -37,6 +38,11 @@ pub(crate) async fn subscribe(
     headers: &HeaderMap,
 ) -> Result<Reply, ApiError> {
     let cursor = cursor(query, headers)?;
+    let stalled = match demo::fault(app, Transport::Sse) {
+        Fault::Ok => false,
+        Fault::Refuse => return Err(demo::refused(Transport::Sse)),
+        Fault::Stall => true,
+    };
     let sub = app.log().subscribe(topic).await?;
     let cursor = Log::resolve(&cursor, &sub);
     let mut heartbeat = tokio::time::interval(app.config().sse_heartbeat);
@@ -48,6 +54,7 @@ pub(crate) async fn subscribe(
         cursor,
         heartbeat,
         opened: false,
+        stalled,
     };
     let frames = futures_util::stream::unfold(state, |mut s| async move {
         let bytes = s.next_frame().await?;
@@ -89,11 +96,17 @@ struct Stream {
     cursor: Cursor,
     heartbeat: Interval,
     opened: bool,
+    /// An injected demo fault: hold the stream open, deliver nothing.
+    stalled: bool,
 }
 
 impl Stream {
     /// The next chunk to write, or `None` to end the stream (shutdown).
     async fn next_frame(&mut self) -> Option<Bytes> {
+        if self.stalled {
+            self.app.shutdown().cancelled().await;
+            return None;
+        }
         // The first tick of an interval is immediate; the opening frame
         // stands in for it.
         if !self.opened {
@@ -157,7 +170,9 @@ impl Stream {
             );
         }
         if let Some(gap) = &batch.gap {
-            b.put_slice(format!("event: gap\nid: {start}\ndata: {{{}}}\n\n", gap_fields(gap)).as_bytes());
+            b.put_slice(
+                format!("event: gap\nid: {start}\ndata: {{{}}}\n\n", gap_fields(gap)).as_bytes(),
+            );
         }
         let epoch = batch.epoch.to_string();
         for e in &batch.events {

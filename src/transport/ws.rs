@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::{Reply, account, gap_fields, reset_fields, start_of};
 use crate::app::App;
+use crate::demo::{self, Fault};
 use crate::error::ApiError;
 use crate::log::{Batch, Cursor, Log, Subscription};
 use crate::metrics::{Outcome, Transport};
@@ -59,6 +60,11 @@ pub(crate) async fn subscribe(
 ) -> Result<Reply, ApiError> {
     let accept = accept_key(req.headers())?;
     let cursor = query.cursor()?;
+    let stalled = match demo::fault(app, Transport::Ws) {
+        Fault::Ok => false,
+        Fault::Refuse => return Err(demo::refused(Transport::Ws)),
+        Fault::Stall => true,
+    };
     let sub = app.log().subscribe(topic).await?;
     let cursor = Log::resolve(&cursor, &sub);
     let on_upgrade = hyper::upgrade::on(req);
@@ -67,6 +73,7 @@ pub(crate) async fn subscribe(
         topic: topic.to_owned(),
         sub,
         cursor,
+        stalled,
     };
     app.tracker().spawn(async move {
         match on_upgrade.await {
@@ -93,10 +100,8 @@ pub(crate) async fn subscribe(
 pub(crate) fn accept_key(h: &HeaderMap) -> Result<HeaderValue, ApiError> {
     let has_token = |name: header::HeaderName, token: &str| {
         h.get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
     if !has_token(header::UPGRADE, "websocket") {
@@ -167,6 +172,8 @@ struct Session {
     topic: String,
     sub: Subscription,
     cursor: Cursor,
+    /// An injected demo fault: accept, then deliver nothing.
+    stalled: bool,
 }
 
 /// The keep-alive timer: after `ping_interval` of silence send a ping; if
@@ -186,6 +193,15 @@ impl Session {
         let mut liveness = Liveness::Quiet;
         let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(cfg.ws_ping_interval));
         let mut opened = false;
+        if self.stalled {
+            // Read (and answer pings) but never send: a buffering proxy.
+            let close_frame = tokio::select! {
+                _ = self.app.shutdown().cancelled() => Some(going_away()),
+                _ = async { while let Some(Ok(_)) = ws.next().await {} } => None,
+            };
+            close(&mut ws, close_frame).await;
+            return;
+        }
         let close_frame = loop {
             match self
                 .app
@@ -280,7 +296,10 @@ impl Session {
             )));
         }
         if let Some(gap) = &batch.gap {
-            msgs.push(Message::text(format!(r#"{{"type":"gap",{}}}"#, gap_fields(gap))));
+            msgs.push(Message::text(format!(
+                r#"{{"type":"gap",{}}}"#,
+                gap_fields(gap)
+            )));
         }
         for e in &batch.events {
             msgs.push(Message::Text(text(e.json.clone())));
