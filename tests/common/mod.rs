@@ -1,0 +1,249 @@
+//! Helpers shared by the integration tests: a real server on 127.0.0.1:0,
+//! raw-socket HTTP, and a Prometheus text scraper.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use feedgate::client::{self, Delivery, Endpoint, ReceivedEvent, SubscribeOptions, Subscriber};
+use feedgate::log::Cursor;
+use feedgate::metrics::Transport;
+use feedgate::{Config, RunningServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Upper bound for anything a test waits on; a hang fails instead of
+/// blocking the suite.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Starts a server on a free loopback port.
+pub async fn start(config: Config) -> RunningServer {
+    RunningServer::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .expect("server starts")
+}
+
+/// The server's endpoint for the library client.
+pub fn endpoint(s: &RunningServer) -> Endpoint {
+    Endpoint::parse(&s.url()).unwrap()
+}
+
+/// Publishes `json` and returns its seq.
+pub async fn publish(s: &RunningServer, topic: &str, json: &str) -> u64 {
+    client::publish(&endpoint(s), topic, json.as_bytes().to_vec())
+        .await
+        .expect("publish succeeds")
+}
+
+/// A subscriber of `transport` at `cursor`, polling fast.
+pub async fn subscribe(s: &RunningServer, topic: &str, t: Transport, cursor: Cursor) -> Subscriber {
+    let opts = SubscribeOptions {
+        poll_interval: Duration::from_millis(20),
+        longpoll_timeout: Duration::from_secs(5),
+    };
+    Subscriber::connect(&endpoint(s), topic, t, cursor, opts)
+        .await
+        .expect("subscribe succeeds")
+}
+
+/// The next delivery, failing the test if none comes within [`PATIENCE`].
+pub async fn next(sub: &mut Subscriber) -> Delivery {
+    tokio::time::timeout(PATIENCE, sub.next())
+        .await
+        .unwrap_or_else(|_| panic!("{:?} delivered nothing in time", sub.transport()))
+        .expect("delivery")
+}
+
+/// The next `n` events (failing on a gap or reset).
+pub async fn events(sub: &mut Subscriber, n: usize) -> Vec<ReceivedEvent> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        match next(sub).await {
+            Delivery::Event(e) => out.push(e),
+            other => panic!("expected an event on {:?}, got {other:?}", sub.transport()),
+        }
+    }
+    out
+}
+
+/// A cursor `after=n` without epoch.
+pub fn after(n: u64) -> Cursor {
+    Cursor {
+        after: Some(n),
+        epoch: None,
+    }
+}
+
+/// Sends raw bytes on a fresh connection and reads until the server closes
+/// it or `PATIENCE` passes.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    read_to_close(&mut s).await
+}
+
+/// Reads until EOF (or a reset), bounded by [`PATIENCE`].
+pub async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    out
+}
+
+/// A parsed HTTP/1.1 response read from a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Every byte of the response as it came off the socket.
+    pub wire_len: usize,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Reads exactly one response with a `content-length` body (or none) from a
+/// keep-alive connection, without reading past it.
+pub async fn read_response(s: &mut TcpStream) -> RawResponse {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut byte))
+            .await
+            .expect("response in time")
+            .unwrap();
+        assert!(
+            n == 1,
+            "connection closed mid-head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8(head.clone()).unwrap();
+    let mut lines = text.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0u8; len];
+    tokio::time::timeout(PATIENCE, s.read_exact(&mut body))
+        .await
+        .expect("body in time")
+        .unwrap();
+    RawResponse {
+        status,
+        headers,
+        wire_len: head.len() + len,
+        body,
+    }
+}
+
+/// One request and its response on a fresh connection.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    read_response(&mut s).await
+}
+
+/// Samples of a Prometheus text exposition, keyed by `name{labels}` as
+/// written (labels in the server's order).
+pub async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+    let res = http(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(res.status, 200);
+    parse_metrics(&String::from_utf8(res.body).unwrap())
+}
+
+pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `feedgate_wire_bytes_total` for one transport and direction.
+pub fn wire(m: &HashMap<String, f64>, transport: &str, direction: &str) -> u64 {
+    let key =
+        format!("feedgate_wire_bytes_total{{direction=\"{direction}\",transport=\"{transport}\"}}");
+    *m.get(&key).unwrap_or_else(|| panic!("no sample {key}")) as u64
+}
+
+/// A counter sample by exact key, 0 when absent.
+pub fn sample(m: &HashMap<String, f64>, key: &str) -> f64 {
+    m.get(key).copied().unwrap_or(0.0)
+}
+
+/// Waits until `feedgate_connections{transport}` reaches `at_least`: the
+/// server's own signal that subscribers have arrived.
+pub async fn wait_gauge(addr: SocketAddr, transport: &str, at_least: f64) {
+    let key = format!("feedgate_connections{{transport=\"{transport}\"}}");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let m = scrape(addr).await;
+        if sample(&m, &key) >= at_least {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key} never reached {at_least}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
