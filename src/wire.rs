@@ -322,6 +322,7 @@ mod tests {
         meter.on_read(80); // the next request
         meter.route(Transport::Sse);
         meter.on_write(30);
+        meter.response_ended();
         meter.on_read(7); // never routed: a malformed third request
         meter.on_write(3); // hyper's 400
         drop(meter);

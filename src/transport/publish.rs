@@ -62,9 +62,14 @@ fn declared_length(h: &HeaderMap) -> Option<u64> {
 /// # Errors
 /// [`ApiError::InvalidJson`] with serde_json's description.
 pub fn validate(body: &[u8]) -> Result<Bytes, ApiError> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+    // serde_json skips over the contents of strings it is not asked to
+    // keep without checking their encoding, so check UTF-8 first: every
+    // transport (a WebSocket text frame above all) relies on it.
+    let text =
+        std::str::from_utf8(body).map_err(|e| ApiError::InvalidJson(format!("not UTF-8: {e}")))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    let trimmed = body.trim_ascii();
+    let trimmed = text.as_bytes().trim_ascii();
     if trimmed.contains(&b'\n') || trimmed.contains(&b'\r') {
         Ok(trimmed
             .iter()
