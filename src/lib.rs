@@ -19,6 +19,9 @@
 //! - [`demo`]: the built-in demo publisher and embedded browser assets.
 //! - [`cli`]: the command line.
 
+#![warn(missing_docs)]
+#![warn(clippy::await_holding_lock)]
+
 pub mod app;
 pub mod cli;
 pub mod client;

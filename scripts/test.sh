@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (Debian/npm/PyPI
+# packages, when missing), then runs the Rust tests and the tests against
+# real components. Everything binds 127.0.0.1 on free ports and is stopped
+# on exit. Usage: ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+ensure_apt curl ca-certificates
+
+log "cargo test (unit + integration)"
+cargo test --all-targets
+
+log "all tests passed"
