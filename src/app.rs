@@ -6,10 +6,13 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::demo::DemoState;
 use crate::log::Log;
 use crate::metrics::Metrics;
+use crate::origin::Origins;
+use crate::ratelimit::RateLimiter;
 
 /// A cheap handle on the server's shared state.
 #[derive(Clone)]
@@ -24,19 +27,29 @@ struct Shared {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     demo: Option<Arc<DemoState>>,
+    auth: Auth,
+    origins: Origins,
+    publish_limiter: Option<RateLimiter>,
 }
 
 impl App {
     /// Bundles the parts of a running server.
+    ///
+    /// # Errors
+    /// When the configured JWT key is unusable.
     pub fn new(
         log: Log,
         metrics: Arc<Metrics>,
         config: Config,
         shutdown: CancellationToken,
         tracker: TaskTracker,
-    ) -> Self {
-        App {
+    ) -> Result<Self, String> {
+        let auth = Auth::new(config.publish_token.clone(), config.jwt.clone())?;
+        Ok(App {
             shared: Arc::new(Shared {
+                auth,
+                origins: Origins::new(&config.allowed_origins),
+                publish_limiter: RateLimiter::new(config.publish_rate, config.publish_burst),
                 log,
                 metrics,
                 shutdown,
@@ -46,7 +59,7 @@ impl App {
                 config,
                 tracker,
             }),
-        }
+        })
     }
 
     /// The change log.
@@ -78,5 +91,20 @@ impl App {
     /// The demo controls, present only with `--demo`.
     pub fn demo(&self) -> Option<&Arc<DemoState>> {
         self.shared.demo.as_ref()
+    }
+
+    /// Who may publish and subscribe.
+    pub fn auth(&self) -> &Auth {
+        &self.shared.auth
+    }
+
+    /// Which browser origins are allowed.
+    pub fn origins(&self) -> &Origins {
+        &self.shared.origins
+    }
+
+    /// The per-client publish rate limiter, unless turned off.
+    pub fn publish_limiter(&self) -> Option<&RateLimiter> {
+        self.shared.publish_limiter.as_ref()
     }
 }

@@ -4,11 +4,13 @@
 //! thin glue onto the library.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tokio::io::AsyncWriteExt;
 
+use crate::auth::JwtKey;
 use crate::client::{self, Delivery, Endpoint, SubscribeOptions, Subscriber};
 use crate::config::{Config, LogBackend};
 use crate::log::{Cursor, Retention};
@@ -29,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Publish one JSON value to a topic.
     Publish(PublishArgs),
     /// Print a topic's events, one JSON object per line.
@@ -99,6 +101,31 @@ pub struct ServeArgs {
     /// Time allowed for connections to finish at shutdown.
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub drain_timeout: Duration,
+    /// Require `Authorization: Bearer <token>` to publish. Prefer the env
+    /// var or --publish-token-file: command lines are visible to other users.
+    #[arg(long, env = "FEEDGATE_PUBLISH_TOKEN", hide_env_values = true)]
+    pub publish_token: Option<String>,
+    /// Read the publish token from this file (trailing newline ignored).
+    #[arg(long, conflicts_with = "publish_token")]
+    pub publish_token_file: Option<PathBuf>,
+    /// Require subscribers to present an HS256 JWT signed with this secret.
+    #[arg(long, env = "FEEDGATE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Require subscribers to present an RS256/ES256 JWT verified with this
+    /// PEM public key file.
+    #[arg(long, conflicts_with = "jwt_secret")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Allow this browser origin besides the server's own (repeatable; `*`
+    /// allows any). Applies to WebSocket upgrades, publishes and CORS.
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+    /// Publishes per second allowed per client IP (0 = unlimited); beyond,
+    /// 429 with Retry-After.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub publish_rate: f64,
+    /// Publishes a client may burst above --publish-rate.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub publish_burst: f64,
 }
 
 /// `feedgate publish`.
@@ -177,7 +204,36 @@ impl ServeArgs {
                 "--max-connections, --max-topics and --retention-events must be > 0".into(),
             );
         }
+        let read =
+            |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+        let publish_token = match (&self.publish_token, &self.publish_token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(path)) => Some(
+                String::from_utf8(read(path)?)
+                    .map_err(|_| format!("{} is not UTF-8", path.display()))?
+                    .trim_end()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        if publish_token.as_deref().is_some_and(str::is_empty) {
+            return Err("the publish token is empty".into());
+        }
+        let jwt = match (&self.jwt_secret, &self.jwt_public_key) {
+            (Some(s), _) if s.is_empty() => return Err("--jwt-secret is empty".into()),
+            (Some(s), _) => Some(JwtKey::Secret(s.clone().into_bytes())),
+            (None, Some(path)) => Some(JwtKey::PublicPem(read(path)?)),
+            (None, None) => None,
+        };
+        if !(self.publish_rate >= 0.0 && self.publish_rate.is_finite()) {
+            return Err("--publish-rate must be a number >= 0".into());
+        }
         Ok(Config {
+            publish_token,
+            jwt,
+            allowed_origins: self.allowed_origins.clone(),
+            publish_rate: self.publish_rate,
+            publish_burst: self.publish_burst,
             log,
             retention: Retention {
                 max_events: self.retention_events,
@@ -209,7 +265,7 @@ impl ServeArgs {
 /// Whatever the command failed with, as a message for the user.
 pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Publish(args) => {
             let ep = Endpoint::parse(&args.url).map_err(|e| e.to_string())?;
             let seq = client::publish(&ep, &args.topic, args.json.into_bytes())

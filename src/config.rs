@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::auth::JwtKey;
 use crate::log::Retention;
 
 /// Which change-log backend to run.
@@ -52,6 +53,16 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Time allowed for in-flight work to finish at shutdown.
     pub drain_timeout: Duration,
+    /// Publishing needs `Authorization: Bearer <this>` when set.
+    pub publish_token: Option<String>,
+    /// Subscribing needs a JWT verified with this key when set.
+    pub jwt: Option<JwtKey>,
+    /// Origins allowed besides the server's own (`*` for any).
+    pub allowed_origins: Vec<String>,
+    /// Publishes per second per client IP; 0 turns the limit off.
+    pub publish_rate: f64,
+    /// Publishes a client may burst above the rate.
+    pub publish_burst: f64,
     /// Run the built-in demo publisher on topic `demo`.
     pub demo: bool,
     /// Demo publish rate, events per second.
@@ -77,6 +88,11 @@ impl Default for Config {
             write_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
+            publish_token: None,
+            jwt: None,
+            allowed_origins: Vec::new(),
+            publish_rate: 10_000.0,
+            publish_burst: 10_000.0,
             demo: false,
             demo_rate: 5.0,
         }

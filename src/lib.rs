@@ -15,6 +15,9 @@
 //! - [`params`]: parsers for topic names, query strings and cursors.
 //! - [`error`]: the API error type and its status / JSON mapping.
 //! - [`config`]: every limit and interval, with defaults.
+//! - [`auth`]: publish token and subscriber JWTs.
+//! - [`origin`]: Origin checks and CORS.
+//! - [`ratelimit`]: per-client publish rate limiting.
 //! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
 //! - [`demo`]: the built-in demo publisher and embedded browser assets.
 //! - [`cli`]: the command line.
@@ -23,6 +26,7 @@
 #![warn(clippy::await_holding_lock)]
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -30,7 +34,9 @@ pub mod demo;
 pub mod error;
 pub mod log;
 pub mod metrics;
+pub mod origin;
 pub mod params;
+pub mod ratelimit;
 pub(crate) mod response;
 pub(crate) mod router;
 pub mod server;

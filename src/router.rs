@@ -3,10 +3,11 @@
 //! JSON responses.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::app::App;
@@ -80,28 +81,89 @@ impl Route<'_> {
     }
 }
 
-/// Serves one request of a connection metered by `meter`.
+/// Serves one request from `peer` on a connection metered by `meter`.
 pub(crate) async fn handle(
     app: App,
     meter: Arc<ConnMeter>,
+    peer: IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<MeteredBody>, Infallible> {
     let path = req.uri().path().to_owned();
     let route = Route::parse(&path);
     let transport = route.transport();
     meter.route(transport);
-    let reply = dispatch(&app, &meter, route, req)
-        .await
-        .unwrap_or_else(|e| Reply::new(response::error(&e), Outcome::Error));
+    // Kept for the CORS headers of the answer; the request itself moves on.
+    let origin_headers = origin_headers(req.headers());
+    let result = if req.method() == Method::OPTIONS && route != Route::NotFound {
+        preflight(&app, &origin_headers)
+    } else {
+        dispatch(&app, &meter, route, peer, req).await
+    };
+    let mut reply = result.unwrap_or_else(|e| Reply::new(response::error(&e), Outcome::Error));
+    app.origins()
+        .decorate(&origin_headers, reply.response.headers_mut());
     app.metrics().request(transport, reply.outcome);
     let (parts, body) = reply.response.into_parts();
     Ok(Response::from_parts(parts, MeteredBody::new(body, meter)))
+}
+
+/// The request headers the origin policy looks at.
+fn origin_headers(h: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in [header::ORIGIN, header::HOST] {
+        if let Some(v) = h.get(&name) {
+            out.insert(name, v.clone());
+        }
+    }
+    out
+}
+
+/// `OPTIONS`: a CORS preflight.
+fn preflight(app: &App, origin_headers: &HeaderMap) -> Result<Reply, ApiError> {
+    if let Some(origin) = app.origins().refused(origin_headers) {
+        return Err(ApiError::Forbidden(format!(
+            "origin {origin} is not allowed"
+        )));
+    }
+    let mut res = Response::new(response::empty());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    app.origins().preflight(origin_headers, res.headers_mut());
+    res.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
+    );
+    Ok(Reply::new(res, Outcome::Ok))
+}
+
+/// Refuses requests that act on the server's behalf (publishing, opening a
+/// WebSocket) from an origin that is not allowed.
+fn check_origin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    match app.origins().refused(headers) {
+        Some(origin) => Err(ApiError::Forbidden(format!(
+            "origin {origin} is not allowed (see --allowed-origin)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Takes a publish token from `peer`'s bucket.
+fn check_rate(app: &App, peer: IpAddr) -> Result<(), ApiError> {
+    let Some(limiter) = app.publish_limiter() else {
+        return Ok(());
+    };
+    limiter.check(peer).map_err(|wait| {
+        app.metrics().limit_hit("publish_rate");
+        ApiError::RateLimited {
+            retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
+        }
+    })
 }
 
 async fn dispatch(
     app: &App,
     meter: &Arc<ConnMeter>,
     route: Route<'_>,
+    peer: IpAddr,
     mut req: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
     let method = req.method().clone();
@@ -123,12 +185,29 @@ async fn dispatch(
                 TopicAction::Publish if method != Method::POST => {
                     Err(ApiError::MethodNotAllowed { allow: "POST" })
                 }
-                TopicAction::Publish => publish::publish(app, topic, req).await,
+                TopicAction::Publish => {
+                    check_origin(app, req.headers())?;
+                    app.auth().check_publish(req.headers())?;
+                    check_rate(app, peer)?;
+                    publish::publish(app, topic, req).await
+                }
                 _ if !read_only => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
-                TopicAction::Poll => poll::short(app, topic, &query, req.headers()).await,
-                TopicAction::LongPoll => poll::long(app, topic, &query).await,
-                TopicAction::Sse => sse::subscribe(app, topic, &query, req.headers()).await,
-                TopicAction::Ws => ws::subscribe(app, topic, &query, &mut req, meter).await,
+                _ => {
+                    let grant =
+                        app.auth()
+                            .check_subscribe(req.headers(), query.token.as_deref(), topic)?;
+                    match action {
+                        TopicAction::Poll => poll::short(app, topic, &query, req.headers()).await,
+                        TopicAction::LongPoll => poll::long(app, topic, &query).await,
+                        TopicAction::Sse => {
+                            sse::subscribe(app, topic, &query, req.headers(), grant).await
+                        }
+                        _ => {
+                            check_origin(app, req.headers())?;
+                            ws::subscribe(app, topic, &query, &mut req, meter, grant).await
+                        }
+                    }
+                }
             }
         }
     }

@@ -68,7 +68,8 @@ pub async fn run_with_metrics(
     let log = open_log(&config).await?;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let app = App::new(log, metrics, config, token.clone(), tracker.clone());
+    let app = App::new(log, metrics, config, token.clone(), tracker.clone())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     if app.config().demo {
         tracker.spawn(demo::publisher(app.clone()));
     }
@@ -79,17 +80,18 @@ pub async fn run_with_metrics(
         let stream = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_error(e).await;
                     continue;
                 }
             },
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
-                tracker.spawn(serve_connection(app.clone(), stream, permit));
+                tracker.spawn(serve_connection(app.clone(), stream, peer.ip(), permit));
             }
             Err(_) => {
                 app.metrics().limit_hit("max_connections");
@@ -138,11 +140,16 @@ async fn accept_error(e: io::Error) {
 
 /// Serves one HTTP/1.1 connection (and, after an upgrade, hands the socket
 /// to the WebSocket session, which keeps the permit via the meter).
-async fn serve_connection(app: App, stream: TcpStream, permit: OwnedSemaphorePermit) {
+async fn serve_connection(
+    app: App,
+    stream: TcpStream,
+    peer: std::net::IpAddr,
+    permit: OwnedSemaphorePermit,
+) {
     let meter = Arc::new(ConnMeter::with_permit(app.metrics().clone(), permit));
     let io = TokioIo::new(CountingIo::new(stream, meter.clone()));
     let svc_app = app.clone();
-    let service = service_fn(move |req| router::handle(svc_app.clone(), meter.clone(), req));
+    let service = service_fn(move |req| router::handle(svc_app.clone(), meter.clone(), peer, req));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(app.config().header_read_timeout)

@@ -20,6 +20,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use super::{Reply, account, gap_fields, reset_fields, start_of};
 use crate::app::App;
+use crate::auth::Grant;
 use crate::demo::{self, Fault};
 use crate::error::ApiError;
 use crate::log::{Batch, Cursor, Log, Subscription};
@@ -36,6 +37,7 @@ pub(crate) async fn subscribe(
     topic: &str,
     query: &Query,
     headers: &HeaderMap,
+    grant: Grant,
 ) -> Result<Reply, ApiError> {
     let cursor = cursor(query, headers)?;
     let stalled = match demo::fault(app, Transport::Sse) {
@@ -55,6 +57,7 @@ pub(crate) async fn subscribe(
         heartbeat,
         opened: false,
         stalled,
+        expires: grant.remaining().map(|d| tokio::time::Instant::now() + d),
     };
     let frames = futures_util::stream::unfold(state, |mut s| async move {
         let bytes = s.next_frame().await?;
@@ -88,6 +91,14 @@ fn cursor(query: &Query, headers: &HeaderMap) -> Result<Cursor, ApiError> {
     query.cursor()
 }
 
+/// Sleeps until `deadline`, or for ever without one.
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The state of one SSE response body.
 struct Stream {
     app: App,
@@ -98,6 +109,8 @@ struct Stream {
     opened: bool,
     /// An injected demo fault: hold the stream open, deliver nothing.
     stalled: bool,
+    /// When the subscriber's token expires, the stream ends.
+    expires: Option<tokio::time::Instant>,
 }
 
 impl Stream {
@@ -134,9 +147,11 @@ impl Stream {
                     }
                 }
             }
+            let expiry = self.expires;
             tokio::select! {
                 biased;
                 _ = self.app.shutdown().cancelled() => return None,
+                _ = sleep_until(expiry) => return None,
                 _ = self.sub.wait_beyond(&self.cursor) => {}
                 _ = self.heartbeat.tick() => return Some(Bytes::from_static(b":\n\n")),
             }

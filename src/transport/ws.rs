@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::{Reply, account, gap_fields, reset_fields, start_of};
 use crate::app::App;
+use crate::auth::Grant;
 use crate::demo::{self, Fault};
 use crate::error::ApiError;
 use crate::log::{Batch, Cursor, Log, Subscription};
@@ -57,6 +58,7 @@ pub(crate) async fn subscribe(
     query: &Query,
     req: &mut Request<Incoming>,
     meter: &Arc<ConnMeter>,
+    grant: Grant,
 ) -> Result<Reply, ApiError> {
     let accept = accept_key(req.headers())?;
     let cursor = query.cursor()?;
@@ -74,6 +76,7 @@ pub(crate) async fn subscribe(
         sub,
         cursor,
         stalled,
+        expires: grant.remaining().map(|d| Instant::now() + d),
     };
     app.tracker().spawn(async move {
         match on_upgrade.await {
@@ -174,6 +177,8 @@ struct Session {
     cursor: Cursor,
     /// An injected demo fault: accept, then deliver nothing.
     stalled: bool,
+    /// When the subscriber's token expires, the socket is closed.
+    expires: Option<Instant>,
 }
 
 /// The keep-alive timer: after `ping_interval` of silence send a ping; if
@@ -236,6 +241,10 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = self.app.shutdown().cancelled() => break Some(going_away()),
+                _ = super::sse::sleep_until(self.expires) => break Some(CloseFrame {
+                    code: CloseCode::Policy,
+                    reason: "token expired".into(),
+                }),
                 msg = ws.next() => {
                     liveness = Liveness::Quiet;
                     timer.as_mut().reset(Instant::now() + cfg.ws_ping_interval);

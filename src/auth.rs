@@ -1,0 +1,283 @@
+//! Who may publish and who may subscribe.
+//!
+//! - Publishing, when `--publish-token` is set, needs
+//!   `Authorization: Bearer <token>` (401 without, 403 wrong). The token is
+//!   compared in constant time.
+//! - Subscribing, when `--jwt-secret` (HS256) or `--jwt-public-key` (RS256 or
+//!   ES256, PEM) is set, needs a JWT whose `topics` claim matches the topic
+//!   and whose `exp` has not passed, sent as `Authorization: Bearer` or, for
+//!   clients that cannot set headers (EventSource, browser WebSocket), as
+//!   `?token=`. Streams end when their token expires.
+//!
+//! Tokens are never logged and never reach a metric label.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::header::{self, HeaderMap};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// How subscriber JWTs are verified.
+#[derive(Clone)]
+pub enum JwtKey {
+    /// A shared secret, HS256.
+    Secret(Vec<u8>),
+    /// A PEM public key: RSA (RS256) or EC P-256 (ES256).
+    PublicPem(Vec<u8>),
+}
+
+impl std::fmt::Debug for JwtKey {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwtKey::Secret(_) => f.write_str("JwtKey::Secret(…)"),
+            JwtKey::PublicPem(_) => f.write_str("JwtKey::PublicPem(…)"),
+        }
+    }
+}
+
+/// The access rules of one server.
+pub struct Auth {
+    publish_token: Option<Vec<u8>>,
+    jwt: Option<(DecodingKey, Validation)>,
+}
+
+/// The claims feedgate reads from a subscriber token.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    /// Expiry, seconds since the Unix epoch (required).
+    exp: u64,
+    /// Topic patterns this token may read; `*` matches any run of characters.
+    #[serde(default)]
+    topics: Vec<String>,
+}
+
+/// What a subscriber's token allows: until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// When the token expires, if a token was needed.
+    pub expires: Option<SystemTime>,
+}
+
+impl Grant {
+    /// How long from now the grant holds (`None`: for ever).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.expires
+            .map(|e| e.duration_since(SystemTime::now()).unwrap_or_default())
+    }
+}
+
+impl Auth {
+    /// Builds the rules.
+    ///
+    /// # Errors
+    /// A message when the public key is not a usable RSA or EC PEM key.
+    pub fn new(publish_token: Option<String>, jwt: Option<JwtKey>) -> Result<Auth, String> {
+        let jwt = match jwt {
+            None => None,
+            Some(JwtKey::Secret(s)) => {
+                Some((DecodingKey::from_secret(&s), validation(Algorithm::HS256)))
+            }
+            Some(JwtKey::PublicPem(pem)) => {
+                if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+                    Some((k, validation(Algorithm::RS256)))
+                } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
+                    Some((k, validation(Algorithm::ES256)))
+                } else {
+                    return Err("--jwt-public-key: not an RSA or EC public key in PEM".into());
+                }
+            }
+        };
+        Ok(Auth {
+            publish_token: publish_token.map(String::into_bytes),
+            jwt,
+        })
+    }
+
+    /// No rules: everyone may publish and subscribe.
+    pub fn open() -> Auth {
+        Auth {
+            publish_token: None,
+            jwt: None,
+        }
+    }
+
+    /// Checks a publish request.
+    ///
+    /// # Errors
+    /// 401 without a bearer token, 403 with the wrong one.
+    pub fn check_publish(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.publish_token else {
+            return Ok(());
+        };
+        let Some(given) = bearer(headers) else {
+            return Err(ApiError::Unauthorized(
+                "publishing needs `Authorization: Bearer <publish token>`".into(),
+            ));
+        };
+        if bool::from(given.as_bytes().ct_eq(expected)) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("the publish token is not valid".into()))
+        }
+    }
+
+    /// Checks a subscription to `topic`.
+    ///
+    /// # Errors
+    /// 401 without a token, 403 for an invalid or expired token or one that
+    /// does not cover `topic`.
+    pub fn check_subscribe(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+        topic: &str,
+    ) -> Result<Grant, ApiError> {
+        let Some((key, validation)) = &self.jwt else {
+            return Ok(Grant { expires: None });
+        };
+        let Some(token) = bearer(headers).or(query_token) else {
+            return Err(ApiError::Unauthorized(
+                "subscribing needs a token: `Authorization: Bearer <jwt>` or `?token=<jwt>`".into(),
+            ));
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|e| ApiError::Forbidden(format!("the token was refused: {}", describe(&e))))?
+            .claims;
+        if !claims.topics.iter().any(|p| topic_matches(p, topic)) {
+            return Err(ApiError::Forbidden(format!(
+                "the token does not grant topic {topic:?}"
+            )));
+        }
+        Ok(Grant {
+            expires: Some(UNIX_EPOCH + Duration::from_secs(claims.exp)),
+        })
+    }
+}
+
+fn validation(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(alg);
+    v.required_spec_claims = ["exp".to_owned()].into();
+    v.validate_aud = false;
+    v.leeway = 5;
+    v
+}
+
+/// A user-facing reason that never echoes the token.
+fn describe(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind::*;
+    match e.kind() {
+        ExpiredSignature => "expired",
+        InvalidSignature => "bad signature",
+        InvalidAlgorithm | InvalidAlgorithmName => "wrong algorithm",
+        MissingRequiredClaim(_) => "missing exp claim",
+        ImmatureSignature => "not valid yet",
+        _ => "malformed",
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Glob match where `*` matches any run of characters (topic names hold no
+/// `*`, so there is nothing to escape).
+pub fn topic_matches(pattern: &str, topic: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == topic;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !topic.starts_with(first) || topic.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &topic[first.len()..];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    #[test]
+    fn patterns() {
+        assert!(topic_matches("prices", "prices"));
+        assert!(!topic_matches("prices", "prices2"));
+        assert!(topic_matches("user.*", "user.42"));
+        assert!(!topic_matches("user.*", "users.42"));
+        assert!(topic_matches("*", "anything"));
+        assert!(topic_matches("a*b*c", "a-x-b-y-c"));
+        assert!(!topic_matches("a*b*c", "a-c"));
+        assert!(!topic_matches("ab*ba", "aba"));
+    }
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+        h
+    }
+
+    #[test]
+    fn publish_token() {
+        let a = Auth::new(Some("s3cret".into()), None).unwrap();
+        assert!(matches!(
+            a.check_publish(&HeaderMap::new()),
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            a.check_publish(&headers("Bearer nope")),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(a.check_publish(&headers("bearer s3cret")).is_ok());
+        assert!(Auth::open().check_publish(&HeaderMap::new()).is_ok());
+    }
+
+    #[test]
+    fn subscriber_jwt() {
+        let a = Auth::new(None, Some(JwtKey::Secret(b"k".to_vec()))).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = |exp: u64, topics: &[&str]| {
+            jsonwebtoken::encode(
+                &Header::default(),
+                &serde_json::json!({"exp": exp, "topics": topics}),
+                &EncodingKey::from_secret(b"k"),
+            )
+            .unwrap()
+        };
+        let good = token(now + 60, &["user.*"]);
+        let grant = a
+            .check_subscribe(&HeaderMap::new(), Some(&good), "user.7")
+            .unwrap();
+        assert!(grant.remaining().unwrap() > Duration::from_secs(50));
+        assert!(matches!(
+            a.check_subscribe(&HeaderMap::new(), Some(&good), "admin"),
+            Err(ApiError::Forbidden(_))
+        ));
+        let expired = token(now - 60, &["*"]);
+        assert!(matches!(
+            a.check_subscribe(&headers(&format!("Bearer {expired}")), None, "x"),
+            Err(ApiError::Forbidden(m)) if m.contains("expired") && !m.contains(&expired)
+        ));
+        assert!(matches!(
+            a.check_subscribe(&HeaderMap::new(), None, "x"),
+            Err(ApiError::Unauthorized(_))
+        ));
+    }
+}
