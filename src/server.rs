@@ -148,6 +148,7 @@ async fn serve_connection(
 ) {
     let meter = Arc::new(ConnMeter::with_permit(app.metrics().clone(), permit));
     let io = TokioIo::new(CountingIo::new(stream, meter.clone()));
+    let watched = meter.clone();
     let svc_app = app.clone();
     let service = service_fn(move |req| router::handle(svc_app.clone(), meter.clone(), peer, req));
     let conn = http1::Builder::new()
@@ -159,6 +160,12 @@ async fn serve_connection(
     tokio::pin!(conn);
     let result = tokio::select! {
         res = conn.as_mut() => res,
+        _ = watched.stuck_for(app.config().write_timeout) => {
+            // The peer reads nothing (an SSE or long-poll client that
+            // stopped reading): drop the connection rather than hold it.
+            app.metrics().limit_hit("write_timeout");
+            return;
+        }
         _ = app.shutdown().cancelled() => {
             // Finish the in-flight response (long polls answer now, SSE
             // ends), then close instead of keeping the connection alive.

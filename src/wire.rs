@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
@@ -25,6 +26,8 @@ pub trait Meter {
     fn on_read(&self, n: usize);
     /// `n > 0` bytes were written to the socket.
     fn on_write(&self, n: usize);
+    /// A write could not proceed: the peer's receive window is full.
+    fn on_write_blocked(&self) {}
 }
 
 impl<M: Meter + ?Sized> Meter for Arc<M> {
@@ -33,6 +36,9 @@ impl<M: Meter + ?Sized> Meter for Arc<M> {
     }
     fn on_write(&self, n: usize) {
         (**self).on_write(n)
+    }
+    fn on_write_blocked(&self) {
+        (**self).on_write_blocked()
     }
 }
 
@@ -90,10 +96,10 @@ impl<T: AsyncWrite, M: Meter> AsyncWrite for CountingIo<T, M> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let res = this.inner.poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res
-            && n > 0
-        {
-            this.meter.on_write(n);
+        match res {
+            Poll::Ready(Ok(n)) if n > 0 => this.meter.on_write(n),
+            Poll::Pending => this.meter.on_write_blocked(),
+            _ => {}
         }
         res
     }
@@ -105,10 +111,10 @@ impl<T: AsyncWrite, M: Meter> AsyncWrite for CountingIo<T, M> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let res = this.inner.poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res
-            && n > 0
-        {
-            this.meter.on_write(n);
+        match res {
+            Poll::Ready(Ok(n)) if n > 0 => this.meter.on_write(n),
+            Poll::Pending => this.meter.on_write_blocked(),
+            _ => {}
         }
         res
     }
@@ -171,6 +177,9 @@ impl Meter for ByteCount {
 pub struct ConnMeter {
     metrics: Arc<Metrics>,
     state: Mutex<MeterState>,
+    /// Signalled when writes start being blocked, so a watchdog sleeps
+    /// until then instead of polling every connection.
+    blocked: tokio::sync::Notify,
     /// The connection-limit permit: released when the socket is dropped,
     /// which for an upgraded WebSocket is when its session ends.
     _permit: Option<OwnedSemaphorePermit>,
@@ -185,6 +194,8 @@ struct MeterState {
     /// The gauge this connection is counted under.
     gauge: Transport,
     upgraded: bool,
+    /// Since when writes have been refused by a full socket, if they are.
+    blocked_since: Option<Instant>,
 }
 
 impl ConnMeter {
@@ -203,12 +214,14 @@ impl ConnMeter {
         ConnMeter {
             metrics,
             _permit: permit,
+            blocked: tokio::sync::Notify::new(),
             state: Mutex::new(MeterState {
                 reading: None,
                 writing: None,
                 pending_in: 0,
                 gauge: Transport::Other,
                 upgraded: false,
+                blocked_since: None,
             }),
         }
     }
@@ -246,6 +259,27 @@ impl ConnMeter {
         });
     }
 
+    /// How long writes have been blocked by a peer that reads nothing.
+    pub fn write_blocked_for(&self) -> Duration {
+        self.with(|s| s.blocked_since.map_or(Duration::ZERO, |t| t.elapsed()))
+    }
+
+    /// Resolves once writes have been blocked for `limit` without a byte
+    /// getting through. Costs nothing while writes flow.
+    pub async fn stuck_for(&self, limit: Duration) {
+        loop {
+            self.blocked.notified().await;
+            loop {
+                let blocked = self.with(|s| s.blocked_since.map(|t| t.elapsed()));
+                match blocked {
+                    None => break,
+                    Some(d) if d >= limit => return,
+                    Some(d) => tokio::time::sleep(limit - d).await,
+                }
+            }
+        }
+    }
+
     /// The connection was upgraded to WebSocket: every byte from now is `ws`.
     pub fn upgraded(&self) {
         self.route(Transport::Ws);
@@ -267,8 +301,22 @@ impl Meter for ConnMeter {
     }
 
     fn on_write(&self, n: usize) {
-        let t = self.with(|s| s.writing.unwrap_or(Transport::Other));
+        let t = self.with(|s| {
+            s.blocked_since = None;
+            s.writing.unwrap_or(Transport::Other)
+        });
         self.metrics.transport(t).wire_out.inc_by(n as u64);
+    }
+
+    fn on_write_blocked(&self) {
+        let newly = self.with(|s| {
+            let newly = s.blocked_since.is_none();
+            s.blocked_since.get_or_insert_with(Instant::now);
+            newly
+        });
+        if newly {
+            self.blocked.notify_one();
+        }
     }
 }
 

@@ -295,5 +295,5 @@ async fn bytes_of_unrouted_requests_count_as_other() {
 
 /// The size of the request `common::http` sends for a scrape.
 fn http_scrape_request_len() -> u64 {
-    "GET /metrics HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\r\n".len() as u64
+    "GET /metrics HTTP/1.1\r\ncontent-length: 0\r\nhost: test\r\n\r\n".len() as u64
 }

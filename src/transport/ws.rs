@@ -218,11 +218,8 @@ impl Session {
                     let news =
                         !batch.events.is_empty() || batch.gap.is_some() || batch.reset.is_some();
                     if news || !opened {
-                        if !self.send(&mut ws, &batch, !opened).await {
-                            // The peer reads nothing: its socket is full or
-                            // gone, so a close frame could not get through.
-                            self.app.metrics().limit_hit("write_timeout");
-                            break None;
+                        if let Err(failure) = self.send(&mut ws, &batch, !opened).await {
+                            break failure.close_frame(&self.app);
                         }
                         opened = true;
                         if !batch.events.is_empty() {
@@ -258,8 +255,8 @@ impl Session {
                         }
                         Some(Ok(Message::Text(_) | Message::Binary(_))) => {
                             let reply = r#"{"type":"error","code":"unsupported","message":"this socket only delivers events; publish with POST /topics/{topic}/events"}"#;
-                            if !self.write(&mut ws, vec![Message::text(reply)]).await {
-                                break None;
+                            if let Err(failure) = self.write(&mut ws, vec![Message::text(reply)]).await {
+                                break failure.close_frame(&self.app);
                             }
                         }
                         Some(Ok(_)) => {}
@@ -270,8 +267,8 @@ impl Session {
                     Liveness::Quiet => {
                         liveness = Liveness::AwaitingPong;
                         timer.as_mut().reset(Instant::now() + cfg.ws_pong_timeout);
-                        if !self.write(&mut ws, vec![Message::Ping(Bytes::new())]).await {
-                            break None;
+                        if let Err(failure) = self.write(&mut ws, vec![Message::Ping(Bytes::new())]).await {
+                            break failure.close_frame(&self.app);
                         }
                     }
                     Liveness::AwaitingPong => {
@@ -288,8 +285,13 @@ impl Session {
     }
 
     /// Writes a batch (with the opening `ready` message the first time) and
-    /// accounts for it. `false` when the peer did not take it in time.
-    async fn send(&mut self, ws: &mut Socket, batch: &Batch, opening: bool) -> bool {
+    /// accounts for it.
+    async fn send(
+        &mut self,
+        ws: &mut Socket,
+        batch: &Batch,
+        opening: bool,
+    ) -> Result<(), WriteFailure> {
         let start = start_of(batch);
         let mut msgs = Vec::with_capacity(batch.events.len() + 2);
         if opening {
@@ -313,26 +315,51 @@ impl Session {
         for e in &batch.events {
             msgs.push(Message::Text(text(e.json.clone())));
         }
-        let ok = self.write(ws, msgs).await;
-        if ok {
-            self.cursor = batch.next_cursor();
-            account(self.app.metrics().transport(Transport::Ws), batch);
-        }
-        ok
+        self.write(ws, msgs).await?;
+        self.cursor = batch.next_cursor();
+        account(self.app.metrics().transport(Transport::Ws), batch);
+        Ok(())
     }
 
     /// Feeds messages and flushes once, within the write timeout.
-    async fn write(&self, ws: &mut Socket, msgs: Vec<Message>) -> bool {
+    async fn write(&self, ws: &mut Socket, msgs: Vec<Message>) -> Result<(), WriteFailure> {
         let write = async {
             for m in msgs {
                 ws.feed(m).await?;
             }
             ws.flush().await
         };
-        matches!(
-            tokio::time::timeout(self.app.config().write_timeout, write).await,
-            Ok(Ok(()))
-        )
+        match tokio::time::timeout(self.app.config().write_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriteFailure::Gone),
+            Err(_) => Err(WriteFailure::TimedOut),
+        }
+    }
+}
+
+/// Why a write did not complete.
+enum WriteFailure {
+    /// The socket failed: nobody to tell.
+    Gone,
+    /// The peer read nothing for `--write-timeout`.
+    TimedOut,
+}
+
+impl WriteFailure {
+    /// The close to attempt: after a timeout a 1008 is queued behind what
+    /// is pending (a peer that is merely slow will still see why), and the
+    /// close handshake's grace period bounds the attempt.
+    fn close_frame(self, app: &App) -> Option<CloseFrame> {
+        match self {
+            WriteFailure::Gone => None,
+            WriteFailure::TimedOut => {
+                app.metrics().limit_hit("write_timeout");
+                Some(CloseFrame {
+                    code: CloseCode::Policy,
+                    reason: "write timeout: the client is not reading".into(),
+                })
+            }
+        }
     }
 }
 

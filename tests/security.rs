@@ -1,0 +1,333 @@
+//! Who gets in: publish tokens, subscriber JWTs (header and `?token=`, on
+//! every transport), origin checks against cross-site WebSocket hijacking,
+//! CORS, and the per-client publish rate limit.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::*;
+use feedgate::Config;
+use feedgate::auth::JwtKey;
+use futures_util::StreamExt;
+use jsonwebtoken::{EncodingKey, Header};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+const WS_HEADERS: [(&str, &str); 4] = [
+    ("upgrade", "websocket"),
+    ("connection", "Upgrade"),
+    ("sec-websocket-version", "13"),
+    ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+];
+
+fn code(res: &RawResponse) -> String {
+    res.json()["error"]["code"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn publishing_needs_the_token() {
+    let s = start(Config {
+        publish_token: Some("pub-s3cret".into()),
+        ..Config::default()
+    })
+    .await;
+    let res = http(s.addr(), "POST", "/topics/t/events", &[], b"1").await;
+    assert_eq!((res.status, code(&res).as_str()), (401, "unauthorized"));
+    let res = http(
+        s.addr(),
+        "POST",
+        "/topics/t/events",
+        &[("authorization", "Bearer nope")],
+        b"1",
+    )
+    .await;
+    assert_eq!((res.status, code(&res).as_str()), (403, "forbidden"));
+    let res = http(
+        s.addr(),
+        "POST",
+        "/topics/t/events",
+        &[("authorization", "Bearer pub-s3cret")],
+        b"1",
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    // Nothing but the authorized publish was appended.
+    let res = http(s.addr(), "GET", "/topics/t/poll?after=0", &[], b"").await;
+    assert_eq!(res.json()["events"].as_array().unwrap().len(), 1);
+    // The token appears in no metric.
+    let metrics = http(s.addr(), "GET", "/metrics", &[], b"").await;
+    assert!(!String::from_utf8_lossy(&metrics.body).contains("s3cret"));
+}
+
+fn jwt(secret: &[u8], topics: &[&str], ttl_s: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &Header::default(),
+        &serde_json::json!({"exp": now + ttl_s, "topics": topics}),
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn subscribing_needs_a_jwt_granting_the_topic_on_every_transport() {
+    let s = start(Config {
+        jwt: Some(JwtKey::Secret(b"sub-key".to_vec())),
+        ..Config::default()
+    })
+    .await;
+    publish(&s, "user.1", "1").await;
+    let good = jwt(b"sub-key", &["user.*"], 60);
+    let other_topic = jwt(b"sub-key", &["admin"], 60);
+    let wrong_key = jwt(b"not-the-key", &["*"], 60);
+    let expired = jwt(b"sub-key", &["*"], -60);
+    for action in ["poll", "longpoll?timeout=0", "sse", "ws"] {
+        let (path, extra): (&str, &[(&str, &str)]) = match action {
+            "ws" => ("ws", &WS_HEADERS),
+            a => (a, &[]),
+        };
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = |token: &str| format!("/topics/user.1/{path}{sep}token={token}");
+        let res = http(
+            s.addr(),
+            "GET",
+            &format!("/topics/user.1/{path}"),
+            extra,
+            b"",
+        )
+        .await;
+        assert_eq!(
+            (res.status, code(&res).as_str()),
+            (401, "unauthorized"),
+            "{action}"
+        );
+        for bad in [&other_topic, &wrong_key, &expired] {
+            let res = http(s.addr(), "GET", &url(bad), extra, b"").await;
+            assert_eq!(
+                (res.status, code(&res).as_str()),
+                (403, "forbidden"),
+                "{action}"
+            );
+            let message = res.json()["error"]["message"].as_str().unwrap().to_owned();
+            assert!(!message.contains(bad.as_str()), "the token is never echoed");
+        }
+        if action == "poll" || action == "longpoll?timeout=0" {
+            let res = http(s.addr(), "GET", &url(&good), extra, b"").await;
+            assert_eq!(res.status, 200, "{action}");
+            let bearer = format!("Bearer {good}");
+            let res = http(
+                s.addr(),
+                "GET",
+                &format!("/topics/user.1/{path}"),
+                &[("authorization", bearer.as_str())],
+                b"",
+            )
+            .await;
+            assert_eq!(res.status, 200, "{action} with the header");
+        }
+    }
+    // The streams open with a good token.
+    let reply = raw_head(
+        s.addr(),
+        &format!("GET /topics/user.1/sse?token={good} HTTP/1.1\r\nhost: x\r\n\r\n"),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/topics/user.1/ws?after=0&token={good}",
+        s.addr()
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(ws.next().await, Some(Ok(Message::Text(_)))));
+}
+
+/// Sends a request and returns what arrives first (the response head).
+async fn raw_head(addr: std::net::SocketAddr, req: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(PATIENCE, conn.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_websocket_closes_when_its_token_expires() {
+    let s = start(Config {
+        jwt: Some(JwtKey::Secret(b"k".to_vec())),
+        ..Config::default()
+    })
+    .await;
+    let token = jwt(b"k", &["t"], 1);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/topics/t/ws?token={token}", s.addr()))
+            .await
+            .unwrap();
+    let close = loop {
+        match tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(f))) => break f.unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Policy);
+    assert_eq!(close.reason.as_str(), "token expired");
+}
+
+#[tokio::test]
+async fn cross_site_websockets_and_publishes_are_refused() {
+    let s = start(Config {
+        allowed_origins: vec!["https://app.example.com".into()],
+        ..Config::default()
+    })
+    .await;
+    let host = s.addr().to_string();
+    let own = format!("http://{host}");
+    for (origin, allowed) in [
+        ("https://evil.example", false),
+        ("null", false),
+        ("https://app.example.com", true),
+        (own.as_str(), true),
+    ] {
+        // `common::http` sends `host: test`; same-origin needs the real host.
+        let mut req = format!("ws://{host}/topics/t/ws")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        let result = tokio_tungstenite::connect_async(req).await;
+        assert_eq!(result.is_ok(), allowed, "websocket from {origin}");
+        if let Err(tokio_tungstenite::tungstenite::Error::Http(res)) = result {
+            assert_eq!(res.status(), 403);
+        }
+        let res = http(
+            s.addr(),
+            "POST",
+            "/topics/t/events",
+            &[("origin", origin), ("host", &host)],
+            b"1",
+        )
+        .await;
+        assert_eq!(
+            res.status == 201,
+            allowed,
+            "publish from {origin}: {} {:?}",
+            res.status,
+            String::from_utf8_lossy(&res.body)
+        );
+    }
+    // No Origin at all (curl, servers): allowed.
+    let res = http(s.addr(), "POST", "/topics/t/events", &[], b"1").await;
+    assert_eq!(res.status, 201);
+}
+
+#[tokio::test]
+async fn cors_follows_the_allowed_origins() {
+    let s = start(Config {
+        allowed_origins: vec!["https://app.example.com".into()],
+        ..Config::default()
+    })
+    .await;
+    let ok = [
+        ("origin", "https://app.example.com"),
+        ("access-control-request-method", "POST"),
+    ];
+    let res = http(s.addr(), "OPTIONS", "/topics/t/events", &ok, b"").await;
+    assert_eq!(res.status, 204);
+    assert_eq!(
+        res.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(
+        res.header("access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(
+        res.header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+
+    let bad = [
+        ("origin", "https://evil.example"),
+        ("access-control-request-method", "POST"),
+    ];
+    let res = http(s.addr(), "OPTIONS", "/topics/t/events", &bad, b"").await;
+    assert_eq!(res.status, 403);
+    assert_eq!(res.header("access-control-allow-origin"), None);
+
+    let res = http(
+        s.addr(),
+        "GET",
+        "/topics/t/poll",
+        &[("origin", "https://app.example.com")],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        res.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(
+        res.header("access-control-expose-headers")
+            .unwrap()
+            .contains("ETag")
+    );
+    let res = http(
+        s.addr(),
+        "GET",
+        "/topics/t/poll",
+        &[("origin", "https://evil.example")],
+        b"",
+    )
+    .await;
+    assert_eq!(res.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn publish_rate_is_limited_per_client_with_retry_after() {
+    let s = start(Config {
+        publish_rate: 0.5,
+        publish_burst: 2.0,
+        ..Config::default()
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            http(s.addr(), "POST", "/topics/r/events", &[], b"1")
+                .await
+                .status,
+            201
+        );
+    }
+    let res = http(s.addr(), "POST", "/topics/r/events", &[], b"1").await;
+    assert_eq!((res.status, code(&res).as_str()), (429, "rate_limited"));
+    let retry: u64 = res.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Subscribers are not affected, and nothing extra was appended.
+    let res = http(s.addr(), "GET", "/topics/r/poll?after=0", &[], b"").await;
+    assert_eq!(res.json()["events"].as_array().unwrap().len(), 2);
+    let m = scrape(s.addr()).await;
+    assert_eq!(
+        sample(
+            &m,
+            "feedgate_limit_rejections_total{limit=\"publish_rate\"}"
+        ),
+        1.0
+    );
+}
