@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -81,7 +79,7 @@ async fn draining_closes_every_transport_cleanly() {
 
 #[tokio::test]
 async fn sigterm_exits_zero_and_a_restart_means_a_new_epoch() {
-    let (first, url) = spawn_binary();
+    let (first, url) = spawn_binary(&[]);
     let ep = feedgate::client::Endpoint::parse(&url).unwrap();
     feedgate::client::publish(&ep, "restart", b"1".to_vec())
         .await
@@ -100,7 +98,7 @@ async fn sigterm_exits_zero_and_a_restart_means_a_new_epoch() {
     let status = terminate(first);
     assert!(status.success(), "exit status {status:?}");
 
-    let (second, url) = spawn_binary();
+    let (second, url) = spawn_binary(&[]);
     let ep = feedgate::client::Endpoint::parse(&url).unwrap();
     feedgate::client::publish(&ep, "restart", b"2".to_vec())
         .await
@@ -120,55 +118,4 @@ async fn sigterm_exits_zero_and_a_restart_means_a_new_epoch() {
     }
     sub.close().await;
     assert!(terminate(second).success());
-}
-
-/// Starts `feedgate serve` on a free port; returns the child and its URL,
-/// read from the log line it prints once listening.
-fn spawn_binary() -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_feedgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--drain-timeout", "5s"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines.next().expect("a log line").unwrap();
-        if let Some(i) = line.find("open http://") {
-            break line[i + 5..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('/')
-                .to_owned();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
-}
-
-/// Sends SIGTERM and waits (bounded) for the exit status.
-fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let pid = child.id();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    match rx.recv_timeout(PATIENCE) {
-        Ok(status) => status.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("did not exit within {PATIENCE:?} of SIGTERM");
-        }
-    }
 }

@@ -1,0 +1,206 @@
+//! Limits that protect the server from slow or dead peers: the header-read
+//! timeout (slowloris), the WebSocket ping/pong deadline, and the write
+//! timeout for subscribers that never read.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use feedgate::Config;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+const UPGRADE: &[u8] = b"GET /topics/t/ws HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+#[tokio::test]
+async fn a_slow_request_head_is_cut_off_and_others_are_served() {
+    let s = start(Config {
+        header_read_timeout: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .await;
+    let began = Instant::now();
+    let mut slow = TcpStream::connect(s.addr()).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-drip: 1\r\n")
+        .await
+        .unwrap();
+    // Meanwhile another client is served normally.
+    assert_eq!(
+        http(s.addr(), "GET", "/healthz", &[], b"").await.status,
+        200
+    );
+    let reply = read_to_close(&mut slow).await;
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "cut off too early: {waited:?}"
+    );
+    assert!(waited < PATIENCE, "never cut off");
+    assert!(
+        !reply.starts_with(b"HTTP/1.1 200"),
+        "the slow request was not served"
+    );
+    assert_eq!(
+        http(s.addr(), "GET", "/healthz", &[], b"").await.status,
+        200
+    );
+}
+
+/// Reads one unmasked server frame: (opcode, payload).
+async fn frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    tokio::time::timeout(PATIENCE, s.read_exact(&mut h))
+        .await
+        .expect("a frame in time")
+        .unwrap();
+    let mut len = u64::from(h[1] & 0x7f);
+    if len == 126 {
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).await.unwrap();
+        len = u64::from(u16::from_be_bytes(b));
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        s.read_exact(&mut b).await.unwrap();
+        len = u64::from_be_bytes(b);
+    }
+    let mut p = vec![0u8; len as usize];
+    s.read_exact(&mut p).await.unwrap();
+    (h[0] & 0x0f, p)
+}
+
+#[tokio::test]
+async fn a_websocket_peer_that_never_pongs_is_closed_1008() {
+    let s = start(Config {
+        ws_ping_interval: Duration::from_millis(100),
+        ws_pong_timeout: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await;
+    let mut conn = TcpStream::connect(s.addr()).await.unwrap();
+    conn.write_all(UPGRADE).await.unwrap();
+    assert_eq!(read_response(&mut conn).await.status, 101);
+    let mut saw_ping = false;
+    let close = loop {
+        match frame(&mut conn).await {
+            (0x9, _) => saw_ping = true,
+            (0x8, payload) => break payload,
+            _ => {}
+        }
+    };
+    assert!(saw_ping, "the server pinged before giving up");
+    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1008);
+    let m = scrape(s.addr()).await;
+    assert_eq!(
+        sample(
+            &m,
+            "feedgate_limit_rejections_total{limit=\"pong_timeout\"}"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_peer_that_answers_pings_stays_connected() {
+    let s = start(Config {
+        ws_ping_interval: Duration::from_millis(50),
+        ws_pong_timeout: Duration::from_millis(100),
+        ..Config::default()
+    })
+    .await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/topics/t/ws", s.addr()))
+        .await
+        .unwrap();
+    // tungstenite answers each ping while we read; several ping rounds pass.
+    let mut pings = 0;
+    while pings < 5 {
+        match tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("in time")
+        {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Text(_))) => {}
+            other => panic!("connection should stay open, got {other:?}"),
+        }
+    }
+    publish(&s, "t", "42").await;
+    loop {
+        match tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("in time")
+        {
+            Some(Ok(Message::Text(t))) => {
+                assert!(t.as_str().contains(r#""data":42"#));
+                break;
+            }
+            Some(Ok(Message::Ping(_))) => {}
+            other => panic!("connection should stay open, got {other:?}"),
+        }
+    }
+}
+
+/// Publishes `n` events of ~`size` bytes.
+async fn flood(s: &feedgate::RunningServer, topic: &str, n: usize, size: usize) {
+    let ep = endpoint(s);
+    let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(size));
+    for _ in 0..n {
+        feedgate::client::publish(&ep, topic, body.clone().into_bytes())
+            .await
+            .unwrap();
+    }
+}
+
+async fn wait_metric(addr: std::net::SocketAddr, key: &str, want: impl Fn(f64) -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if want(sample(&scrape(addr).await, key)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key} never settled"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn subscribers_that_never_read_are_closed_after_the_write_timeout() {
+    let s = start(Config {
+        write_timeout: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    // A WebSocket and an SSE client that read nothing after the handshake.
+    let mut ws = TcpStream::connect(s.addr()).await.unwrap();
+    ws.write_all(UPGRADE).await.unwrap();
+    assert_eq!(read_response(&mut ws).await.status, 101);
+    let mut sse = TcpStream::connect(s.addr()).await.unwrap();
+    sse.write_all(b"GET /topics/t/sse HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    wait_gauge(s.addr(), "sse", 1.0).await;
+    // Enough to fill both sockets' buffers many times over.
+    flood(&s, "t", 400, 64 << 10).await;
+    wait_metric(
+        s.addr(),
+        "feedgate_limit_rejections_total{limit=\"write_timeout\"}",
+        |v| v >= 2.0,
+    )
+    .await;
+    wait_metric(s.addr(), "feedgate_connections{transport=\"ws\"}", |v| {
+        v == 0.0
+    })
+    .await;
+    wait_metric(s.addr(), "feedgate_connections{transport=\"sse\"}", |v| {
+        v == 0.0
+    })
+    .await;
+    // The server still serves everyone else.
+    assert_eq!(
+        http(s.addr(), "GET", "/healthz", &[], b"").await.status,
+        200
+    );
+}
