@@ -13,4 +13,7 @@ ensure_apt curl ca-certificates
 log "cargo test (unit + integration)"
 cargo test --all-targets
 
+log "soak (30 s, all four transports, random churn)"
+./scripts/soak.sh 30
+
 log "all tests passed"
