@@ -7,8 +7,12 @@
 #   - an SSE event arrives through nginx promptly (< 1 s after its publish:
 #     a buffering proxy holds it), and, as a negative control, is held back
 #     by a deliberately buffering location, which proves the probe can tell;
+#   - the page's own origin (on a non-default port) may upgrade to WebSocket
+#     and publish through nginx, a foreign origin may not;
+#   - a ?token= query parameter (subscriber JWT) stays out of the access log;
 #   - a long poll is held through nginx until its timeout and answered;
-#   - a publish over --max-body reaches feedgate and gets feedgate's 413;
+#   - a publish over --max-body gets a JSON 413, and a stopped feedgate a
+#     JSON 503 (not nginx's HTML 502);
 #   - /metrics is not exposed through the proxy.
 # nginx runs as its own master process with everything (config, pid, logs,
 # temp dirs) under a mktemp dir; the system's nginx config is never read.
@@ -85,8 +89,9 @@ log "nginx on $NG (docs/nginx/feedgate.conf); a buffering control on $BAD"
 mkdir -p "$TMP/nginx"
 sed -e "s/server 127\.0\.0\.1:8080;/server 127.0.0.1:$FG_PORT;/" \
   -e "s/listen 80;/listen 127.0.0.1:$NG_PORT;/" \
+  -e "s|/var/log/nginx/feedgate-access.log|$TMP/nginx/feedgate-access.log|" \
   "$ROOT/docs/nginx/feedgate.conf" >"$TMP/nginx/feedgate.conf"
-for want in "server 127.0.0.1:$FG_PORT;" "listen 127.0.0.1:$NG_PORT;"; do
+for want in "server 127.0.0.1:$FG_PORT;" "listen 127.0.0.1:$NG_PORT;" "$TMP/nginx/feedgate-access.log"; do
   grep -qF "$want" "$TMP/nginx/feedgate.conf" || {
     echo "docs/nginx/feedgate.conf no longer has what this test substitutes ($want)" >&2
     exit 1
@@ -155,7 +160,7 @@ done
 for t in poll longpoll sse ws; do
   want=200
   [ "$t" = ws ] && want=101
-  if grep -qE "\"GET /topics/smoke-${t}/${t}[?][^\"]* HTTP/1.1\" $want " "$TMP/nginx/access.log"; then
+  if grep -qF "\"GET /topics/smoke-$t/$t HTTP/1.1\" $want " "$TMP/nginx/feedgate-access.log"; then
     pass "$t: nginx access log shows GET /topics/smoke-$t/$t answered $want"
   else
     fail "$t: no GET /topics/smoke-$t/$t answered $want in nginx's access log"
@@ -177,6 +182,38 @@ if out="$(python3 "$ROOT/scripts/ops_probe.py" sse-latency "$BAD" prompt-bad --m
   pass "negative control, buffering location: ${out#ok   }"
 else
   fail "negative control: the probe did not see a buffering proxy hold the stream: $out"
+fi
+
+log "browser origins through nginx (Host passed with its port)"
+ws_upgrade() { # ws_upgrade ORIGIN: the status of a WebSocket upgrade through nginx
+  curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H 'Connection: Upgrade' \
+    -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H "Origin: $1" "$NG/topics/origin/ws" || true
+}
+publish_from() { # publish_from ORIGIN: the status of a publish through nginx
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Origin: $1" \
+    -H 'content-type: application/json' -d '{"o":1}' "$NG/topics/origin/events" || true
+}
+# The page's own origin, on a non-default port, as a browser sends it.
+if [ "$(ws_upgrade "$NG")" = 101 ] && [ "$(publish_from "$NG")" = 201 ]; then
+  pass "same origin ($NG): WebSocket upgrade 101, publish 201"
+else
+  fail "same origin ($NG): upgrade $(ws_upgrade "$NG"), publish $(publish_from "$NG"), expected 101, 201"
+fi
+if [ "$(ws_upgrade http://evil.example)" = 403 ] && [ "$(publish_from http://evil.example)" = 403 ]; then
+  pass "foreign origin: WebSocket upgrade and publish refused 403"
+else
+  fail "foreign origin: expected 403 for upgrade and publish"
+fi
+
+log "a ?token= query parameter stays out of nginx's access log"
+curl -fsS -o /dev/null --max-time 5 "$NG/topics/tok/poll?after=0&token=secret-jwt-d41d8cd9"
+if grep -q 'secret-jwt-d41d8cd9' "$TMP/nginx/feedgate-access.log"; then
+  fail "the token was written to nginx's access log"
+elif grep -qF '"GET /topics/tok/poll HTTP/1.1" 200' "$TMP/nginx/feedgate-access.log"; then
+  pass "request logged as GET /topics/tok/poll, without its query string"
+else
+  fail "the poll is missing from nginx's access log"
 fi
 
 log "a long poll is held through nginx until its timeout"
