@@ -44,6 +44,10 @@ POLL_TRANSPORTS = {"poll", "longpoll"}
 # Variables Grafana defines itself; the values are substituted by --rate-interval etc.
 BUILTINS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s",
             "__range_ms"}
+# Grafana unit ids this dashboard may use (a typo renders as a literal
+# suffix, silently); "suffix:…" and "prefix:…" are Grafana's custom units.
+UNITS = {"none", "short", "percent", "percentunit", "bytes", "decbytes", "Bps", "binBps",
+         "s", "ms", "us", "ops", "reqps", "eps", "cps", "mps"}
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
 GRAFANA_BUILTIN_DS = {"type": "grafana", "uid": "-- Grafana --"}
 VAR_RE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)")
@@ -145,8 +149,11 @@ def static_checks(dash, rep):
             rep.fail(pw, f"panel type {p.get('type')!r}: expected timeseries or stat")
         if not p.get("title"):
             rep.fail(pw, "no title")
-        if not p.get("fieldConfig", {}).get("defaults", {}).get("unit"):
+        unit = p.get("fieldConfig", {}).get("defaults", {}).get("unit")
+        if not unit:
             rep.fail(pw, "no unit in fieldConfig.defaults")
+        elif unit not in UNITS and not re.match(r"(suffix|prefix):.", unit):
+            rep.fail(pw, f"unit {unit!r} is not a Grafana unit id this check knows")
         refs = set()
         targets = p.get("targets") or []
         if not targets:
