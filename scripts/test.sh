@@ -13,6 +13,12 @@ ensure_apt curl ca-certificates
 log "cargo test (unit + integration)"
 cargo test --all-targets
 
+log "dashboard against a live Prometheus, promtool lint"
+./scripts/prometheus-test.sh
+
+log "all four transports through nginx"
+./scripts/nginx-test.sh
+
 log "soak (30 s, all four transports, random churn)"
 ./scripts/soak.sh 30
 

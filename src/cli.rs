@@ -126,6 +126,10 @@ pub struct ServeArgs {
     /// Publishes a client may burst above --publish-rate.
     #[arg(long, default_value_t = 10_000.0)]
     pub publish_burst: f64,
+    /// A reverse proxy (IP address) whose X-Forwarded-For header names the
+    /// real client for --publish-rate (repeatable).
+    #[arg(long = "trusted-proxy")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `feedgate publish`.
@@ -234,6 +238,7 @@ impl ServeArgs {
             allowed_origins: self.allowed_origins.clone(),
             publish_rate: self.publish_rate,
             publish_burst: self.publish_burst,
+            trusted_proxies: self.trusted_proxies.clone(),
             log,
             retention: Retention {
                 max_events: self.retention_events,

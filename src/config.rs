@@ -63,6 +63,8 @@ pub struct Config {
     pub publish_rate: f64,
     /// Publishes a client may burst above the rate.
     pub publish_burst: f64,
+    /// Proxies whose `X-Forwarded-For` names the client (for rate limits).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Run the built-in demo publisher on topic `demo`.
     pub demo: bool,
     /// Demo publish rate, events per second.
@@ -93,6 +95,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             publish_rate: 10_000.0,
             publish_burst: 10_000.0,
+            trusted_proxies: Vec::new(),
             demo: false,
             demo_rate: 5.0,
         }

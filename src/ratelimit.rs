@@ -5,6 +5,8 @@
 //! bucket is busy the table is cleared, which errs on the side of serving.
 
 use std::collections::HashMap;
+
+use hyper::header::HeaderMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -65,9 +67,51 @@ impl RateLimiter {
     }
 }
 
+/// The client a request is from: the peer, or — when the peer is a trusted
+/// proxy — the nearest `X-Forwarded-For` address that is not itself a
+/// trusted proxy (addresses further left could be forged by the client).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .iter()
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .or(forwarded.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.9".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6, 1.2.3.4".parse().unwrap());
+        assert_eq!(
+            client_ip(proxy, &h, &[proxy]),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        let stranger: IpAddr = "5.5.5.5".parse().unwrap();
+        assert_eq!(client_ip(stranger, &h, &[proxy]), stranger);
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &[proxy]), proxy);
+        h.insert("x-forwarded-for", "1.2.3.4, 10.0.0.9".parse().unwrap());
+        assert_eq!(
+            client_ip(proxy, &h, &[proxy]),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+    }
 
     #[test]
     fn allows_bursts_then_refills_at_the_rate() {

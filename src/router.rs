@@ -15,6 +15,7 @@ use crate::demo;
 use crate::error::ApiError;
 use crate::metrics::{CONTENT_TYPE, Outcome, Transport};
 use crate::params::{self, Query};
+use crate::ratelimit;
 use crate::response::{self, MeteredBody};
 use crate::transport::{Reply, poll, publish, sse, ws};
 use crate::wire::ConnMeter;
@@ -188,7 +189,9 @@ async fn dispatch(
                 TopicAction::Publish => {
                     check_origin(app, req.headers())?;
                     app.auth().check_publish(req.headers())?;
-                    check_rate(app, peer)?;
+                    let client =
+                        ratelimit::client_ip(peer, req.headers(), &app.config().trusted_proxies);
+                    check_rate(app, client)?;
                     publish::publish(app, topic, req).await
                 }
                 _ if !read_only => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),

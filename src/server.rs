@@ -73,6 +73,9 @@ pub async fn run_with_metrics(
     if app.config().demo {
         tracker.spawn(demo::publisher(app.clone()));
     }
+    if let Some(age) = app.config().retention.max_age {
+        tracker.spawn(expire_periodically(app.clone(), age));
+    }
     let limit = Arc::new(Semaphore::new(app.config().max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     tokio::pin!(shutdown);
@@ -115,6 +118,18 @@ pub async fn run_with_metrics(
         );
     }
     Ok(())
+}
+
+/// Applies the retention age every tenth of it (at most once per 100 ms),
+/// so idle topics are trimmed too.
+async fn expire_periodically(app: App, age: Duration) {
+    let mut tick = tokio::time::interval((age / 10).max(Duration::from_millis(100)));
+    loop {
+        tokio::select! {
+            _ = app.shutdown().cancelled() => return,
+            _ = tick.tick() => app.log().expire(),
+        }
+    }
 }
 
 async fn open_log(config: &Config) -> io::Result<Log> {

@@ -264,3 +264,36 @@ async fn the_connection_limit_answers_503_and_spares_existing_clients() {
         tokio::task::yield_now().await;
     }
 }
+
+#[tokio::test]
+async fn an_over_size_body_is_drained_so_the_413_arrives_and_the_connection_lives_on() {
+    let s = start(Config {
+        max_body: 1024,
+        ..Config::default()
+    })
+    .await;
+    let mut conn = TcpStream::connect(s.addr()).await.unwrap();
+    let body = vec![b'1'; 512 << 10];
+    let head = format!(
+        "POST /topics/d/events HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    // The whole upload goes through (a proxy streaming it would otherwise
+    // see the connection reset mid-body and answer 502), then the 413.
+    tokio::io::AsyncWriteExt::write_all(&mut conn, head.as_bytes())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut conn, &body)
+        .await
+        .unwrap();
+    assert_error(&read_response(&mut conn).await, 413, "body_too_large");
+    // The same connection carries the next request.
+    tokio::io::AsyncWriteExt::write_all(
+        &mut conn,
+        b"POST /topics/d/events HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\r\n7",
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_response(&mut conn).await.status, 201);
+    assert_eq!(count(&s, "d").await, 1);
+}

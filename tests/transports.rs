@@ -317,3 +317,33 @@ async fn epochs_are_per_topic_and_reported_consistently() {
     assert_eq!(ack["seq"], 2);
     assert_eq!(ack["topic"], "a");
 }
+
+#[tokio::test]
+async fn retention_age_trims_idle_topics_and_readers_see_a_gap() {
+    let s = start(Config {
+        retention: Retention {
+            max_events: 100,
+            max_age: Some(std::time::Duration::from_millis(200)),
+        },
+        ..Config::default()
+    })
+    .await;
+    for i in 1..=3 {
+        publish(&s, "aged", &i.to_string()).await;
+    }
+    // Nobody touches the topic; the periodic sweep trims it to its newest
+    // event (kept so the head stays readable).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while sample(&scrape(s.addr()).await, "feedgate_log_events") != 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "never expired");
+        tokio::task::yield_now().await;
+    }
+    let mut sub = subscribe(&s, "aged", Transport::Poll, after(1)).await;
+    assert_eq!(
+        next(&mut sub).await,
+        Delivery::Gap {
+            missed: 1,
+            resume_seq: 3
+        }
+    );
+}

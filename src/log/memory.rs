@@ -101,6 +101,15 @@ impl MemoryLog {
         Ok(Subscription::new(self.topic(topic)?.head.subscribe()))
     }
 
+    /// Drops events past the retention age in every topic, so memory is
+    /// bounded by age even for topics nobody appends to or reads.
+    pub(crate) fn expire(&self) {
+        let topics: Vec<Arc<Topic>> = lock(&self.shared.topics).values().cloned().collect();
+        for t in topics {
+            lock(&t.state).expire(&self.shared.retention);
+        }
+    }
+
     pub(crate) fn stats(&self) -> (usize, usize) {
         let topics: Vec<Arc<Topic>> = lock(&self.shared.topics).values().cloned().collect();
         let retained = topics.iter().map(|t| lock(&t.state).events.len()).sum();

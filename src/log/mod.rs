@@ -244,6 +244,14 @@ impl Log {
         }
     }
 
+    /// Applies the retention age to every topic now (the server calls this
+    /// periodically when `--retention-age` is set).
+    pub fn expire(&self) {
+        match &self.backend {
+            Backend::Memory(m) => m.expire(),
+        }
+    }
+
     /// Sizes for the metrics: (topics, retained events across topics).
     pub fn stats(&self) -> (usize, usize) {
         match &self.backend {

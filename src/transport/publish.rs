@@ -1,8 +1,10 @@
 //! `POST /topics/{topic}/events`: validate one JSON value, append it, answer
 //! `201 {"topic":…,"seq":N,"epoch":…}`. Nothing is appended on any error.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
 use hyper::{Request, StatusCode};
@@ -34,19 +36,53 @@ pub(crate) async fn publish(
     ))
 }
 
-/// Reads the whole body, refusing (before reading, when `Content-Length`
-/// says so) anything over `max` bytes.
+/// How much of an over-size body is read and discarded before answering
+/// 413. Answering without reading it would make the connection close under
+/// the client's (or a proxy's) feet mid-upload, and a proxy then reports a
+/// 502 instead of our 413; beyond this cap that is the lesser evil.
+const DRAIN_CAP: u64 = 8 << 20;
+/// How long draining an over-size body may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads the whole body, refusing anything over `max` bytes.
 pub(crate) async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
-    if declared_length(req.headers()).is_some_and(|n| n > max as u64) {
+    let declared = declared_length(req.headers());
+    let mut body = req.into_body();
+    if declared.is_some_and(|n| n > max as u64) {
+        if declared.is_some_and(|n| n <= DRAIN_CAP) {
+            drain(&mut body, DRAIN_CAP).await;
+        }
         return Err(ApiError::BodyTooLarge(max));
     }
-    match Limited::new(req.into_body(), max).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge(max)),
-        Err(e) => Err(ApiError::InvalidJson(format!(
-            "could not read the body: {e}"
-        ))),
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                drain(&mut body, DRAIN_CAP - (buf.len() + data.len()) as u64).await;
+                return Err(ApiError::BodyTooLarge(max));
+            }
+            buf.extend_from_slice(&data);
+        }
     }
+    Ok(buf.freeze())
+}
+
+/// Reads and discards up to `cap` more bytes of `body`, within
+/// [`DRAIN_TIMEOUT`].
+async fn drain(body: &mut Incoming, cap: u64) {
+    let mut left = cap;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+            if n > left {
+                return;
+            }
+            left -= n;
+        }
+    })
+    .await;
 }
 
 fn declared_length(h: &HeaderMap) -> Option<u64> {
