@@ -1,7 +1,6 @@
 //! `serve --demo`: a built-in publisher of ticker-like events on topic
 //! `demo`, and the browser assets embedded in the binary.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -29,7 +28,7 @@ pub const MAX_PAYLOAD: usize = 64 << 10;
 /// `--demo`, so none of this is reachable on a production server.
 pub struct DemoState {
     settings: watch::Sender<Settings>,
-    faults: Mutex<Faults>,
+    faults: watch::Sender<Faults>,
 }
 
 /// The demo publisher's settings (`GET`/`POST /demo/settings`).
@@ -76,10 +75,8 @@ impl DemoState {
             rate: rate.clamp(0.01, MAX_RATE),
             payload: 0,
         });
-        DemoState {
-            settings,
-            faults: Mutex::new(Faults::default()),
-        }
+        let (faults, _) = watch::channel(Faults::default());
+        DemoState { settings, faults }
     }
 
     /// The current publisher settings.
@@ -108,22 +105,37 @@ impl DemoState {
 
     /// The injected faults.
     pub fn faults(&self) -> Faults {
-        *self.faults.lock().unwrap_or_else(|e| e.into_inner())
+        *self.faults.borrow()
     }
 
     /// Replaces the injected faults.
     pub fn set_faults(&self, f: Faults) {
-        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = f;
+        self.faults.send_replace(f);
     }
 
     /// The fault injected on `t`.
     pub fn fault(&self, t: Transport) -> Fault {
-        let f = self.faults();
+        self.faults().get(t)
+    }
+
+    /// Resolves once a fault is injected on `t` (at once if one is now).
+    pub async fn broken(&self, t: Transport) {
+        let mut rx = self.faults.subscribe();
+        if rx.wait_for(|f| f.get(t) != Fault::Ok).await.is_err() {
+            // Unreachable while `self` lives: it owns the sender.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Faults {
+    /// The fault on `t` (always [`Fault::Ok`] for non-subscriber transports).
+    pub fn get(&self, t: Transport) -> Fault {
         match t {
-            Transport::Ws => f.ws,
-            Transport::Sse => f.sse,
-            Transport::LongPoll => f.longpoll,
-            Transport::Poll => f.poll,
+            Transport::Ws => self.ws,
+            Transport::Sse => self.sse,
+            Transport::LongPoll => self.longpoll,
+            Transport::Poll => self.poll,
             _ => Fault::Ok,
         }
     }
@@ -132,6 +144,17 @@ impl DemoState {
 /// The fault injected on `t`, if the server runs `--demo`.
 pub(crate) fn fault(app: &App, t: Transport) -> Fault {
     app.demo().map_or(Fault::Ok, |d| d.fault(t))
+}
+
+/// Resolves when a fault is injected on `t`; never without `--demo`. Open
+/// SSE streams and WebSockets select on it and end, so that their clients
+/// reconnect into the fault, as they would when a proxy on the path is
+/// reconfigured; otherwise a fault would only reach new connections.
+pub(crate) async fn broken(app: &App, t: Transport) {
+    match app.demo() {
+        Some(d) => d.broken(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The error a refused transport answers with.
@@ -260,6 +283,34 @@ mod tests {
         assert_eq!(f.sse, Fault::Stall);
         assert_eq!(f.poll, Fault::Ok);
         assert!(serde_json::from_str::<Faults>(r#"{"websocket":"refuse"}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn broken_resolves_when_a_fault_is_set() {
+        let d = std::sync::Arc::new(DemoState::new(5.0));
+        let waiter = tokio::spawn({
+            let d = d.clone();
+            async move { d.broken(Transport::Sse).await }
+        });
+        // A fault on another transport does not wake it.
+        d.set_faults(Faults {
+            ws: Fault::Refuse,
+            ..Faults::default()
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        d.set_faults(Faults {
+            sse: Fault::Stall,
+            ..Faults::default()
+        });
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("broken() resolves")
+            .unwrap();
+        // Already broken: resolves at once.
+        tokio::time::timeout(Duration::from_secs(5), d.broken(Transport::Sse))
+            .await
+            .unwrap();
     }
 
     #[test]

@@ -152,6 +152,7 @@ impl Stream {
                 biased;
                 _ = self.app.shutdown().cancelled() => return None,
                 _ = sleep_until(expiry) => return None,
+                _ = demo::broken(&self.app, Transport::Sse) => return None,
                 _ = self.sub.wait_beyond(&self.cursor) => {}
                 _ = self.heartbeat.tick() => return Some(Bytes::from_static(b":\n\n")),
             }

@@ -242,6 +242,10 @@ impl Session {
                     code: CloseCode::Policy,
                     reason: "token expired".into(),
                 }),
+                _ = demo::broken(&self.app, Transport::Ws) => break Some(CloseFrame {
+                    code: CloseCode::Again,
+                    reason: "demo fault injected".into(),
+                }),
                 msg = ws.next() => {
                     liveness = Liveness::Quiet;
                     timer.as_mut().reset(Instant::now() + cfg.ws_ping_interval);

@@ -1,0 +1,117 @@
+// The demo page at `/`: loads cleanly, all four transports deliver with
+// real byte counts, its controls reach the server, its layout holds still,
+// and its FeedgateSocket panel survives a broken transport. Saves the
+// screenshot used by the README (target/e2e/demo.png).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { BASE, ROOT, getJson, launch, setFaults, watchErrors } from './lib.mjs';
+
+const SHOT = path.join(ROOT, 'target/e2e/demo.png');
+let browser;
+let page;
+let errors;
+let settingsBefore;
+
+before(async () => {
+  await setFaults({});
+  settingsBefore = await getJson('/demo/settings');
+  browser = await launch();
+  page = await browser.context.newPage();
+  errors = watchErrors(page);
+  await page.goto(`${BASE}/`);
+});
+after(async () => {
+  await setFaults({});
+  if (settingsBefore) {
+    await fetch(`${BASE}/demo/settings`, { method: 'POST', body: JSON.stringify(settingsBefore) });
+  }
+  await browser?.close();
+});
+
+const panelState = () =>
+  page.evaluate(() =>
+    [...document.querySelectorAll('.panel[data-transport]')].map((p) => ({
+      transport: p.dataset.transport,
+      events: Number(p.dataset.events),
+      bytesPerEvent: Number(p.dataset.bytesPerEvent),
+      status: p.dataset.status,
+    })),
+  );
+
+test('all four panels show events and bytes per event, with no console error', { timeout: 30_000 }, async () => {
+  await page.waitForFunction(
+    () => {
+      const ps = [...document.querySelectorAll('.panel[data-transport]')];
+      const fg = document.getElementById('fg');
+      return (
+        ps.length === 4 &&
+        ps.every((p) => Number(p.dataset.events) >= 3 && Number(p.dataset.bytesPerEvent) > 0) &&
+        Number(fg.dataset.events) >= 3
+      );
+    },
+    null,
+    { timeout: 15_000 },
+  );
+  const panels = await panelState();
+  assert.deepEqual(panels.map((p) => p.transport), ['poll', 'longpoll', 'sse', 'ws']);
+  for (const p of panels) assert.equal(p.status, 'live', `${p.transport} is live`);
+  // Stated with real numbers: each panel's text shows its bytes per event.
+  const shown = await page.$$eval('.panel[data-transport] [data-k="bpe"]', (els) => els.map((e) => e.textContent));
+  for (const s of shown) assert.match(s, /^\d/);
+  assert.deepEqual(errors, []);
+});
+
+test('the layout does not move while events stream in', { timeout: 30_000 }, async () => {
+  const boxes = () =>
+    page.$$eval('.panel, header, .panel canvas, .panel ol', (els) =>
+      els.map((e) => {
+        const r = e.getBoundingClientRect();
+        return [Math.round(r.x), Math.round(r.y), Math.round(r.width), Math.round(r.height)];
+      }),
+    );
+  const before = await boxes();
+  const n = (await panelState())[3].events;
+  await page.waitForFunction((n) => Number(document.querySelector('[data-transport="ws"]').dataset.events) >= n + 20, n);
+  assert.deepEqual(await boxes(), before);
+});
+
+test('the controls change the server-side publisher', { timeout: 30_000 }, async () => {
+  await page.click('#payload button[data-v="1024"]');
+  await page.waitForFunction(() => document.querySelector('#payload button[data-v="1024"]').getAttribute('aria-pressed') === 'true');
+  assert.equal((await getJson('/demo/settings')).payload, 1024);
+  await page.click('#payload button[data-v="0"]');
+  await page.waitForFunction(() => document.querySelector('#payload button[data-v="0"]').getAttribute('aria-pressed') === 'true');
+  assert.equal((await getJson('/demo/settings')).payload, 0);
+  assert.deepEqual(errors, []);
+});
+
+test('the FeedgateSocket panel falls back on a blocked WebSocket and climbs back', { timeout: 60_000 }, async () => {
+  const fg = () => page.evaluate(() => ({ ...document.getElementById('fg').dataset }));
+  assert.equal((await fg()).transportCurrent, 'ws');
+  await page.click('text=WebSocket blocked');
+  await page.waitForFunction(() => document.getElementById('fg').dataset.transportCurrent === 'sse', null, { timeout: 15_000 });
+  assert.deepEqual(await getJson('/demo/faults'), { ws: 'refuse', sse: 'ok', longpoll: 'ok', poll: 'ok' });
+  await page.click('text=heal everything');
+  // The page probes upward every 10 s.
+  await page.waitForFunction(() => document.getElementById('fg').dataset.transportCurrent === 'ws', null, { timeout: 25_000 });
+  // Every plain panel is live again, too.
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('.panel[data-transport]')].every((p) => p.dataset.status === 'live'),
+    null,
+    { timeout: 15_000 },
+  );
+  const state = await fg();
+  assert.equal(state.lost, '0');
+  assert.equal(state.dup, '0');
+  assert.ok(Number(state.events) > 20);
+  const log = await page.$$eval('#fg-log li', (lis) => lis.map((l) => l.textContent));
+  assert.ok(log.some((l) => /ws → sse \(fallback/.test(l)), log.join('\n'));
+  assert.ok(log.some((l) => /sse → ws \(upgrade/.test(l)), log.join('\n'));
+
+  fs.mkdirSync(path.dirname(SHOT), { recursive: true });
+  await page.screenshot({ path: SHOT });
+  assert.ok(fs.statSync(SHOT).size > 10_000);
+});

@@ -1,0 +1,134 @@
+// Shared helpers for the browser tests: a headless Debian chromium driven
+// by playwright-core, against the feedgate server in FEEDGATE_URL (started
+// by scripts/browser-test.sh with --demo).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const BASE = (process.env.FEEDGATE_URL || '').replace(/\/+$/, '');
+if (!BASE) {
+  throw new Error('FEEDGATE_URL is not set: run scripts/browser-test.sh, or start `feedgate serve --demo` and set it');
+}
+
+/** The repository root, for output files. */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** Launches chromium with a fresh profile; `close()` also removes it. */
+export async function launch() {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'feedgate-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1600, height: 1000 },
+    args: [
+      '--no-sandbox',
+      '--headless',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  context.setDefaultTimeout(20_000);
+  return {
+    context,
+    async close() {
+      await context.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Records a page's console errors and uncaught exceptions. */
+export function watchErrors(page) {
+  const errors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  return errors;
+}
+
+/** Sets the server's injected faults (`{}` clears them). */
+export async function setFaults(faults) {
+  const res = await fetch(`${BASE}/demo/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(faults),
+  });
+  if (!res.ok) throw new Error(`POST /demo/faults: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+export async function getJson(p) {
+  const res = await fetch(`${BASE}${p}`);
+  if (!res.ok) throw new Error(`GET ${p}: ${res.status}`);
+  return res.json();
+}
+
+/**
+ * Opens a same-origin page (so `/feedgate.js` imports and ws://127.0.0.1
+ * connects) that runs a FeedgateSocket and records, in `window.rec`, every
+ * event, transport change, gap, reset and close.
+ */
+export async function recordingPage(context, topic, options) {
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${BASE}/healthz`);
+  await startRecorder(page, topic, options);
+  return { page, errors };
+}
+
+export async function startRecorder(page, topic, options) {
+  await page.evaluate(
+    async ([topic, options]) => {
+      const { FeedgateSocket } = await import('/feedgate.js');
+      const rec = (window.rec = {
+        seqs: [],
+        by: {},
+        changes: [],
+        gaps: [],
+        resets: [],
+        errors: 0,
+        opened: false,
+        closed: null,
+      });
+      const s = (window.sock = new FeedgateSocket(location.origin, topic, options));
+      s.onopen = () => (rec.opened = true);
+      s.onmessage = (e) => {
+        rec.seqs.push(e.seq);
+        rec.by[s.transport] = (rec.by[s.transport] || 0) + 1;
+        if (JSON.parse(e.data).seq !== e.seq || e.event.seq !== e.seq) rec.mismatch = true;
+      };
+      s.ontransportchange = (e) =>
+        rec.changes.push({ transport: e.transport, previous: e.previous, reason: e.reason, failures: e.failures });
+      s.ongap = (e) => rec.gaps.push({ missed: e.missed, resumeSeq: e.resumeSeq });
+      s.onreset = (e) => rec.resets.push({ reason: e.reason, epoch: e.epoch });
+      s.onerror = () => (rec.errors += 1);
+      s.onclose = (e) => (rec.closed = { code: e.code, wasClean: e.wasClean });
+    },
+    [topic, options],
+  );
+}
+
+/** Waits until the socket is on `transport` and has delivered `n` events there. */
+export async function waitOn(page, transport, n = 10, timeout = 20_000) {
+  await page.waitForFunction(
+    ([t, n]) => window.sock.transport === t && (window.rec.by[t] || 0) >= n,
+    [transport, n],
+    { timeout },
+  );
+}
+
+/** Asserts that seqs are consecutive: each seen exactly once, in order. */
+export function assertExactlyOnce(assert, seqs) {
+  assert.ok(seqs.length > 0, 'no event was delivered');
+  const bad = seqs.findIndex((s, i) => s !== seqs[0] + i);
+  assert.equal(bad, -1, `seq ${seqs[bad]} at index ${bad} (expected ${seqs[0] + bad}); around it: ${seqs.slice(Math.max(0, bad - 3), bad + 3)}`);
+}
