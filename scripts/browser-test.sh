@@ -29,7 +29,7 @@ mkdir -p "$out"
 # Port 0: the server picks a free port and logs its address, so no race
 # with other processes for a port chosen in advance.
 log "feedgate serve --demo"
-"$bin" serve --demo --demo-rate 20 --listen 127.0.0.1:0 >"$out/server.log" 2>&1 &
+"$bin" serve --demo --demo-rate 20 --retention-events 300 --listen 127.0.0.1:0 >"$out/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
 
@@ -44,4 +44,4 @@ done
 wait_http "$url/healthz" 30
 
 log "browser tests against $url"
-FEEDGATE_URL="$url" node --test --test-concurrency=1 tests/browser/*.test.mjs
+FEEDGATE_URL="$url" node --test --test-concurrency=1 ${BROWSER_TESTS:-tests/browser/*.test.mjs}

@@ -54,6 +54,8 @@ const DEFAULTS = Object.freeze({
 const STORAGE_PREFIX = 'feedgate.transport:';
 // Statuses after which retrying cannot help: bad topic or cursor, auth.
 const FATAL_STATUSES = new Set([400, 401, 403]);
+// A connection up this long (ms) counts as stable when it drops.
+const STABLE_MS = 10000;
 // A WebSocket frame is a control message iff it starts with this.
 const CONTROL_PREFIX = '{"type":';
 
@@ -207,10 +209,7 @@ export class FeedgateSocket extends EventTarget {
       return;
     }
     this._open(list[i], {
-      onProved: (conn) => {
-        this._round = 0;
-        this._activate(conn, why);
-      },
+      onProved: (conn) => this._activate(conn, why),
       onFailed: () => this._connectFrom(i + 1, why),
     });
   }
@@ -273,6 +272,7 @@ export class FeedgateSocket extends EventTarget {
   }
 
   _activate(conn, why) {
+    conn.since = performance.now();
     const previous = this._active;
     this._active = conn;
     if (previous && previous !== conn) previous.close();
@@ -300,6 +300,9 @@ export class FeedgateSocket extends EventTarget {
   _lost(conn, why) {
     this._active = null;
     this._failures.push([conn.name, why]);
+    // A connection that proves itself and then drops at once, again and
+    // again, must back off too: only a long-lived one starts over.
+    if (performance.now() - conn.since > STABLE_MS) this._round = 0;
     clearTimeout(this._probeTimer);
     if (this._probe) {
       this._probe.close();
@@ -408,13 +411,16 @@ export class FeedgateSocket extends EventTarget {
     const seq = event.seq;
     const last = this._cursor.seq;
     if (last !== null && seq <= last) return; // already delivered (switch overlap)
-    if (last !== null && seq !== last + 1) {
+    // After 0 (or a reset) the server starts at the oldest event it still
+    // has, whatever its seq; after N it continues at N + 1 or says why not.
+    if (last !== null && last !== 0 && seq !== last + 1) {
       // Not contiguous and no gap signalled: never skip silently. Drop this
       // connection; the next one resumes from the cursor.
       conn.fail(`out-of-order event ${seq} after ${last}`);
       return;
     }
     this._cursor = { ...this._cursor, seq };
+    this._round = 0; // delivering: the backoff starts over
     const cursor = this._cursor.epoch ? `${this._cursor.epoch}:${seq}` : String(seq);
     const e = new MessageEvent('message', { data: text, lastEventId: cursor, origin: this._origin });
     Object.defineProperties(e, { seq: { value: seq }, event: { value: event } });

@@ -91,6 +91,7 @@ export async function startRecorder(page, topic, options) {
       const { FeedgateSocket } = await import('/feedgate.js');
       const rec = (window.rec = {
         seqs: [],
+        texts: [],
         by: {},
         changes: [],
         gaps: [],
@@ -103,6 +104,7 @@ export async function startRecorder(page, topic, options) {
       s.onopen = () => (rec.opened = true);
       s.onmessage = (e) => {
         rec.seqs.push(e.seq);
+        rec.texts.push(e.data);
         rec.by[s.transport] = (rec.by[s.transport] || 0) + 1;
         if (JSON.parse(e.data).seq !== e.seq || e.event.seq !== e.seq) rec.mismatch = true;
       };
