@@ -275,7 +275,10 @@ export class FeedgateSocket extends EventTarget {
     conn.since = performance.now();
     const previous = this._active;
     this._active = conn;
-    if (previous && previous !== conn) previous.close();
+    if (previous && previous !== conn) {
+      previous.close();
+      this._conns.delete(previous);
+    }
     const from = this.transport;
     this.transport = conn.name;
     this._remember(conn.name);

@@ -111,6 +111,7 @@ test('the FeedgateSocket panel falls back on a blocked WebSocket and climbs back
   assert.ok(log.some((l) => /ws → sse \(fallback/.test(l)), log.join('\n'));
   assert.ok(log.some((l) => /sse → ws \(upgrade/.test(l)), log.join('\n'));
 
+  await page.mouse.move(0, 0); // no hover highlight in the picture
   fs.mkdirSync(path.dirname(SHOT), { recursive: true });
   await page.screenshot({ path: SHOT });
   assert.ok(fs.statSync(SHOT).size > 10_000);
