@@ -43,9 +43,13 @@ const DEFAULTS = Object.freeze({
   // Where to start: omitted = from now; 0 = the oldest retained event; N
   // or 'EPOCH:N' = after that cursor.
   after: undefined,
-  // Bearer token: `Authorization: Bearer` on fetches, `?token=` on SSE and
-  // WebSocket (browsers cannot set headers on those).
+  // Subscriber token (a JWT): `Authorization: Bearer` on polls, `?token=`
+  // on SSE and WebSocket (browsers cannot set headers on those). A string,
+  // or a function returning one or a promise of one, called for every new
+  // connection, so that an expired token is replaced on reconnect.
   token: undefined,
+  // Token for send() (the server's publish token); defaults to `token`.
+  publishToken: undefined,
   // Remember the last transport that worked in sessionStorage, so a reload
   // does not repeat failed probes.
   remember: true,
@@ -107,6 +111,7 @@ export class FeedgateSocket extends EventTarget {
     this._active = null; // the connection that proved itself and delivers
     this._probe = null; // a connection being tried (fallback or climb)
     this._round = 0; // failed rounds in a row, for the backoff
+    this._retryAfter = 0; // ms, the longest Retry-After since the last wait
     this._timers = new Set();
     this._probeTimer = null;
     this._failures = []; // [transport, why] since the last transport proved
@@ -152,15 +157,20 @@ export class FeedgateSocket extends EventTarget {
       return p;
     }
     const body = typeof data === 'string' ? data : JSON.stringify(data);
-    const p = fetch(this._httpUrl('events'), {
-      method: 'POST',
-      headers: { ...this._authHeaders(), 'content-type': 'application/json' },
-      body,
-    }).then(async (res) => {
-      const text = await res.text();
-      if (!res.ok) throw new Error(`publish failed: ${res.status} ${text}`);
-      return JSON.parse(text);
-    });
+    const p = Promise.resolve()
+      .then(() => this._token(this._o.publishToken ?? this._o.token))
+      .then((token) =>
+        fetch(this._httpUrl('events'), {
+          method: 'POST',
+          headers: { ...authHeaders(token), 'content-type': 'application/json' },
+          body,
+        }),
+      )
+      .then(async (res) => {
+        const text = await res.text();
+        if (!res.ok) throw new Error(`publish failed: ${res.status} ${text}`);
+        return JSON.parse(text);
+      });
     // A caller that ignores the result (as with WebSocket.send) does not
     // get an unhandled rejection.
     p.catch(() => {});
@@ -243,7 +253,7 @@ export class FeedgateSocket extends EventTarget {
     this._probe = conn;
     this._conns.add(conn);
     let settled = false;
-    const timer = setTimeout(() => conn.fail(`no answer within ${this._o.probeTimeout} ms`), this._o.probeTimeout);
+    let timer;
     conn.onProved = () => {
       if (settled) return;
       settled = true;
@@ -251,8 +261,11 @@ export class FeedgateSocket extends EventTarget {
       if (this._probe === conn) this._probe = null;
       onProved(conn);
     };
-    conn.onLost = (why, status) => {
+    conn.onLost = (why, status, retryAfter) => {
       clearTimeout(timer);
+      // The server asked for a pause (503 while draining, 429): the next
+      // round of attempts waits at least that long.
+      if (retryAfter > 0) this._retryAfter = Math.max(this._retryAfter, retryAfter * 1000);
       this._conns.delete(conn);
       if (this.readyState >= FeedgateSocket.CLOSING) return;
       if (FATAL_STATUSES.has(status)) {
@@ -268,11 +281,26 @@ export class FeedgateSocket extends EventTarget {
         this._lost(conn, why);
       }
     };
-    conn.start(this._cursor);
+    // The token first (it may be fetched), then the proof's clock starts.
+    const begin = (token) => {
+      if (conn.closed) return;
+      conn.token = token;
+      timer = setTimeout(() => conn.fail(`no answer within ${this._o.probeTimeout} ms`), this._o.probeTimeout);
+      conn.start(this._cursor);
+    };
+    let token;
+    try {
+      token = this._token();
+    } catch (e) {
+      token = Promise.reject(e);
+    }
+    if (typeof token?.then === 'function') token.then(begin, (e) => conn.fail(`no token: ${e?.message ?? e}`));
+    else begin(token);
   }
 
   _activate(conn, why) {
     conn.since = performance.now();
+    this._retryAfter = 0;
     const previous = this._active;
     this._active = conn;
     if (previous && previous !== conn) {
@@ -340,11 +368,16 @@ export class FeedgateSocket extends EventTarget {
     });
   }
 
-  /** Doubling delay with "equal jitter": between d/2 and d. */
+  /**
+   * Doubling delay with "equal jitter" (between d/2 and d), and at least
+   * what a Retry-After asked for since the last wait.
+   */
   _backoff(round) {
     const { reconnectDelay: min, maxReconnectDelay: max } = this._o;
     const d = Math.min(max, min * 2 ** Math.max(0, round - 1));
-    return d / 2 + (Math.random() * d) / 2;
+    const wait = Math.max(d / 2 + (Math.random() * d) / 2, Math.min(this._retryAfter, max));
+    this._retryAfter = 0;
+    return wait;
   }
 
   _later(fn, ms) {
@@ -445,15 +478,19 @@ export class FeedgateSocket extends EventTarget {
     return p;
   }
 
-  _authHeaders() {
-    return this._o.token ? { authorization: `Bearer ${this._o.token}` } : {};
+  _token(t = this._o.token) {
+    return typeof t === 'function' ? t() : t;
   }
 
-  _streamUrl(action, cursor) {
+  _streamUrl(action, cursor, token) {
     const p = this._cursorParams(cursor);
-    if (this._o.token) p.token = this._o.token;
+    if (token) p.token = token;
     return this._httpUrl(action, p);
   }
+}
+
+function authHeaders(token) {
+  return token ? { authorization: `Bearer ${token}` } : {};
 }
 
 /** `N`, `EPOCH:N`, a number or undefined → `{epoch, seq}`. */
@@ -480,11 +517,11 @@ class Conn {
   }
 
   /** Ends the connection and reports it lost (at most once). */
-  fail(why, status) {
+  fail(why, status, retryAfter) {
     if (this.closed) return;
     this.teardown();
     this.closed = true;
-    this.onLost(why, status);
+    this.onLost(why, status, retryAfter);
   }
 
   /** Ends the connection without reporting. */
@@ -497,7 +534,7 @@ class Conn {
 
 class WsConn extends Conn {
   start(cursor) {
-    const u = new URL(this.s._streamUrl('ws', cursor));
+    const u = new URL(this.s._streamUrl('ws', cursor, this.token));
     u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = (this.ws = new WebSocket(u.href));
     ws.onmessage = (m) => {
@@ -532,7 +569,7 @@ class WsConn extends Conn {
 
 class SseConn extends Conn {
   start(cursor) {
-    const es = (this.es = new EventSource(this.s._streamUrl('sse', cursor)));
+    const es = (this.es = new EventSource(this.s._streamUrl('sse', cursor, this.token)));
     const json = (e, f) => {
       if (this.closed) return;
       try {
@@ -576,10 +613,22 @@ class PollConn extends Conn {
       try {
         body = await this.fetch(this.s._httpUrl(this.name, params), limit);
       } catch (e) {
-        this.fail(e.message, e.status);
+        // A token that expired while polling: ask the provider once for a
+        // new one before giving up (a stream gets one per reconnect).
+        if ((e.status === 401 || e.status === 403) && !this.renewed && typeof o.token === 'function') {
+          this.renewed = true;
+          try {
+            this.token = await this.s._token();
+            continue;
+          } catch {
+            // fall through: the refusal stands
+          }
+        }
+        this.fail(e.message, e.status, e.retryAfter);
         return;
       }
       if (this.closed) return;
+      this.renewed = false;
       this.first = false;
       this.take(body);
       if (this.closed) return;
@@ -591,11 +640,12 @@ class PollConn extends Conn {
     this.abort = new AbortController();
     const timer = setTimeout(() => this.abort.abort(), limit);
     try {
-      const res = await fetch(url, { headers: this.s._authHeaders(), signal: this.abort.signal });
+      const res = await fetch(url, { headers: authHeaders(this.token), signal: this.abort.signal });
       const text = await res.text();
       if (!res.ok) {
         const err = new Error(`${this.name} answered ${res.status}`);
         err.status = res.status;
+        err.retryAfter = Number(res.headers.get('retry-after')) || 0;
         throw err;
       }
       return text;
