@@ -294,8 +294,19 @@ export class FeedgateSocket extends EventTarget {
     } catch (e) {
       token = Promise.reject(e);
     }
-    if (typeof token?.then === 'function') token.then(begin, (e) => conn.fail(`no token: ${e?.message ?? e}`));
-    else begin(token);
+    if (typeof token?.then === 'function') {
+      const limit = this._o.requestTimeout;
+      timer = setTimeout(() => conn.fail(`no token within ${limit} ms`), limit);
+      token.then(
+        (t) => {
+          clearTimeout(timer);
+          begin(t);
+        },
+        (e) => conn.fail(`no token: ${e?.message ?? e}`),
+      );
+    } else {
+      begin(token);
+    }
   }
 
   _activate(conn, why) {
