@@ -19,6 +19,9 @@ log "dashboard against a live Prometheus, promtool lint"
 log "all four transports through nginx"
 ./scripts/nginx-test.sh
 
+log "browser client and demo page in real Chromium"
+./scripts/browser-test.sh
+
 log "soak (30 s, all four transports, random churn)"
 ./scripts/soak.sh 30
 
