@@ -238,9 +238,10 @@ impl Topic {
 
     /// Answers from the local window when it can do so exactly: same epoch,
     /// a cursor within the window (or "from now"). `None` sends the read to
-    /// Redis: the cursor is older than the window, `after=0`, from another
-    /// epoch, or ahead of this node's head (which may just lag Redis).
-    fn from_window(&self, cursor: &Cursor, max: usize, retention: &Retention) -> Option<Batch> {
+    /// Redis: the cursor is older than the window (or `after=0` while the
+    /// window does not start at seq 1), from another epoch, or ahead of
+    /// this node's head (which may just lag Redis).
+    fn read_window(&self, cursor: &Cursor, max: usize, retention: &Retention) -> Option<Batch> {
         let mut s = lock(&self.state);
         if cursor.epoch.is_some_and(|e| e != s.epoch) {
             return None;
@@ -248,7 +249,9 @@ impl Topic {
         s.expire(retention);
         match cursor.after {
             None => Some(s.read(cursor, max)),
-            Some(0) => None,
+            // "From the oldest retained": only the window knows it holds
+            // that when it holds seq 1 (or the topic is empty).
+            Some(0) if s.first_seq() != 1 => None,
             Some(n) if n > s.head || n + 1 < s.first_seq() => None,
             Some(_) => Some(s.read(cursor, max)),
         }
@@ -384,7 +387,7 @@ impl RedisLog {
     ) -> Result<Batch, LogError> {
         let t = self.topic(topic).await?;
         t.touch();
-        if let Some(batch) = t.from_window(cursor, max, &self.shared.retention) {
+        if let Some(batch) = t.read_window(cursor, max, &self.shared.retention) {
             return Ok(batch);
         }
         let local = *t.head.borrow();
@@ -395,7 +398,11 @@ impl RedisLog {
             head: snap.head,
         };
         let batch = state.read(cursor, max);
-        if t.absorb(state.epoch, state.events.make_contiguous(), &self.shared.retention) {
+        if t.absorb(
+            state.epoch,
+            state.events.make_contiguous(),
+            &self.shared.retention,
+        ) {
             t.publish_head();
         }
         if state.epoch != local.epoch {
@@ -497,7 +504,11 @@ impl RedisLog {
             .arg(cursor.epoch.map(|e| e.to_string()).unwrap_or_default())
             // One event more than asked for costs little and lets a read
             // with max=0 still see where the retained window starts.
-            .arg(if max == 0 && cursor.after.is_none() { 0 } else { max.max(1) })
+            .arg(if max == 0 && cursor.after.is_none() {
+                0
+            } else {
+                max.max(1)
+            })
             .arg(cutoff)
             .arg(seen.map(|h| h.epoch.to_string()).unwrap_or_default())
             .arg(seen.map_or(0, |h| h.seq));
