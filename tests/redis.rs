@@ -659,6 +659,53 @@ async fn lost_redis_data_is_a_reset_never_silently_wrong() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_went_back_in_time_is_a_reset() {
+    let redis = redis_or_skip!(false);
+    let a = node(&redis).await;
+    let topic = "rollback";
+    let mut ws = subscribe(&a, topic, Transport::Ws, after(0)).await;
+    for i in 1..=10 {
+        publish(&a, topic, &payload(i)).await;
+    }
+    events(&mut ws, 10).await;
+    let old = ws.cursor();
+    // What restoring an older RDB snapshot (or promoting a lagging
+    // replica) looks like: the last three events and head moves are gone.
+    let mut conn = redis.conn().await;
+    let log = format!("feedgate:{{{topic}}}:log");
+    let meta = format!("feedgate:{{{topic}}}:meta");
+    redis::cmd("XDEL")
+        .arg(&log)
+        .arg(&["8-0", "9-0", "10-0"])
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    redis::cmd("HSET")
+        .arg(&meta)
+        .arg(&["seq", "7"])
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    // Node A has seen seq 10 of this epoch: its next append must not hand
+    // out seq 8 again under the same epoch.
+    assert_eq!(publish(&a, topic, &payload(11)).await, 1, "a new epoch");
+    match next(&mut ws).await {
+        Delivery::Reset { reason, epoch } => {
+            assert_eq!(reason, "epoch_changed");
+            assert_ne!(Some(epoch), old.epoch);
+        }
+        other => panic!("expected a reset, got {other:?}"),
+    }
+    let e = &events(&mut ws, 1).await[0];
+    assert_eq!(e.seq, 1);
+    assert_eq!(
+        std::str::from_utf8(&e.json).unwrap(),
+        expected_json(topic, e, &payload(11))
+    );
+    a.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_keeps_the_epoch_and_cursors() {
     let redis = redis_or_skip!(false);
     let baseline = redis.clients().await;

@@ -94,9 +94,22 @@ local function open()
   end
   return create(ARGV[2])
 end
+-- The head, after checking it against what a node has seen of this epoch:
+-- a head that went backwards means Redis came back from an older snapshot
+-- (RDB, a promoted replica), and reusing seqs that clients have already
+-- seen would be silently wrong, so the log is recreated under a new epoch.
+local function head_after_check(epoch, seen_epoch, seen_head)
+  local head = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+  if seen_epoch == epoch and tonumber(seen_head) > head then
+    return create(ARGV[2]), 0
+  end
+  return epoch, head
+end
 "#;
 
-/// Appends one event. ARGV[4] MAXLEN, ARGV[5] time (µs), ARGV[6] data JSON.
+/// Appends one event. ARGV[4] MAXLEN, ARGV[5] time (µs), ARGV[6] data JSON,
+/// ARGV[7]/[8] the epoch and head this node has seen (for the rollback
+/// check; empty/0 when the topic is not open here).
 /// The seq is taken, the entry added, and only then the head moved, so a
 /// failed XADD (out of memory) leaves no hole. The event JSON is built here
 /// because only here is the seq known; its format is `Event::build`'s, and
@@ -104,7 +117,9 @@ end
 const APPEND: &str = r#"
 local epoch = open()
 if not epoch then return {'full'} end
-local seq = tonumber(redis.call('HGET', KEYS[1], 'seq')) + 1
+local head
+epoch, head = head_after_check(epoch, ARGV[7], ARGV[8])
+local seq = head + 1
 local s = string.format('%d', seq)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], s .. '-0', 't', ARGV[5], 'e',
   '{"topic":"' .. ARGV[1] .. '","seq":' .. s .. ',"time":' .. ARGV[5] .. ',"data":' .. ARGV[6] .. '}')
@@ -116,17 +131,12 @@ return {'ok', seq, epoch}
 /// (from the oldest retained when ARGV[4] is empty or 0, from another
 /// epoch ARGV[5], or past the head). ARGV[7] is the age cutoff in µs
 /// (0: none): older entries are skipped, except the newest. ARGV[8]/[9]
-/// are the epoch and head a node has seen: a head that went backwards in
-/// the same epoch means Redis restored an older snapshot, and the log is
-/// recreated under a new epoch rather than reuse seqs clients have seen.
+/// are the epoch and head this node has seen, for the rollback check.
 const READ: &str = r#"
 local epoch = open()
 if not epoch then return {'full'} end
-local head = tonumber(redis.call('HGET', KEYS[1], 'seq'))
-if ARGV[8] == epoch and tonumber(ARGV[9]) > head then
-  epoch = create(ARGV[2])
-  head = 0
-end
+local head
+epoch, head = head_after_check(epoch, ARGV[8], ARGV[9])
 local out = {}
 local count = tonumber(ARGV[6])
 if count > 0 then
@@ -356,6 +366,9 @@ impl RedisLog {
     pub(crate) async fn append(&self, topic: &str, data: &[u8]) -> Result<Appended, LogError> {
         let keys = Keys::new(topic);
         let time_us = unix_micros();
+        let seen = lock(&self.shared.topics)
+            .get(topic)
+            .map(|t| *t.head.borrow());
         let mut inv = self.shared.append.prepare_invoke();
         inv.key(&keys.meta)
             .key(&keys.log)
@@ -366,7 +379,9 @@ impl RedisLog {
             .arg(self.shared.max_topics)
             .arg(self.shared.retention.max_events.max(1))
             .arg(time_us)
-            .arg(data);
+            .arg(data)
+            .arg(seen.map(|h| h.epoch.to_string()).unwrap_or_default())
+            .arg(seen.map_or(0, |h| h.seq));
         let mut conn = self.shared.conn.clone();
         let reply = self.command(inv.invoke_async::<Value>(&mut conn)).await?;
         let mut parts = reply_parts(reply, self.shared.max_topics)?.into_iter();
