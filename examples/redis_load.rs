@@ -10,6 +10,8 @@
 //!     [nodes=2] [publishers=8] [events=5000] [subscribers=200]
 //! ```
 //!
+//! `memory` in place of the URL runs one in-memory node as a baseline.
+//!
 //! Use a Redis nobody else uses during the run (the deltas count every
 //! client); the topic is new each run.
 
@@ -36,7 +38,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.get(i)
             .map_or(Ok(default), |a| a.parse().map_err(|_| format!("bad number {a:?}")))
     };
-    let nodes = num(1, 2)?.clamp(1, 8);
+    // `memory` instead of a URL runs one in-memory node, as a baseline.
+    let memory = url == "memory";
+    let nodes = if memory { 1 } else { num(1, 2)?.clamp(1, 8) };
     let publishers = num(2, 8)?.max(1);
     let events = num(3, 5_000)?.max(1);
     let subscribers = num(4, 200)?;
@@ -45,7 +49,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut servers = Vec::new();
     for _ in 0..nodes {
         let config = Config {
-            log: LogBackend::Redis(url.clone()),
+            log: if memory {
+                LogBackend::Memory
+            } else {
+                LogBackend::Redis(url.clone())
+            },
             ..Config::default()
         };
         servers.push(RunningServer::start("127.0.0.1:0".parse()?, config).await?);
@@ -70,10 +78,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         readers.push(tokio::spawn(collect(sub, events)));
     }
 
-    let mut redis = redis::Client::open(url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let before = command_calls(&mut redis).await?;
+    let mut redis = match memory {
+        true => None,
+        false => Some(
+            redis::Client::open(url.as_str())?
+                .get_multiplexed_async_connection()
+                .await?,
+        ),
+    };
+    let before = command_calls(redis.as_mut()).await?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     let per = events.div_ceil(publishers);
@@ -102,7 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         latencies.extend(r.await?.map_err(|e| e.to_string())?);
     }
     let total_secs = started.elapsed().as_secs_f64();
-    let after = command_calls(&mut redis).await?;
+    let after = command_calls(redis.as_mut()).await?;
 
     let delivered = latencies.len() as f64;
     latencies.sort_unstable();
@@ -174,9 +187,13 @@ async fn collect(mut sub: Subscriber, n: usize) -> Result<Vec<u64>, String> {
     Ok(out)
 }
 
+/// `INFO commandstats` as command → calls (empty without Redis).
 async fn command_calls(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: Option<&mut redis::aio::MultiplexedConnection>,
 ) -> Result<HashMap<String, u64>, redis::RedisError> {
+    let Some(conn) = conn else {
+        return Ok(HashMap::new());
+    };
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
