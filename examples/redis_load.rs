@@ -35,8 +35,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .cloned()
         .ok_or("usage: redis_load REDIS_URL [nodes] [publishers] [events] [subscribers]")?;
     let num = |i: usize, default: usize| -> Result<usize, String> {
-        args.get(i)
-            .map_or(Ok(default), |a| a.parse().map_err(|_| format!("bad number {a:?}")))
+        args.get(i).map_or(Ok(default), |a| {
+            a.parse().map_err(|_| format!("bad number {a:?}"))
+        })
     };
     // `memory` instead of a URL runs one in-memory node, as a baseline.
     let memory = url == "memory";
@@ -73,8 +74,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             after: Some(0),
             epoch: None,
         };
-        let sub = Subscriber::connect(&eps[k % nodes], &topic, mix[k % mix.len()], start, opts)
-            .await?;
+        let sub =
+            Subscriber::connect(&eps[k % nodes], &topic, mix[k % mix.len()], start, opts).await?;
         readers.push(tokio::spawn(collect(sub, events)));
     }
 
@@ -143,7 +144,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|(k, v)| *v > 0 && k != "info")
         .collect();
     rows.sort();
-    let client_issued = ["evalsha", "eval", "xread", "ping", "script|load", "client|setinfo"];
+    let client_issued = [
+        "evalsha",
+        "eval",
+        "xread",
+        "ping",
+        "script|load",
+        "client|setinfo",
+    ];
     let issued: u64 = rows
         .iter()
         .filter(|(k, _)| client_issued.contains(&k.as_str()))

@@ -772,6 +772,42 @@ async fn a_cursor_older_than_retention_is_a_gap_on_every_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_retention_age_are_a_gap_on_every_node() {
+    let redis = redis_or_skip!(false);
+    let age = Duration::from_millis(300);
+    let config = Config {
+        retention: feedgate::log::Retention {
+            max_events: 1000,
+            max_age: Some(age),
+        },
+        ..node_config(&redis)
+    };
+    let a = start(config.clone()).await;
+    let b = start(config).await;
+    for i in 1..=5 {
+        publish(&a, "aging", &payload(i)).await;
+    }
+    // The thing under test is the passing of time itself.
+    tokio::time::sleep(age + Duration::from_millis(100)).await;
+    publish(&a, "aging", &payload(6)).await;
+    for s in [&a, &b] {
+        let mut p = subscribe(s, "aging", Transport::Poll, after(1)).await;
+        assert_eq!(
+            next(&mut p).await,
+            Delivery::Gap {
+                missed: 4,
+                resume_seq: 6
+            }
+        );
+        assert_eq!(seqs(&events(&mut p, 1).await), vec![6]);
+        let mut p = subscribe(s, "aging", Transport::Poll, after(0)).await;
+        assert_eq!(seqs(&events(&mut p, 1).await), vec![6], "oldest retained");
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_topic_limit_holds_across_nodes() {
     let redis = redis_or_skip!(false);
     let config = Config {

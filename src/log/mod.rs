@@ -270,6 +270,7 @@ impl Log {
     pub fn expire(&self) {
         match &self.backend {
             Backend::Memory(m) => m.expire(),
+            Backend::Redis(r) => r.expire(),
         }
     }
 

@@ -445,6 +445,15 @@ impl RedisLog {
         }
     }
 
+    /// Applies the retention age to this node's windows. Redis itself is
+    /// trimmed by count only; reads skip entries past the age.
+    pub(crate) fn expire(&self) {
+        let topics: Vec<Arc<Topic>> = lock(&self.shared.topics).values().cloned().collect();
+        for t in topics {
+            lock(&t.state).expire(&self.shared.retention);
+        }
+    }
+
     pub(crate) fn stats(&self) -> (usize, usize) {
         let topics: Vec<Arc<Topic>> = lock(&self.shared.topics).values().cloned().collect();
         let cached = topics.iter().map(|t| lock(&t.state).events.len()).sum();
