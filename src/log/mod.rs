@@ -8,7 +8,7 @@
 //!
 //! [`Log`] is an enum over backends so callers never see which one runs: the
 //! in-memory backend ([`memory`]) is the default; the Redis Streams backend
-//! ([`redis`]) lets several gateway nodes share one log.
+//! (`redis`) lets several gateway nodes share one log.
 
 mod epoch;
 mod event;
