@@ -44,7 +44,7 @@ pub(crate) struct TopicState {
 /// A poisoned lock only means another thread panicked mid-update of plain
 /// data that stays consistent (every update is a single push or pop), so
 /// keep serving rather than propagate the panic to every reader.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -165,7 +165,7 @@ impl TopicState {
     }
 
     /// Seq of the oldest retained event, or `head + 1` when none is.
-    fn first_seq(&self) -> u64 {
+    pub(crate) fn first_seq(&self) -> u64 {
         self.events.front().map_or(self.head + 1, |e| e.seq)
     }
 
@@ -205,7 +205,7 @@ impl TopicState {
     }
 }
 
-fn duration_micros(d: Duration) -> u64 {
+pub(crate) fn duration_micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 

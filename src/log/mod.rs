@@ -13,6 +13,7 @@
 mod epoch;
 mod event;
 pub(crate) mod memory;
+pub(crate) mod redis;
 
 use std::time::Duration;
 
@@ -188,6 +189,7 @@ pub struct Log {
 #[derive(Clone)]
 enum Backend {
     Memory(memory::MemoryLog),
+    Redis(redis::RedisLog),
 }
 
 impl Log {
@@ -196,6 +198,22 @@ impl Log {
         Log {
             backend: Backend::Memory(memory::MemoryLog::new(retention, max_topics)),
         }
+    }
+
+    /// A log in Redis Streams at `url` (`redis://host:port/db`), shared by
+    /// every node pointed at the same Redis. Connects lazily: a node starts
+    /// while Redis is down, reports itself degraded and keeps retrying.
+    /// Must be called inside a Tokio runtime (it spawns a health probe);
+    /// its background tasks stop when the last clone is dropped.
+    ///
+    /// # Errors
+    /// [`std::io::ErrorKind::InvalidInput`] for a malformed URL.
+    pub fn redis(url: &str, retention: Retention, max_topics: usize) -> std::io::Result<Self> {
+        let log = redis::RedisLog::new(url, retention, max_topics)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        Ok(Log {
+            backend: Backend::Redis(log),
+        })
     }
 
     /// Appends `data` (one valid, single-line JSON value) to `topic`.
@@ -207,6 +225,7 @@ impl Log {
     pub async fn append(&self, topic: &str, data: &[u8]) -> Result<Appended, LogError> {
         match &self.backend {
             Backend::Memory(m) => m.append(topic, data),
+            Backend::Redis(r) => r.append(topic, data).await,
         }
     }
 
@@ -218,6 +237,7 @@ impl Log {
     pub async fn read(&self, topic: &str, cursor: &Cursor, max: usize) -> Result<Batch, LogError> {
         match &self.backend {
             Backend::Memory(m) => m.read(topic, cursor, max),
+            Backend::Redis(r) => r.read(topic, cursor, max).await,
         }
     }
 
@@ -229,6 +249,7 @@ impl Log {
     pub async fn subscribe(&self, topic: &str) -> Result<Subscription, LogError> {
         match &self.backend {
             Backend::Memory(m) => m.subscribe(topic),
+            Backend::Redis(r) => r.subscribe(topic).await,
         }
     }
 
@@ -249,6 +270,7 @@ impl Log {
     pub fn expire(&self) {
         match &self.backend {
             Backend::Memory(m) => m.expire(),
+            Backend::Redis(r) => r.expire(),
         }
     }
 
@@ -256,6 +278,7 @@ impl Log {
     pub fn stats(&self) -> (usize, usize) {
         match &self.backend {
             Backend::Memory(m) => m.stats(),
+            Backend::Redis(r) => r.stats(),
         }
     }
 
@@ -263,6 +286,7 @@ impl Log {
     pub fn degraded(&self) -> Option<String> {
         match &self.backend {
             Backend::Memory(_) => None,
+            Backend::Redis(r) => r.degraded(),
         }
     }
 
@@ -270,6 +294,7 @@ impl Log {
     pub fn kind(&self) -> &'static str {
         match &self.backend {
             Backend::Memory(_) => "memory",
+            Backend::Redis(_) => "redis",
         }
     }
 }
