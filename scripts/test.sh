@@ -13,6 +13,9 @@ ensure_apt curl ca-certificates
 log "cargo test (unit + integration)"
 cargo test --all-targets
 
+log "Redis Streams backend against a real redis-server"
+./scripts/redis-test.sh
+
 log "dashboard against a live Prometheus, promtool lint"
 ./scripts/prometheus-test.sh
 

@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! - [`log`]: the change log — per-topic gapless sequences, epochs, gaps,
-//!   resets; the in-memory backend.
+//!   resets; the in-memory backend and the Redis Streams backend.
 //! - `transport`: one file per transport (poll + long poll, SSE, WebSocket)
 //!   and publish.
 //! - [`server`]: accept loop, connection limit, hyper, graceful shutdown.
