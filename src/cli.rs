@@ -130,6 +130,13 @@ pub struct ServeArgs {
     /// real client for --publish-rate (repeatable).
     #[arg(long = "trusted-proxy")]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Serve a WebSocket echo endpoint at `/echo`, for protocol conformance
+    /// testing (Autobahn). Never enable it on a public server.
+    #[arg(long)]
+    pub echo: bool,
+    /// Largest message the echo endpoint accepts, bytes; larger closes 1009.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub echo_max_message: usize,
 }
 
 /// `feedgate publish`.
@@ -260,6 +267,8 @@ impl ServeArgs {
             drain_timeout: self.drain_timeout,
             demo: self.demo,
             demo_rate: self.demo_rate,
+            echo: self.echo,
+            echo_max_message: self.echo_max_message,
         })
     }
 }
@@ -393,5 +402,6 @@ mod tests {
         assert!(c.demo);
         assert_eq!(c.longpoll_max, Duration::from_secs(5));
         assert_eq!(c.log, LogBackend::Memory);
+        assert!(!c.echo, "the echo endpoint is off unless asked for");
     }
 }

@@ -69,6 +69,12 @@ pub struct Config {
     pub demo: bool,
     /// Demo publish rate, events per second.
     pub demo_rate: f64,
+    /// Serve the WebSocket echo endpoint `/echo` (conformance testing only).
+    pub echo: bool,
+    /// Largest message (and frame) the echo endpoint accepts; larger closes
+    /// 1009. Separate from `ws_max_message` so the Autobahn 9.x cases (up to
+    /// 16 MiB) fit without raising the subscriber limit.
+    pub echo_max_message: usize,
 }
 
 impl Default for Config {
@@ -98,6 +104,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             demo: false,
             demo_rate: 5.0,
+            echo: false,
+            echo_max_message: 16 << 20,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::metrics::{CONTENT_TYPE, Outcome, Transport};
 use crate::params::{self, Query};
 use crate::ratelimit;
 use crate::response::{self, MeteredBody};
-use crate::transport::{Reply, poll, publish, sse, ws};
+use crate::transport::{Reply, echo, poll, publish, sse, ws};
 use crate::wire::ConnMeter;
 
 /// What a path names.
@@ -30,6 +30,8 @@ enum Route<'a> {
     Script,
     DemoSettings,
     DemoFaults,
+    /// The WebSocket echo (`--echo` only).
+    Echo,
     NotFound,
 }
 
@@ -51,6 +53,7 @@ impl Route<'_> {
             "/healthz" => return Route::Health,
             "/demo/settings" => return Route::DemoSettings,
             "/demo/faults" => return Route::DemoFaults,
+            "/echo" => return Route::Echo,
             _ => {}
         }
         let Some(rest) = path.strip_prefix("/topics/") else {
@@ -76,7 +79,8 @@ impl Route<'_> {
             Route::Topic(_, TopicAction::Poll) => Transport::Poll,
             Route::Topic(_, TopicAction::LongPoll) => Transport::LongPoll,
             Route::Topic(_, TopicAction::Sse) => Transport::Sse,
-            Route::Topic(_, TopicAction::Ws) => Transport::Ws,
+            // An upgraded socket's bytes are `ws` (see transport/echo.rs).
+            Route::Topic(_, TopicAction::Ws) | Route::Echo => Transport::Ws,
             _ => Transport::Other,
         }
     }
@@ -171,6 +175,13 @@ async fn dispatch(
     let read_only = method == Method::GET || method == Method::HEAD;
     match route {
         Route::NotFound => Err(ApiError::NotFound(req.uri().path().to_owned())),
+        Route::Echo if !app.config().echo => Err(ApiError::NotFound(req.uri().path().to_owned())),
+        Route::Echo if method != Method::GET => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        Route::Echo => {
+            // Same origin policy as every WebSocket upgrade.
+            check_origin(app, req.headers())?;
+            echo::accept(app, &mut req, meter)
+        }
         Route::Metrics | Route::Health | Route::Page | Route::Script if !read_only => {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
         }
@@ -312,6 +323,7 @@ mod tests {
         assert_eq!(Route::parse("/topics/x/nope"), Route::NotFound);
         assert_eq!(Route::parse("/topics/"), Route::NotFound);
         assert_eq!(Route::parse("/metrics"), Route::Metrics);
+        assert_eq!(Route::parse("/echo"), Route::Echo);
         assert_eq!(Route::parse("/elsewhere"), Route::NotFound);
     }
 }

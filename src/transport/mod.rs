@@ -4,8 +4,10 @@
 //! - [`poll`]: short poll and long poll (`application/json` bodies);
 //! - [`sse`]: Server-Sent Events (`text/event-stream`);
 //! - [`ws`]: WebSocket (RFC 6455) via hyper's upgrade and tokio-tungstenite;
-//! - [`publish`]: `POST /topics/{t}/events`, the write side.
+//! - [`publish`]: `POST /topics/{t}/events`, the write side;
+//! - [`echo`]: `/echo`, a WebSocket echo for conformance tests (`--echo`).
 
+pub(crate) mod echo;
 pub(crate) mod poll;
 pub(crate) mod publish;
 pub(crate) mod sse;

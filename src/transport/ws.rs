@@ -37,7 +37,7 @@ use crate::params::Query;
 use crate::response::empty;
 use crate::wire::ConnMeter;
 
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
+pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// How long to wait before retrying the log after it failed.
 const LOG_RETRY: Duration = Duration::from_secs(1);
@@ -367,7 +367,8 @@ impl WriteFailure {
     }
 }
 
-fn going_away() -> CloseFrame {
+/// The close frame every WebSocket gets when the server drains.
+pub(crate) fn going_away() -> CloseFrame {
     CloseFrame {
         code: CloseCode::Away,
         reason: "server shutting down".into(),

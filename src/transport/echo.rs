@@ -1,0 +1,111 @@
+//! `GET /echo` (only with `serve --echo`): a WebSocket that sends every text
+//! and binary message back, for protocol conformance tests (the Autobahn
+//! fuzzingclient cases, `scripts/autobahn-test.sh`).
+//!
+//! It is not a feature: it exists so that a conformance suite, which needs a
+//! peer that answers, exercises the *same* WebSocket layer as the subscriber
+//! endpoint — the handshake check ([`ws::accept_key`]), the socket settings
+//! ([`ws::socket_config`]), the close codes after a protocol error
+//! ([`ws::close_for`]) and the close handshake ([`ws::close`]). Only the
+//! message size limit differs (`--echo-max-message`), so that the large
+//! Autobahn 9.x messages fit without raising the subscribers' limit.
+//!
+//! Its bytes are counted as `ws`, request head included (as every upgraded
+//! socket's are): it carries no events, so it would skew the `ws` wire bytes
+//! per event of a benchmark — never run echo traffic next to one.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::upgrade::Upgraded;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+
+use super::{Reply, ws};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::metrics::Outcome;
+use crate::response::empty;
+use crate::wire::ConnMeter;
+
+/// `GET /echo`: validates the handshake, answers `101`, and echoes on the
+/// upgraded socket in a task tracked for drain.
+pub(crate) fn accept(
+    app: &App,
+    req: &mut Request<Incoming>,
+    meter: &Arc<ConnMeter>,
+) -> Result<Reply, ApiError> {
+    let accept = ws::accept_key(req.headers())?;
+    let on_upgrade = hyper::upgrade::on(req);
+    let session_app = app.clone();
+    app.tracker().spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => run(session_app, upgraded).await,
+            Err(e) => tracing::debug!(error = %e, "echo upgrade failed"),
+        }
+    });
+    meter.upgraded();
+    let mut res = Response::new(empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    Ok(Reply::new(res, Outcome::Stream))
+}
+
+/// Echoes until the peer closes, breaks the protocol, goes quiet for longer
+/// than a subscriber may (`ws_ping_interval + ws_pong_timeout`), or the
+/// server drains.
+async fn run(app: App, upgraded: Upgraded) {
+    let cfg = app.config();
+    let conf = ws::socket_config(cfg.echo_max_message);
+    let mut ws =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(conf)).await;
+    let idle = cfg.ws_ping_interval + cfg.ws_pong_timeout;
+    let close_frame = loop {
+        let msg = tokio::select! {
+            biased;
+            _ = app.shutdown().cancelled() => break Some(ws::going_away()),
+            msg = tokio::time::timeout(idle, ws.next()) => msg,
+        };
+        let Ok(msg) = msg else {
+            break Some(CloseFrame {
+                code: CloseCode::Policy,
+                reason: "idle".into(),
+            });
+        };
+        let reply = match msg {
+            None => break None,
+            Some(Err(e)) => break ws::close_for(&e),
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => Some(m),
+            // tungstenite queued the pong (or the close reply); `flush`
+            // sends it now rather than on the next read.
+            Some(Ok(Message::Ping(_))) => None,
+            Some(Ok(Message::Close(_))) => {
+                let _ = tokio::time::timeout(cfg.write_timeout, ws.flush()).await;
+                break None;
+            }
+            Some(Ok(_)) => continue,
+        };
+        let write = async {
+            if let Some(m) = reply {
+                ws.feed(m).await?;
+            }
+            ws.flush().await
+        };
+        if !matches!(
+            tokio::time::timeout(cfg.write_timeout, write).await,
+            Ok(Ok(()))
+        ) {
+            break None;
+        }
+    };
+    ws::close(&mut ws, close_frame).await;
+}
