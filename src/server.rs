@@ -166,7 +166,11 @@ async fn serve_connection(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(app.config().header_read_timeout)
+        // `max_buf_size` alone is approximate: a head that arrives whole in
+        // one read may parse even past it. `max_header_size` checks the
+        // parsed head (start line included) against the limit exactly.
         .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
         .serve_connection(io, service)
         .with_upgrades();
     tokio::pin!(conn);
