@@ -99,6 +99,7 @@ pub(crate) async fn handle(
     meter.route(transport);
     // Kept for the CORS headers of the answer; the request itself moves on.
     let origin_headers = origin_headers(req.headers());
+    let upgrade = wants_websocket(&req);
     let result = if req.method() == Method::OPTIONS && route != Route::NotFound {
         preflight(&app, &origin_headers)
     } else {
@@ -107,6 +108,14 @@ pub(crate) async fn handle(
     let mut reply = result.unwrap_or_else(|e| Reply::new(response::error(&e), Outcome::Error));
     app.origins()
         .decorate(&origin_headers, reply.response.headers_mut());
+    if upgrade && reply.response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // A refused upgrade: the client may already be sending frames,
+        // which must not be read as the next HTTP request. Close instead.
+        reply
+            .response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     app.metrics().request(transport, reply.outcome);
     let (parts, body) = reply.response.into_parts();
     Ok(Response::from_parts(parts, MeteredBody::new(body, meter)))
@@ -161,6 +170,16 @@ fn check_rate(app: &App, peer: IpAddr) -> Result<(), ApiError> {
         ApiError::RateLimited {
             retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
         }
+    })
+}
+
+/// Whether the request asks to switch to WebSocket (`Upgrade: websocket`).
+fn wants_websocket(req: &Request<Incoming>) -> bool {
+    req.headers().get_all(header::UPGRADE).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+        })
     })
 }
 
