@@ -46,3 +46,4 @@ pub mod wire;
 pub use config::{Config, LogBackend};
 pub use server::{RunningServer, run};
 pub use transport::publish::validate as validate_json;
+pub use transport::ws::accept_key as websocket_accept_key;

@@ -639,7 +639,10 @@ impl Subscriber {
 
 /// Decodes a gap or reset signal's JSON (SSE data or WebSocket message);
 /// `None` for signals a subscriber need not act on (`ready`).
-fn control(kind: &str, json: &[u8]) -> Result<Option<Delivery>, ClientError> {
+///
+/// # Errors
+/// [`ClientError::Protocol`] when the JSON does not fit the signal `kind`.
+pub fn control(kind: &str, json: &[u8]) -> Result<Option<Delivery>, ClientError> {
     let c: Control = serde_json::from_slice(json).map_err(protocol)?;
     Ok(match kind {
         "gap" => Some(Delivery::Gap {

@@ -100,7 +100,7 @@ pub(crate) async fn subscribe(
 /// # Errors
 /// [`ApiError::UnsupportedWsVersion`] (426) for a version other than 13;
 /// [`ApiError::BadHandshake`] (400) for anything else missing or malformed.
-pub(crate) fn accept_key(h: &HeaderMap) -> Result<HeaderValue, ApiError> {
+pub fn accept_key(h: &HeaderMap) -> Result<HeaderValue, ApiError> {
     let has_token = |name: header::HeaderName, token: &str| {
         h.get_all(name).iter().any(|v| {
             v.to_str()
