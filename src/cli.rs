@@ -196,7 +196,7 @@ pub fn duration(text: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("{text:?}: unit must be ms, s, m or h")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is too long a duration"))
 }
 
 impl ServeArgs {
@@ -390,6 +390,9 @@ mod tests {
         assert!(duration("x").is_err());
         assert!(duration("5d").is_err());
         assert!(duration("-1s").is_err());
+        // Too large for a Duration: an error, not a panic.
+        assert!(duration("1e30").is_err());
+        assert!(duration("1e300h").is_err());
     }
 
     #[test]

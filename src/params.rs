@@ -105,7 +105,10 @@ impl Query {
                     "timeout must be a non-negative number of seconds, got {t:?}"
                 ))
             })?;
-        Ok(Duration::from_secs_f64(secs.min(max.as_secs_f64())))
+        // A number too large for a `Duration` is above any cap. (Clamping
+        // in f64 first is not enough: `max.as_secs_f64()` of a very large
+        // cap can round up past what `Duration` holds, and then panic.)
+        Ok(Duration::try_from_secs_f64(secs).map_or(max, |d| d.min(max)))
     }
 }
 
@@ -219,6 +222,10 @@ mod tests {
         assert_eq!(q.timeout(d, max).unwrap(), Duration::from_millis(500));
         let q = Query::parse(Some("timeout=1000"));
         assert_eq!(q.timeout(d, max).unwrap(), max);
+        // Huge values are capped, whatever the cap (found by fuzz/query).
+        let q = Query::parse(Some("timeout=1e40"));
+        assert_eq!(q.timeout(d, max).unwrap(), max);
+        assert_eq!(q.timeout(d, Duration::MAX).unwrap(), Duration::MAX);
         for bad in ["-1", "x", "NaN", "inf"] {
             let q = Query::parse(Some(&format!("timeout={bad}")));
             assert!(q.timeout(d, max).is_err(), "{bad}");
