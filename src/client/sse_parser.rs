@@ -1,5 +1,8 @@
 //! An incremental `text/event-stream` parser (the WHATWG algorithm, minus
 //! what feedgate never sends): bytes in, complete events out.
+//!
+//! Lines end with CRLF, LF or a lone CR, as the format says; feedgate sends
+//! LF, but a proxy on the way may rewrite line ends.
 
 /// One dispatched SSE event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,6 +27,9 @@ pub struct SseParser {
     retry: Option<u64>,
     /// Longest line accepted; longer input is an error, not a growing buffer.
     max_line: usize,
+    /// The last chunk ended with a CR: an LF starting the next one belongs
+    /// to that line end (CRLF split across chunks), not a new empty line.
+    skip_lf: bool,
 }
 
 /// The stream broke the format or a limit.
@@ -51,19 +57,29 @@ impl SseParser {
     /// # Errors
     /// [`SseError`] when a line is too long or not UTF-8; the parser should
     /// then be dropped with its connection.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        if self.skip_lf && !bytes.is_empty() {
+            self.skip_lf = false;
+            bytes = bytes.strip_prefix(b"\n").unwrap_or(bytes);
+        }
         self.buf.extend_from_slice(bytes);
         let mut start = 0;
-        while let Some(pos) = self.buf[start..].iter().position(|&b| b == b'\n') {
+        while let Some(pos) = self.buf[start..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+        {
             let end = start + pos;
-            let mut line = &self.buf[start..end];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8)?;
+            let line = std::str::from_utf8(&self.buf[start..end]).map_err(|_| SseError::NotUtf8)?;
             let line = line.to_owned();
             self.line(&line, out);
             start = end + 1;
+            if self.buf[end] == b'\r' {
+                match self.buf.get(start) {
+                    Some(b'\n') => start += 1,
+                    Some(_) => {}
+                    None => self.skip_lf = true,
+                }
+            }
         }
         self.buf.drain(..start);
         if self.buf.len() > self.max_line {
@@ -126,6 +142,23 @@ mod tests {
         assert_eq!(out[0].retry, Some(2000));
         assert_eq!(out[1].id.as_deref(), Some("e:1"));
         assert_eq!(out[1].data, "{\"a\"\n:1}");
+    }
+
+    #[test]
+    fn every_line_end_counts_once_however_split() {
+        // CR, LF and CRLF line ends, and a CRLF split across two chunks:
+        // one event each, never a `\r` in the data, never an extra blank
+        // line dispatching early (found by fuzz/sse_parser).
+        let stream = b"data: a\rdata: b\r\rid: 1\r\ndata: c\r\n\r\ndata: d\n\n";
+        for at in 0..=stream.len() {
+            let mut p = SseParser::new(1024);
+            let mut out = Vec::new();
+            p.feed(&stream[..at], &mut out).unwrap();
+            p.feed(&stream[at..], &mut out).unwrap();
+            let data: Vec<_> = out.iter().map(|e| e.data.as_str()).collect();
+            assert_eq!(data, ["a\nb", "c", "d"], "split at {at}");
+            assert_eq!(out[1].id.as_deref(), Some("1"));
+        }
     }
 
     #[test]
