@@ -20,6 +20,10 @@ pub const TOPIC: &str = "demo";
 
 /// Fastest demo publish rate accepted, events per second.
 pub const MAX_RATE: f64 = 1_000.0;
+/// Slowest demo publish rate accepted, events per second (one event every
+/// 100 s). Any positive rate would pass a `> 0` check, but the publisher
+/// ticks every `1 / rate` seconds, which for a tiny rate is no `Duration`.
+pub const MIN_RATE: f64 = 0.01;
 /// Largest demo payload accepted, bytes.
 pub const MAX_PAYLOAD: usize = 64 << 10;
 
@@ -72,7 +76,7 @@ impl DemoState {
     /// The state for a `--demo` server starting at `rate` events per second.
     pub fn new(rate: f64) -> Self {
         let (settings, _) = watch::channel(Settings {
-            rate: rate.clamp(0.01, MAX_RATE),
+            rate: rate.clamp(MIN_RATE, MAX_RATE),
             payload: 0,
         });
         let (faults, _) = watch::channel(Faults::default());
@@ -89,9 +93,9 @@ impl DemoState {
     /// # Errors
     /// [`ApiError::InvalidQuery`] when a value is out of range.
     pub fn set_settings(&self, s: Settings) -> Result<(), ApiError> {
-        if !(s.rate.is_finite() && s.rate > 0.0 && s.rate <= MAX_RATE) {
+        if !(MIN_RATE..=MAX_RATE).contains(&s.rate) {
             return Err(ApiError::InvalidQuery(format!(
-                "rate must be in (0, {MAX_RATE}] events per second"
+                "rate must be in [{MIN_RATE}, {MAX_RATE}] events per second"
             )));
         }
         if s.payload > MAX_PAYLOAD {
@@ -257,6 +261,15 @@ mod tests {
         assert!(
             d.set_settings(Settings {
                 rate: 1e9,
+                payload: 0
+            })
+            .is_err()
+        );
+        // Positive but too slow to have a tick interval (found by
+        // fuzz/ws_control): refused instead of panicking the publisher.
+        assert!(
+            d.set_settings(Settings {
+                rate: 1e-300,
                 payload: 0
             })
             .is_err()
