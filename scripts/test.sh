@@ -13,6 +13,9 @@ ensure_apt curl ca-certificates
 log "cargo test (unit + integration)"
 cargo test --all-targets
 
+log "Autobahn WebSocket conformance cases (kosoku)"
+./scripts/autobahn-test.sh
+
 log "Redis Streams backend against a real redis-server"
 ./scripts/redis-test.sh
 
