@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// Time allowed to send a request head (slowloris defence).
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub header_read_timeout: Duration,
+    /// Time allowed to send a publish body; slower uploads get 408.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub body_read_timeout: Duration,
     /// Time allowed for connections to finish at shutdown.
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub drain_timeout: Duration,
@@ -264,6 +267,7 @@ impl ServeArgs {
             ws_max_message: self.ws_max_message,
             write_timeout: self.write_timeout,
             header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
             drain_timeout: self.drain_timeout,
             demo: self.demo,
             demo_rate: self.demo_rate,

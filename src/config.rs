@@ -51,6 +51,8 @@ pub struct Config {
     pub write_timeout: Duration,
     /// Time allowed to read a request head (slowloris defence).
     pub header_read_timeout: Duration,
+    /// Time allowed to read a publish body.
+    pub body_read_timeout: Duration,
     /// Time allowed for in-flight work to finish at shutdown.
     pub drain_timeout: Duration,
     /// Publishing needs `Authorization: Bearer <this>` when set.
@@ -95,6 +97,7 @@ impl Default for Config {
             ws_max_message: 64 << 10,
             write_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             publish_token: None,
             jwt: None,

@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The publish body is larger than `--max-body`.
     #[error("request body exceeds the limit of {0} bytes")]
     BodyTooLarge(usize),
+    /// The request body did not arrive within `--body-read-timeout`.
+    #[error("the request body did not arrive within {0} ms")]
+    BodyTimeout(u64),
     /// The WebSocket handshake is malformed.
     #[error("bad WebSocket handshake: {0}")]
     BadHandshake(String),
@@ -73,6 +76,7 @@ impl ApiError {
             | ApiError::BadHandshake(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedWsVersion => StatusCode::UPGRADE_REQUIRED,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -92,6 +96,7 @@ impl ApiError {
             ApiError::InvalidQuery(_) => "invalid_query",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::BadHandshake(_) => "bad_handshake",
             ApiError::UnsupportedWsVersion => "unsupported_websocket_version",
             ApiError::Unauthorized(_) => "unauthorized",

@@ -257,7 +257,7 @@ async fn demo_control(
     };
     let method = req.method().clone();
     if method == Method::POST {
-        let body = publish::read_body(req, 64 << 10).await?;
+        let body = publish::read_body(req, 64 << 10, app.config().body_read_timeout).await?;
         let bad = |e: serde_json::Error| ApiError::InvalidJson(e.to_string());
         match route {
             Route::DemoSettings => {

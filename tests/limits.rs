@@ -204,3 +204,24 @@ async fn subscribers_that_never_read_are_closed_after_the_write_timeout() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_stalled_publish_body_is_cut_off_with_408_and_appends_nothing() {
+    let s = start(Config {
+        body_read_timeout: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .await;
+    let mut conn = TcpStream::connect(s.addr()).await.unwrap();
+    // The head and half a chunked body, then nothing.
+    conn.write_all(
+        b"POST /topics/stall/events HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n4\r\n[1,2\r\n",
+    )
+    .await
+    .unwrap();
+    let res = read_response(&mut conn).await;
+    assert_eq!(res.status, 408);
+    assert_eq!(res.json()["error"]["code"], "body_timeout");
+    let poll = http(s.addr(), "GET", "/topics/stall/poll?after=0", &[], b"").await;
+    assert_eq!(poll.json()["events"], serde_json::json!([]));
+}

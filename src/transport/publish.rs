@@ -22,7 +22,7 @@ pub(crate) async fn publish(
     req: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
     let max = app.config().max_body;
-    let body = read_body(req, max).await?;
+    let body = read_body(req, max, app.config().body_read_timeout).await?;
     let data = validate(&body)?;
     let appended = app.log().append(topic, &data).await?;
     app.metrics().published.inc();
@@ -44,8 +44,20 @@ const DRAIN_CAP: u64 = 8 << 20;
 /// How long draining an over-size body may take.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Reads the whole body, refusing anything over `max` bytes.
-pub(crate) async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
+/// Reads the whole body within `within`, refusing anything over `max`
+/// bytes. A body that stalls (a slow or stuck upload) is cut off with 408,
+/// since the header-read timeout does not cover bodies.
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+    max: usize,
+    within: Duration,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(within, read_body_untimed(req, max))
+        .await
+        .map_err(|_| ApiError::BodyTimeout(within.as_millis() as u64))?
+}
+
+async fn read_body_untimed(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
     let declared = declared_length(req.headers());
     let mut body = req.into_body();
     if declared.is_some_and(|n| n > max as u64) {
