@@ -1,4 +1,4 @@
-//! The command line: `feedgate serve | publish | tail`.
+//! The command line: `feedgate serve | publish | tail | bench`.
 //!
 //! `main.rs` parses [`Cli`] and hands it to [`run`]; everything here is
 //! thin glue onto the library.
@@ -36,6 +36,9 @@ pub enum Command {
     Publish(PublishArgs),
     /// Print a topic's events, one JSON object per line.
     Tail(TailArgs),
+    /// Compare the transports under one publish schedule (see
+    /// docs/benchmarks.md).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `feedgate serve`.
@@ -293,6 +296,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Tail(args) => tail(args).await,
+        Command::Bench(args) => crate::bench::cli(args).await.map_err(|e| e.to_string()),
     }
 }
 

@@ -20,6 +20,8 @@
 //! - [`ratelimit`]: per-client publish rate limiting.
 //! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
 //! - [`demo`]: the built-in demo publisher and embedded browser assets.
+//! - [`bench`]: `feedgate bench`, the side-by-side load generator and its
+//!   report, charts and idle-memory mode.
 //! - [`cli`]: the command line.
 
 #![warn(missing_docs)]
@@ -27,6 +29,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

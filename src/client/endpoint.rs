@@ -1,8 +1,9 @@
 //! Where a client connects: `http://host:port[/prefix]`, parsed once.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::{ClientError, CountedStream};
 use crate::wire::{ByteCount, CountingIo};
@@ -14,6 +15,8 @@ pub struct Endpoint {
     port: u16,
     /// Path prefix, `/` or `/something/` (behind a proxy).
     prefix: String,
+    /// Local address to connect from (`None`: the kernel picks).
+    local: Option<IpAddr>,
 }
 
 impl Endpoint {
@@ -51,7 +54,17 @@ impl Endpoint {
                 .to_owned(),
             port,
             prefix,
+            local: None,
         })
+    }
+
+    /// The same endpoint, connecting from `local` (port chosen by the
+    /// kernel). A load generator spreads its connections over several
+    /// loopback source addresses this way, since each source address has
+    /// only ~28k ephemeral ports.
+    pub fn with_local_addr(mut self, local: IpAddr) -> Endpoint {
+        self.local = Some(local);
+        self
     }
 
     /// `host:port` for the `Host` header and `ws://` URLs.
@@ -74,7 +87,39 @@ impl Endpoint {
     /// # Errors
     /// When connecting fails.
     pub async fn connect(&self, bytes: Arc<ByteCount>) -> Result<CountedStream, ClientError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let tcp = match self.local {
+            None => TcpStream::connect((self.host.as_str(), self.port)).await?,
+            Some(local) => {
+                let mut last = None;
+                let mut connected = None;
+                for addr in tokio::net::lookup_host((self.host.as_str(), self.port)).await? {
+                    let socket = if addr.is_ipv4() {
+                        TcpSocket::new_v4()?
+                    } else {
+                        TcpSocket::new_v6()?
+                    };
+                    let attempt = async {
+                        socket.bind((local, 0).into())?;
+                        socket.connect(addr).await
+                    };
+                    match attempt.await {
+                        Ok(s) => {
+                            connected = Some(s);
+                            break;
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                match connected {
+                    Some(s) => s,
+                    None => {
+                        return Err(last
+                            .unwrap_or_else(|| std::io::Error::other("no address to connect to"))
+                            .into());
+                    }
+                }
+            }
+        };
         tcp.set_nodelay(true)?;
         Ok(CountingIo::new(tcp, bytes))
     }

@@ -1,0 +1,350 @@
+//! `feedgate bench` flags ([`BenchArgs`]) and the validated run they
+//! describe ([`Plan`]), which is what the library API takes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::BenchError;
+use crate::cli::duration;
+use crate::metrics::Transport;
+
+/// `feedgate bench`: drive one publish schedule to clients of every
+/// transport at once and print what each transport cost.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Subscriber transports to compare, comma-separated.
+    #[arg(long, default_value = "poll,longpoll,sse,ws", value_delimiter = ',')]
+    pub transports: Vec<String>,
+    /// Subscribers per transport.
+    #[arg(long, default_value_t = 10)]
+    pub clients: usize,
+    /// Publishes per second (one publisher).
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Size of each published JSON value in bytes (at least 48: the
+    /// bench's timestamp and counter live inside it).
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    /// How long to publish (e.g. 10s, 2m).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub duration: Duration,
+    /// Short-poll interval.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub poll_interval: Duration,
+    /// Long-poll hold asked of the server.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub longpoll_timeout: Duration,
+    /// Longest wait, after the last publish, for every subscriber to catch
+    /// up; whatever has not arrived by then is lost.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub drain: Duration,
+    /// Measure a running server at this base URL instead of starting one
+    /// in-process on 127.0.0.1:0.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Which gateway's URL shapes to speak.
+    #[arg(long, value_enum, default_value_t = Target::Feedgate)]
+    pub target: Target,
+    /// Write the figures and the run's parameters as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw bytes/event and latency percentiles (or, with --sweep, the
+    /// crossover chart) as SVG here.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Run a series varying one parameter, e.g. `rate=1,10,100,1000` or
+    /// `clients=10,100,1000`.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Idle mode: open this many idle subscribers and report the server's
+    /// memory per connection instead of running the comparison.
+    #[arg(long)]
+    pub idle: Option<usize>,
+    /// Idle mode's transport: ws, sse or longpoll.
+    #[arg(long, default_value = "ws")]
+    pub transport: String,
+    /// PID of the server measured with --url (for its RSS and CPU time).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Loopback source addresses to spread connections over (127.0.0.2,
+    /// 127.0.0.3, …); 0 picks one per 20000 connections.
+    #[arg(long, default_value_t = 0)]
+    pub source_addrs: usize,
+    /// Server worker threads of the in-process server.
+    #[arg(long, default_value_t = 2)]
+    pub server_threads: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The gateway dialect the bench speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// feedgate's HTTP contract (docs/protocol.md).
+    Feedgate,
+    /// Nchan's: `POST /pub?id=C`, `GET /sub?id=C`, `GET /poll?id=C`.
+    Nchan,
+}
+
+impl Target {
+    /// Its name as written in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Feedgate => "feedgate",
+            Target::Nchan => "nchan",
+        }
+    }
+}
+
+/// One comparison run, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Subscriber transports, each with `clients` subscribers.
+    pub transports: Vec<Transport>,
+    /// Subscribers per transport.
+    pub clients: usize,
+    /// Publishes per second.
+    pub rate: f64,
+    /// Bytes of each published JSON value.
+    pub payload: usize,
+    /// Publishing time.
+    pub duration: Duration,
+    /// Short-poll interval.
+    pub poll_interval: Duration,
+    /// Long-poll hold.
+    pub longpoll_timeout: Duration,
+    /// Longest catch-up wait after the last publish.
+    pub drain: Duration,
+    /// A running server to measure; `None` starts one in-process.
+    pub url: Option<String>,
+    /// The dialect.
+    pub target: Target,
+    /// The measured server's PID, for CPU time (external servers).
+    pub pid: Option<u32>,
+    /// Loopback source addresses to spread connections over.
+    pub source_addrs: usize,
+    /// Worker threads of the in-process server.
+    pub server_threads: usize,
+    /// Draw a progress bar.
+    pub progress: bool,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            transports: Transport::SUBSCRIBERS.to_vec(),
+            clients: 10,
+            rate: 10.0,
+            payload: 100,
+            duration: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+            longpoll_timeout: Duration::from_secs(30),
+            drain: Duration::from_secs(10),
+            url: None,
+            target: Target::Feedgate,
+            pid: None,
+            source_addrs: 0,
+            server_threads: 2,
+            progress: false,
+        }
+    }
+}
+
+/// The smallest payload: `{"n":…,"t":…,"pad":""}` with room for the digits.
+pub const MIN_PAYLOAD: usize = 48;
+
+/// Parses a transport list such as `poll,ws`.
+///
+/// # Errors
+/// [`BenchError::Usage`] for a name that is not a subscriber transport.
+pub fn transports(names: &[String]) -> Result<Vec<Transport>, BenchError> {
+    let mut out = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let t = Transport::parse(name)
+            .filter(|t| Transport::SUBSCRIBERS.contains(t))
+            .ok_or_else(|| {
+                BenchError::Usage(format!(
+                    "--transports: {name:?} is not one of poll, longpoll, sse, ws"
+                ))
+            })?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.is_empty() {
+        return Err(BenchError::Usage("--transports: name at least one".into()));
+    }
+    Ok(out)
+}
+
+impl BenchArgs {
+    /// Whether to draw progress on stderr.
+    pub fn progress_enabled(&self) -> bool {
+        !self.quiet
+    }
+
+    /// The comparison run these flags describe.
+    ///
+    /// # Errors
+    /// [`BenchError::Usage`] for out-of-range values.
+    pub fn plan(&self) -> Result<Plan, BenchError> {
+        let plan = Plan {
+            transports: transports(&self.transports)?,
+            clients: self.clients,
+            rate: self.rate,
+            payload: self.payload,
+            duration: self.duration,
+            poll_interval: self.poll_interval,
+            longpoll_timeout: self.longpoll_timeout,
+            drain: self.drain,
+            url: self.url.clone(),
+            target: self.target,
+            pid: self.pid,
+            source_addrs: self.source_addrs,
+            server_threads: self.server_threads.max(1),
+            progress: !self.quiet,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+}
+
+impl Plan {
+    /// Checks the ranges a run needs.
+    ///
+    /// # Errors
+    /// [`BenchError::Usage`] naming the bad value.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let bad = |m: String| Err(BenchError::Usage(m));
+        if self.clients == 0 {
+            return bad("--clients must be at least 1".into());
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1_000_000.0) {
+            return bad(format!("--rate {}: expected 0 < rate ≤ 1000000", self.rate));
+        }
+        if self.payload < MIN_PAYLOAD || self.payload > 1 << 20 {
+            return bad(format!(
+                "--payload {}: expected {MIN_PAYLOAD} ≤ bytes ≤ 1048576",
+                self.payload
+            ));
+        }
+        if self.duration.is_zero() {
+            return bad("--duration must be > 0".into());
+        }
+        if self.poll_interval.is_zero() {
+            return bad("--poll-interval must be > 0".into());
+        }
+        if self.target == Target::Nchan && self.url.is_none() {
+            return bad("--target nchan needs --url (see scripts/nchan-bench.sh)".into());
+        }
+        Ok(())
+    }
+
+    /// Every subscriber of the run.
+    pub fn total_clients(&self) -> usize {
+        self.clients * self.transports.len()
+    }
+
+    /// Events the publisher will send.
+    pub fn events(&self) -> u64 {
+        (self.rate * self.duration.as_secs_f64()).round().max(1.0) as u64
+    }
+}
+
+/// Which parameter a sweep varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SweepParam {
+    /// Publishes per second.
+    Rate,
+    /// Subscribers per transport.
+    Clients,
+    /// Payload bytes.
+    Payload,
+}
+
+impl SweepParam {
+    /// Its name, as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepParam::Rate => "rate",
+            SweepParam::Clients => "clients",
+            SweepParam::Payload => "payload",
+        }
+    }
+}
+
+/// Parses `rate=1,10,100`.
+///
+/// # Errors
+/// [`BenchError::Usage`] for anything else.
+pub fn sweep(spec: &str) -> Result<(SweepParam, Vec<f64>), BenchError> {
+    let usage = || {
+        BenchError::Usage(format!(
+            "--sweep {spec:?}: expected rate=…, clients=… or payload=… with comma-separated numbers"
+        ))
+    };
+    let (name, values) = spec.split_once('=').ok_or_else(usage)?;
+    let param = match name.trim() {
+        "rate" => SweepParam::Rate,
+        "clients" => SweepParam::Clients,
+        "payload" => SweepParam::Payload,
+        _ => return Err(usage()),
+    };
+    let values = values
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().ok().filter(|v| *v > 0.0))
+        .collect::<Option<Vec<f64>>>()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(usage)?;
+    Ok((param, values))
+}
+
+impl SweepParam {
+    /// `plan` with this parameter set to `value`.
+    pub fn apply(self, plan: &Plan, value: f64) -> Plan {
+        let mut p = plan.clone();
+        match self {
+            SweepParam::Rate => p.rate = value,
+            SweepParam::Clients => p.clients = value.round().max(1.0) as usize,
+            SweepParam::Payload => p.payload = value.round() as usize,
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_transports_and_sweeps() {
+        let t = transports(&["ws".into(), "poll".into(), "ws".into()]).unwrap();
+        assert_eq!(t, vec![Transport::Ws, Transport::Poll]);
+        assert!(transports(&["publish".into()]).is_err());
+        let (p, v) = sweep("rate=1,10,100").unwrap();
+        assert_eq!(p, SweepParam::Rate);
+        assert_eq!(v, vec![1.0, 10.0, 100.0]);
+        assert!(sweep("rate=").is_err());
+        assert!(sweep("speed=1").is_err());
+    }
+
+    #[test]
+    fn validates_ranges() {
+        let p = Plan {
+            payload: 10,
+            ..Plan::default()
+        };
+        assert!(p.validate().is_err());
+        assert!(Plan::default().validate().is_ok());
+        let p = Plan {
+            target: Target::Nchan,
+            ..Plan::default()
+        };
+        assert!(p.validate().is_err());
+    }
+}

@@ -1,0 +1,391 @@
+//! Idle mode (`--idle N --transport ws|sse|longpoll`): hold N subscribers
+//! that receive nothing, and report the server's resident memory growth
+//! per connection and how many connections dropped while held.
+//!
+//! RSS is read from `/proc/PID/status`. The server must be its own process
+//! for that to mean anything, so without `--url` the bench starts `feedgate
+//! serve` as a child process (the same binary) on a free loopback port;
+//! with `--url`, pass the server's `--pid`. Connections are spread over
+//! 127.0.0.2, 127.0.0.3, … (about 28k ephemeral ports per source address),
+//! and the open-file limit is raised to fit.
+
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+
+use super::args::BenchArgs;
+use super::sys::{self, Machine};
+use super::{BenchError, Target};
+use crate::client::{Endpoint, SubscribeOptions, Subscriber};
+use crate::log::Cursor;
+use crate::metrics::Transport;
+use crate::wire::ByteCount;
+
+/// The `schema` field of an idle report's JSON.
+pub const SCHEMA: &str = "feedgate-bench-idle/1";
+/// Connections opening at once.
+const CONNECTS_IN_FLIGHT: usize = 512;
+/// Time for the server to settle after the last connect before RSS is read.
+const SETTLE: Duration = Duration::from_secs(3);
+/// A client-side WebSocket needs almost no buffer to read pings and events;
+/// tungstenite's 128 KiB default would make the load generator, not the
+/// server, the memory hog.
+const CLIENT_WS_BUFFER: usize = 4 << 10;
+
+/// What an idle run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdleReport {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// The transport held.
+    pub transport: String,
+    /// Subscribers asked for.
+    pub asked: usize,
+    /// Subscribers that connected.
+    pub connected: u64,
+    /// Subscribers that failed to connect.
+    pub failed: u64,
+    /// Connected subscribers whose connection ended while held.
+    pub dropped: u64,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+    /// Seconds all connections were held after connecting.
+    pub held_s: f64,
+    /// Seconds it took to connect them all.
+    pub connect_s: f64,
+    /// Server RSS before the connections, bytes.
+    pub rss_before: Option<u64>,
+    /// Server RSS with every connection open (after settling), bytes.
+    pub rss_after: Option<u64>,
+    /// Server RSS at the end of the hold, bytes.
+    pub rss_end: Option<u64>,
+    /// (rss_after − rss_before) / connected.
+    pub rss_per_connection: Option<f64>,
+    /// Server CPU seconds over the hold (pings, timers), if known.
+    pub server_cpu_s: Option<f64>,
+    /// Source addresses used.
+    pub source_addrs: usize,
+    /// The open-file limit in force.
+    pub nofile: u64,
+    /// Where it ran.
+    pub machine: Machine,
+}
+
+impl IdleReport {
+    /// A human summary.
+    pub fn text(&self) -> String {
+        let mib =
+            |b: Option<u64>| b.map_or("?".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "idle {}: {} of {} connected in {:.1}s ({} failed) over {} source address(es); held {:.0}s; dropped {}",
+            self.transport,
+            self.connected,
+            self.asked,
+            self.connect_s,
+            self.failed,
+            self.source_addrs.max(1),
+            self.held_s,
+            self.dropped
+        );
+        let _ = writeln!(
+            out,
+            "server RSS: {} before → {} connected → {} at the end",
+            mib(self.rss_before),
+            mib(self.rss_after),
+            mib(self.rss_end)
+        );
+        match self.rss_per_connection {
+            Some(b) => {
+                let _ = writeln!(
+                    out,
+                    "server RSS per idle {} connection: {:.0} bytes ({:.2} KiB)",
+                    self.transport,
+                    b,
+                    b / 1024.0
+                );
+            }
+            None => {
+                let _ = writeln!(out, "server RSS unknown: pass --pid with --url");
+            }
+        }
+        if let Some(e) = &self.first_error {
+            let _ = writeln!(out, "first error: {e}");
+        }
+        if let Some(cpu) = self.server_cpu_s {
+            let _ = writeln!(out, "server CPU over the hold: {cpu:.2}s");
+        }
+        out
+    }
+}
+
+/// A `feedgate serve` child process, killed when dropped.
+struct ChildServer(Child);
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_server(connections: usize) -> Result<(ChildServer, String), BenchError> {
+    let exe = std::env::current_exe()?;
+    let is_feedgate = exe
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("feedgate"));
+    if !is_feedgate {
+        return Err(BenchError::Usage(
+            "idle mode without --url runs `feedgate serve` as a child; from the library, pass --url and --pid".into(),
+        ));
+    }
+    // A free port: bind, note, release (the child binds it a moment later).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(exe)
+        .args([
+            "serve",
+            "--listen",
+            &listen,
+            "--max-connections",
+            &(connections + 1_000).to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    Ok((ChildServer(child), format!("http://{listen}")))
+}
+
+async fn wait_healthy(ep: &Endpoint) -> Result<(), BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = async {
+            let mut http =
+                crate::client::HttpConn::connect(ep, Arc::new(ByteCount::default())).await?;
+            http.request(hyper::Method::GET, &ep.path("healthz"), None)
+                .await
+        };
+        match probe.await {
+            Ok((s, _)) if s.is_success() => return Ok(()),
+            _ if Instant::now() > deadline => {
+                return Err(BenchError::Server("the server did not come up".into()));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Runs idle mode with `n` subscribers.
+///
+/// # Errors
+/// For a bad transport, a server that does not start, or `n` = 0.
+pub async fn run(args: &BenchArgs, n: usize) -> Result<IdleReport, BenchError> {
+    let transport = Transport::parse(&args.transport)
+        .filter(|t| matches!(t, Transport::Ws | Transport::Sse | Transport::LongPoll))
+        .ok_or_else(|| {
+            BenchError::Usage("--transport: idle mode takes ws, sse or longpoll".into())
+        })?;
+    if n == 0 {
+        return Err(BenchError::Usage("--idle must be at least 1".into()));
+    }
+    if args.target != Target::Feedgate {
+        return Err(BenchError::Usage("idle mode speaks feedgate only".into()));
+    }
+    let mut machine = Machine::now();
+    let nofile = sys::raise_nofile(n as u64 + 4_096);
+    let (child, url, pid) = match &args.url {
+        Some(u) => (None, u.clone(), args.pid),
+        None => {
+            let (child, url) = spawn_server(n)?;
+            let pid = child.0.id();
+            (Some(child), url, Some(pid))
+        }
+    };
+    let ep = Endpoint::parse(&url)?;
+    wait_healthy(&ep).await?;
+    let topic = format!("idle-{:016x}", rand::random::<u64>());
+    let sources = sys::source_addrs(n, args.source_addrs);
+    // Let the server finish starting (allocator arenas, runtime threads).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = pid.and_then(|p| sys::rss_bytes(Some(p)));
+
+    let stop = CancellationToken::new();
+    let permits = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
+    let counts = Arc::new(Counts::default());
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        let ep = match sources.get(i % sources.len().max(1)) {
+            Some(ip) => ep.clone().with_local_addr(*ip),
+            None => ep.clone(),
+        };
+        tasks.spawn(hold(
+            ep,
+            topic.clone(),
+            transport,
+            args.longpoll_timeout,
+            permits.clone(),
+            counts.clone(),
+            stop.clone(),
+        ));
+    }
+    while counts.settled() < n as u64 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if args.progress_enabled() {
+            eprint!(
+                "\ridle: {} connected, {} failed",
+                counts.connected.load(Ordering::Relaxed),
+                counts.failed.load(Ordering::Relaxed)
+            );
+        }
+    }
+    if args.progress_enabled() {
+        eprintln!();
+    }
+    let connect_s = started.elapsed().as_secs_f64();
+    tokio::time::sleep(SETTLE).await;
+    let rss_after = pid.and_then(|p| sys::rss_bytes(Some(p)));
+    let cpu_before = pid.and_then(|p| sys::process_cpu(Some(p)));
+    let held = Instant::now();
+    tokio::time::sleep(args.duration).await;
+    let held_s = held.elapsed().as_secs_f64();
+    let rss_end = pid.and_then(|p| sys::rss_bytes(Some(p)));
+    let cpu_after = pid.and_then(|p| sys::process_cpu(Some(p)));
+    let dropped = counts.dropped.load(Ordering::Relaxed);
+    stop.cancel();
+    while tasks.join_next().await.is_some() {}
+    drop(child);
+    machine.load_after = sys::load_average();
+    let connected = counts.connected.load(Ordering::Relaxed);
+    Ok(IdleReport {
+        schema: SCHEMA.to_owned(),
+        transport: transport.as_str().to_owned(),
+        asked: n,
+        connected,
+        failed: counts.failed.load(Ordering::Relaxed),
+        dropped,
+        first_error: counts
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
+        held_s,
+        connect_s,
+        rss_before,
+        rss_after,
+        rss_end,
+        rss_per_connection: match (rss_before, rss_after) {
+            (Some(b), Some(a)) if connected > 0 => Some((a as f64 - b as f64) / connected as f64),
+            _ => None,
+        },
+        server_cpu_s: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
+        source_addrs: sources.len(),
+        nofile,
+        machine,
+    })
+}
+
+#[derive(Default)]
+struct Counts {
+    connected: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Counts {
+    fn settled(&self) -> u64 {
+        self.connected.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+
+    fn note(&self, counter: &AtomicU64, e: impl std::fmt::Display) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        first.get_or_insert_with(|| e.to_string());
+    }
+}
+
+/// One idle subscriber: connect, then read (answering pings) until stopped.
+async fn hold(
+    ep: Endpoint,
+    topic: String,
+    transport: Transport,
+    longpoll_timeout: Duration,
+    permits: Arc<Semaphore>,
+    counts: Arc<Counts>,
+    stop: CancellationToken,
+) {
+    let permit = permits.acquire().await;
+    if transport == Transport::Ws {
+        let conf = WebSocketConfig::default()
+            .read_buffer_size(CLIENT_WS_BUFFER)
+            .write_buffer_size(0)
+            .max_write_buffer_size(64 << 10);
+        let url = format!(
+            "ws://{}{}",
+            ep.host_header(),
+            ep.path(&format!("topics/{topic}/ws"))
+        );
+        let connected = async {
+            let stream = ep.connect(Arc::new(ByteCount::default())).await?;
+            let (ws, _) =
+                tokio_tungstenite::client_async_with_config(url, stream, Some(conf)).await?;
+            Ok::<_, crate::client::ClientError>(ws)
+        };
+        let mut ws = match connected.await {
+            Ok(ws) => ws,
+            Err(e) => return counts.note(&counts.failed, e),
+        };
+        drop(permit);
+        counts.connected.fetch_add(1, Ordering::Relaxed);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Close(_))) | None => {
+                        return counts.note(&counts.dropped, "the server closed a WebSocket");
+                    }
+                    Some(Err(e)) => return counts.note(&counts.dropped, e),
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+    let opts = SubscribeOptions {
+        longpoll_timeout,
+        ..SubscribeOptions::default()
+    };
+    let mut sub = match Subscriber::connect(&ep, &topic, transport, Cursor::default(), opts).await {
+        Ok(s) => s,
+        Err(e) => return counts.note(&counts.failed, e),
+    };
+    drop(permit);
+    counts.connected.fetch_add(1, Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            next = sub.next() => if let Err(e) = next {
+                return counts.note(&counts.dropped, e);
+            },
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Reading a feedgate server's `/metrics`: the server's side of the byte,
+//! delivery and request counts, compared with what the clients counted.
+//!
+//! The scrapes themselves are attributed to transport `other` by the
+//! server, so they never disturb the subscriber transports' figures.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hyper::StatusCode;
+
+use super::BenchError;
+use crate::client::{Endpoint, HttpConn};
+use crate::metrics::Transport;
+use crate::wire::ByteCount;
+
+/// One scrape: series (name plus sorted `k="v"` labels) → value.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    series: HashMap<String, f64>,
+}
+
+/// Fetches and parses `GET /metrics`.
+///
+/// # Errors
+/// When the server cannot be reached or does not answer 200.
+pub async fn scrape(ep: &Endpoint) -> Result<Sample, BenchError> {
+    let mut http = HttpConn::connect(ep, Arc::new(ByteCount::default())).await?;
+    let (status, body) = http
+        .request(hyper::Method::GET, &ep.path("metrics"), None)
+        .await?;
+    if status != StatusCode::OK {
+        return Err(BenchError::Server(format!("/metrics answered {status}")));
+    }
+    Ok(parse(&String::from_utf8_lossy(&body)))
+}
+
+/// Parses the Prometheus text format (the subset feedgate writes).
+pub fn parse(text: &str) -> Sample {
+    let mut series = HashMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = value.parse::<f64>() else {
+            continue;
+        };
+        series.insert(normalize(key), v);
+    }
+    Sample { series }
+}
+
+/// `name{b="2",a="1"}` → `name{a="1",b="2"}`.
+fn normalize(key: &str) -> String {
+    let Some((name, labels)) = key.split_once('{') else {
+        return key.to_owned();
+    };
+    let mut parts: Vec<&str> = labels
+        .trim_end_matches('}')
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.sort_unstable();
+    format!("{name}{{{}}}", parts.join(","))
+}
+
+impl Sample {
+    /// A series' value, 0 when absent.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        parts.sort_unstable();
+        let key = if parts.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name}{{{}}}", parts.join(","))
+        };
+        self.series.get(&key).copied().unwrap_or(0.0)
+    }
+
+    /// Sum of every series of `name` whose labels include `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        self.series
+            .iter()
+            .filter(|(k, _)| {
+                let (n, rest) = k.split_once('{').unwrap_or((k.as_str(), ""));
+                n == name
+                    && want
+                        .iter()
+                        .all(|w| rest.split(',').any(|p| p.trim_end_matches('}') == w))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// The server's figures for transport `t`, as this sample minus `before`.
+    pub fn delta(&self, before: &Sample, t: Transport) -> ServerCounts {
+        let l = t.as_str();
+        let d = |name: &str, labels: &[(&str, &str)]| {
+            (self.sum(name, labels) - before.sum(name, labels)).max(0.0) as u64
+        };
+        ServerCounts {
+            wire_out: d(
+                "feedgate_wire_bytes_total",
+                &[("transport", l), ("direction", "out")],
+            ),
+            wire_in: d(
+                "feedgate_wire_bytes_total",
+                &[("transport", l), ("direction", "in")],
+            ),
+            delivered: d("feedgate_events_delivered_total", &[("transport", l)]),
+            payload: d("feedgate_payload_bytes_total", &[("transport", l)]),
+            requests: d("feedgate_requests_total", &[("transport", l)]),
+        }
+    }
+
+    /// Open connections under transport `t`.
+    pub fn connections(&self, t: Transport) -> u64 {
+        self.get("feedgate_connections", &[("transport", t.as_str())]) as u64
+    }
+}
+
+/// What the server counted for one transport during a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServerCounts {
+    /// Bytes written to the transport's sockets.
+    pub wire_out: u64,
+    /// Bytes read from them.
+    pub wire_in: u64,
+    /// Events delivered.
+    pub delivered: u64,
+    /// Bytes of event JSON delivered.
+    pub payload: u64,
+    /// Requests answered.
+    pub requests: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_subtracts() {
+        let a = parse(
+            "# HELP x\nfeedgate_wire_bytes_total{transport=\"ws\",direction=\"out\"} 100\n\
+             feedgate_requests_total{transport=\"ws\",result=\"stream\"} 2\n\
+             feedgate_requests_total{transport=\"ws\",result=\"error\"} 1\n\
+             feedgate_connections{transport=\"ws\"} 3\n",
+        );
+        let b = parse(
+            "feedgate_wire_bytes_total{direction=\"out\",transport=\"ws\"} 350\n\
+             feedgate_requests_total{transport=\"ws\",result=\"stream\"} 7\n\
+             feedgate_requests_total{transport=\"ws\",result=\"error\"} 1\n",
+        );
+        let d = b.delta(&a, Transport::Ws);
+        assert_eq!(d.wire_out, 250);
+        assert_eq!(d.requests, 5);
+        assert_eq!(a.connections(Transport::Ws), 3);
+    }
+}

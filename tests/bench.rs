@@ -1,0 +1,177 @@
+//! `feedgate bench` on tiny parameters against an in-process server: every
+//! transport delivers every event exactly once and in order, the clients'
+//! byte counts equal the server's, and the JSON report round-trips through
+//! its documented schema. No timing is asserted.
+
+use std::time::Duration;
+
+use feedgate::bench::{self, Plan, Report};
+use feedgate::metrics::Transport;
+use serde_json::Value;
+
+fn tiny() -> Plan {
+    Plan {
+        transports: Transport::SUBSCRIBERS.to_vec(),
+        clients: 3,
+        rate: 20.0,
+        payload: 100,
+        duration: Duration::from_secs(2),
+        poll_interval: Duration::from_millis(200),
+        drain: Duration::from_secs(10),
+        server_threads: 1,
+        ..Plan::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transport_delivers_everything_once_and_bytes_agree() {
+    let report = bench::run(&tiny()).await.expect("bench runs");
+    assert_eq!(report.publish.errors, 0);
+    assert_eq!(report.publish.published, 40);
+    assert_eq!(report.transports.len(), 4);
+    for t in &report.transports {
+        let name = &t.transport;
+        assert_eq!(t.connected, 3, "{name}: {:?}", t.first_error);
+        assert_eq!(t.errors, 0, "{name}: {:?}", t.first_error);
+        assert_eq!(t.expected, 120, "{name}");
+        assert_eq!(t.delivered, 120, "{name}");
+        assert_eq!((t.lost, t.dup, t.reordered), (0, 0, 0), "{name}");
+        assert_eq!(t.latency.count, 120, "{name}");
+        let server = t.server.expect("feedgate reports server counts");
+        assert_eq!(server.wire_out, t.client_bytes_down, "{name} down");
+        assert_eq!(server.wire_in, t.client_bytes_up, "{name} up");
+        assert_eq!(t.bytes_agree, Some(true), "{name}");
+        // The server also delivered each subscriber the end marker.
+        assert_eq!(server.delivered, 120 + 3, "{name}");
+        assert_eq!(server.requests, t.requests, "{name}");
+        assert!(
+            t.bytes_per_event_down > 100.0,
+            "{name}: the payload alone is 100 B"
+        );
+    }
+    let by = |n: &str| report.transports.iter().find(|t| t.transport == n).unwrap();
+    assert_eq!(by("ws").requests, 3);
+    assert_eq!(by("sse").requests, 3);
+    assert!(by("poll").requests > 3);
+
+    // The JSON report: write it, read it back, check the schema.
+    let dir = std::env::temp_dir().join(format!("feedgate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.json");
+    bench::write_json(&path, &report).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    check_schema(&v);
+    let back: Report = serde_json::from_str(&text).expect("the schema parses back");
+    assert_eq!(back.transports[0].delivered, report.transports[0].delivered);
+
+    // The chart draws, without system fonts.
+    let svg = bench::svg::comparison(&report).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("ws"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn check_schema(v: &Value) {
+    let obj = |v: &Value, k: &str| -> Value {
+        let f = v.get(k).unwrap_or_else(|| panic!("missing field {k}"));
+        f.clone()
+    };
+    assert_eq!(obj(v, "schema"), "feedgate-bench/1");
+    assert_eq!(obj(v, "target"), "feedgate");
+    assert!(obj(v, "url").is_string());
+    assert_eq!(obj(v, "in_process"), true);
+    assert!(obj(v, "elapsed_s").is_f64());
+    let params = obj(v, "params");
+    for k in ["clients", "payload"] {
+        assert!(obj(&params, k).is_u64(), "params.{k}");
+    }
+    for k in [
+        "rate",
+        "duration_s",
+        "poll_interval_s",
+        "longpoll_timeout_s",
+    ] {
+        assert!(obj(&params, k).is_number(), "params.{k}");
+    }
+    assert!(obj(&params, "transports").is_array());
+    let machine = obj(v, "machine");
+    assert!(obj(&machine, "cpus").is_u64());
+    assert!(obj(&machine, "cpu_model").is_string());
+    let publish = obj(v, "publish");
+    for k in [
+        "published",
+        "errors",
+        "client_bytes_up",
+        "client_bytes_down",
+    ] {
+        assert!(obj(&publish, k).is_u64(), "publish.{k}");
+    }
+    let cpu = obj(v, "cpu");
+    assert!(obj(&cpu, "bench_s").is_number());
+    assert!(obj(&cpu, "wall_s").is_number());
+    let rows = obj(v, "transports");
+    let rows = rows.as_array().expect("transports is an array");
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert!(obj(row, "transport").is_string());
+        for k in [
+            "clients",
+            "connected",
+            "errors",
+            "expected",
+            "delivered",
+            "lost",
+            "dup",
+            "reordered",
+            "gaps",
+            "resets",
+            "client_bytes_down",
+            "client_bytes_up",
+            "message_bytes",
+            "requests",
+            "empty_responses",
+        ] {
+            assert!(obj(row, k).is_u64(), "transports[].{k}");
+        }
+        for k in [
+            "deliveries_per_s",
+            "bytes_per_event_down",
+            "bytes_per_event_up",
+            "overhead_x",
+            "events_per_response",
+        ] {
+            assert!(obj(row, k).is_number(), "transports[].{k}");
+        }
+        let lat = obj(row, "latency");
+        for k in ["count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
+            assert!(obj(&lat, k).is_u64(), "latency.{k}");
+        }
+        let server = obj(row, "server");
+        for k in ["wire_out", "wire_in", "delivered", "payload", "requests"] {
+            assert!(obj(&server, k).is_u64(), "server.{k}");
+        }
+        assert_eq!(obj(row, "bytes_agree"), true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_draws_the_crossover_chart() {
+    let plan = Plan {
+        transports: vec![Transport::Poll, Transport::Ws],
+        clients: 2,
+        duration: Duration::from_secs(1),
+        ..tiny()
+    };
+    let series = bench::sweep::run(&plan, bench::args::SweepParam::Rate, &[5.0, 20.0])
+        .await
+        .expect("sweep runs");
+    assert_eq!(series.runs.len(), 2);
+    for r in &series.runs {
+        for t in &r.transports {
+            assert_eq!((t.lost, t.dup, t.reordered), (0, 0, 0), "{}", t.transport);
+        }
+    }
+    let svg = bench::svg::crossover(&series).unwrap();
+    assert!(svg.contains("poll") && svg.contains("ws"));
+    assert!(series.text().contains("rate"));
+}
