@@ -111,13 +111,24 @@ fn stat_cpu(stat: &str) -> Option<f64> {
     Some((utime + stime) / ticks_per_second())
 }
 
-/// CPU seconds used by process `pid` (`None`: this process).
+/// CPU seconds used by process `pid` and its children (nginx's workers
+/// are children of the master), or by this process for `None`.
 pub fn process_cpu(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/stat"),
-        None => "/proc/self/stat".to_owned(),
+    let Some(pid) = pid else {
+        return stat_cpu(&std::fs::read_to_string("/proc/self/stat").ok()?);
     };
-    stat_cpu(&std::fs::read_to_string(path).ok()?)
+    let own = stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    let children: f64 = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            if ppid == pid { stat_cpu(&stat) } else { None }
+        })
+        .sum();
+    Some(own + children)
 }
 
 /// CPU seconds used by this process's threads whose name starts with
