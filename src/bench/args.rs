@@ -72,6 +72,11 @@ pub struct BenchArgs {
     /// 127.0.0.3, …); 0 picks one per 20000 connections.
     #[arg(long, default_value_t = 0)]
     pub source_addrs: usize,
+    /// Start the server as a child process (`feedgate serve`) instead of
+    /// in-process: needed when both ends of every connection do not fit
+    /// under one process's open-file limit.
+    #[arg(long)]
+    pub child_server: bool,
     /// Server worker threads of the in-process server.
     #[arg(long, default_value_t = 2)]
     pub server_threads: usize,
@@ -127,6 +132,8 @@ pub struct Plan {
     pub pid: Option<u32>,
     /// Loopback source addresses to spread connections over.
     pub source_addrs: usize,
+    /// Start `feedgate serve` as a child process instead of in-process.
+    pub child_server: bool,
     /// Worker threads of the in-process server.
     pub server_threads: usize,
     /// Draw a progress bar.
@@ -148,6 +155,7 @@ impl Default for Plan {
             target: Target::Feedgate,
             pid: None,
             source_addrs: 0,
+            child_server: false,
             server_threads: 2,
             progress: false,
         }
@@ -205,6 +213,7 @@ impl BenchArgs {
             target: self.target,
             pid: self.pid,
             source_addrs: self.source_addrs,
+            child_server: self.child_server,
             server_threads: self.server_threads.max(1),
             progress: !self.quiet,
         };

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::BenchError;
 use super::args::{Plan, Target};
+use super::child::{self, ChildServer};
 use super::dialect::{Publisher, Signals, Source};
 use super::inproc::{self, InProcess};
 use super::payload;
@@ -41,30 +42,55 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
     plan.validate()?;
     let mut machine = Machine::now();
     let connections = plan.total_clients();
-    let in_process = plan.url.is_none();
+    let in_process = plan.url.is_none() && !plan.child_server;
     // Both ends of every connection live in this process when the server
     // does; leave room for the runtime's own descriptors.
-    sys::raise_nofile((connections as u64) * 2 + 4_096);
-    let server = match &plan.url {
-        None => Some(
+    let sockets = if in_process {
+        connections * 2
+    } else {
+        connections
+    };
+    let nofile = sys::raise_nofile(sockets as u64 + 1_024);
+    if sockets as u64 + 256 > nofile {
+        return Err(BenchError::Usage(format!(
+            "{connections} subscribers need {sockets} sockets here but the open-file limit is {nofile}{}",
+            if in_process {
+                "; run the server as its own process (--child-server, or --url and --pid)"
+            } else {
+                ""
+            }
+        )));
+    }
+    let server = if in_process {
+        Some(
             InProcess::start(
                 inproc::config(connections, plan.events() + 1, plan.longpoll_timeout),
                 plan.server_threads,
             )
             .await?,
-        ),
-        Some(_) => None,
+        )
+    } else {
+        None
     };
-    let url = match (&server, &plan.url) {
-        (Some(s), _) => s.url(),
-        (None, Some(u)) => u.clone(),
-        (None, None) => unreachable!("no url means an in-process server"),
+    let child = match (&plan.url, plan.child_server) {
+        (None, true) => Some(ChildServer::spawn(connections, plan.longpoll_timeout)?),
+        _ => None,
+    };
+    let (url, pid) = match (&server, &child, &plan.url) {
+        (Some(s), _, _) => (s.url(), None),
+        (_, Some(c), _) => (c.url().to_owned(), Some(c.pid())),
+        (_, _, Some(u)) => (u.clone(), plan.pid),
+        _ => unreachable!("no url means a server of our own"),
     };
     let ep = Endpoint::parse(&url)?;
-    let result = measure(plan, &ep, &url, in_process, &mut machine).await;
+    if child.is_some() {
+        child::wait_healthy(&ep).await?;
+    }
+    let result = measure(plan, &ep, &url, in_process, pid, &mut machine).await;
     if let Some(s) = server {
         s.stop().await;
     }
+    drop(child);
     result
 }
 
@@ -73,6 +99,7 @@ async fn measure(
     ep: &Endpoint,
     url: &str,
     in_process: bool,
+    pid: Option<u32>,
     machine: &mut Machine,
 ) -> Result<Report, BenchError> {
     let feedgate = plan.target == Target::Feedgate;
@@ -151,7 +178,7 @@ async fn measure(
     progress.set_length(events * total);
     progress.set_position(0);
     progress.set_message("publishing");
-    let cpu_before = cpu_now(plan, in_process);
+    let cpu_before = cpu_now(pid, in_process);
     let wall = Instant::now();
     let mut publisher = Publisher::connect(plan.target, ep, &topic).await?;
     let mut published = 0u64;
@@ -199,7 +226,7 @@ async fn measure(
     }
     let active_s = wall.elapsed().as_secs_f64();
     progress.set_position(delivered_now());
-    let cpu_after = cpu_now(plan, in_process);
+    let cpu_after = cpu_now(pid, in_process);
 
     // End the subscribers at a response boundary, then the stragglers.
     progress.set_message("ending");
@@ -247,6 +274,7 @@ async fn measure(
         target: plan.target.as_str().to_owned(),
         url: url.to_owned(),
         in_process,
+        pid,
         params: Params {
             transports: plan
                 .transports
@@ -275,13 +303,13 @@ async fn measure(
 }
 
 /// (server CPU seconds if known, load-generator CPU seconds).
-fn cpu_now(plan: &Plan, in_process: bool) -> (Option<f64>, f64) {
+fn cpu_now(pid: Option<u32>, in_process: bool) -> (Option<f64>, f64) {
     let me = sys::process_cpu(None).unwrap_or(0.0);
     if in_process {
         let server = sys::threads_cpu(inproc::THREAD_PREFIX);
         (Some(server), me - server)
     } else {
-        (plan.pid.and_then(|p| sys::process_cpu(Some(p))), me)
+        (pid.and_then(|p| sys::process_cpu(Some(p))), me)
     }
 }
 

@@ -10,7 +10,6 @@
 //! and the open-file limit is raised to fit.
 
 use std::fmt::Write as _;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::args::BenchArgs;
+use super::child::ChildServer;
 use super::sys::{self, Machine};
 use super::{BenchError, Target};
 use crate::client::{Endpoint, SubscribeOptions, Subscriber};
@@ -130,67 +130,6 @@ impl IdleReport {
     }
 }
 
-/// A `feedgate serve` child process, killed when dropped.
-struct ChildServer(Child);
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_server(connections: usize) -> Result<(ChildServer, String), BenchError> {
-    let exe = std::env::current_exe()?;
-    let is_feedgate = exe
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("feedgate"));
-    if !is_feedgate {
-        return Err(BenchError::Usage(
-            "idle mode without --url runs `feedgate serve` as a child; from the library, pass --url and --pid".into(),
-        ));
-    }
-    // A free port: bind, note, release (the child binds it a moment later).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(exe)
-        .args([
-            "serve",
-            "--listen",
-            &listen,
-            "--max-connections",
-            &(connections + 1_000).to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    Ok((ChildServer(child), format!("http://{listen}")))
-}
-
-async fn wait_healthy(ep: &Endpoint) -> Result<(), BenchError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let probe = async {
-            let mut http =
-                crate::client::HttpConn::connect(ep, Arc::new(ByteCount::default())).await?;
-            http.request(hyper::Method::GET, &ep.path("healthz"), None)
-                .await
-        };
-        match probe.await {
-            Ok((s, _)) if s.is_success() => return Ok(()),
-            _ if Instant::now() > deadline => {
-                return Err(BenchError::Server("the server did not come up".into()));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
 /// Runs idle mode with `n` subscribers.
 ///
 /// # Errors
@@ -212,13 +151,13 @@ pub async fn run(args: &BenchArgs, n: usize) -> Result<IdleReport, BenchError> {
     let (child, url, pid) = match &args.url {
         Some(u) => (None, u.clone(), args.pid),
         None => {
-            let (child, url) = spawn_server(n)?;
-            let pid = child.0.id();
+            let child = ChildServer::spawn(n, Duration::from_secs(60))?;
+            let (url, pid) = (child.url().to_owned(), child.pid());
             (Some(child), url, Some(pid))
         }
     };
     let ep = Endpoint::parse(&url)?;
-    wait_healthy(&ep).await?;
+    super::child::wait_healthy(&ep).await?;
     let topic = format!("idle-{:016x}", rand::random::<u64>());
     let sources = sys::source_addrs(n, args.source_addrs);
     // Let the server finish starting (allocator arenas, runtime threads).

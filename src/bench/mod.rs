@@ -17,9 +17,11 @@
 //! - [`report`], [`svg`]: the table, the JSON schema, the charts;
 //! - [`sweep`]: a series of runs and the crossover chart;
 //! - [`idle`]: idle subscribers and the server's memory per connection;
-//! - [`inproc`], [`sys`]: the in-process server, `/proc` and rlimits.
+//! - [`inproc`], [`child`], [`sys`]: the server in-process or as a child
+//!   process, `/proc` and rlimits.
 
 pub mod args;
+pub mod child;
 pub mod dialect;
 pub mod driver;
 pub mod idle;

@@ -20,8 +20,11 @@ pub struct Report {
     pub target: String,
     /// The base URL measured.
     pub url: String,
-    /// Whether the bench started the server itself.
+    /// Whether the server ran inside the bench's process.
     pub in_process: bool,
+    /// The server's process id, when it ran as a process of its own and
+    /// its CPU time was read.
+    pub pid: Option<u32>,
     /// The run's parameters.
     pub params: Params,
     /// Where it ran.
