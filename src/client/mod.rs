@@ -517,8 +517,13 @@ impl Subscriber {
             *http = Some(HttpConn::connect(&self.ep, self.bytes.clone()).await?);
         }
         let conn = http.as_mut().expect("connected above");
-        let headers: Vec<(&str, String)> =
-            etag.iter().map(|e| ("if-none-match", e.clone())).collect();
+        // Only a short poll revalidates (304); a long poll waits instead,
+        // so the header would be wasted bytes on every request.
+        let headers: Vec<(&str, String)> = etag
+            .iter()
+            .filter(|_| !long)
+            .map(|e| ("if-none-match", e.clone()))
+            .collect();
         let res = conn.send(Method::GET, &path, &headers, None).await?;
         self.stats.requests += 1;
         let status = res.status();
