@@ -16,6 +16,7 @@ use super::args::{Plan, Target};
 use super::child::{self, ChildServer};
 use super::dialect::{Publisher, Signals, Source};
 use super::inproc::{self, InProcess};
+use super::model;
 use super::payload;
 use super::report::{Cpu, Latency, Params, PublishFigures, Report, SCHEMA, TransportFigures};
 use super::scrape::{self, Sample};
@@ -256,17 +257,31 @@ async fn measure(
         bench_s: cpu_after.1 - cpu_before.1,
         wall_s: active_s,
     };
+    let shape = model::Shape {
+        payload: plan.payload,
+        topic_len: topic.len(),
+        host_len: ep.host_header().len(),
+        published,
+        timeout_digits: plan.longpoll_timeout.as_secs_f64().to_string().len(),
+    };
     let rows = tallies
         .iter()
         .map(|(t, tally)| {
-            figures(
+            let mut row = figures(
                 plan,
                 *t,
                 tally,
                 published,
                 active_s,
                 before.as_ref().zip(after.as_ref()),
-            )
+            );
+            if feedgate {
+                row.model = model::predict(*t, &shape, &row);
+                row.model_deviation = row.model.map(|m| {
+                    (row.bytes_per_event_down + row.bytes_per_event_up) / (m.down + m.up) - 1.0
+                });
+            }
+            row
         })
         .collect();
     Ok(Report {
@@ -390,6 +405,8 @@ fn figures(
             0.0
         },
         bytes_agree: server.map(|s| s.wire_out == down && s.wire_in == up),
+        model: None,
+        model_deviation: None,
         server,
     }
 }

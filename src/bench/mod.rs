@@ -14,6 +14,7 @@
 //! - [`tally`]: per-subscriber sequence checks, per-transport totals and
 //!   HDR latency histograms;
 //! - [`scrape`]: the server's `/metrics`;
+//! - [`model`]: the protocol's predicted bytes per event;
 //! - [`report`], [`svg`]: the table, the JSON schema, the charts;
 //! - [`sweep`]: a series of runs and the crossover chart;
 //! - [`idle`]: idle subscribers and the server's memory per connection;
@@ -26,6 +27,7 @@ pub mod dialect;
 pub mod driver;
 pub mod idle;
 pub mod inproc;
+pub mod model;
 pub mod nchan;
 pub mod payload;
 pub mod report;

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::model::Model;
 use super::scrape::ServerCounts;
 use super::sys::Machine;
 
@@ -159,6 +160,10 @@ pub struct TransportFigures {
     pub empty_responses: u64,
     /// Events per non-empty response (polls), or per request.
     pub events_per_response: f64,
+    /// Bytes per event the protocol model predicts (feedgate only).
+    pub model: Option<Model>,
+    /// measured (down + up) / model (down + up) − 1.
+    pub model_deviation: Option<f64>,
     /// What the server counted (feedgate only).
     pub server: Option<ServerCounts>,
     /// Whether the server's wire bytes equal the clients' (feedgate only).
@@ -294,6 +299,15 @@ pub fn table(r: &Report) -> String {
             "{:<8} {:>10.0} deliveries/s · {:.2} events/response",
             t.transport, t.deliveries_per_s, t.events_per_response
         );
+        if let (Some(m), Some(dev)) = (&t.model, t.model_deviation) {
+            let _ = write!(
+                out,
+                " · model {:.1}+{:.1} B/event ({:+.2}%)",
+                m.down,
+                m.up,
+                dev * 100.0
+            );
+        }
         if let Some(s) = &t.server {
             let _ = write!(
                 out,

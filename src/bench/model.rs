@@ -1,0 +1,156 @@
+//! The protocol model: how many wire bytes each transport *should* spend
+//! per event according to docs/protocol.md, from the sizes of its framing
+//! alone. The report prints it next to the measurement, which must come
+//! out within +1 % (the difference is connection setup: handshakes, the
+//! `ready` message, the first request, the end marker).
+//!
+//! Sizes (E = event JSON, d = digits of a seq, H = `host:port`, L = topic):
+//! - event JSON: `{"topic":"L","seq":d,"time":16,"data":P}` = 51 + L + d + P;
+//! - WebSocket: E plus a 2-byte frame header (4 from 126 B, 10 from 64 KiB);
+//! - SSE: `id: EPOCH:d\ndata: E\n\n` = 30 + d + E, in a chunk (hex size,
+//!   two CRLFs);
+//! - polls: a response head (status, content-type, etag, cache-control,
+//!   content-length, date: 158 + d + digits of the length), a body of
+//!   49 + d + events (commas between), a 304 head of 118 + d; requests
+//!   `GET /topics/L/poll?after=d&epoch=16` (+ `&timeout=S` for long polls),
+//!   `host`, `if-none-match` on short polls.
+
+use super::report::TransportFigures;
+use crate::metrics::Transport;
+
+/// Bytes per event the protocol model predicts for a run.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Model {
+    /// Downstream.
+    pub down: f64,
+    /// Upstream.
+    pub up: f64,
+}
+
+/// What the model needs to know about a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Payload bytes.
+    pub payload: usize,
+    /// Topic name length.
+    pub topic_len: usize,
+    /// `host:port` length.
+    pub host_len: usize,
+    /// Events published.
+    pub published: u64,
+    /// Long-poll `timeout=` value as sent.
+    pub timeout_digits: usize,
+}
+
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// Average digits of the seqs 1..=n.
+fn mean_digits(n: u64) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    let mut total = 0u64;
+    let mut lo = 1u64;
+    let mut d = 1u64;
+    while lo <= n {
+        let hi = (lo.saturating_mul(10) - 1).min(n);
+        total += (hi - lo + 1) * d;
+        lo = lo.saturating_mul(10);
+        d += 1;
+    }
+    total as f64 / n as f64
+}
+
+fn ws_header(len: f64) -> f64 {
+    if len < 126.0 {
+        2.0
+    } else if len < 65_536.0 {
+        4.0
+    } else {
+        10.0
+    }
+}
+
+fn hex_digits(n: f64) -> f64 {
+    let mut n = n.max(1.0) as u64;
+    let mut d = 0.0;
+    while n > 0 {
+        n >>= 4;
+        d += 1.0;
+    }
+    d
+}
+
+/// The model for one transport's row, using the row's own counts of
+/// events and (for polls) responses.
+pub fn predict(t: Transport, s: &Shape, row: &TransportFigures) -> Option<Model> {
+    let n = row.delivered as f64;
+    if n == 0.0 {
+        return None;
+    }
+    let d = mean_digits(s.published);
+    let event = 51.0 + s.topic_len as f64 + d + s.payload as f64;
+    let host = s.host_len as f64;
+    let topic = s.topic_len as f64;
+    let (down, up) = match t {
+        Transport::Ws => (event + ws_header(event), 0.0),
+        Transport::Sse => {
+            let block = 30.0 + d + event;
+            (block + hex_digits(block) + 4.0, 0.0)
+        }
+        Transport::Poll | Transport::LongPoll => {
+            let long = t == Transport::LongPoll;
+            let empty = row.empty_responses as f64;
+            let full = (row.requests as f64 - empty).max(0.0);
+            let per_full_body = 49.0 + d;
+            let avg_body = per_full_body + (n / full.max(1.0)) * (event + 1.0) - 1.0;
+            let head = 158.0 + d + digits(avg_body as u64) as f64;
+            let empty_answer = if long {
+                // A long poll that timed out: 200 with no events.
+                158.0 + d + 2.0 + 49.0 + d
+            } else {
+                // A short poll with nothing new: 304 Not Modified.
+                118.0 + d
+            };
+            let down =
+                full * (head + per_full_body - 1.0) + n * (event + 1.0) + empty * empty_answer;
+            let request = if long {
+                4.0 + 8.0
+                    + topic
+                    + 9.0
+                    + 7.0
+                    + d
+                    + 7.0
+                    + 16.0
+                    + 9.0
+                    + s.timeout_digits as f64
+                    + 11.0
+                    + 6.0
+                    + host
+                    + 4.0
+            } else {
+                4.0 + 8.0 + topic + 5.0 + 7.0 + d + 7.0 + 16.0 + 11.0 + 6.0 + host + 4.0 + 36.0 + d
+            };
+            (down / n, row.requests as f64 * request / n)
+        }
+        _ => return None,
+    };
+    Some(Model { down, up })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_helpers() {
+        assert_eq!(digits(9), 1);
+        assert_eq!(digits(10), 2);
+        assert_eq!(mean_digits(9), 1.0);
+        assert_eq!(mean_digits(10), 1.1);
+        assert_eq!(hex_digits(255.0), 2.0);
+        assert_eq!(hex_digits(256.0), 3.0);
+    }
+}
