@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use endpoint::Endpoint;
 pub use sse_parser::{SseError, SseEvent, SseParser};
@@ -33,6 +34,9 @@ use crate::log::{Cursor, Epoch};
 use crate::metrics::Transport;
 use crate::params::cursor_text;
 use crate::wire::{ByteCount, CountingIo};
+
+/// Read buffer of a subscriber's WebSocket.
+const CLIENT_WS_READ_BUFFER: usize = 8 << 10;
 
 /// A client socket that counts its bytes.
 pub type CountedStream = CountingIo<TcpStream, Arc<ByteCount>>;
@@ -436,7 +440,12 @@ impl Subscriber {
         let stream = self.ep.connect(self.bytes.clone()).await?;
         let url = format!("ws://{}{}", self.ep.host_header(), self.topic_path("ws"));
         self.stats.requests += 1;
-        let (ws, _) = tokio_tungstenite::client_async(url, stream)
+        // tungstenite allocates and zero-fills its whole read buffer per
+        // socket (128 KiB by default): with thousands of subscribers in one
+        // process (the bench) that is gigabytes. Frames larger than this
+        // still get room for their full length once their header is read.
+        let conf = WebSocketConfig::default().read_buffer_size(CLIENT_WS_READ_BUFFER);
+        let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(conf))
             .await
             .map_err(|e| match e {
                 tokio_tungstenite::tungstenite::Error::Http(res) => ClientError::Status {
