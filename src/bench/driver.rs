@@ -186,11 +186,16 @@ async fn measure(
     let mut publish_errors = 0u64;
     let mut first_publish_error = None;
     let mut last_tick = Instant::now();
+    let start_us = unix_micros();
     for i in 0..events {
-        let at = wall + Duration::from_secs_f64(i as f64 / plan.rate);
-        tokio::time::sleep_until(at.into()).await;
+        let offset = Duration::from_secs_f64(i as f64 / plan.rate);
+        tokio::time::sleep_until((wall + offset).into()).await;
+        // Stamped with the time it was *scheduled* for: when the publisher
+        // falls behind (a slow publish ack), the lag counts as latency
+        // instead of silently thinning the schedule (coordinated omission).
+        let stamp = start_us + offset.as_micros() as u64;
         match publisher
-            .publish(payload::build(i, unix_micros(), plan.payload))
+            .publish(payload::build(i, stamp, plan.payload))
             .await
         {
             Ok(()) => published += 1,

@@ -20,8 +20,11 @@ use hyper::body::Incoming;
 use hyper::{Method, StatusCode};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::client::{ClientError, CountedStream, Endpoint, HttpConn, RequestStats, SseParser};
+use crate::client::{
+    CLIENT_WS_READ_BUFFER, ClientError, CountedStream, Endpoint, HttpConn, RequestStats, SseParser,
+};
 use crate::metrics::Transport;
 use crate::wire::ByteCount;
 
@@ -134,7 +137,8 @@ impl NchanSub {
             self.ep.path(&format!("sub?id={}", self.channel))
         );
         self.stats.requests += 1;
-        let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+        let conf = WebSocketConfig::default().read_buffer_size(CLIENT_WS_READ_BUFFER);
+        let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(conf)).await?;
         self.conn = Conn::Ws(Box::new(ws));
         Ok(())
     }

@@ -311,11 +311,13 @@ pub fn table(r: &Report) -> String {
         if let Some(s) = &t.server {
             let _ = write!(
                 out,
-                " · server: out {} in {} delivered {} requests {} · client: down {} up {} · {}",
+                " · server: out {} in {} delivered {} requests {} latency p50 {} p99 {} · client: down {} up {} · {}",
                 s.wire_out,
                 s.wire_in,
                 s.delivered,
                 s.requests,
+                s.latency_p50_us.map_or("?".into(), ms),
+                s.latency_p99_us.map_or("?".into(), ms),
                 t.client_bytes_down,
                 t.client_bytes_up,
                 if t.bytes_agree == Some(true) {

@@ -114,7 +114,69 @@ impl Sample {
             delivered: d("feedgate_events_delivered_total", &[("transport", l)]),
             payload: d("feedgate_payload_bytes_total", &[("transport", l)]),
             requests: d("feedgate_requests_total", &[("transport", l)]),
+            latency_p50_us: self.server_latency(before, t, 0.50),
+            latency_p99_us: self.server_latency(before, t, 0.99),
         }
+    }
+
+    /// The server's delivery-latency histogram for `t`: (upper bound in
+    /// seconds, cumulative count), ascending.
+    fn buckets(&self, t: Transport) -> Vec<(f64, f64)> {
+        let want = format!("transport=\"{}\"", t.as_str());
+        let mut out: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .filter_map(|(k, v)| {
+                let rest = k.strip_prefix("feedgate_delivery_latency_seconds_bucket{")?;
+                let labels: Vec<&str> = rest.trim_end_matches('}').split(',').collect();
+                if !labels.contains(&want.as_str()) {
+                    return None;
+                }
+                let le = labels.iter().find_map(|l| l.strip_prefix("le="))?;
+                let le = le.trim_matches('"');
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((le, *v))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out
+    }
+
+    /// Quantile `q` of the server's publish → socket latency for `t` over
+    /// the run (this sample minus `before`), in µs, interpolated within the
+    /// histogram's buckets (so only as fine as they are).
+    pub fn server_latency(&self, before: &Sample, t: Transport, q: f64) -> Option<u64> {
+        let a = before.buckets(t);
+        let b = self.buckets(t);
+        if a.len() != b.len() || b.is_empty() {
+            return None;
+        }
+        let counts: Vec<(f64, f64)> = b.iter().zip(&a).map(|(b, a)| (b.0, b.1 - a.1)).collect();
+        let total = counts.last()?.1;
+        if total <= 0.0 {
+            return None;
+        }
+        let rank = q * total;
+        let mut prev = (0.0, 0.0);
+        for &(le, c) in &counts {
+            if c >= rank {
+                if le.is_infinite() {
+                    return Some((prev.0 * 1e6) as u64);
+                }
+                let frac = if c > prev.1 {
+                    (rank - prev.1) / (c - prev.1)
+                } else {
+                    1.0
+                };
+                return Some(((prev.0 + frac * (le - prev.0)) * 1e6) as u64);
+            }
+            prev = (le, c);
+        }
+        None
     }
 
     /// Open connections under transport `t`.
@@ -136,6 +198,11 @@ pub struct ServerCounts {
     pub payload: u64,
     /// Requests answered.
     pub requests: u64,
+    /// Median publish → handed-to-the-socket latency the server measured
+    /// (µs, interpolated in its histogram buckets).
+    pub latency_p50_us: Option<u64>,
+    /// Its 99th percentile.
+    pub latency_p99_us: Option<u64>,
 }
 
 #[cfg(test)]
@@ -159,5 +226,17 @@ mod tests {
         assert_eq!(d.wire_out, 250);
         assert_eq!(d.requests, 5);
         assert_eq!(a.connections(Transport::Ws), 3);
+        let h0 = parse(
+            "feedgate_delivery_latency_seconds_bucket{transport=\"ws\",le=\"0.001\"} 0\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"ws\",le=\"0.01\"} 0\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"ws\",le=\"+Inf\"} 0\n",
+        );
+        let h1 = parse(
+            "feedgate_delivery_latency_seconds_bucket{transport=\"ws\",le=\"0.001\"} 50\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"ws\",le=\"0.01\"} 100\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"ws\",le=\"+Inf\"} 100\n",
+        );
+        assert_eq!(h1.server_latency(&h0, Transport::Ws, 0.5), Some(1000));
+        assert_eq!(h1.server_latency(&h0, Transport::Ws, 0.99), Some(9820));
     }
 }

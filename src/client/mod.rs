@@ -35,8 +35,9 @@ use crate::metrics::Transport;
 use crate::params::cursor_text;
 use crate::wire::{ByteCount, CountingIo};
 
-/// Read buffer of a subscriber's WebSocket.
-const CLIENT_WS_READ_BUFFER: usize = 8 << 10;
+/// Read buffer of a subscriber's WebSocket. tungstenite zero-fills this
+/// much on every read call, so bigger is slower as well as fatter.
+pub const CLIENT_WS_READ_BUFFER: usize = 4 << 10;
 
 /// A client socket that counts its bytes.
 pub type CountedStream = CountingIo<TcpStream, Arc<ByteCount>>;
