@@ -80,6 +80,10 @@ pub struct BenchArgs {
     /// Server worker threads of the in-process server.
     #[arg(long, default_value_t = 2)]
     pub server_threads: usize,
+    /// Redraw: read a report or sweep written by --json and print its
+    /// table (and --svg its chart) without running anything.
+    #[arg(long)]
+    pub from_json: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

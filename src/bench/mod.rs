@@ -67,6 +67,9 @@ pub enum BenchError {
 /// # Errors
 /// As [`run`], plus failures writing `--json` / `--svg`.
 pub async fn cli(args: BenchArgs) -> Result<(), BenchError> {
+    if let Some(path) = &args.from_json {
+        return redraw(path, args.svg.as_deref());
+    }
     if let Some(n) = args.idle {
         let report = idle::run(&args, n).await?;
         println!("{}", report.text());
@@ -95,6 +98,27 @@ pub async fn cli(args: BenchArgs) -> Result<(), BenchError> {
     }
     if let Some(path) = &args.svg {
         std::fs::write(path, svg::comparison(&report)?)?;
+    }
+    Ok(())
+}
+
+/// Prints the table of a saved report or sweep and, with `svg`, redraws
+/// its chart.
+fn redraw(path: &Path, svg: Option<&Path>) -> Result<(), BenchError> {
+    let text = std::fs::read_to_string(path)?;
+    let bad = |e: serde_json::Error| BenchError::Usage(format!("{}: {e}", path.display()));
+    if text.contains(sweep::SCHEMA) {
+        let series: sweep::Series = serde_json::from_str(&text).map_err(bad)?;
+        println!("{}", series.text());
+        if let Some(out) = svg {
+            std::fs::write(out, svg::crossover(&series)?)?;
+        }
+    } else {
+        let report: Report = serde_json::from_str(&text).map_err(bad)?;
+        print!("{}", report::table(&report));
+        if let Some(out) = svg {
+            std::fs::write(out, svg::comparison(&report)?)?;
+        }
     }
     Ok(())
 }

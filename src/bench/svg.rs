@@ -139,6 +139,13 @@ pub fn comparison(r: &Report) -> Result<String, BenchError> {
             .y_desc("ms")
             .draw()
             .map_err(err)?;
+        chart
+            .draw_series([Text::new(
+                "dark → light: p50, p99, p99.9".to_string(),
+                (0.05, ceiling(max_us / 1000.0) * 0.6),
+                ("sans-serif", 12),
+            )])
+            .map_err(err)?;
         for (i, t) in r.transports.iter().enumerate() {
             let x = i as f64;
             let c = colour(&t.transport);
@@ -170,10 +177,20 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT + 60)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
+        // A rate sweep is plotted at the rate the publisher achieved: an
+        // overloaded point then sits where it really was.
+        let x_of = |asked: f64, r: &Report| match s.param {
+            super::args::SweepParam::Rate if r.publish.rate_achieved > 0.0 => {
+                r.publish.rate_achieved
+            }
+            _ => asked,
+        };
         let (x0, x1) = s
             .values
             .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+            .zip(&s.runs)
+            .map(|(v, r)| x_of(*v, r))
+            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
         let (x0, x1) = (x0 / 1.5, x1 * 1.5);
         let per_event = |t: &super::report::TransportFigures| {
             (t.bytes_per_event_down + t.bytes_per_event_up).max(1.0)
@@ -204,11 +221,12 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
         chart
             .configure_mesh()
             .x_desc(match s.param.as_str() {
-                "rate" => "events per second (log)",
+                "rate" => "events per second published (log)",
                 "clients" => "subscribers per transport (log)",
                 _ => "payload bytes (log)",
             })
             .y_desc("wire bytes per event, down + up (log)")
+            .y_labels(12)
             .draw()
             .map_err(err)?;
         for (i, t) in first.transports.iter().enumerate() {
@@ -217,7 +235,7 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
                 .values
                 .iter()
                 .zip(&s.runs)
-                .filter_map(|(v, r)| r.transports.get(i).map(|t| (*v, per_event(t))))
+                .filter_map(|(v, r)| r.transports.get(i).map(|t| (x_of(*v, r), per_event(t))))
                 .collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
@@ -232,6 +250,7 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()
