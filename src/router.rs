@@ -208,7 +208,10 @@ async fn dispatch(
         Route::Health => Ok(health(app)),
         Route::Page => Ok(asset(demo::PAGE_HTML, "text/html; charset=utf-8")),
         Route::Script => Ok(asset(demo::CLIENT_JS, "text/javascript; charset=utf-8")),
-        Route::DemoSettings | Route::DemoFaults => demo_control(app, route, req).await,
+        // Boxed, like publish below: this future is part of every request's
+        // state, and a held long poll holds it for up to a minute, so the
+        // rare big branches must not set its size.
+        Route::DemoSettings | Route::DemoFaults => Box::pin(demo_control(app, route, req)).await,
         Route::Topic(topic, action) => {
             let topic = params::topic(topic)?;
             let query = Query::parse(req.uri().query());
@@ -222,7 +225,7 @@ async fn dispatch(
                     let client =
                         ratelimit::client_ip(peer, req.headers(), &app.config().trusted_proxies);
                     check_rate(app, client)?;
-                    publish::publish(app, topic, req).await
+                    Box::pin(publish::publish(app, topic, req)).await
                 }
                 _ if !read_only => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
                 _ => {
@@ -344,5 +347,20 @@ mod tests {
         assert_eq!(Route::parse("/metrics"), Route::Metrics);
         assert_eq!(Route::parse("/echo"), Route::Echo);
         assert_eq!(Route::parse("/elsewhere"), Route::NotFound);
+    }
+}
+#[cfg(test)]
+mod size_tests {
+    fn size_of_return<A, B, C, D, F: std::future::Future>(_: fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// hyper boxes one of these per request, and a held long poll keeps it
+    /// for up to a minute: rare, large branches (publish, demo controls)
+    /// are boxed so they do not set its size (it was 2968 bytes).
+    #[test]
+    fn the_request_future_stays_small() {
+        let size = size_of_return(super::handle);
+        assert!(size <= 2560, "router::handle future is {size} bytes");
     }
 }
