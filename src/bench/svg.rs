@@ -4,7 +4,7 @@
 //! - [`comparison`]: one run — wire bytes per event and latency
 //!   percentiles per transport;
 //! - [`crossover`]: a sweep — bytes per event against the swept parameter,
-//!   one line per transport, log–log.
+//!   one line per transport (log x axis).
 
 use plotters::prelude::*;
 
@@ -68,7 +68,8 @@ pub fn comparison(r: &Report) -> Result<String, BenchError> {
             r.transports
                 .iter()
                 .map(|t| t.bytes_per_event_down.max(t.bytes_per_event_up))
-                .fold(1.0, f64::max),
+                .fold(1.0, f64::max)
+                * 1.2,
         );
         let mut chart = ChartBuilder::on(&left)
             .caption("wire bytes per event", ("sans-serif", 15))
@@ -199,7 +200,7 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
             .runs
             .iter()
             .flat_map(|r| r.transports.iter().map(per_event));
-        let (y0, y1) = ys.fold((f64::MAX, 1.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        let y1 = ys.fold(1.0f64, f64::max);
         let title = format!(
             "{}: wire bytes per event vs {} ({} clients/transport, {} B payload, poll every {} s)",
             first.target,
@@ -213,10 +214,7 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(
-                (x0..x1).log_scale(),
-                ((y0 / 1.5).max(1.0)..y1 * 1.5).log_scale(),
-            )
+            .build_cartesian_2d((x0..x1).log_scale(), 0f64..ceiling(y1 * 1.05))
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -225,7 +223,7 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
                 "clients" => "subscribers per transport (log)",
                 _ => "payload bytes (log)",
             })
-            .y_desc("wire bytes per event, down + up (log)")
+            .y_desc("wire bytes per event, down + up")
             .y_labels(12)
             .draw()
             .map_err(err)?;
