@@ -130,7 +130,10 @@ pub fn comparison(r: &Report) -> Result<String, BenchError> {
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..n, (0.01f64..ceiling(max_us / 1000.0 * 4.0)).log_scale())
+            .build_cartesian_2d(
+                0f64..n,
+                (0.01f64..ceiling(max_us / 1000.0 * 4.0)).log_scale(),
+            )
             .map_err(err)?;
         chart
             .configure_mesh()
