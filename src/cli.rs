@@ -38,7 +38,7 @@ pub enum Command {
     Tail(TailArgs),
     /// Compare the transports under one publish schedule (see
     /// docs/benchmarks.md).
-    Bench(crate::bench::BenchArgs),
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 /// `feedgate serve`.
@@ -296,7 +296,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Tail(args) => tail(args).await,
-        Command::Bench(args) => crate::bench::cli(args).await.map_err(|e| e.to_string()),
+        Command::Bench(args) => crate::bench::cli(*args).await.map_err(|e| e.to_string()),
     }
 }
 

@@ -80,6 +80,14 @@ pub struct BenchArgs {
     /// Server worker threads of the in-process server.
     #[arg(long, default_value_t = 2)]
     pub server_threads: usize,
+    /// Change log of the in-process server(s): `memory`, or
+    /// `redis://host:port/db` (the report then counts Redis commands).
+    #[arg(long, default_value = "memory")]
+    pub log: String,
+    /// In-process gateway nodes sharing the `--log redis://…` log: the
+    /// publisher uses the first, subscribers are spread over all.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
     /// Redraw: read a report or sweep written by --json and print its
     /// table (and --svg its chart) without running anything.
     #[arg(long)]
@@ -140,6 +148,10 @@ pub struct Plan {
     pub child_server: bool,
     /// Worker threads of the in-process server.
     pub server_threads: usize,
+    /// `redis://…` for a Redis-backed in-process server; `None` for memory.
+    pub redis: Option<String>,
+    /// In-process nodes (more than one needs `redis`).
+    pub nodes: usize,
     /// Draw a progress bar.
     pub progress: bool,
 }
@@ -161,6 +173,8 @@ impl Default for Plan {
             source_addrs: 0,
             child_server: false,
             server_threads: 2,
+            redis: None,
+            nodes: 1,
             progress: false,
         }
     }
@@ -219,6 +233,16 @@ impl BenchArgs {
             source_addrs: self.source_addrs,
             child_server: self.child_server,
             server_threads: self.server_threads.max(1),
+            redis: match self.log.as_str() {
+                "memory" => None,
+                url if url.starts_with("redis://") => Some(url.to_owned()),
+                other => {
+                    return Err(BenchError::Usage(format!(
+                        "--log {other:?}: expected memory or redis://host:port/db"
+                    )));
+                }
+            },
+            nodes: self.nodes,
             progress: !self.quiet,
         };
         plan.validate()?;
@@ -253,6 +277,14 @@ impl Plan {
         }
         if self.target == Target::Nchan && self.url.is_none() {
             return bad("--target nchan needs --url (see scripts/nchan-bench.sh)".into());
+        }
+        if self.nodes == 0 || (self.nodes > 1 && self.redis.is_none()) {
+            return bad(
+                "--nodes N > 1 needs --log redis://… (nodes share the log through Redis)".into(),
+            );
+        }
+        if (self.redis.is_some() || self.nodes > 1) && (self.url.is_some() || self.child_server) {
+            return bad("--log and --nodes apply to the in-process server; with --url, start the server with its own --log".into());
         }
         Ok(())
     }

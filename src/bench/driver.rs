@@ -18,7 +18,9 @@ use super::dialect::{Publisher, Signals, Source};
 use super::inproc::{self, InProcess};
 use super::model;
 use super::payload;
-use super::report::{Cpu, Latency, Params, PublishFigures, Report, SCHEMA, TransportFigures};
+use super::report::{
+    Cpu, Latency, Params, PublishFigures, RedisFigures, Report, SCHEMA, TransportFigures,
+};
 use super::scrape::{self, Sample};
 use super::sys::{self, Machine};
 use super::tally::{Recorder, Tally};
@@ -62,22 +64,21 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
             }
         )));
     }
-    let server = if in_process {
-        Some(
-            InProcess::start(
-                inproc::config(connections, plan.events() + 1, plan.longpoll_timeout),
-                plan.server_threads,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
+    let mut servers = Vec::new();
+    if in_process {
+        for _ in 0..plan.nodes {
+            let mut config = inproc::config(connections, plan.events() + 1, plan.longpoll_timeout);
+            if let Some(url) = &plan.redis {
+                config.log = crate::config::LogBackend::Redis(url.clone());
+            }
+            servers.push(InProcess::start(config, plan.server_threads).await?);
+        }
+    }
     let child = match (&plan.url, plan.child_server) {
         (None, true) => Some(ChildServer::spawn(connections, plan.longpoll_timeout)?),
         _ => None,
     };
-    let (url, pid) = match (&server, &child, &plan.url) {
+    let (url, pid) = match (servers.first(), &child, &plan.url) {
         (Some(s), _, _) => (s.url(), None),
         (_, Some(c), _) => (c.url().to_owned(), Some(c.pid())),
         (_, _, Some(u)) => (u.clone(), plan.pid),
@@ -87,8 +88,14 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
     if child.is_some() {
         child::wait_healthy(&ep).await?;
     }
-    let result = measure(plan, &ep, &url, in_process, pid, &mut machine).await;
-    if let Some(s) = server {
+    // Every node (one unless --nodes): the publisher uses the first,
+    // subscribers are spread over all, and the server side is their sum.
+    let mut eps = vec![ep];
+    for s in servers.iter().skip(1) {
+        eps.push(Endpoint::parse(&s.url())?);
+    }
+    let result = measure(plan, &eps, &url, in_process, pid, &mut machine).await;
+    for s in servers {
         s.stop().await;
     }
     drop(child);
@@ -97,16 +104,17 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
 
 async fn measure(
     plan: &Plan,
-    ep: &Endpoint,
+    eps: &[Endpoint],
     url: &str,
     in_process: bool,
     pid: Option<u32>,
     machine: &mut Machine,
 ) -> Result<Report, BenchError> {
+    let ep = &eps[0];
     let feedgate = plan.target == Target::Feedgate;
     let topic = format!("bench-{:016x}", rand::random::<u64>());
     let before = if feedgate {
-        Some(scrape::scrape(ep).await?)
+        Some(scrape::scrape_all(eps).await?)
     } else {
         None
     };
@@ -125,9 +133,10 @@ async fn measure(
     let mut k = 0usize;
     for (t, tally) in &tallies {
         for _ in 0..plan.clients {
+            let node = &eps[k % eps.len()];
             let ep = match sources.get(k % sources.len().max(1)) {
-                Some(ip) => ep.clone().with_local_addr(*ip),
-                None => ep.clone(),
+                Some(ip) => node.clone().with_local_addr(*ip),
+                None => node.clone(),
             };
             k += 1;
             // Short pollers start at a random phase, as independent clients
@@ -180,6 +189,10 @@ async fn measure(
     progress.set_position(0);
     progress.set_message("publishing");
     let cpu_before = cpu_now(pid, in_process);
+    let redis_before = match &plan.redis {
+        Some(url) => Some(redis_calls(url).await?),
+        None => None,
+    };
     let wall = Instant::now();
     let mut publisher = Publisher::connect(plan.target, ep, &topic).await?;
     let mut published = 0u64;
@@ -233,6 +246,10 @@ async fn measure(
     let active_s = wall.elapsed().as_secs_f64();
     progress.set_position(delivered_now());
     let cpu_after = cpu_now(pid, in_process);
+    let redis_after = match &plan.redis {
+        Some(url) => Some(redis_calls(url).await?),
+        None => None,
+    };
 
     // End the subscribers at a response boundary, then the stragglers.
     progress.set_message("ending");
@@ -250,7 +267,7 @@ async fn measure(
     progress.finish_and_clear();
 
     let after = match &before {
-        Some(b) => Some(settled_scrape(ep, b, &plan.transports).await?),
+        Some(b) => Some(settled_scrape(eps, b, &plan.transports).await?),
         None => None,
     };
     machine.load_after = sys::load_average();
@@ -319,7 +336,55 @@ async fn measure(
         transports: rows,
         cpu,
         elapsed_s: active_s,
+        redis: redis_before.zip(redis_after).map(|(b, a)| {
+            // The INFO that read `b` was counted in neither reading; the
+            // commands between are the gateways'.
+            let commands = a.saturating_sub(b);
+            let delivered: u64 = tallies
+                .iter()
+                .map(|(_, t)| t.delivered.load(Ordering::Relaxed))
+                .sum();
+            RedisFigures {
+                nodes: plan.nodes,
+                commands,
+                per_published_event: commands as f64 / published.max(1) as f64,
+                per_delivered_event: commands as f64 / delivered.max(1) as f64,
+            }
+        }),
     })
+}
+
+/// Commands Redis has executed so far (`INFO commandstats`, summed over
+/// every command but `INFO` itself).
+async fn redis_calls(url: &str) -> Result<u64, BenchError> {
+    let fail = |e: redis::RedisError| BenchError::Server(format!("redis at {url}: {e}"));
+    let client = redis::Client::open(url).map_err(fail)?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(fail)?;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .map_err(fail)?;
+    Ok(commandstats_calls(&info))
+}
+
+/// Sums `calls=N` over the `cmdstat_*` lines, leaving out `INFO`.
+fn commandstats_calls(info: &str) -> u64 {
+    info.lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter(|l| !l.starts_with("info:"))
+        .filter_map(|l| {
+            l.split_once("calls=")?
+                .1
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 /// (server CPU seconds if known, load-generator CPU seconds).
@@ -337,13 +402,13 @@ fn cpu_now(pid: Option<u32>, in_process: bool) -> (Option<f64>, f64) {
 /// connection gauges are back where they started), so that the bytes of
 /// the last requests and close handshakes are in the counters.
 async fn settled_scrape(
-    ep: &Endpoint,
+    eps: &[Endpoint],
     before: &Sample,
     transports: &[Transport],
 ) -> Result<Sample, BenchError> {
     let deadline = Instant::now() + SETTLE;
     loop {
-        let s = scrape::scrape(ep).await?;
+        let s = scrape::scrape_all(eps).await?;
         let settled = transports
             .iter()
             .chain(&[Transport::Publish])
@@ -493,5 +558,14 @@ impl SubscriberTask {
         tally.empty.fetch_add(stats.empty, Ordering::Relaxed);
         tally.bytes_down.fetch_add(bytes.read(), Ordering::Relaxed);
         tally.bytes_up.fetch_add(bytes.written(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod redis_tests {
+    #[test]
+    fn sums_commandstats_without_info() {
+        let info = "# Commandstats\r\ncmdstat_evalsha:calls=20,usec=1\r\ncmdstat_info:calls=5,usec=2\r\ncmdstat_xread:calls=7,usec=3\r\n";
+        assert_eq!(super::commandstats_calls(info), 27);
     }
 }

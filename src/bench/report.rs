@@ -38,6 +38,23 @@ pub struct Report {
     pub cpu: Cpu,
     /// Wall time from the first publish to the end of the drain, seconds.
     pub elapsed_s: f64,
+    /// With `--log redis://…`: what Redis executed during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisFigures>,
+}
+
+/// Redis commands executed while publishing and draining (`INFO
+/// commandstats` deltas), for runs with `--log redis://…`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedisFigures {
+    /// Gateway nodes sharing the log.
+    pub nodes: usize,
+    /// Commands Redis executed (scripts count once).
+    pub commands: u64,
+    /// Commands per published event.
+    pub per_published_event: f64,
+    /// Commands per delivered event.
+    pub per_delivered_event: f64,
 }
 
 /// The parameters a run was asked for.
@@ -331,6 +348,13 @@ pub fn table(r: &Report) -> String {
             let _ = write!(out, " · {} errors, first: {e}", t.errors);
         }
         let _ = writeln!(out);
+    }
+    if let Some(redis) = &r.redis {
+        let _ = writeln!(
+            out,
+            "redis: {} node(s) · {} commands · {:.2} per published event · {:.4} per delivered event",
+            redis.nodes, redis.commands, redis.per_published_event, redis.per_delivered_event
+        );
     }
     let _ = writeln!(out, "{}", r.cpu.verdict(r.machine.cpus));
     let _ = writeln!(

@@ -35,6 +35,21 @@ pub async fn scrape(ep: &Endpoint) -> Result<Sample, BenchError> {
     Ok(parse(&String::from_utf8_lossy(&body)))
 }
 
+/// Scrapes every node and adds their series up: the counters of a
+/// multi-node run, as if it were one server.
+///
+/// # Errors
+/// As [`scrape`].
+pub async fn scrape_all(eps: &[Endpoint]) -> Result<Sample, BenchError> {
+    let mut total = Sample::default();
+    for ep in eps {
+        for (k, v) in scrape(ep).await?.series {
+            *total.series.entry(k).or_insert(0.0) += v;
+        }
+    }
+    Ok(total)
+}
+
 /// Parses the Prometheus text format (the subset feedgate writes).
 pub fn parse(text: &str) -> Sample {
     let mut series = HashMap::new();
