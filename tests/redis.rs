@@ -888,3 +888,37 @@ async fn a_bad_redis_url_is_refused_at_start() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("Redis URL"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_measures_two_redis_nodes_without_loss() {
+    let redis = redis_or_skip!(false);
+    let plan = feedgate::bench::Plan {
+        transports: ALL.to_vec(),
+        clients: 2,
+        rate: 20.0,
+        payload: 100,
+        duration: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(200),
+        drain: Duration::from_secs(10),
+        server_threads: 1,
+        redis: Some(redis.url()),
+        nodes: 2,
+        ..feedgate::bench::Plan::default()
+    };
+    let report = feedgate::bench::run(&plan).await.expect("bench runs");
+    assert_eq!(report.publish.published, 20);
+    for t in &report.transports {
+        assert_eq!(t.delivered, 40, "{}: {:?}", t.transport, t.first_error);
+        assert_eq!((t.lost, t.dup, t.reordered), (0, 0, 0), "{}", t.transport);
+        assert_eq!(
+            t.bytes_agree,
+            Some(true),
+            "{}: bytes summed over both nodes",
+            t.transport
+        );
+    }
+    let r = report.redis.expect("redis figures");
+    assert_eq!(r.nodes, 2);
+    // At least the append script per publish; readers add their XREADs.
+    assert!(r.commands >= 20, "{r:?}");
+}
