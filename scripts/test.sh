@@ -25,6 +25,9 @@ log "dashboard against a live Prometheus, promtool lint"
 log "all four transports through nginx"
 ./scripts/nginx-test.sh
 
+log "feedgate bench against a real Nchan (smoke)"
+./scripts/nchan-smoke.sh
+
 log "browser client and demo page in real Chromium"
 ./scripts/browser-test.sh
 
