@@ -106,24 +106,11 @@ impl NchanSub {
     }
 
     async fn open_sse(&mut self) -> Result<(), ClientError> {
-        let mut http = HttpConn::connect(&self.ep, self.bytes.clone()).await?;
         let path = self.ep.path(&format!("sub?id={}", self.channel));
-        let res = http
-            .send(
-                Method::GET,
-                &path,
-                &[("accept", "text/event-stream".into())],
-                None,
-            )
-            .await?;
         self.stats.requests += 1;
-        if res.status() != StatusCode::OK {
-            let status = res.status();
-            let body = res.into_body().collect().await?.to_bytes();
-            return Err(status_error(status, &body));
-        }
+        let body = crate::client::open_event_stream(&self.ep, &self.bytes, &path).await?;
         self.conn = Conn::Sse {
-            body: res.into_body(),
+            body,
             parser: SseParser::new(16 << 20),
         };
         Ok(())

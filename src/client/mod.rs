@@ -166,6 +166,36 @@ pub async fn publish(
     Ok(ack.seq)
 }
 
+/// Opens a `text/event-stream` response at `path` on a new counted
+/// connection and returns its (endless) body.
+///
+/// # Errors
+/// When connecting fails or the server answers other than `200`.
+pub async fn open_event_stream(
+    ep: &Endpoint,
+    bytes: &Arc<ByteCount>,
+    path: &str,
+) -> Result<Incoming, ClientError> {
+    let mut http = HttpConn::connect(ep, bytes.clone()).await?;
+    let res = http
+        .send(
+            Method::GET,
+            path,
+            &[("accept", "text/event-stream".into())],
+            None,
+        )
+        .await?;
+    if res.status() != StatusCode::OK {
+        let status = res.status();
+        let body = res.into_body().collect().await?.to_bytes();
+        return Err(ClientError::Status {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+    }
+    Ok(res.into_body())
+}
+
 /// One keep-alive HTTP/1.1 connection.
 pub struct HttpConn {
     sender: SendRequest<Full<Bytes>>,
@@ -411,27 +441,11 @@ impl Subscriber {
     }
 
     async fn open_sse(&mut self) -> Result<(), ClientError> {
-        let mut http = HttpConn::connect(&self.ep, self.bytes.clone()).await?;
         let path = self.topic_path("sse");
-        let res = http
-            .send(
-                Method::GET,
-                &path,
-                &[("accept", "text/event-stream".into())],
-                None,
-            )
-            .await?;
         self.stats.requests += 1;
-        if res.status() != StatusCode::OK {
-            let status = res.status();
-            let body = res.into_body().collect().await?.to_bytes();
-            return Err(ClientError::Status {
-                status,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
-        }
+        let body = open_event_stream(&self.ep, &self.bytes, &path).await?;
         self.conn = Conn::Sse {
-            body: res.into_body(),
+            body,
             parser: SseParser::new(16 << 20),
         };
         Ok(())

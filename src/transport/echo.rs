@@ -17,10 +17,9 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
 use hyper::upgrade::Upgraded;
-use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -30,8 +29,6 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use super::{Reply, ws};
 use crate::app::App;
 use crate::error::ApiError;
-use crate::metrics::Outcome;
-use crate::response::empty;
 use crate::wire::ConnMeter;
 
 /// `GET /echo`: validates the handshake, answers `101`, and echoes on the
@@ -44,20 +41,13 @@ pub(crate) fn accept(
     let accept = ws::accept_key(req.headers())?;
     let on_upgrade = hyper::upgrade::on(req);
     let session_app = app.clone();
-    app.tracker().spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => run(session_app, upgraded).await,
-            Err(e) => tracing::debug!(error = %e, "echo upgrade failed"),
-        }
-    });
-    meter.upgraded();
-    let mut res = Response::new(empty());
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = res.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    Ok(Reply::new(res, Outcome::Stream))
+    Ok(ws::switch_protocols(
+        app,
+        on_upgrade,
+        meter,
+        accept,
+        |upgraded| run(session_app, upgraded),
+    ))
 }
 
 /// Echoes until the peer closes, breaks the protocol, goes quiet for longer

@@ -81,9 +81,32 @@ pub(crate) async fn subscribe(
         stalled,
         expires: grant.remaining().map(|d| Instant::now() + d),
     };
+    Ok(switch_protocols(
+        app,
+        on_upgrade,
+        meter,
+        accept,
+        |upgraded| session.run(upgraded),
+    ))
+}
+
+/// Answers `101 Switching Protocols` and runs `session` on the upgraded
+/// socket in a task the server tracks for drain. The connection's bytes
+/// are `ws` from here on.
+pub(crate) fn switch_protocols<F, Fut>(
+    app: &App,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    meter: &Arc<ConnMeter>,
+    accept: HeaderValue,
+    session: F,
+) -> Reply
+where
+    F: FnOnce(Upgraded) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     app.tracker().spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => session.run(upgraded).await,
+            Ok(upgraded) => session(upgraded).await,
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
@@ -94,7 +117,7 @@ pub(crate) async fn subscribe(
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    Ok(Reply::new(res, Outcome::Stream))
+    Reply::new(res, Outcome::Stream)
 }
 
 /// Checks an upgrade request as RFC 6455 §4.2.1 asks and returns the
