@@ -5,6 +5,7 @@
 //! Hot-path handles (per-transport counters) are resolved once here, so a
 //! delivery never pays for a label lookup.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus::{
@@ -132,6 +133,10 @@ pub struct Metrics {
     registry: Registry,
     per_transport: Vec<TransportMetrics>,
     requests: IntCounterVec,
+    /// `feedgate_requests_total` children by transport then outcome,
+    /// resolved on first use (so only series that happened are exported)
+    /// and then counted without hashing labels.
+    request_children: [[OnceLock<IntCounter>; 8]; 6],
     /// Events appended to the log through this server.
     pub published: IntCounter,
     /// Requests or connections refused by a limit, by limit name.
@@ -279,6 +284,7 @@ impl Metrics {
             registry,
             per_transport,
             requests,
+            request_children: Default::default(),
             published,
             limit_rejections,
             topics,
@@ -293,8 +299,11 @@ impl Metrics {
 
     /// Counts one answered request.
     pub fn request(&self, t: Transport, outcome: Outcome) {
-        self.requests
-            .with_label_values(&[t.as_str(), outcome.as_str()])
+        self.request_children[t.index()][outcome as usize]
+            .get_or_init(|| {
+                self.requests
+                    .with_label_values(&[t.as_str(), outcome.as_str()])
+            })
             .inc();
     }
 
