@@ -161,6 +161,19 @@ pub(crate) async fn broken(app: &App, t: Transport) {
     }
 }
 
+/// For transports that can stall: `Ok(true)` when a demo fault stalls
+/// `t`, `Ok(false)` when it works.
+///
+/// # Errors
+/// The 503 a refused transport answers with.
+pub(crate) fn stalled(app: &App, t: Transport) -> Result<bool, ApiError> {
+    match fault(app, t) {
+        Fault::Ok => Ok(false),
+        Fault::Refuse => Err(refused(t)),
+        Fault::Stall => Ok(true),
+    }
+}
+
 /// The error a refused transport answers with.
 pub(crate) fn refused(t: Transport) -> ApiError {
     ApiError::Unavailable(format!(

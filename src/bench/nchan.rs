@@ -20,11 +20,8 @@ use hyper::body::Incoming;
 use hyper::{Method, StatusCode};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::client::{
-    CLIENT_WS_READ_BUFFER, ClientError, CountedStream, Endpoint, HttpConn, RequestStats, SseParser,
-};
+use crate::client::{ClientError, CountedStream, Endpoint, HttpConn, RequestStats, SseParser};
 use crate::metrics::Transport;
 use crate::wire::ByteCount;
 
@@ -117,15 +114,9 @@ impl NchanSub {
     }
 
     async fn open_ws(&mut self) -> Result<(), ClientError> {
-        let stream = self.ep.connect(self.bytes.clone()).await?;
-        let url = format!(
-            "ws://{}{}",
-            self.ep.host_header(),
-            self.ep.path(&format!("sub?id={}", self.channel))
-        );
+        let path = self.ep.path(&format!("sub?id={}", self.channel));
         self.stats.requests += 1;
-        let conf = WebSocketConfig::default().read_buffer_size(CLIENT_WS_READ_BUFFER);
-        let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(conf)).await?;
+        let ws = crate::client::open_websocket(&self.ep, &self.bytes, &path).await?;
         self.conn = Conn::Ws(Box::new(ws));
         Ok(())
     }

@@ -37,7 +37,7 @@ use crate::wire::{ByteCount, CountingIo};
 
 /// Read buffer of a subscriber's WebSocket. tungstenite zero-fills this
 /// much on every read call, so bigger is slower as well as fatter.
-pub const CLIENT_WS_READ_BUFFER: usize = 4 << 10;
+const CLIENT_WS_READ_BUFFER: usize = 4 << 10;
 
 /// A client socket that counts its bytes.
 pub type CountedStream = CountingIo<TcpStream, Arc<ByteCount>>;
@@ -194,6 +194,39 @@ pub async fn open_event_stream(
         });
     }
     Ok(res.into_body())
+}
+
+/// Opens a WebSocket at `path` on a new counted connection. A refused
+/// upgrade comes back as [`ClientError::Status`] with the server's body.
+///
+/// # Errors
+/// When connecting or the handshake fails.
+pub async fn open_websocket(
+    ep: &Endpoint,
+    bytes: &Arc<ByteCount>,
+    path: &str,
+) -> Result<WebSocketStream<CountedStream>, ClientError> {
+    let stream = ep.connect(bytes.clone()).await?;
+    let url = format!("ws://{}{}", ep.host_header(), path);
+    // tungstenite allocates and zero-fills its whole read buffer per
+    // socket (128 KiB by default): with thousands of subscribers in one
+    // process (the bench) that is gigabytes. Frames larger than this
+    // still get room for their full length once their header is read.
+    let conf = WebSocketConfig::default().read_buffer_size(CLIENT_WS_READ_BUFFER);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(conf))
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(res) => ClientError::Status {
+                status: res.status(),
+                body: res
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default(),
+            },
+            e => ClientError::Ws(e),
+        })?;
+    Ok(ws)
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -452,27 +485,9 @@ impl Subscriber {
     }
 
     async fn open_ws(&mut self) -> Result<(), ClientError> {
-        let stream = self.ep.connect(self.bytes.clone()).await?;
-        let url = format!("ws://{}{}", self.ep.host_header(), self.topic_path("ws"));
+        let path = self.topic_path("ws");
         self.stats.requests += 1;
-        // tungstenite allocates and zero-fills its whole read buffer per
-        // socket (128 KiB by default): with thousands of subscribers in one
-        // process (the bench) that is gigabytes. Frames larger than this
-        // still get room for their full length once their header is read.
-        let conf = WebSocketConfig::default().read_buffer_size(CLIENT_WS_READ_BUFFER);
-        let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(conf))
-            .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(res) => ClientError::Status {
-                    status: res.status(),
-                    body: res
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default(),
-                },
-                e => ClientError::Ws(e),
-            })?;
+        let ws = open_websocket(&self.ep, &self.bytes, &path).await?;
         self.conn = Conn::Ws(Box::new(ws));
         Ok(())
     }

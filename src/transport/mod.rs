@@ -63,3 +63,11 @@ pub(crate) fn gap_fields(gap: &Gap) -> String {
 pub(crate) fn reset_fields(reason: ResetReason, epoch: Epoch) -> String {
     format!(r#""reason":"{}","epoch":"{epoch}""#, reason.as_str())
 }
+
+/// Sleeps until `deadline`, or for ever without one.
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -71,11 +71,7 @@ pub(crate) async fn long(app: &App, topic: &str, query: &Query) -> Result<Reply,
     let cursor = Log::resolve(&cursor, &sub);
     let deadline = tokio::time::sleep(hold);
     tokio::pin!(deadline);
-    let stalled = match demo::fault(app, Transport::LongPoll) {
-        Fault::Ok => false,
-        Fault::Refuse => return Err(demo::refused(Transport::LongPoll)),
-        Fault::Stall => true,
-    };
+    let stalled = demo::stalled(app, Transport::LongPoll)?;
     loop {
         let batch = app
             .log()

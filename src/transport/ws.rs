@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use super::{Reply, account, gap_fields, reset_fields, start_of};
 use crate::app::App;
 use crate::auth::Grant;
-use crate::demo::{self, Fault};
+use crate::demo;
 use crate::error::ApiError;
 use crate::log::{Batch, Cursor, Log, Subscription};
 use crate::metrics::{Outcome, Transport};
@@ -65,11 +65,7 @@ pub(crate) async fn subscribe(
 ) -> Result<Reply, ApiError> {
     let accept = accept_key(req.headers())?;
     let cursor = query.cursor()?;
-    let stalled = match demo::fault(app, Transport::Ws) {
-        Fault::Ok => false,
-        Fault::Refuse => return Err(demo::refused(Transport::Ws)),
-        Fault::Stall => true,
-    };
+    let stalled = demo::stalled(app, Transport::Ws)?;
     let sub = app.log().subscribe(topic).await?;
     let cursor = Log::resolve(&cursor, &sub);
     let on_upgrade = hyper::upgrade::on(req);
@@ -284,7 +280,7 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = self.app.shutdown().cancelled() => break Some(going_away()),
-                _ = super::sse::sleep_until(self.expires) => break Some(CloseFrame {
+                _ = super::sleep_until(self.expires) => break Some(CloseFrame {
                     code: CloseCode::Policy,
                     reason: "token expired".into(),
                 }),
