@@ -13,9 +13,19 @@ use std::str::FromStr;
 pub struct Epoch(pub u64);
 
 impl Epoch {
-    /// A fresh random epoch.
+    /// The epoch of a topic that has never been published to. A cursor
+    /// `0000000000000000:0` continues into whatever epoch the topic's first
+    /// publish creates, without a reset (see docs/protocol.md).
+    pub const NONE: Epoch = Epoch(0);
+
+    /// A fresh random epoch; never [`Epoch::NONE`].
     pub fn random() -> Self {
-        Epoch(rand::random())
+        loop {
+            let e: u64 = rand::random();
+            if e != 0 {
+                return Epoch(e);
+            }
+        }
     }
 }
 

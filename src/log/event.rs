@@ -4,20 +4,72 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// An event as stored in the log and written by every transport.
-///
-/// `json` is the complete event object,
-/// `{"topic":…,"seq":…,"time":…,"data":…}`, built once at append and shared
-/// (a `Bytes` clone is a reference-count increment) by every delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Position in the topic's log, from 1, gapless.
     pub seq: u64,
     /// Publish time, microseconds since the Unix epoch.
     pub time_us: u64,
-    /// The serialized event object. Always valid UTF-8 JSON on one line.
-    pub json: Bytes,
+    /// The serialized event object,
+    /// `{"topic":…,"seq":…,"time":…,"data":…}`: built once at append (or
+    /// checked once when read from a shared store) and shared by every
+    /// delivery (a clone is a reference-count increment).
+    pub json: EventJson,
+}
+
+/// The bytes of one event object: valid UTF-8, one JSON object, one line.
+///
+/// The invariant is this type's reason to exist: its only constructors are
+/// [`Event::build`] (from a body `transport::publish` validated) and
+/// [`Event::decode`] (which validates bytes read from elsewhere), so a
+/// WebSocket text frame can be made from it without re-checking per
+/// delivery and without trusting a store another process can write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventJson(Bytes);
+
+impl std::ops::Deref for EventJson {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl EventJson {
+    /// The bytes, shared.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The JSON as text.
+    pub fn as_str(&self) -> &str {
+        // Cannot fail: see the type's invariant.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// The JSON as a WebSocket text payload, without copying it.
+    pub fn utf8(&self) -> Utf8Bytes {
+        debug_assert!(std::str::from_utf8(&self.0).is_ok());
+        // SAFETY: `EventJson` is only ever constructed from bytes this
+        // process validated as UTF-8 (`Event::build` from serde_json-checked
+        // input and an ASCII envelope; `Event::decode` with `from_utf8`), and
+        // `Bytes` is immutable.
+        unsafe { Utf8Bytes::from_bytes_unchecked(self.0.clone()) }
+    }
+}
+
+/// Why bytes read from a store are not an event this server could deliver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadEvent {
+    /// Not UTF-8.
+    #[error("the event is not valid UTF-8")]
+    NotUtf8,
+    /// UTF-8, but not one single-line JSON object.
+    #[error("the event is not one single-line JSON object")]
+    NotJson,
 }
 
 impl Event {
@@ -36,14 +88,34 @@ impl Event {
         Event {
             seq,
             time_us,
-            json: Bytes::from(buf),
+            json: EventJson(Bytes::from(buf)),
         }
+    }
+
+    /// An event whose JSON was read from outside this process (a shared
+    /// store), checked once here: valid UTF-8, one JSON object on one line.
+    ///
+    /// # Errors
+    /// [`BadEvent`] when the bytes could not have come from
+    /// [`Event::build`]; such bytes are never sent to a client.
+    pub fn decode(seq: u64, time_us: u64, json: Bytes) -> Result<Self, BadEvent> {
+        let text = std::str::from_utf8(&json).map_err(|_| BadEvent::NotUtf8)?;
+        let one_line = !text.bytes().any(|b| b == b'\n' || b == b'\r');
+        let object = text.starts_with('{')
+            && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        if !(one_line && object) {
+            return Err(BadEvent::NotJson);
+        }
+        Ok(Event {
+            seq,
+            time_us,
+            json: EventJson(json),
+        })
     }
 
     /// The event JSON as text.
     pub fn as_str(&self) -> &str {
-        // The JSON is built from validated UTF-8 and ASCII only.
-        std::str::from_utf8(&self.json).unwrap_or("")
+        self.json.as_str()
     }
 }
 
@@ -68,5 +140,17 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
         assert_eq!(v["data"]["bid"], 1.5);
+    }
+
+    #[test]
+    fn decode_refuses_what_build_cannot_make() {
+        let ok = Event::decode(1, 2, Bytes::from_static(br#"{"topic":"t","data":1}"#));
+        assert_eq!(ok.unwrap().as_str(), r#"{"topic":"t","data":1}"#);
+        let bad_utf8 = Event::decode(1, 2, Bytes::from_static(b"{\"a\":\"\xff\"}"));
+        assert_eq!(bad_utf8.unwrap_err(), BadEvent::NotUtf8);
+        for bad in [&b"[1]"[..], b"{\"a\":1", b"{\"a\":\n1}", b"", b"null"] {
+            let e = Event::decode(1, 2, Bytes::copy_from_slice(bad));
+            assert_eq!(e.unwrap_err(), BadEvent::NotJson, "{bad:?}");
+        }
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use epoch::Epoch;
-pub use event::{Event, unix_micros};
+pub use event::{BadEvent, Event, EventJson, unix_micros};
 
 /// Where a reader wants to start: a position in one epoch of a topic's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -863,11 +863,15 @@ fn entry_event(entry: Value) -> Option<Event> {
             _ => {}
         }
     }
-    Some(Event {
-        seq,
-        time_us: time_us?,
-        json: json?,
-    })
+    match Event::decode(seq, time_us?, json?) {
+        Ok(event) => Some(event),
+        Err(e) => {
+            // Never sent: a client must not get what this process did not
+            // build or check (see `EventJson`).
+            tracing::warn!(seq, error = %e, "skipping a corrupt log entry");
+            None
+        }
+    }
 }
 
 /// An epochs entry `[<id>, [epoch, <hex>]]`.

@@ -24,7 +24,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{Reply, account, gap_fields, reset_fields, start_of};
 use crate::app::App;
@@ -359,7 +359,7 @@ impl Session {
             )));
         }
         for e in &batch.events {
-            msgs.push(Message::Text(text(e.json.clone())));
+            msgs.push(Message::Text(e.json.utf8()));
         }
         self.write(ws, msgs).await?;
         self.cursor = batch.next_cursor();
@@ -415,15 +415,6 @@ pub(crate) fn going_away() -> CloseFrame {
         code: CloseCode::Away,
         reason: "server shutting down".into(),
     }
-}
-
-/// Event JSON as a text payload without copying or re-validating it.
-fn text(json: Bytes) -> Utf8Bytes {
-    debug_assert!(std::str::from_utf8(&json).is_ok());
-    // SAFETY: event JSON is built by `Event::build` from an ASCII prefix and
-    // a body that serde_json validated, which includes validating it as
-    // UTF-8; the bytes are immutable from then on.
-    unsafe { Utf8Bytes::from_bytes_unchecked(json) }
 }
 
 #[cfg(test)]
