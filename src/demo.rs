@@ -1,19 +1,20 @@
 //! `serve --demo`: a built-in publisher of ticker-like events on topic
-//! `demo`, and the browser assets embedded in the binary.
+//! `demo`, and the faults the demo page can inject into transports (which
+//! `transport::feed` applies around each subscriber).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::app::App;
-use crate::error::ApiError;
-use crate::metrics::Transport;
+use std::sync::Arc;
 
-/// The demo page served at `/` (sources in `clients/demo/`).
-pub const PAGE_HTML: &str = include_str!("../clients/demo/index.html");
-/// The fallback-capable browser client served at `/feedgate.js`.
-pub const CLIENT_JS: &str = include_str!("../clients/js/feedgate.js");
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::log::{Log, Topic};
+use crate::metrics::Metrics;
+use crate::metrics::Transport;
 
 /// The topic the demo publisher writes to.
 pub const TOPIC: &str = "demo";
@@ -145,49 +146,15 @@ impl Faults {
     }
 }
 
-/// The fault injected on `t`, if the server runs `--demo`.
-pub(crate) fn fault(app: &App, t: Transport) -> Fault {
-    app.demo().map_or(Fault::Ok, |d| d.fault(t))
-}
-
-/// Resolves when a fault is injected on `t`; never without `--demo`. Open
-/// SSE streams and WebSockets select on it and end, so that their clients
-/// reconnect into the fault, as they would when a proxy on the path is
-/// reconfigured; otherwise a fault would only reach new connections.
-pub(crate) async fn broken(app: &App, t: Transport) {
-    match app.demo() {
-        Some(d) => d.broken(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// For transports that can stall: `Ok(true)` when a demo fault stalls
-/// `t`, `Ok(false)` when it works.
-///
-/// # Errors
-/// The 503 a refused transport answers with.
-pub(crate) fn stalled(app: &App, t: Transport) -> Result<bool, ApiError> {
-    match fault(app, t) {
-        Fault::Ok => Ok(false),
-        Fault::Refuse => Err(refused(t)),
-        Fault::Stall => Ok(true),
-    }
-}
-
-/// The error a refused transport answers with.
-pub(crate) fn refused(t: Transport) -> ApiError {
-    ApiError::Unavailable(format!(
-        "{} refused by an injected demo fault (POST /demo/faults to clear)",
-        t.as_str()
-    ))
-}
-
-/// Publishes a realistic quote on [`TOPIC`] at the demo rate until the
-/// server drains.
-pub(crate) async fn publisher(app: App) {
-    let Some(demo) = app.demo().cloned() else {
-        return;
-    };
+/// Publishes a realistic quote on [`TOPIC`] at the demo rate until
+/// `shutdown`.
+pub(crate) async fn publisher(
+    demo: Arc<DemoState>,
+    log: Log,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let topic = Topic::new(TOPIC).expect("the demo topic is a valid name");
     let mut settings_rx = demo.settings.subscribe();
     let mut quote = Quote::default();
     loop {
@@ -196,16 +163,19 @@ pub(crate) async fn publisher(app: App) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = app.shutdown().cancelled() => return,
+                _ = shutdown.cancelled() => return,
                 _ = settings_rx.changed() => break,
                 _ = tick.tick() => {}
             }
-            publish_one(&app, &mut quote, settings.payload).await;
+            if publish_one(&log, &topic, &mut quote, settings.payload).await {
+                metrics.published.inc();
+            }
         }
     }
 }
 
-async fn publish_one(app: &App, quote: &mut Quote, payload: usize) {
+/// Publishes the next quote; `false` when the log refused it (logged).
+async fn publish_one(log: &Log, topic: &Topic, quote: &mut Quote, payload: usize) -> bool {
     let mut data = quote.step();
     if payload > data.len() + 10 {
         // `,"pad":"xxx…"` brings the value up to the asked size.
@@ -214,9 +184,12 @@ async fn publish_one(app: &App, quote: &mut Quote, payload: usize) {
         data.extend(std::iter::repeat_n('x', payload - data.len() - 2));
         data.push_str("\"}");
     }
-    match app.log().append(TOPIC, data.as_bytes()).await {
-        Ok(_) => app.metrics().published.inc(),
-        Err(e) => tracing::warn!(error = %e, "demo publish failed"),
+    match log.append(topic, data.as_bytes()).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "demo publish failed");
+            false
+        }
     }
 }
 

@@ -19,7 +19,8 @@
 //! - [`origin`]: Origin checks and CORS.
 //! - [`ratelimit`]: per-client publish rate limiting.
 //! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
-//! - [`demo`]: the built-in demo publisher and embedded browser assets.
+//! - [`demo`]: the built-in demo publisher and its injectable faults.
+//! - [`assets`]: the demo page and browser client embedded in the binary.
 //! - [`bench`]: `feedgate bench`, the side-by-side load generator and its
 //!   report, charts and idle-memory mode.
 //! - [`cli`]: the command line.
@@ -28,6 +29,7 @@
 #![warn(clippy::await_holding_lock)]
 
 pub mod app;
+pub mod assets;
 pub mod auth;
 pub mod bench;
 pub mod cli;

@@ -7,26 +7,16 @@
 use std::time::Duration;
 
 use crate::error::ApiError;
-use crate::log::{Cursor, Epoch};
+use crate::log::{Cursor, Epoch, Topic};
 
-/// Longest topic name accepted.
-pub const MAX_TOPIC_LEN: usize = 128;
+pub use crate::log::MAX_TOPIC_LEN;
 
 /// Checks a topic name against `[A-Za-z0-9_.:-]{1,128}`.
 ///
 /// # Errors
 /// [`ApiError::InvalidTopic`] for anything else.
-pub fn topic(name: &str) -> Result<&str, ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_TOPIC_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-    if ok {
-        Ok(name)
-    } else {
-        Err(ApiError::InvalidTopic)
-    }
+pub fn topic(name: &str) -> Result<Topic, ApiError> {
+    Topic::new(name).ok_or(ApiError::InvalidTopic)
 }
 
 /// The query parameters feedgate understands. Unknown ones are ignored, as
@@ -156,6 +146,32 @@ pub fn etag_cursor(value: &str) -> Option<Cursor> {
     let inner = v.strip_prefix('"')?.strip_suffix('"')?;
     let c = cursor_text(inner).ok()?;
     c.epoch.is_some().then_some(c)
+}
+
+/// The cursor an `If-None-Match` header names: `Ok(None)` without one, or
+/// for `*` and lists (not a single feedgate `ETag`, so not ours to read).
+///
+/// # Errors
+/// [`ApiError::InvalidCursor`] for a single tag that is not `"EPOCH:N"`
+/// (the caller decides whether that matters: only when it is the cursor).
+pub fn if_none_match(
+    value: Option<&hyper::header::HeaderValue>,
+) -> Result<Option<Cursor>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidCursor("If-None-Match is not ASCII".into()))?
+        .trim();
+    if text == "*" || text.contains(',') {
+        return Ok(None);
+    }
+    etag_cursor(text).map(Some).ok_or_else(|| {
+        ApiError::InvalidCursor(format!(
+            "If-None-Match {text:?} is not a poll ETag (\"EPOCH:N\")"
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::app::App;
-use crate::demo;
+use crate::assets;
 use crate::error::ApiError;
 use crate::metrics::{CONTENT_TYPE, Outcome, Transport};
 use crate::params::{self, Query};
@@ -210,8 +210,8 @@ async fn dispatch(
         }
         Route::Metrics => Ok(metrics(app)),
         Route::Health => Ok(health(app)),
-        Route::Page => Ok(asset(demo::PAGE_HTML, "text/html; charset=utf-8")),
-        Route::Script => Ok(asset(demo::CLIENT_JS, "text/javascript; charset=utf-8")),
+        Route::Page => Ok(asset(assets::PAGE_HTML, "text/html; charset=utf-8")),
+        Route::Script => Ok(asset(assets::CLIENT_JS, "text/javascript; charset=utf-8")),
         // Boxed, like publish below: this future is part of every request's
         // state, and a held long poll holds it for up to a minute, so the
         // rare big branches must not set its size.
@@ -229,22 +229,24 @@ async fn dispatch(
                     let client =
                         ratelimit::client_ip(peer, req.headers(), &app.config().trusted_proxies);
                     check_rate(app, client)?;
-                    Box::pin(publish::publish(app, topic, req)).await
+                    Box::pin(publish::publish(app, &topic, req)).await
                 }
                 _ if !read_only => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
                 _ => {
-                    let grant =
-                        app.auth()
-                            .check_subscribe(req.headers(), query.token.as_deref(), topic)?;
+                    let grant = app.auth().check_subscribe(
+                        req.headers(),
+                        query.token.as_deref(),
+                        topic.as_str(),
+                    )?;
                     match action {
-                        TopicAction::Poll => poll::short(app, topic, &query, req.headers()).await,
-                        TopicAction::LongPoll => poll::long(app, topic, &query).await,
+                        TopicAction::Poll => poll::short(app, &topic, &query, req.headers()).await,
+                        TopicAction::LongPoll => poll::long(app, topic, &query, &grant).await,
                         TopicAction::Sse => {
-                            sse::subscribe(app, topic, &query, req.headers(), grant).await
+                            sse::subscribe(app, topic, &query, req.headers(), &grant).await
                         }
                         _ => {
                             check_origin(app, req.headers())?;
-                            ws::subscribe(app, topic, &query, &mut req, meter, grant).await
+                            ws::subscribe(app, topic, &query, &mut req, meter, &grant).await
                         }
                     }
                 }

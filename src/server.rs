@@ -70,8 +70,14 @@ pub async fn run_with_metrics(
     let tracker = TaskTracker::new();
     let app = App::new(log, metrics, config, token.clone(), tracker.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    if app.config().demo {
-        tracker.spawn(demo::publisher(app.clone()));
+    if let Some(d) = app.demo() {
+        let (log, metrics) = (app.log().clone(), app.metrics().clone());
+        tracker.spawn(demo::publisher(
+            d.clone(),
+            log,
+            metrics,
+            app.shutdown().clone(),
+        ));
     }
     if let Some(age) = app.config().retention.max_age {
         tracker.spawn(expire_periodically(app.clone(), age));

@@ -250,7 +250,12 @@ async fn node(redis: &RedisServer) -> RunningServer {
 
 /// The event JSON every node must deliver for `data` at `seq`.
 fn expected_json(topic: &str, e: &ReceivedEvent, data: &str) -> String {
-    let built = Event::build(topic, e.seq, e.time_us, data.as_bytes());
+    let built = Event::build(
+        &feedgate::log::Topic::new(topic).unwrap(),
+        e.seq,
+        e.time_us,
+        data.as_bytes(),
+    );
     String::from_utf8(built.json.to_vec()).unwrap()
 }
 

@@ -6,6 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::Topic;
+
 /// An event as stored in the log and written by every transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -75,10 +77,9 @@ pub enum BadEvent {
 impl Event {
     /// Builds the event's wire JSON around `data`, which must already be a
     /// validated single-line JSON value (see `transport::publish`).
-    pub fn build(topic: &str, seq: u64, time_us: u64, data: &[u8]) -> Self {
-        let mut buf = Vec::with_capacity(data.len() + topic.len() + 64);
-        // Topic names are restricted to [A-Za-z0-9_.:-], so they need no
-        // escaping inside the JSON string.
+    pub fn build(topic: &Topic, seq: u64, time_us: u64, data: &[u8]) -> Self {
+        let mut buf = Vec::with_capacity(data.len() + topic.as_str().len() + 64);
+        // A `Topic` needs no escaping inside a JSON string.
         let _ = write!(
             buf,
             r#"{{"topic":"{topic}","seq":{seq},"time":{time_us},"data":"#
@@ -101,8 +102,8 @@ impl Event {
     pub fn decode(seq: u64, time_us: u64, json: Bytes) -> Result<Self, BadEvent> {
         let text = std::str::from_utf8(&json).map_err(|_| BadEvent::NotUtf8)?;
         let one_line = !text.bytes().any(|b| b == b'\n' || b == b'\r');
-        let object = text.starts_with('{')
-            && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        let object =
+            text.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
         if !(one_line && object) {
             return Err(BadEvent::NotJson);
         }
@@ -133,7 +134,12 @@ mod tests {
 
     #[test]
     fn builds_the_contract_json() {
-        let e = Event::build("prices", 17, 1_764_072_000_123_456, br#"{"bid":1.5}"#);
+        let e = Event::build(
+            &Topic::new("prices").unwrap(),
+            17,
+            1_764_072_000_123_456,
+            br#"{"bid":1.5}"#,
+        );
         assert_eq!(
             e.as_str(),
             r#"{"topic":"prices","seq":17,"time":1764072000123456,"data":{"bid":1.5}}"#

@@ -2,7 +2,7 @@
 //! channel that wakes the topic's waiting readers.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -19,9 +19,21 @@ pub(crate) struct MemoryLog {
 }
 
 struct Shared {
-    topics: Mutex<HashMap<String, Arc<Topic>>>,
+    topics: Mutex<Topics>,
     retention: Retention,
     max_topics: usize,
+}
+
+/// The topics map. An entry is either a published topic (it has events,
+/// and keeps its newest one whatever the retention, so it stays), or a
+/// placeholder for subscribers waiting on a topic nobody has published to:
+/// those are not topics yet — they count against no limit and go with
+/// their last subscriber ([`Placeholder`]).
+#[derive(Default)]
+struct Topics {
+    map: HashMap<super::Topic, Arc<Topic>>,
+    /// How many entries of `map` have been published to.
+    published: usize,
 }
 
 /// One topic: its events behind a lock, its head behind a `watch`.
@@ -48,72 +60,143 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Held by every subscription to a topic nobody has published to yet: when
+/// the last one goes and still nothing was published, the entry goes too,
+/// so that subscribing to made-up names costs nothing once they leave.
+struct Placeholder {
+    shared: Weak<Shared>,
+    name: super::Topic,
+    topic: Arc<Topic>,
+}
+
+impl Drop for Placeholder {
+    fn drop(&mut self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        // Lock order everywhere: the map, then a topic's state.
+        let mut topics = lock(&shared.topics);
+        let unused = self.topic.head.receiver_count() == 0 && lock(&self.topic.state).head == 0;
+        let same = topics
+            .map
+            .get(&self.name)
+            .is_some_and(|t| Arc::ptr_eq(t, &self.topic));
+        if unused && same {
+            topics.map.remove(&self.name);
+        }
+    }
+}
+
 impl MemoryLog {
     pub(crate) fn new(retention: Retention, max_topics: usize) -> Self {
         MemoryLog {
             shared: Arc::new(Shared {
-                topics: Mutex::new(HashMap::new()),
+                topics: Mutex::new(Topics::default()),
                 retention,
                 max_topics,
             }),
         }
     }
 
-    fn topic(&self, name: &str) -> Result<Arc<Topic>, LogError> {
-        let mut topics = lock(&self.shared.topics);
-        if let Some(t) = topics.get(name) {
-            return Ok(t.clone());
-        }
-        if topics.len() >= self.shared.max_topics {
-            return Err(LogError::TooManyTopics(self.shared.max_topics));
-        }
-        let topic = Arc::new(Topic::new(Epoch::random()));
-        topics.insert(name.to_owned(), topic.clone());
-        Ok(topic)
+    fn existing(&self, name: &super::Topic) -> Option<Arc<Topic>> {
+        lock(&self.shared.topics).map.get(name).cloned()
     }
 
-    pub(crate) fn append(&self, topic: &str, data: &[u8]) -> Result<Appended, LogError> {
-        let t = self.topic(topic)?;
+    pub(crate) fn append(&self, name: &super::Topic, data: &[u8]) -> Result<Appended, LogError> {
         let appended = {
+            let mut topics = lock(&self.shared.topics);
+            let t = topics
+                .map
+                .entry(name.clone())
+                .or_insert_with(|| Arc::new(Topic::new(Epoch::NONE)))
+                .clone();
             let mut state = lock(&t.state);
-            let seq = state.head + 1;
-            let event = Event::build(topic, seq, unix_micros(), data);
-            state.push(event.clone(), &self.shared.retention);
-            Appended {
-                seq,
-                epoch: state.epoch,
-                event,
+            if state.head == 0 {
+                // The first publish makes it a topic (from a placeholder,
+                // or from nothing).
+                if topics.published >= self.shared.max_topics {
+                    drop(state);
+                    if t.head.receiver_count() == 0 {
+                        topics.map.remove(name);
+                    }
+                    return Err(LogError::TooManyTopics(self.shared.max_topics));
+                }
+                topics.published += 1;
+                state.epoch = Epoch::random();
             }
+            drop(topics);
+            let seq = state.head + 1;
+            let event = Event::build(name, seq, unix_micros(), data);
+            state.push(event.clone(), &self.shared.retention);
+            (
+                t.clone(),
+                Appended {
+                    seq,
+                    epoch: state.epoch,
+                    event,
+                },
+            )
         };
-        // Notify after the guard is gone, so woken readers don't block on it.
+        let (t, appended) = appended;
+        // Notify after the guards are gone, so woken readers don't block.
         t.publish_head(appended.seq, appended.epoch);
         Ok(appended)
     }
 
-    pub(crate) fn read(&self, topic: &str, cursor: &Cursor, max: usize) -> Result<Batch, LogError> {
-        let t = self.topic(topic)?;
-        let mut state = lock(&t.state);
-        state.expire(&self.shared.retention);
-        Ok(state.read(cursor, max))
+    pub(crate) fn read(&self, name: &super::Topic, cursor: &Cursor, max: usize) -> Batch {
+        match self.existing(name) {
+            Some(t) => {
+                let mut state = lock(&t.state);
+                state.expire(&self.shared.retention);
+                state.read(cursor, max)
+            }
+            None => TopicState::new(Epoch::NONE).read(cursor, max),
+        }
     }
 
-    pub(crate) fn subscribe(&self, topic: &str) -> Result<Subscription, LogError> {
-        Ok(Subscription::new(self.topic(topic)?.head.subscribe()))
+    pub(crate) fn subscribe(&self, name: &super::Topic) -> Subscription {
+        let mut topics = lock(&self.shared.topics);
+        let t = topics
+            .map
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(Topic::new(Epoch::NONE)))
+            .clone();
+        let rx = t.head.subscribe();
+        if lock(&t.state).head > 0 {
+            return Subscription::new(rx);
+        }
+        drop(topics);
+        let lease = Placeholder {
+            shared: Arc::downgrade(&self.shared),
+            name: name.clone(),
+            topic: t,
+        };
+        Subscription::leased(rx, Arc::new(lease))
     }
 
     /// Drops events past the retention age in every topic, so memory is
     /// bounded by age even for topics nobody appends to or reads.
     pub(crate) fn expire(&self) {
-        let topics: Vec<Arc<Topic>> = lock(&self.shared.topics).values().cloned().collect();
+        let topics: Vec<Arc<Topic>> = lock(&self.shared.topics).map.values().cloned().collect();
         for t in topics {
             lock(&t.state).expire(&self.shared.retention);
         }
     }
 
+    /// (published topics, retained events).
     pub(crate) fn stats(&self) -> (usize, usize) {
-        let topics: Vec<Arc<Topic>> = lock(&self.shared.topics).values().cloned().collect();
+        let (published, topics) = {
+            let t = lock(&self.shared.topics);
+            (t.published, t.map.values().cloned().collect::<Vec<_>>())
+        };
         let retained = topics.iter().map(|t| lock(&t.state).events.len()).sum();
-        (topics.len(), retained)
+        (published, retained)
+    }
+
+    /// Entries in the topics map, placeholders included (for tests).
+    #[cfg(test)]
+    fn entries(&self) -> usize {
+        lock(&self.shared.topics).map.len()
     }
 }
 
@@ -121,11 +204,7 @@ impl Topic {
     pub(crate) fn new(epoch: Epoch) -> Self {
         let (head, _) = watch::channel(Head { seq: 0, epoch });
         Topic {
-            state: Mutex::new(TopicState {
-                epoch,
-                events: VecDeque::new(),
-                head: 0,
-            }),
+            state: Mutex::new(TopicState::new(epoch)),
             head,
         }
     }
@@ -141,6 +220,15 @@ impl Topic {
 }
 
 impl TopicState {
+    /// An empty window in `epoch`.
+    pub(crate) fn new(epoch: Epoch) -> Self {
+        TopicState {
+            epoch,
+            events: VecDeque::new(),
+            head: 0,
+        }
+    }
+
     /// Appends the next event and trims the window to the retention.
     pub(crate) fn push(&mut self, event: Event, retention: &Retention) {
         debug_assert_eq!(event.seq, self.head + 1, "log seqs are gapless");
@@ -174,6 +262,8 @@ impl TopicState {
         let first = self.first_seq();
         let mut reset = None;
         let after = match (cursor.after, cursor.epoch) {
+            // Nothing seen before the topic's first epoch: no reset.
+            _ if cursor.continues_into_first_epoch() => 0,
             (_, Some(e)) if e != self.epoch => {
                 reset = Some(ResetReason::EpochChanged);
                 0
@@ -223,6 +313,10 @@ mod tests {
         )
     }
 
+    fn name(n: &str) -> crate::log::Topic {
+        crate::log::Topic::new(n).unwrap()
+    }
+
     fn seqs(b: &Batch) -> Vec<u64> {
         b.events.iter().map(|e| e.seq).collect()
     }
@@ -231,13 +325,13 @@ mod tests {
     fn appends_gapless_from_one() {
         let l = log(100);
         for i in 1..=5 {
-            assert_eq!(l.append("t", b"1").unwrap().seq, i);
+            assert_eq!(l.append(&name("t"), b"1").unwrap().seq, i);
         }
-        let b = l.read("t", &Cursor::default(), 10).unwrap();
+        let b = l.read(&name("t"), &Cursor::default(), 10);
         assert!(b.events.is_empty(), "no after means from now");
         assert_eq!(b.next, 5);
         let epoch = b.epoch;
-        let b = l.read("t", &Cursor::at(2, epoch), 2).unwrap();
+        let b = l.read(&name("t"), &Cursor::at(2, epoch), 2);
         assert_eq!(seqs(&b), vec![3, 4]);
         assert_eq!(b.next, 4);
         assert!(b.gap.is_none() && b.reset.is_none());
@@ -247,18 +341,16 @@ mod tests {
     fn cursor_older_than_retention_is_a_gap() {
         let l = log(3);
         for _ in 0..10 {
-            l.append("t", b"null").unwrap();
+            l.append(&name("t"), b"null").unwrap();
         }
-        let b = l
-            .read(
-                "t",
-                &Cursor {
-                    after: Some(2),
-                    epoch: None,
-                },
-                100,
-            )
-            .unwrap();
+        let b = l.read(
+            &name("t"),
+            &Cursor {
+                after: Some(2),
+                epoch: None,
+            },
+            100,
+        );
         assert_eq!(seqs(&b), vec![8, 9, 10]);
         assert_eq!(
             b.gap,
@@ -268,16 +360,14 @@ mod tests {
             })
         );
         // after=0 starts at the oldest retained without a gap.
-        let b = l
-            .read(
-                "t",
-                &Cursor {
-                    after: Some(0),
-                    epoch: None,
-                },
-                100,
-            )
-            .unwrap();
+        let b = l.read(
+            &name("t"),
+            &Cursor {
+                after: Some(0),
+                epoch: None,
+            },
+            100,
+        );
         assert_eq!(seqs(&b), vec![8, 9, 10]);
         assert!(b.gap.is_none());
     }
@@ -285,13 +375,13 @@ mod tests {
     #[test]
     fn other_epoch_or_future_cursor_is_a_reset() {
         let l = log(100);
-        l.append("t", b"1").unwrap();
-        l.append("t", b"2").unwrap();
-        let epoch = l.read("t", &Cursor::default(), 1).unwrap().epoch;
-        let b = l.read("t", &Cursor::at(1, Epoch(epoch.0 ^ 1)), 10).unwrap();
+        l.append(&name("t"), b"1").unwrap();
+        l.append(&name("t"), b"2").unwrap();
+        let epoch = l.read(&name("t"), &Cursor::default(), 1).epoch;
+        let b = l.read(&name("t"), &Cursor::at(1, Epoch(epoch.0 ^ 1)), 10);
         assert_eq!(b.reset, Some(ResetReason::EpochChanged));
         assert_eq!(seqs(&b), vec![1, 2]);
-        let b = l.read("t", &Cursor::at(9, epoch), 10).unwrap();
+        let b = l.read(&name("t"), &Cursor::at(9, epoch), 10);
         assert_eq!(b.reset, Some(ResetReason::CursorAhead));
         assert_eq!(seqs(&b), vec![1, 2]);
     }
@@ -299,24 +389,70 @@ mod tests {
     #[test]
     fn topic_limit_is_enforced_without_side_effects() {
         let l = MemoryLog::new(Retention::default(), 2);
-        l.append("a", b"1").unwrap();
-        l.append("b", b"1").unwrap();
-        assert_eq!(l.append("c", b"1").unwrap_err(), LogError::TooManyTopics(2));
+        l.append(&name("a"), b"1").unwrap();
+        l.append(&name("b"), b"1").unwrap();
+        assert_eq!(
+            l.append(&name("c"), b"1").unwrap_err(),
+            LogError::TooManyTopics(2)
+        );
         assert_eq!(l.stats(), (2, 2));
         // Existing topics keep working.
-        assert_eq!(l.append("a", b"2").unwrap().seq, 2);
+        assert_eq!(l.append(&name("a"), b"2").unwrap().seq, 2);
+    }
+
+    #[test]
+    fn reads_and_subscriptions_create_no_topic() {
+        let l = MemoryLog::new(Retention::default(), 1);
+        let b = l.read(&name("ghost"), &Cursor::at(0, Epoch::NONE), 10);
+        assert_eq!((b.epoch, b.next, b.has_news()), (Epoch::NONE, 0, false));
+        let subs: Vec<_> = (0..5)
+            .map(|i| l.subscribe(&name(&format!("w{i}"))))
+            .collect();
+        assert_eq!(l.stats().0, 0, "waiting is not a topic");
+        assert_eq!(l.entries(), 5);
+        let again = subs[0].clone();
+        drop(subs);
+        assert_eq!(l.entries(), 1, "placeholders go with their last subscriber");
+        drop(again);
+        assert_eq!(l.entries(), 0);
+        // The one topic the limit allows is still there for a publisher.
+        assert_eq!(l.append(&name("real"), b"1").unwrap().seq, 1);
+        assert_eq!(
+            l.append(&name("more"), b"1").unwrap_err(),
+            LogError::TooManyTopics(1)
+        );
+        assert_eq!(l.entries(), 1, "a refused first publish leaves nothing");
+    }
+
+    #[test]
+    fn a_cursor_from_before_the_first_publish_continues_without_reset() {
+        let l = log(10);
+        let sub = l.subscribe(&name("t"));
+        let cursor = crate::log::Log::resolve(&Cursor::default(), &sub);
+        assert_eq!(cursor, Cursor::at(0, Epoch::NONE));
+        l.append(&name("t"), b"1").unwrap();
+        let b = l.read(&name("t"), &cursor, 10);
+        assert_eq!(b.reset, None);
+        assert_eq!(seqs(&b), vec![1]);
+        assert_ne!(b.epoch, Epoch::NONE);
+        // A published topic outlives its subscribers.
+        drop(sub);
+        assert_eq!(l.stats(), (1, 1));
+        // Another epoch's cursor is still a reset.
+        let b = l.read(&name("t"), &Cursor::at(0, Epoch(b.epoch.0 ^ 1)), 10);
+        assert_eq!(b.reset, Some(ResetReason::EpochChanged));
     }
 
     #[tokio::test]
     async fn subscription_wakes_on_append() {
         let l = log(10);
-        let mut sub = l.subscribe("t").unwrap();
+        let mut sub = l.subscribe(&name("t"));
         let cursor = crate::log::Log::resolve(&Cursor::default(), &sub);
         let waiter = tokio::spawn(async move {
             sub.wait_beyond(&cursor).await;
             sub.head().seq
         });
-        l.append("t", b"true").unwrap();
+        l.append(&name("t"), b"true").unwrap();
         assert_eq!(waiter.await.unwrap(), 1);
     }
 }

@@ -14,13 +14,16 @@ mod epoch;
 mod event;
 pub(crate) mod memory;
 pub(crate) mod redis;
+mod topic;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 pub use epoch::Epoch;
 pub use event::{BadEvent, Event, EventJson, unix_micros};
+pub use topic::{MAX_TOPIC_LEN, Topic};
 
 /// Where a reader wants to start: a position in one epoch of a topic's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,6 +37,13 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// Whether this cursor is "nothing seen of a topic that had no epoch
+    /// yet" (`0000000000000000:0`): it continues into the epoch the first
+    /// publish creates, without a reset.
+    pub fn continues_into_first_epoch(&self) -> bool {
+        self.epoch == Some(Epoch::NONE) && self.after == Some(0)
+    }
+
     /// A cursor at `after` in `epoch`.
     pub fn at(after: u64, epoch: Epoch) -> Self {
         Cursor {
@@ -94,6 +104,11 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Whether a reader must be told anything: events, a gap or a reset.
+    pub fn has_news(&self) -> bool {
+        !self.events.is_empty() || self.gap.is_some() || self.reset.is_some()
+    }
+
     /// The cursor to continue from after this batch.
     pub fn next_cursor(&self) -> Cursor {
         Cursor::at(self.next, self.epoch)
@@ -150,14 +165,35 @@ pub enum LogError {
 }
 
 /// Waits for a topic's head to move. Cheap to hold: a `watch` receiver.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Subscription {
+    // Declared before `_lease`, so it is dropped first: a lease that
+    // looks at the receiver count when it goes sees this one gone.
     head: watch::Receiver<Head>,
+    /// Keeps a backend's state for a topic that has no events yet, and lets
+    /// it go with the last subscriber (see `memory::Placeholder`).
+    _lease: Option<Arc<dyn Send + Sync>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("head", &*self.head.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Subscription {
     pub(crate) fn new(head: watch::Receiver<Head>) -> Self {
-        Subscription { head }
+        Subscription { head, _lease: None }
+    }
+
+    /// A subscription that holds `lease` until its last clone is dropped.
+    pub(crate) fn leased(head: watch::Receiver<Head>, lease: Arc<dyn Send + Sync>) -> Self {
+        Subscription {
+            head,
+            _lease: Some(lease),
+        }
     }
 
     /// The head as last published.
@@ -173,7 +209,12 @@ impl Subscription {
     pub async fn wait_beyond(&mut self, cursor: &Cursor) {
         let after = cursor.after.unwrap_or(0);
         let epoch = cursor.epoch;
-        let ready = |h: &Head| h.seq > after || epoch.is_some_and(|e| e != h.epoch);
+        // A topic's first publish moves it out of `Epoch::NONE`, which is
+        // news for a reader at 0 only through its seq.
+        let ready = |h: &Head| {
+            h.seq > after
+                || epoch.is_some_and(|e| e != h.epoch && !cursor.continues_into_first_epoch())
+        };
         if self.head.wait_for(ready).await.is_err() {
             std::future::pending::<()>().await;
         }
@@ -222,7 +263,7 @@ impl Log {
     /// [`LogError::TooManyTopics`] when the topic is new and the limit is
     /// reached; [`LogError::Unavailable`] when the backend is down. Nothing is
     /// appended on error.
-    pub async fn append(&self, topic: &str, data: &[u8]) -> Result<Appended, LogError> {
+    pub async fn append(&self, topic: &Topic, data: &[u8]) -> Result<Appended, LogError> {
         match &self.backend {
             Backend::Memory(m) => m.append(topic, data),
             Backend::Redis(r) => Box::pin(r.append(topic, data)).await,
@@ -230,30 +271,37 @@ impl Log {
     }
 
     /// Events of `topic` after `cursor`, at most `max`, with the gap or reset
-    /// the reader must be told about.
+    /// the reader must be told about. A topic nobody has published to reads
+    /// as empty, in [`Epoch::NONE`], and is not created.
     ///
     /// # Errors
-    /// As [`Log::append`].
-    pub async fn read(&self, topic: &str, cursor: &Cursor, max: usize) -> Result<Batch, LogError> {
+    /// [`LogError::Unavailable`] when the backend is down.
+    pub async fn read(
+        &self,
+        topic: &Topic,
+        cursor: &Cursor,
+        max: usize,
+    ) -> Result<Batch, LogError> {
         match &self.backend {
-            Backend::Memory(m) => m.read(topic, cursor, max),
+            Backend::Memory(m) => Ok(m.read(topic, cursor, max)),
             // Boxed: the Redis future is ~1.3 KiB, and this future is
             // inlined into every subscriber session's state (WebSocket,
             // SSE, long poll) even when the memory backend runs. A Redis
             // round trip dwarfs one allocation.
-            Backend::Redis(r) => Box::pin(r.read(topic, cursor, max)).await,
+            Backend::Redis(r) => Box::pin(r.read(topic.as_str(), cursor, max)).await,
         }
     }
 
-    /// A handle that wakes when `topic`'s head moves. Creates the topic if
-    /// needed, so a subscriber can wait for a topic's first event.
+    /// A handle that wakes when `topic`'s head moves. A subscriber may wait
+    /// for a topic's first event: that creates no topic and counts against
+    /// no limit (what it holds goes with the last subscriber).
     ///
     /// # Errors
-    /// As [`Log::append`].
-    pub async fn subscribe(&self, topic: &str) -> Result<Subscription, LogError> {
+    /// [`LogError::Unavailable`] when the backend is down.
+    pub async fn subscribe(&self, topic: &Topic) -> Result<Subscription, LogError> {
         match &self.backend {
-            Backend::Memory(m) => m.subscribe(topic),
-            Backend::Redis(r) => Box::pin(r.subscribe(topic)).await,
+            Backend::Memory(m) => Ok(m.subscribe(topic)),
+            Backend::Redis(r) => Box::pin(r.subscribe(topic.as_str())).await,
         }
     }
 

@@ -43,7 +43,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::memory::{TopicState, duration_micros, lock};
 use super::{
-    Appended, Batch, Cursor, Epoch, Event, Head, LogError, Retention, Subscription, unix_micros,
+    Appended, Batch, Cursor, Epoch, Event, Head, LogError, Retention, Subscription,
+    Topic as TopicName, unix_micros,
 };
 
 /// Prefix of every key feedgate writes.
@@ -363,7 +364,8 @@ impl RedisLog {
         Ok(RedisLog { shared })
     }
 
-    pub(crate) async fn append(&self, topic: &str, data: &[u8]) -> Result<Appended, LogError> {
+    pub(crate) async fn append(&self, name: &TopicName, data: &[u8]) -> Result<Appended, LogError> {
+        let topic = name.as_str();
         let keys = Keys::new(topic);
         let time_us = unix_micros();
         let seen = lock(&self.shared.topics)
@@ -390,7 +392,7 @@ impl RedisLog {
         Ok(Appended {
             seq,
             epoch,
-            event: Event::build(topic, seq, time_us, data),
+            event: Event::build(name, seq, time_us, data),
         })
     }
 

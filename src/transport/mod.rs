@@ -1,6 +1,9 @@
-//! The transports, one file each, and what they share: every transport turns
-//! a [`Batch`] from the log into bytes, and accounts for it the same way.
+//! The transports, one file each, and what they share: a subscriber is a
+//! [`feed::Feed`] of cursors into the log, and each transport only encodes
+//! what its feed yields.
 //!
+//! - [`feed`]: the subscriber — cursors, log waits and retries, fairness
+//!   between topics, and why it ends;
 //! - [`poll`]: short poll and long poll (`application/json` bodies);
 //! - [`sse`]: Server-Sent Events (`text/event-stream`);
 //! - [`ws`]: WebSocket (RFC 6455) via hyper's upgrade and tokio-tungstenite;
@@ -8,6 +11,7 @@
 //! - [`echo`]: `/echo`, a WebSocket echo for conformance tests (`--echo`).
 
 pub(crate) mod echo;
+pub(crate) mod feed;
 pub(crate) mod poll;
 pub(crate) mod publish;
 pub(crate) mod sse;
@@ -16,7 +20,7 @@ pub(crate) mod ws;
 use hyper::Response;
 
 use crate::log::{Batch, Epoch, Gap, ResetReason};
-use crate::metrics::{Outcome, TransportMetrics};
+use crate::metrics::Outcome;
 use crate::response::Body;
 
 /// What a handler answers: the response, and how to count the request.
@@ -28,20 +32,6 @@ pub(crate) struct Reply {
 impl Reply {
     pub fn new(response: Response<Body>, outcome: Outcome) -> Self {
         Reply { response, outcome }
-    }
-}
-
-/// Counts a batch handed to the socket: one delivery per event with its
-/// latency, and the gap or reset the reader was told about.
-pub(crate) fn account(tm: &TransportMetrics, batch: &Batch) {
-    for e in &batch.events {
-        tm.delivered(e.json.len(), e.time_us);
-    }
-    if batch.gap.is_some() {
-        tm.gaps.inc();
-    }
-    if batch.reset.is_some() {
-        tm.resets.inc();
     }
 }
 

@@ -3,58 +3,41 @@
 //!
 //! A short poll answers at once and supports `ETag` / `If-None-Match` (a
 //! `304` when nothing is new, as Nchan's interval poll does). A long poll
-//! holds the request until an event after N exists, its timeout passes, or
-//! the server drains.
+//! holds the request on a [`Feed`] until it yields news, its timeout passes,
+//! or the server drains.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use super::{Reply, account, gap_fields, reset_fields};
+use super::feed::{Feed, account};
+use super::{Reply, gap_fields, reset_fields};
 use crate::app::App;
-use crate::demo::{self, Fault};
+use crate::auth::Grant;
 use crate::error::ApiError;
-use crate::log::{Batch, Log};
+use crate::log::{Batch, Topic};
 use crate::metrics::{Outcome, Transport};
-use crate::params::{Query, etag_cursor, format_cursor};
+use crate::params::{Query, format_cursor, if_none_match};
 use crate::response::{self, empty};
 
 /// `GET /topics/{topic}/poll`.
 pub(crate) async fn short(
     app: &App,
-    topic: &str,
+    topic: &Topic,
     query: &Query,
     headers: &HeaderMap,
 ) -> Result<Reply, ApiError> {
-    let if_none_match = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(etag_cursor);
     let mut cursor = query.cursor()?;
-    match demo::fault(app, Transport::Poll) {
-        Fault::Ok => {}
-        Fault::Refuse => return Err(demo::refused(Transport::Poll)),
-        Fault::Stall => {
-            let hold = app.config().longpoll_max;
-            tokio::select! {
-                _ = tokio::time::sleep(hold) => {}
-                _ = app.shutdown().cancelled() => {}
-            }
-        }
-    }
+    let etag = if_none_match(headers.get(header::IF_NONE_MATCH));
     // Like Nchan, an ETag alone is a cursor: a plain HTTP cache that only
-    // revalidates still walks the log.
+    // revalidates still walks the log. Then it must be one of ours.
     if cursor.after.is_none()
-        && let Some(c) = if_none_match
+        && let Some(c) = etag.clone()?
     {
         cursor = c;
     }
-    let batch = app
-        .log()
-        .read(topic, &cursor, app.config().max_batch)
-        .await?;
-    let unchanged = batch.events.is_empty() && batch.gap.is_none() && batch.reset.is_none();
-    if unchanged && if_none_match == Some(batch.next_cursor()) {
+    let batch = Feed::poll_once(app, topic, &cursor).await?;
+    if !batch.has_news() && etag.ok().flatten() == Some(batch.next_cursor()) {
         let mut res = Response::new(empty());
         *res.status_mut() = StatusCode::NOT_MODIFIED;
         set_cache_headers(res.headers_mut(), &batch);
@@ -64,32 +47,34 @@ pub(crate) async fn short(
 }
 
 /// `GET /topics/{topic}/longpoll`.
-pub(crate) async fn long(app: &App, topic: &str, query: &Query) -> Result<Reply, ApiError> {
+pub(crate) async fn long(
+    app: &App,
+    topic: Topic,
+    query: &Query,
+    grant: &Grant,
+) -> Result<Reply, ApiError> {
     let cursor = query.cursor()?;
     let hold = query.timeout(app.config().longpoll_default, app.config().longpoll_max)?;
-    let mut sub = app.log().subscribe(topic).await?;
-    let cursor = Log::resolve(&cursor, &sub);
+    let mut feed = Feed::open(app, Transport::LongPoll, vec![(topic, cursor)], grant).await?;
     let deadline = tokio::time::sleep(hold);
     tokio::pin!(deadline);
-    let stalled = demo::stalled(app, Transport::LongPoll)?;
     loop {
-        let batch = app
-            .log()
-            .read(topic, &cursor, app.config().max_batch)
-            .await?;
-        let news = !batch.events.is_empty() || batch.gap.is_some() || batch.reset.is_some();
-        if news && !stalled {
-            return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Events));
-        }
         tokio::select! {
-            _ = sub.wait_beyond(&cursor), if !stalled => {}
+            next = feed.next() => match next {
+                Ok(d) if d.batch.has_news() => {
+                    return Ok(answer(app, Transport::LongPoll, &d.batch, Outcome::Events));
+                }
+                // The opening read found nothing yet: keep holding.
+                Ok(_) => {}
+                Err(_) => {
+                    // Draining (or a token that ran out): answer now, empty.
+                    let batch = feed.idle_batch(0).await?;
+                    return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Empty));
+                }
+            },
             _ = &mut deadline => {
-                // A stalled hold answers as if nothing had happened.
-                let batch = if stalled { app.log().read(topic, &cursor, 0).await? } else { batch };
+                let batch = feed.idle_batch(0).await?;
                 return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Timeout));
-            }
-            _ = app.shutdown().cancelled() => {
-                return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Empty));
             }
         }
     }

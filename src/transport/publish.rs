@@ -12,13 +12,14 @@ use hyper::{Request, StatusCode};
 use super::Reply;
 use crate::app::App;
 use crate::error::ApiError;
+use crate::log::Topic;
 use crate::metrics::Outcome;
 use crate::response;
 
 /// Handles a publish request.
 pub(crate) async fn publish(
     app: &App,
-    topic: &str,
+    topic: &Topic,
     req: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
     let max = app.config().max_body;

@@ -8,8 +8,6 @@
 //! together go out in one write. Comment heartbeats keep proxies from
 //! timing the stream out. The stream ends when the server drains.
 
-use std::time::Duration;
-
 use std::io::Write;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -18,44 +16,34 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::{Reply, account, gap_fields, reset_fields, start_of};
+use super::feed::{Delivery, Feed};
+use super::{Reply, gap_fields, reset_fields, start_of};
 use crate::app::App;
 use crate::auth::Grant;
-use crate::demo;
 use crate::error::ApiError;
-use crate::log::{Batch, Cursor, Log, Subscription};
+use crate::log::{Cursor, Topic};
 use crate::metrics::{Outcome, Transport};
 use crate::params::{Query, cursor_text, format_cursor};
-
-/// How long to wait before retrying the log after it failed (Redis down);
-/// the stream stays open meanwhile.
-const LOG_RETRY: Duration = Duration::from_secs(1);
 
 /// `GET /topics/{topic}/sse`.
 pub(crate) async fn subscribe(
     app: &App,
-    topic: &str,
+    topic: Topic,
     query: &Query,
     headers: &HeaderMap,
-    grant: Grant,
+    grant: &Grant,
 ) -> Result<Reply, ApiError> {
     let cursor = cursor(query, headers)?;
-    let stalled = demo::stalled(app, Transport::Sse)?;
-    let sub = app.log().subscribe(topic).await?;
-    let cursor = Log::resolve(&cursor, &sub);
-    let mut heartbeat = tokio::time::interval(app.config().sse_heartbeat);
+    let feed = Feed::open(app, Transport::Sse, vec![(topic, cursor)], grant).await?;
+    let every = app.config().sse_heartbeat;
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = Stream {
-        app: app.clone(),
-        topic: topic.to_owned(),
-        sub,
-        cursor,
+        feed,
         heartbeat,
-        opened: false,
-        stalled,
-        expires: grant.remaining().map(|d| tokio::time::Instant::now() + d),
+        retry_ms: app.config().sse_retry.as_millis(),
     };
     let frames = futures_util::stream::unfold(state, |mut s| async move {
         let bytes = s.next_frame().await?;
@@ -81,7 +69,11 @@ fn cursor(query: &Query, headers: &HeaderMap) -> Result<Cursor, ApiError> {
         let text = v
             .to_str()
             .map_err(|_| ApiError::InvalidCursor("Last-Event-ID is not ASCII".into()))?;
-        return cursor_text(text);
+        // An empty id is "no id" (an EventSource resets it so): the
+        // cursors in the query stand.
+        if !text.trim().is_empty() {
+            return cursor_text(text);
+        }
     }
     if let Some(text) = &query.last_event_id {
         return cursor_text(text);
@@ -89,77 +81,40 @@ fn cursor(query: &Query, headers: &HeaderMap) -> Result<Cursor, ApiError> {
     query.cursor()
 }
 
-/// The state of one SSE response body.
+/// The state of one SSE response body: a feed and a heartbeat.
 struct Stream {
-    app: App,
-    topic: String,
-    sub: Subscription,
-    cursor: Cursor,
+    feed: Feed,
     heartbeat: Interval,
-    opened: bool,
-    /// An injected demo fault: hold the stream open, deliver nothing.
-    stalled: bool,
-    /// When the subscriber's token expires, the stream ends.
-    expires: Option<tokio::time::Instant>,
+    retry_ms: u128,
 }
 
 impl Stream {
-    /// The next chunk to write, or `None` to end the stream (shutdown).
+    /// The next chunk to write, or `None` to end the stream.
     async fn next_frame(&mut self) -> Option<Bytes> {
-        if self.stalled {
-            self.app.shutdown().cancelled().await;
-            return None;
-        }
-        // The first tick of an interval is immediate; the opening frame
-        // stands in for it.
-        if !self.opened {
-            self.heartbeat.tick().await;
-        }
-        loop {
-            match self
-                .app
-                .log()
-                .read(&self.topic, &self.cursor, self.app.config().max_batch)
-                .await
-            {
-                Ok(batch) => {
-                    let news =
-                        !batch.events.is_empty() || batch.gap.is_some() || batch.reset.is_some();
-                    if news || !self.opened {
-                        return Some(self.frame(&batch));
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(topic = %self.topic, error = %e, "sse read failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(LOG_RETRY) => continue,
-                        _ = self.app.shutdown().cancelled() => return None,
-                    }
-                }
+        tokio::select! {
+            biased;
+            next = self.feed.next() => {
+                let bytes = self.encode(&next.ok()?);
+                // Events are on their way: a heartbeat now would be wasted.
+                self.heartbeat.reset();
+                Some(bytes)
             }
-            let expiry = self.expires;
-            tokio::select! {
-                biased;
-                _ = self.app.shutdown().cancelled() => return None,
-                _ = super::sleep_until(expiry) => return None,
-                _ = demo::broken(&self.app, Transport::Sse) => return None,
-                _ = self.sub.wait_beyond(&self.cursor) => {}
-                _ = self.heartbeat.tick() => return Some(Bytes::from_static(b":\n\n")),
-            }
+            _ = self.heartbeat.tick() => Some(Bytes::from_static(b":\n\n")),
         }
     }
 
-    /// Encodes a batch (and, first time, the stream's opening) as one chunk.
-    fn frame(&mut self, batch: &Batch) -> Bytes {
+    /// Encodes a delivery (with the stream's opening the first time) as
+    /// one chunk, and accounts for it.
+    fn encode(&self, d: &Delivery) -> Bytes {
+        let batch = &d.batch;
         let events_len: usize = batch.events.iter().map(|e| e.json.len() + 48).sum();
         let mut b = BytesMut::with_capacity(events_len + 128);
         let start = format_cursor(batch.epoch, start_of(batch));
-        if !self.opened {
-            self.opened = true;
-            let retry = self.app.config().sse_retry.as_millis();
+        if d.opening {
             b.put_slice(
                 format!(
-                    "retry: {retry}\nevent: ready\nid: {start}\ndata: {{\"epoch\":\"{}\",\"next\":{}}}\n\n",
+                    "retry: {}\nevent: ready\nid: {start}\ndata: {{\"epoch\":\"{}\",\"next\":{}}}\n\n",
+                    self.retry_ms,
                     batch.epoch,
                     start_of(batch)
                 )
@@ -186,10 +141,7 @@ impl Stream {
             b.put_slice(&e.json);
             b.put_slice(b"\n\n");
         }
-        self.cursor = batch.next_cursor();
-        account(self.app.metrics().transport(Transport::Sse), batch);
-        // Events are on their way: a heartbeat now would be wasted bytes.
-        self.heartbeat.reset();
+        self.feed.delivered(batch);
         b.freeze()
     }
 }

@@ -26,12 +26,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::{Reply, account, gap_fields, reset_fields, start_of};
+use super::feed::{Delivery, End, Feed};
+use super::{Reply, gap_fields, reset_fields, start_of};
 use crate::app::App;
 use crate::auth::Grant;
-use crate::demo;
 use crate::error::ApiError;
-use crate::log::{Batch, Cursor, Log, Subscription};
+use crate::log::Topic;
 use crate::metrics::{Outcome, Transport};
 use crate::params::Query;
 use crate::response::empty;
@@ -39,8 +39,6 @@ use crate::wire::ConnMeter;
 
 pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
-/// How long to wait before retrying the log after it failed.
-const LOG_RETRY: Duration = Duration::from_secs(1);
 /// How long a close handshake may take before the socket is just dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// tungstenite allocates (and zero-fills, on the first read) its read
@@ -57,25 +55,19 @@ const WRITE_BUFFER: usize = 16 << 10;
 /// runs the session on the upgraded socket in a task tracked for drain.
 pub(crate) async fn subscribe(
     app: &App,
-    topic: &str,
+    topic: Topic,
     query: &Query,
     req: &mut Request<Incoming>,
     meter: &Arc<ConnMeter>,
-    grant: Grant,
+    grant: &Grant,
 ) -> Result<Reply, ApiError> {
     let accept = accept_key(req.headers())?;
     let cursor = query.cursor()?;
-    let stalled = demo::stalled(app, Transport::Ws)?;
-    let sub = app.log().subscribe(topic).await?;
-    let cursor = Log::resolve(&cursor, &sub);
+    let feed = Feed::open(app, Transport::Ws, vec![(topic, cursor)], grant).await?;
     let on_upgrade = hyper::upgrade::on(req);
     let session = Session {
-        app: app.clone(),
-        topic: topic.to_owned(),
-        sub,
-        cursor,
-        stalled,
-        expires: grant.remaining().map(|d| Instant::now() + d),
+        feed,
+        settings: Settings::of(app.config()),
     };
     Ok(switch_protocols(
         app,
@@ -158,8 +150,13 @@ pub(crate) fn socket_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        // Back-pressure, not an unbounded buffer: beyond this, writes wait.
-        .max_write_buffer_size(WRITE_BUFFER + max_message.max(1 << 20))
+        // No cap below the largest frame: `feed` flushes the buffer whole
+        // before it queues a frame once it holds more than `WRITE_BUFFER`,
+        // so it never holds more than that plus one frame, and a frame is
+        // at most one event the log accepted (its size is the publisher's
+        // `--max-body`, on this node or, with Redis, another). A cap here
+        // made any event larger than the rest of the buffer undeliverable.
+        .max_write_buffer_size(usize::MAX)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
 }
@@ -191,221 +188,193 @@ pub(crate) async fn close(ws: &mut Socket, frame: Option<CloseFrame>) {
     let _ = tokio::time::timeout(CLOSE_GRACE, handshake).await;
 }
 
-/// The settings a session reads while it runs.
+/// The settings a session reads while it runs (a whole `Config` clone
+/// would sit in every idle session's state).
 #[derive(Clone, Copy)]
 struct Settings {
-    max_batch: usize,
-    ws_ping_interval: Duration,
-    ws_pong_timeout: Duration,
+    max_message: usize,
+    ping_interval: Duration,
+    pong_timeout: Duration,
 }
 
 impl Settings {
     fn of(c: &crate::config::Config) -> Self {
         Settings {
-            max_batch: c.max_batch,
-            ws_ping_interval: c.ws_ping_interval,
-            ws_pong_timeout: c.ws_pong_timeout,
+            max_message: c.ws_max_message,
+            ping_interval: c.ws_ping_interval,
+            pong_timeout: c.ws_pong_timeout,
         }
     }
 }
 
-/// One subscriber's WebSocket.
+/// One subscriber's WebSocket: a feed encoded as text frames, plus the
+/// keep-alive and whatever the peer sends.
 struct Session {
-    app: App,
-    topic: String,
-    sub: Subscription,
-    cursor: Cursor,
-    /// An injected demo fault: accept, then deliver nothing.
-    stalled: bool,
-    /// When the subscriber's token expires, the socket is closed.
-    expires: Option<Instant>,
+    feed: Feed,
+    settings: Settings,
+}
+
+/// Why a session stops, as the close frame to send (`None`: nobody to
+/// tell).
+type Stop = Option<CloseFrame>;
+
+impl Session {
+    async fn run(mut self, upgraded: Upgraded) {
+        let conf = socket_config(self.settings.max_message);
+        let io = TokioIo::new(upgraded);
+        let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(conf)).await;
+        let mut alive = Keepalive::new(self.settings);
+        let stop = loop {
+            let step = tokio::select! {
+                msg = ws.next() => {
+                    alive.heard();
+                    self.answer(&mut ws, msg).await
+                }
+                _ = alive.due() => match alive.expired() {
+                    true => {
+                        self.feed.limit_hit("pong_timeout");
+                        Err(Some(policy("no pong within the deadline")))
+                    }
+                    false => self.feed.write(ws.send(Message::Ping(Bytes::new()))).await.map_err(stop_for),
+                },
+                next = self.feed.next() => match next {
+                    Ok(d) => self.send(&mut ws, &d).await.map_err(stop_for),
+                    Err(end) => Err(stop_for(end)),
+                },
+            };
+            if let Err(stop) = step {
+                break stop;
+            }
+        };
+        close(&mut ws, stop).await;
+    }
+
+    /// Handles what the peer sent; `Err` ends the session.
+    async fn answer(
+        &self,
+        ws: &mut Socket,
+        msg: Option<Result<Message, WsError>>,
+    ) -> Result<(), Stop> {
+        match msg {
+            None => Err(None),
+            Some(Err(e)) => Err(close_for(&e)),
+            Some(Ok(Message::Close(_))) => {
+                // tungstenite queued the close reply; send it.
+                let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
+                Err(None)
+            }
+            Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                let reply = r#"{"type":"error","code":"unsupported","message":"this socket only delivers events; publish with POST /topics/{topic}/events"}"#;
+                self.feed
+                    .write(ws.send(Message::text(reply)))
+                    .await
+                    .map_err(stop_for)
+            }
+            // tungstenite queued the pong: a peer that pings but does not
+            // read is a stalled writer like any other.
+            Some(Ok(Message::Ping(_))) => self.feed.write(ws.flush()).await.map_err(stop_for),
+            Some(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// Writes a delivery (with the opening `ready` message the first time)
+    /// and accounts for it.
+    async fn send(&self, ws: &mut Socket, d: &Delivery) -> Result<(), End> {
+        let batch = &d.batch;
+        let start = start_of(batch);
+        let mut control = Vec::with_capacity(3);
+        if d.opening {
+            control.push(format!(
+                r#"{{"type":"ready","epoch":"{}","next":{start}}}"#,
+                batch.epoch
+            ));
+        }
+        if let Some(reason) = batch.reset {
+            control.push(format!(
+                r#"{{"type":"reset",{}}}"#,
+                reset_fields(reason, batch.epoch)
+            ));
+        }
+        if let Some(gap) = &batch.gap {
+            control.push(format!(r#"{{"type":"gap",{}}}"#, gap_fields(gap)));
+        }
+        let write = async {
+            for text in control {
+                ws.feed(Message::text(text)).await?;
+            }
+            for e in &batch.events {
+                ws.feed(Message::Text(e.json.utf8())).await?;
+            }
+            ws.flush().await
+        };
+        self.feed.write(write).await?;
+        self.feed.delivered(batch);
+        Ok(())
+    }
 }
 
 /// The keep-alive timer: after `ping_interval` of silence send a ping; if
 /// nothing arrives within `pong_timeout` after it, the peer is dead.
-enum Liveness {
-    Quiet,
-    AwaitingPong,
+struct Keepalive {
+    timer: Pin<Box<Sleep>>,
+    awaiting_pong: bool,
+    settings: Settings,
 }
 
-impl Session {
-    async fn run(mut self, upgraded: Upgraded) {
-        // Only the settings this loop reads: a whole `Config` clone would sit
-        // in every idle session's state (hundreds of bytes each).
-        let cfg = Settings::of(self.app.config());
-        let conf = socket_config(self.app.config().ws_max_message);
-        let mut ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(conf))
-                .await;
-        let mut liveness = Liveness::Quiet;
-        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(cfg.ws_ping_interval));
-        let mut opened = false;
-        if self.stalled {
-            // Read (and answer pings) but never send: a buffering proxy.
-            let close_frame = tokio::select! {
-                _ = self.app.shutdown().cancelled() => Some(going_away()),
-                _ = async { while let Some(Ok(_)) = ws.next().await {} } => None,
-            };
-            close(&mut ws, close_frame).await;
-            return;
+impl Keepalive {
+    fn new(settings: Settings) -> Self {
+        Keepalive {
+            timer: Box::pin(tokio::time::sleep(settings.ping_interval)),
+            awaiting_pong: false,
+            settings,
         }
-        let close_frame = loop {
-            match self
-                .app
-                .log()
-                .read(&self.topic, &self.cursor, cfg.max_batch)
-                .await
-            {
-                Ok(batch) => {
-                    let news =
-                        !batch.events.is_empty() || batch.gap.is_some() || batch.reset.is_some();
-                    if news || !opened {
-                        if let Err(failure) = self.send(&mut ws, &batch, !opened).await {
-                            break failure.close_frame(&self.app);
-                        }
-                        opened = true;
-                        if !batch.events.is_empty() {
-                            continue;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(topic = %self.topic, error = %e, "ws read failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(LOG_RETRY) => continue,
-                        _ = self.app.shutdown().cancelled() => break Some(going_away()),
-                    }
-                }
-            }
-            tokio::select! {
-                biased;
-                _ = self.app.shutdown().cancelled() => break Some(going_away()),
-                _ = super::sleep_until(self.expires) => break Some(CloseFrame {
-                    code: CloseCode::Policy,
-                    reason: "token expired".into(),
-                }),
-                _ = demo::broken(&self.app, Transport::Ws) => break Some(CloseFrame {
-                    code: CloseCode::Again,
-                    reason: "demo fault injected".into(),
-                }),
-                msg = ws.next() => {
-                    liveness = Liveness::Quiet;
-                    timer.as_mut().reset(Instant::now() + cfg.ws_ping_interval);
-                    match msg {
-                        None => break None,
-                        Some(Err(e)) => break close_for(&e),
-                        Some(Ok(Message::Close(_))) => {
-                            // tungstenite queued the close reply; send it.
-                            let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
-                            break None;
-                        }
-                        Some(Ok(Message::Text(_) | Message::Binary(_))) => {
-                            let reply = r#"{"type":"error","code":"unsupported","message":"this socket only delivers events; publish with POST /topics/{topic}/events"}"#;
-                            if let Err(failure) = self.write(&mut ws, vec![Message::text(reply)]).await {
-                                break failure.close_frame(&self.app);
-                            }
-                        }
-                        Some(Ok(_)) => {}
-                    }
-                }
-                _ = self.sub.wait_beyond(&self.cursor) => {}
-                _ = timer.as_mut() => match liveness {
-                    Liveness::Quiet => {
-                        liveness = Liveness::AwaitingPong;
-                        timer.as_mut().reset(Instant::now() + cfg.ws_pong_timeout);
-                        if let Err(failure) = self.write(&mut ws, vec![Message::Ping(Bytes::new())]).await {
-                            break failure.close_frame(&self.app);
-                        }
-                    }
-                    Liveness::AwaitingPong => {
-                        self.app.metrics().limit_hit("pong_timeout");
-                        break Some(CloseFrame {
-                            code: CloseCode::Policy,
-                            reason: "no pong within the deadline".into(),
-                        });
-                    }
-                },
-            }
-        };
-        close(&mut ws, close_frame).await;
     }
 
-    /// Writes a batch (with the opening `ready` message the first time) and
-    /// accounts for it.
-    async fn send(
-        &mut self,
-        ws: &mut Socket,
-        batch: &Batch,
-        opening: bool,
-    ) -> Result<(), WriteFailure> {
-        let start = start_of(batch);
-        let mut msgs = Vec::with_capacity(batch.events.len() + 2);
-        if opening {
-            msgs.push(Message::text(format!(
-                r#"{{"type":"ready","epoch":"{}","next":{start}}}"#,
-                batch.epoch
-            )));
-        }
-        if let Some(reason) = batch.reset {
-            msgs.push(Message::text(format!(
-                r#"{{"type":"reset",{}}}"#,
-                reset_fields(reason, batch.epoch)
-            )));
-        }
-        if let Some(gap) = &batch.gap {
-            msgs.push(Message::text(format!(
-                r#"{{"type":"gap",{}}}"#,
-                gap_fields(gap)
-            )));
-        }
-        for e in &batch.events {
-            msgs.push(Message::Text(e.json.utf8()));
-        }
-        self.write(ws, msgs).await?;
-        self.cursor = batch.next_cursor();
-        account(self.app.metrics().transport(Transport::Ws), batch);
-        Ok(())
+    /// The peer sent something: it is alive.
+    fn heard(&mut self) {
+        self.awaiting_pong = false;
+        let at = Instant::now() + self.settings.ping_interval;
+        self.timer.as_mut().reset(at);
     }
 
-    /// Feeds messages and flushes once, within the write timeout.
-    async fn write(&self, ws: &mut Socket, msgs: Vec<Message>) -> Result<(), WriteFailure> {
-        let write = async {
-            for m in msgs {
-                ws.feed(m).await?;
-            }
-            ws.flush().await
-        };
-        match tokio::time::timeout(self.app.config().write_timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(WriteFailure::Gone),
-            Err(_) => Err(WriteFailure::TimedOut),
+    async fn due(&mut self) {
+        self.timer.as_mut().await;
+    }
+
+    /// The timer fired: `true` if a ping went unanswered; otherwise a ping
+    /// is due now and the pong deadline starts.
+    fn expired(&mut self) -> bool {
+        if self.awaiting_pong {
+            return true;
         }
+        self.awaiting_pong = true;
+        let at = Instant::now() + self.settings.pong_timeout;
+        self.timer.as_mut().reset(at);
+        false
     }
 }
 
-/// Why a write did not complete.
-enum WriteFailure {
-    /// The socket failed: nobody to tell.
-    Gone,
-    /// The peer read nothing for `--write-timeout`.
-    TimedOut,
+/// The close for why a feed ended; counts the limits it names.
+fn stop_for(end: End) -> Stop {
+    match end {
+        End::Shutdown => Some(going_away()),
+        End::Expired => Some(policy("token expired")),
+        End::Fault => Some(CloseFrame {
+            code: CloseCode::Again,
+            reason: "demo fault injected".into(),
+        }),
+        // Queued behind what is pending: a peer that is merely slow will
+        // still see why, and the close grace period bounds the attempt.
+        End::WriteStalled => Some(policy("write timeout: the client is not reading")),
+        End::Gone => None,
+    }
 }
 
-impl WriteFailure {
-    /// The close to attempt: after a timeout a 1008 is queued behind what
-    /// is pending (a peer that is merely slow will still see why), and the
-    /// close handshake's grace period bounds the attempt.
-    fn close_frame(self, app: &App) -> Option<CloseFrame> {
-        match self {
-            WriteFailure::Gone => None,
-            WriteFailure::TimedOut => {
-                app.metrics().limit_hit("write_timeout");
-                Some(CloseFrame {
-                    code: CloseCode::Policy,
-                    reason: "write timeout: the client is not reading".into(),
-                })
-            }
-        }
+/// A 1008 (policy violation) close.
+fn policy(reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Policy,
+        reason: reason.into(),
     }
 }
 

@@ -1,0 +1,315 @@
+//! A subscriber, whatever transport carries it: a [`Feed`] of cursors into
+//! the log, and the reasons it ends.
+//!
+//! The log is the only buffer, so a subscriber is nothing but a cursor per
+//! topic it follows. A `Feed` owns those cursors and everything that moves
+//! them: reading the log, waiting on it for more, retrying it while it is
+//! down, taking turns between topics so that a busy one cannot starve the
+//! others, and ending — on shutdown, when the subscriber's token expires, or
+//! when the demo injects a fault. It checks those end conditions before
+//! every batch, so a subscriber that lags on a busy topic still hears about
+//! them as soon as its socket takes the next write.
+//!
+//! The transports only encode what a Feed yields: a [`Delivery`] is one
+//! topic's [`Batch`] (plus, the first time, the cue to announce the
+//! stream); poll and long poll turn it into a JSON body, SSE into a chunk,
+//! WebSocket into frames. A transport that cannot write tells the Feed why
+//! it stopped ([`End::WriteStalled`]), so the reasons are named in one place.
+//!
+//! Demo faults wrap the Feed, never the encoders: a refused transport fails
+//! [`Feed::open`] with a 503, a stalled one opens a Feed that never yields,
+//! and a fault injected while a stream is open ends it ([`End::Fault`]).
+
+use std::time::Duration;
+
+use futures_util::future::select_all;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::auth::Grant;
+use crate::demo::Fault;
+use crate::error::ApiError;
+use crate::log::{Batch, Cursor, Log, Subscription, Topic};
+use crate::metrics::{Transport, TransportMetrics};
+
+/// How long to wait before retrying the log after it failed (Redis down);
+/// streams stay open meanwhile.
+const LOG_RETRY: Duration = Duration::from_secs(1);
+
+/// One subscriber's cursors into the log.
+pub(crate) struct Feed {
+    app: App,
+    transport: Transport,
+    follows: Vec<Follow>,
+    /// The follow to read first next time: topics take turns.
+    turn: usize,
+    /// When the subscriber's token expires.
+    expires: Option<Instant>,
+    /// A demo fault holds this feed open but delivers nothing.
+    stalled: bool,
+}
+
+/// One topic a feed follows.
+struct Follow {
+    topic: Topic,
+    sub: Subscription,
+    cursor: Cursor,
+    /// Whether a delivery (at least the opening one) went out.
+    opened: bool,
+}
+
+/// What a feed yields: one topic's batch.
+pub(crate) struct Delivery {
+    /// Which of the feed's topics, by position in [`Feed::open`]'s list.
+    #[allow(dead_code)] // until the multiplexed encoders read it
+    pub index: usize,
+    /// The events and signals to write.
+    pub batch: Batch,
+    /// The first delivery for this topic: a stream announces itself
+    /// (`ready`) with it; it may hold no news.
+    pub opening: bool,
+}
+
+/// Why a feed ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The server is draining.
+    Shutdown,
+    /// The subscriber's token expired.
+    Expired,
+    /// A demo fault was injected on this transport.
+    Fault,
+    /// The subscriber read nothing for `--write-timeout`.
+    WriteStalled,
+    /// The socket failed or the peer went away: nobody to tell.
+    Gone,
+}
+
+impl Feed {
+    /// Follows `topics` from their cursors ("from now" resolves to each
+    /// topic's head as it is now, so nothing published later is missed).
+    /// Creates no topic.
+    ///
+    /// # Errors
+    /// The 503 of a demo fault that refuses `transport`; the log's error
+    /// when it cannot be reached.
+    pub async fn open(
+        app: &App,
+        transport: Transport,
+        topics: Vec<(Topic, Cursor)>,
+        grant: &Grant,
+    ) -> Result<Feed, ApiError> {
+        let stalled = demo_gate(app, transport)? == Fault::Stall;
+        let mut follows = Vec::with_capacity(topics.len());
+        for (topic, cursor) in topics {
+            let sub = app.log().subscribe(&topic).await?;
+            let cursor = Log::resolve(&cursor, &sub);
+            follows.push(Follow {
+                topic,
+                sub,
+                cursor,
+                opened: false,
+            });
+        }
+        Ok(Feed {
+            app: app.clone(),
+            transport,
+            follows,
+            turn: 0,
+            expires: grant.remaining().map(|d| Instant::now() + d),
+            stalled,
+        })
+    }
+
+    /// A short poll: what the log holds after `cursor` now, without
+    /// waiting or subscribing. A demo stall delays the answer by the
+    /// longest long-poll hold.
+    ///
+    /// # Errors
+    /// As [`Feed::open`].
+    pub async fn poll_once(app: &App, topic: &Topic, cursor: &Cursor) -> Result<Batch, ApiError> {
+        if demo_gate(app, Transport::Poll)? == Fault::Stall {
+            tokio::select! {
+                _ = tokio::time::sleep(app.config().longpoll_max) => {}
+                _ = app.shutdown().cancelled() => {}
+            }
+        }
+        Ok(app
+            .log()
+            .read(topic, cursor, app.config().max_batch)
+            .await?)
+    }
+
+    /// The next batch that holds news for one of the topics (or, once per
+    /// topic, the opening one), or why the feed ended. The cursor moves
+    /// past the batch as it is returned. Cancel-safe: a call dropped before
+    /// it returns moves nothing.
+    pub async fn next(&mut self) -> Result<Delivery, End> {
+        loop {
+            self.check_end()?;
+            let mut failed = false;
+            if !self.stalled {
+                let n = self.follows.len();
+                for k in 0..n {
+                    let index = (self.turn + k) % n;
+                    let f = &mut self.follows[index];
+                    match self
+                        .app
+                        .log()
+                        .read(&f.topic, &f.cursor, self.app.config().max_batch)
+                        .await
+                    {
+                        Ok(batch) if batch.has_news() || !f.opened => {
+                            let opening = !f.opened;
+                            f.opened = true;
+                            f.cursor = batch.next_cursor();
+                            self.turn = (index + 1) % n;
+                            return Ok(Delivery {
+                                index,
+                                batch,
+                                opening,
+                            });
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(topic = %f.topic, error = %e, "log read failed; retrying");
+                            failed = true;
+                        }
+                    }
+                }
+            }
+            // One timer for both: the token's expiry, and the retry of a
+            // log that failed (the loop head tells which fired).
+            let retry = failed.then(|| Instant::now() + LOG_RETRY);
+            let wake = match (retry, self.expires) {
+                (Some(r), Some(e)) => Some(r.min(e)),
+                (r, e) => r.or(e),
+            };
+            tokio::select! {
+                biased;
+                _ = self.app.shutdown().cancelled() => return Err(End::Shutdown),
+                _ = super::sleep_until(wake) => {}
+                _ = demo_broken(&self.app, self.transport), if !self.stalled => return Err(End::Fault),
+                _ = wait_any(&mut self.follows), if !self.stalled => {}
+            }
+        }
+    }
+
+    /// An answer without events at each topic's cursor, for a long poll
+    /// that held to its end: the log's current view (gap, reset), nothing
+    /// delivered.
+    ///
+    /// # Errors
+    /// The log's error when it cannot be reached.
+    pub async fn idle_batch(&self, index: usize) -> Result<Batch, ApiError> {
+        let f = &self.follows[index];
+        Ok(self.app.log().read(&f.topic, &f.cursor, 0).await?)
+    }
+
+    /// Counts a batch the transport handed to the socket: one delivery per
+    /// event with its latency, and the gap or reset the reader was told.
+    pub fn delivered(&self, batch: &Batch) {
+        account(self.metrics(), batch);
+    }
+
+    /// The transport's metric handles.
+    pub fn metrics(&self) -> &TransportMetrics {
+        self.app.metrics().transport(self.transport)
+    }
+
+    /// Runs a write for this subscriber within `--write-timeout`.
+    ///
+    /// # Errors
+    /// [`End::WriteStalled`] when the peer read nothing for that long,
+    /// [`End::Gone`] when the write failed.
+    pub async fn write<T, E>(
+        &self,
+        write: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, End> {
+        match tokio::time::timeout(self.app.config().write_timeout, write).await {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => {
+                self.app.metrics().limit_hit("write_timeout");
+                Err(End::WriteStalled)
+            }
+        }
+    }
+
+    /// Counts a limit this subscriber ran into.
+    pub fn limit_hit(&self, limit: &str) {
+        self.app.metrics().limit_hit(limit);
+    }
+
+    /// The end condition that holds now, if any.
+    fn check_end(&self) -> Result<(), End> {
+        if self.app.shutdown().is_cancelled() {
+            return Err(End::Shutdown);
+        }
+        if self.expires.is_some_and(|e| Instant::now() >= e) {
+            return Err(End::Expired);
+        }
+        if !self.stalled && demo_fault(&self.app, self.transport) != Fault::Ok {
+            return Err(End::Fault);
+        }
+        Ok(())
+    }
+}
+
+/// Counts a batch handed to a socket on the transport `tm` measures.
+pub(crate) fn account(tm: &TransportMetrics, batch: &Batch) {
+    for e in &batch.events {
+        tm.delivered(e.json.len(), e.time_us);
+    }
+    if batch.gap.is_some() {
+        tm.gaps.inc();
+    }
+    if batch.reset.is_some() {
+        tm.resets.inc();
+    }
+}
+
+/// Resolves once any followed topic holds something its cursor has not
+/// seen.
+async fn wait_any(follows: &mut [Follow]) {
+    match follows {
+        [] => std::future::pending().await,
+        [f] => f.sub.wait_beyond(&f.cursor).await,
+        many => {
+            let waits = many.iter_mut().map(|f| {
+                let cursor = f.cursor;
+                Box::pin(async move { f.sub.wait_beyond(&cursor).await })
+            });
+            select_all(waits).await;
+        }
+    }
+}
+
+/// The fault the demo injects on `t` now ([`Fault::Ok`] without `--demo`).
+fn demo_fault(app: &App, t: Transport) -> Fault {
+    app.demo().map_or(Fault::Ok, |d| d.fault(t))
+}
+
+/// Refuses `t` with a 503 when the demo says so; otherwise the fault that
+/// shapes the feed.
+fn demo_gate(app: &App, t: Transport) -> Result<Fault, ApiError> {
+    match demo_fault(app, t) {
+        Fault::Refuse => Err(ApiError::Unavailable(format!(
+            "{} refused by an injected demo fault (POST /demo/faults to clear)",
+            t.as_str()
+        ))),
+        fault => Ok(fault),
+    }
+}
+
+/// Resolves when a fault is injected on `t`; never without `--demo`. Open
+/// streams end on it so that their clients reconnect into the fault, as
+/// they would when a proxy on the path is reconfigured.
+async fn demo_broken(app: &App, t: Transport) {
+    match app.demo() {
+        // Boxed: only the demo pays for this future's size, not every
+        // subscriber's state.
+        Some(d) => Box::pin(d.broken(t)).await,
+        None => std::future::pending().await,
+    }
+}
