@@ -12,7 +12,8 @@
 //! - `router`: classifies requests by transport and dispatches them.
 //! - [`wire`]: the byte-counting IO wrapper and per-connection attribution.
 //! - [`metrics`]: the Prometheus families, one registry per server.
-//! - [`params`]: parsers for topic names, query strings and cursors.
+//! - [`params`]: parsers for topic names, query strings, cursors and CLI
+//!   durations.
 //! - [`error`]: the API error type and its status / JSON mapping.
 //! - [`config`]: every limit and interval, with defaults.
 //! - [`auth`]: publish token and subscriber JWTs.
