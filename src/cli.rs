@@ -38,6 +38,7 @@ pub enum Command {
     Tail(TailArgs),
     /// Compare the transports under one publish schedule (see
     /// docs/benchmarks.md).
+    #[cfg(feature = "bench")]
     Bench(Box<crate::bench::BenchArgs>),
 }
 
@@ -271,6 +272,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Tail(args) => tail(args).await,
+        #[cfg(feature = "bench")]
         Command::Bench(args) => crate::bench::cli(*args).await.map_err(|e| e.to_string()),
     }
 }

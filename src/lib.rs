@@ -21,8 +21,9 @@
 //! - [`ratelimit`]: per-client publish rate limiting.
 //! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
 //! - [`demo`]: the built-in demo publisher and embedded browser assets.
-//! - [`bench`]: `feedgate bench`, the side-by-side load generator and its
-//!   report, charts and idle-memory mode.
+//! - `bench`: `feedgate bench`, the side-by-side load generator and its
+//!   report, charts and idle-memory mode (cargo feature `bench`, on by
+//!   default).
 //! - [`cli`]: the command line.
 
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@
 
 pub mod app;
 pub mod auth;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod cli;
 pub mod client;
