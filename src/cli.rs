@@ -15,7 +15,7 @@ use crate::client::{self, Delivery, Endpoint, SubscribeOptions, Subscriber};
 use crate::config::{Config, LogBackend};
 use crate::log::{Cursor, Retention};
 use crate::metrics::Transport;
-use crate::params::cursor_text;
+use crate::params::{cursor_text, duration};
 
 /// feedgate — one live feed over short polling, long polling, SSE and
 /// WebSocket, with per-transport wire-byte and latency accounting.
@@ -38,6 +38,7 @@ pub enum Command {
     Tail(TailArgs),
     /// Compare the transports under one publish schedule (see
     /// docs/benchmarks.md).
+    #[cfg(feature = "bench")]
     Bench(Box<crate::bench::BenchArgs>),
 }
 
@@ -180,31 +181,6 @@ pub struct TailArgs {
     pub url: String,
 }
 
-/// Parses `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
-///
-/// # Errors
-/// A message for clap when the text is none of those.
-pub fn duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
-        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 250ms, 30s, 5m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{text:?}: unit must be ms, s, m or h")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is too long a duration"))
-}
-
 impl ServeArgs {
     /// The server configuration these flags describe.
     ///
@@ -296,6 +272,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Tail(args) => tail(args).await,
+        #[cfg(feature = "bench")]
         Command::Bench(args) => crate::bench::cli(*args).await.map_err(|e| e.to_string()),
     }
 }
@@ -388,20 +365,6 @@ async fn tail(args: TailArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(duration("x").is_err());
-        assert!(duration("5d").is_err());
-        assert!(duration("-1s").is_err());
-        // Too large for a Duration: an error, not a panic.
-        assert!(duration("1e30").is_err());
-        assert!(duration("1e300h").is_err());
-    }
 
     #[test]
     fn serve_flags_build_a_config() {

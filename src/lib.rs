@@ -12,7 +12,8 @@
 //! - `router`: classifies requests by transport and dispatches them.
 //! - [`wire`]: the byte-counting IO wrapper and per-connection attribution.
 //! - [`metrics`]: the Prometheus families, one registry per server.
-//! - [`params`]: parsers for topic names, query strings and cursors.
+//! - [`params`]: parsers for topic names, query strings, cursors and CLI
+//!   durations.
 //! - [`error`]: the API error type and its status / JSON mapping.
 //! - [`config`]: every limit and interval, with defaults.
 //! - [`auth`]: publish token and subscriber JWTs.
@@ -21,8 +22,9 @@
 //! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
 //! - [`demo`]: the built-in demo publisher and its injectable faults.
 //! - [`assets`]: the demo page and browser client embedded in the binary.
-//! - [`bench`]: `feedgate bench`, the side-by-side load generator and its
-//!   report, charts and idle-memory mode.
+//! - `bench`: `feedgate bench`, the side-by-side load generator and its
+//!   report, charts and idle-memory mode (cargo feature `bench`, on by
+//!   default).
 //! - [`cli`]: the command line.
 
 #![warn(missing_docs)]
@@ -31,6 +33,7 @@
 pub mod app;
 pub mod assets;
 pub mod auth;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod cli;
 pub mod client;

@@ -1,5 +1,7 @@
 //! Parsers for everything a client puts in a URL or header: topic names,
-//! query strings, cursors (`after`, `epoch`, `Last-Event-ID`, `If-None-Match`).
+//! query strings, cursors (`after`, `epoch`, `Last-Event-ID`, `If-None-Match`);
+//! and the durations of the command line's flags (`30s`, `250ms`), shared by
+//! `feedgate serve`, `tail` and `bench`.
 //!
 //! They are pure functions over untrusted text, kept together so they can be
 //! fuzzed (see `fuzz/`) and so every transport reads cursors the same way.
@@ -174,9 +176,48 @@ pub fn if_none_match(
     })
 }
 
+/// Parses `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+///
+/// # Errors
+/// A message for clap when the text is none of those.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 250ms, 30s, 5m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{text:?}: unit must be ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is too long a duration"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(duration("x").is_err());
+        assert!(duration("5d").is_err());
+        assert!(duration("-1s").is_err());
+        // Too large for a Duration: an error, not a panic.
+        assert!(duration("1e30").is_err());
+        assert!(duration("1e300h").is_err());
+    }
 
     #[test]
     fn topic_names() {

@@ -57,16 +57,6 @@ impl<T, M: Meter> CountingIo<T, M> {
     pub fn new(inner: T, meter: M) -> Self {
         CountingIo { inner, meter }
     }
-
-    /// The meter this stream reports to.
-    pub fn meter(&self) -> &M {
-        &self.meter
-    }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
 }
 
 impl<T: AsyncRead, M: Meter> AsyncRead for CountingIo<T, M> {
@@ -257,11 +247,6 @@ impl ConnMeter {
                 s.reading = None;
             }
         });
-    }
-
-    /// How long writes have been blocked by a peer that reads nothing.
-    pub fn write_blocked_for(&self) -> Duration {
-        self.with(|s| s.blocked_since.map_or(Duration::ZERO, |t| t.elapsed()))
     }
 
     /// Resolves once writes have been blocked for `limit` without a byte

@@ -3,6 +3,8 @@
 //! byte counts equal the server's, and the JSON report round-trips through
 //! its documented schema. No timing is asserted.
 
+#![cfg(feature = "bench")]
+
 use std::time::Duration;
 
 use feedgate::bench::{self, Plan, Report};

@@ -894,6 +894,7 @@ async fn a_bad_redis_url_is_refused_at_start() {
     assert!(err.to_string().contains("Redis URL"), "{err}");
 }
 
+#[cfg(feature = "bench")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bench_measures_two_redis_nodes_without_loss() {
     let redis = redis_or_skip!(false);

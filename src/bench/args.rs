@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::BenchError;
-use crate::cli::duration;
 use crate::metrics::Transport;
+use crate::params::duration;
 
 /// `feedgate bench`: drive one publish schedule to clients of every
 /// transport at once and print what each transport cost.
