@@ -80,10 +80,12 @@ async fn a_lagging_websocket_hears_the_drain_before_its_backlog() {
 
 #[tokio::test]
 async fn a_large_event_after_others_reaches_websocket_subscribers() {
-    // The default --max-body (1 MiB): an event that size, after one of 16 KB.
+    // The default --max-body (1 MiB): an event that size, after one just
+    // small enough to sit in the 16 KiB write buffer unflushed (with the
+    // `ready` message): the two together overflowed tungstenite's old cap.
     let s = start(Config::default()).await;
     let max = Config::default().max_body;
-    publish(&s, "big", &format!("\"{}\"", "a".repeat(16 << 10))).await;
+    publish(&s, "big", &format!("\"{}\"", "a".repeat(16_240))).await;
     publish(&s, "big", &format!("\"{}\"", "b".repeat(max - 2))).await;
     let url = format!("ws://{}/topics/big/ws?after=0", s.addr());
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -97,6 +99,6 @@ async fn a_large_event_after_others_reaches_websocket_subscribers() {
             other => panic!("expected ready and both events, got {other:?}"),
         }
     }
-    assert!(sizes[1] > 16 << 10, "{sizes:?}");
+    assert!(sizes[1] > 16_240, "{sizes:?}");
     assert!(sizes[2] > max, "the 1 MiB event arrived whole: {sizes:?}");
 }
