@@ -30,28 +30,30 @@
 #![warn(missing_docs)]
 #![warn(clippy::await_holding_lock)]
 
-pub mod app;
-pub mod assets;
+mod app;
+mod assets;
 pub mod auth;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod cli;
 pub mod client;
-pub mod config;
+mod config;
 pub mod demo;
-pub mod error;
+mod error;
 pub mod log;
 pub mod metrics;
 pub mod origin;
 pub mod params;
-pub mod ratelimit;
+mod ratelimit;
 pub(crate) mod response;
 pub(crate) mod router;
-pub mod server;
+mod server;
 pub(crate) mod transport;
 pub mod wire;
 
+pub use app::App;
 pub use config::{Config, LogBackend};
+pub use error::ApiError;
 pub use server::{RunningServer, run};
 pub use transport::publish::validate as validate_json;
 pub use transport::ws::accept_key as websocket_accept_key;

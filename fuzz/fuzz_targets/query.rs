@@ -1,6 +1,6 @@
 //! Query strings: `Query::parse`, then the cursor and the long-poll timeout
 //! every transport derives from it; and the same text as a `serve` duration
-//! flag (`cli::duration`, e.g. `--longpoll-max 60s`).
+//! flag (`params::duration`, e.g. `--longpoll-max 60s`).
 //!
 //! Properties: no panic; the timeout never exceeds its cap, whatever the
 //! cap; a cursor that parses agrees with `after` parsed on its own.
@@ -31,5 +31,5 @@ fuzz_target!(|data: &[u8]| {
             assert!(t <= max, "{t:?} > {max:?} for {raw:?}");
         }
     }
-    let _ = feedgate::cli::duration(raw);
+    let _ = feedgate::params::duration(raw);
 });
