@@ -331,3 +331,110 @@ async fn publish_rate_is_limited_per_client_with_retry_after() {
         1.0
     );
 }
+
+fn signed(secret: &[u8], claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Issue 16.4: `exp` ≥ 2^63 overflowed `UNIX_EPOCH + exp` and panicked the
+/// request (the client saw the connection close). It is clamped now: the
+/// token is good, the request served.
+#[tokio::test]
+async fn a_token_with_a_huge_exp_is_served_not_a_panic() {
+    let s = start(Config {
+        jwt: Some(JwtKey::Secret(b"k".to_vec())),
+        ..Config::default()
+    })
+    .await;
+    publish(&s, "t", "1").await;
+    for exp in [1u64 << 63, u64::MAX] {
+        let token = signed(b"k", serde_json::json!({"exp": exp, "topics": ["t"]}));
+        let res = http(
+            s.addr(),
+            "GET",
+            &format!("/topics/t/poll?after=0&token={token}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(res.status, 200, "exp = {exp}");
+        let head = raw_head(
+            s.addr(),
+            &format!("GET /topics/t/sse?after=0&token={token} HTTP/1.1\r\nhost: x\r\n\r\n"),
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+            "ws://{}/topics/t/ws?after=0&token={token}",
+            s.addr()
+        ))
+        .await
+        .unwrap();
+        assert!(matches!(ws.next().await, Some(Ok(Message::Text(_)))));
+    }
+}
+
+/// Issue 16.5 (`nbf` in the future beyond the 5 s leeway) and 16.11 (an
+/// `exp` inside the leeway, which was accepted and then ended the stream at
+/// once, a reconnect loop): both are refused at the door with 403.
+#[tokio::test]
+async fn tokens_not_yet_valid_or_already_expired_are_refused_403() {
+    let s = start(Config {
+        jwt: Some(JwtKey::Secret(b"k".to_vec())),
+        ..Config::default()
+    })
+    .await;
+    let immature = signed(
+        b"k",
+        serde_json::json!({"exp": now_s() + 600, "nbf": now_s() + 60, "topics": ["t"]}),
+    );
+    let in_leeway = signed(
+        b"k",
+        serde_json::json!({"exp": now_s() - 2, "topics": ["t"]}),
+    );
+    for (token, why) in [(&immature, "not valid yet"), (&in_leeway, "expired")] {
+        for path in ["poll", "sse"] {
+            let res = http(
+                s.addr(),
+                "GET",
+                &format!("/topics/t/{path}?token={token}"),
+                &[],
+                b"",
+            )
+            .await;
+            assert_eq!(
+                (res.status, code(&res).as_str()),
+                (403, "forbidden"),
+                "{why} on {path}"
+            );
+            let message = res.json()["error"]["message"].as_str().unwrap().to_owned();
+            assert!(message.contains(why), "{message}");
+        }
+    }
+    // Within the leeway, a token about to become valid is accepted.
+    let nearly = signed(
+        b"k",
+        serde_json::json!({"exp": now_s() + 600, "nbf": now_s() + 2, "topics": ["t"]}),
+    );
+    let res = http(
+        s.addr(),
+        "GET",
+        &format!("/topics/t/poll?token={nearly}"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 200);
+}
