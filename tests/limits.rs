@@ -237,6 +237,8 @@ async fn an_over_limit_chunked_body_is_not_read_on_when_max_body_exceeds_the_dra
     const EXTRA: usize = 40 << 20;
     let s = start(Config {
         max_body: MAX,
+        // A WebSocket must be able to carry what may be published.
+        ws_max_message: MAX,
         ..Config::default()
     })
     .await;
