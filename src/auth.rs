@@ -5,9 +5,13 @@
 //!   compared in constant time.
 //! - Subscribing, when `--jwt-secret` (HS256) or `--jwt-public-key` (RS256 or
 //!   ES256, PEM) is set, needs a JWT whose `topics` claim matches the topic
-//!   and whose `exp` has not passed, sent as `Authorization: Bearer` or, for
-//!   clients that cannot set headers (EventSource, browser WebSocket), as
-//!   `?token=`. Streams end when their token expires.
+//!   and whose `exp` has not passed (and `nbf`, if present, has), sent as
+//!   `Authorization: Bearer` or, for clients that cannot set headers
+//!   (EventSource, browser WebSocket), as `?token=`. Streams end when their
+//!   token expires.
+//!
+//! Token times are untrusted input: an `exp` or `nbf` of any `u64` must give
+//! an answer, never an arithmetic overflow.
 //!
 //! Tokens are never logged and never reach a metric label.
 
@@ -45,7 +49,19 @@ pub struct Auth {
     jwt: Option<(DecodingKey, Validation)>,
 }
 
-/// The claims feedgate reads from a subscriber token.
+/// Clock skew tolerated on `nbf`: a token that becomes valid within this
+/// many seconds is accepted now.
+const LEEWAY_S: u64 = 5;
+
+/// Longest a grant is honoured from now. A token that claims to be valid for
+/// longer (up to `exp = u64::MAX`) is held to this: its stream ends with
+/// "token expired" after it and the client reconnects. It keeps every
+/// deadline derived from a token (`SystemTime`, `Instant`, tokio timers) far
+/// from overflow.
+pub const MAX_GRANT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The claims feedgate reads from a subscriber token (`nbf` is checked by
+/// `jsonwebtoken`).
 #[derive(Debug, Deserialize)]
 struct Claims {
     /// Expiry, seconds since the Unix epoch (required).
@@ -153,16 +169,36 @@ impl Auth {
             )));
         }
         Ok(Grant {
-            expires: Some(UNIX_EPOCH + Duration::from_secs(claims.exp)),
+            expires: Some(expiry(claims.exp, SystemTime::now())?),
         })
     }
+}
+
+/// When a token with this `exp` stops granting, seen at `now`.
+///
+/// `jsonwebtoken` accepts an `exp` up to the leeway in the past (the
+/// leeway is there for `nbf`'s clock skew); such a token would open a
+/// stream only to end it at once, and the client would loop on
+/// reconnecting, so it is refused here. A far-future `exp` is clamped to
+/// [`MAX_GRANT`].
+fn expiry(exp: u64, now: SystemTime) -> Result<SystemTime, ApiError> {
+    let latest = now + MAX_GRANT;
+    let at = UNIX_EPOCH
+        .checked_add(Duration::from_secs(exp))
+        .map_or(latest, |t| t.min(latest));
+    if at <= now {
+        return Err(ApiError::Forbidden("the token was refused: expired".into()));
+    }
+    Ok(at)
 }
 
 fn validation(alg: Algorithm) -> Validation {
     let mut v = Validation::new(alg);
     v.required_spec_claims = ["exp".to_owned()].into();
     v.validate_aud = false;
-    v.leeway = 5;
+    // RFC 7519 §4.1.5: a token is not accepted before its `nbf`.
+    v.validate_nbf = true;
+    v.leeway = LEEWAY_S;
     v
 }
 
@@ -174,7 +210,8 @@ fn describe(e: &jsonwebtoken::errors::Error) -> &'static str {
         InvalidSignature => "bad signature",
         InvalidAlgorithm | InvalidAlgorithmName => "wrong algorithm",
         MissingRequiredClaim(_) => "missing exp claim",
-        ImmatureSignature => "not valid yet",
+        InvalidClaimFormat(_) => "exp or nbf is not a number of seconds",
+        ImmatureSignature => "not valid yet (nbf is in the future)",
         _ => "malformed",
     }
 }
@@ -278,6 +315,65 @@ mod tests {
         assert!(matches!(
             a.check_subscribe(&HeaderMap::new(), None, "x"),
             Err(ApiError::Unauthorized(_))
+        ));
+    }
+
+    fn signed(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"k")).unwrap()
+    }
+
+    fn now_s() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn huge_expiry_is_clamped_not_a_panic() {
+        let a = Auth::new(None, Some(JwtKey::Secret(b"k".to_vec()))).unwrap();
+        for exp in [1u64 << 63, u64::MAX, (1 << 63) - 1 - now_s()] {
+            let t = signed(serde_json::json!({"exp": exp, "topics": ["*"]}));
+            let grant = a.check_subscribe(&HeaderMap::new(), Some(&t), "x").unwrap();
+            let left = grant.remaining().unwrap();
+            assert!(left <= MAX_GRANT && left > MAX_GRANT - Duration::from_secs(60));
+        }
+    }
+
+    #[test]
+    fn tokens_inside_the_expiry_leeway_are_refused() {
+        let a = Auth::new(None, Some(JwtKey::Secret(b"k".to_vec()))).unwrap();
+        for exp in [now_s() - 2, now_s()] {
+            let t = signed(serde_json::json!({"exp": exp, "topics": ["*"]}));
+            assert!(matches!(
+                a.check_subscribe(&HeaderMap::new(), Some(&t), "x"),
+                Err(ApiError::Forbidden(m)) if m.contains("expired")
+            ));
+        }
+        assert!(expiry(0, SystemTime::now()).is_err());
+    }
+
+    #[test]
+    fn not_before_is_checked_with_leeway() {
+        let a = Auth::new(None, Some(JwtKey::Secret(b"k".to_vec()))).unwrap();
+        let exp = now_s() + 600;
+        for (nbf, ok) in [
+            (now_s() - 60, true),
+            (now_s() + 2, true),
+            (now_s() + 60, false),
+            (u64::MAX, false),
+        ] {
+            let t = signed(serde_json::json!({"exp": exp, "nbf": nbf, "topics": ["*"]}));
+            let r = a.check_subscribe(&HeaderMap::new(), Some(&t), "x");
+            assert_eq!(r.is_ok(), ok, "nbf = now + {}", nbf.wrapping_sub(now_s()));
+            if !ok {
+                assert!(matches!(r, Err(ApiError::Forbidden(m)) if m.contains("not valid yet")));
+            }
+        }
+        let t = signed(serde_json::json!({"exp": exp, "nbf": "soon", "topics": ["*"]}));
+        assert!(matches!(
+            a.check_subscribe(&HeaderMap::new(), Some(&t), "x"),
+            Err(ApiError::Forbidden(_))
         ));
     }
 }

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -42,7 +43,57 @@ pub enum Command {
     Bench(Box<crate::bench::BenchArgs>),
 }
 
-/// `feedgate serve`.
+/// Where every `serve` default comes from: [`Config::default`], written
+/// once. Numbers go to clap with `default_value_t`; durations and the log
+/// backend, which clap takes as text, through [`DEFAULT_TEXT`].
+static DEFAULT: LazyLock<Config> = LazyLock::new(Config::default);
+
+/// The [`DEFAULT`] values that clap takes as text.
+struct DefaultText {
+    log: String,
+    longpoll_default: String,
+    longpoll_max: String,
+    sse_heartbeat: String,
+    sse_retry: String,
+    ws_ping_interval: String,
+    ws_pong_timeout: String,
+    write_timeout: String,
+    header_read_timeout: String,
+    body_read_timeout: String,
+    drain_timeout: String,
+}
+
+static DEFAULT_TEXT: LazyLock<DefaultText> = LazyLock::new(|| {
+    let c = &*DEFAULT;
+    DefaultText {
+        log: match &c.log {
+            LogBackend::Memory => "memory".to_owned(),
+            LogBackend::Redis(url) => url.clone(),
+        },
+        longpoll_default: duration_text(c.longpoll_default),
+        longpoll_max: duration_text(c.longpoll_max),
+        sse_heartbeat: duration_text(c.sse_heartbeat),
+        sse_retry: duration_text(c.sse_retry),
+        ws_ping_interval: duration_text(c.ws_ping_interval),
+        ws_pong_timeout: duration_text(c.ws_pong_timeout),
+        write_timeout: duration_text(c.write_timeout),
+        header_read_timeout: duration_text(c.header_read_timeout),
+        body_read_timeout: duration_text(c.body_read_timeout),
+        drain_timeout: duration_text(c.drain_timeout),
+    }
+});
+
+/// A duration as [`duration`] reads it back: whole seconds as `30s`,
+/// anything finer in milliseconds.
+fn duration_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// `feedgate serve`. Defaults are [`Config::default`]'s.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -52,61 +103,61 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
     /// Demo events per second.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = DEFAULT.demo_rate)]
     pub demo_rate: f64,
     /// Change-log backend: `memory`, or `redis://host:port/db`.
-    #[arg(long, default_value = "memory")]
+    #[arg(long, default_value = DEFAULT_TEXT.log.as_str())]
     pub log: String,
     /// Events retained per topic.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = DEFAULT.retention.max_events)]
     pub retention_events: usize,
     /// Drop events older than this (e.g. `10m`); unset keeps by count only.
     #[arg(long, value_parser = duration)]
     pub retention_age: Option<Duration>,
     /// Most topics; one more is refused with 503.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = DEFAULT.max_topics)]
     pub max_topics: usize,
     /// Most open connections; one more is answered 503 and closed.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = DEFAULT.max_connections)]
     pub max_connections: usize,
     /// Largest publish body in bytes; larger is refused with 413.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = DEFAULT.max_body)]
     pub max_body: usize,
     /// Most events per poll response or SSE write.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = DEFAULT.max_batch)]
     pub max_batch: usize,
     /// Long-poll hold when the client sends no `timeout`.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.longpoll_default.as_str(), value_parser = duration)]
     pub longpoll_default: Duration,
     /// Longest long-poll hold, whatever the client asks.
-    #[arg(long, default_value = "60s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.longpoll_max.as_str(), value_parser = duration)]
     pub longpoll_max: Duration,
     /// Interval of SSE comment heartbeats.
-    #[arg(long, default_value = "15s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.sse_heartbeat.as_str(), value_parser = duration)]
     pub sse_heartbeat: Duration,
     /// `retry:` reconnect delay told to SSE clients.
-    #[arg(long, default_value = "2s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.sse_retry.as_str(), value_parser = duration)]
     pub sse_retry: Duration,
     /// Interval of WebSocket pings.
-    #[arg(long, default_value = "20s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.ws_ping_interval.as_str(), value_parser = duration)]
     pub ws_ping_interval: Duration,
     /// Close a WebSocket peer silent this long after a ping.
-    #[arg(long, default_value = "20s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.ws_pong_timeout.as_str(), value_parser = duration)]
     pub ws_pong_timeout: Duration,
     /// Largest WebSocket message accepted, bytes; larger closes with 1009.
-    #[arg(long, default_value_t = 64 << 10)]
+    #[arg(long, default_value_t = DEFAULT.ws_max_message)]
     pub ws_max_message: usize,
     /// Close a subscriber whose socket accepts nothing for this long.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.write_timeout.as_str(), value_parser = duration)]
     pub write_timeout: Duration,
     /// Time allowed to send a request head (slowloris defence).
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.header_read_timeout.as_str(), value_parser = duration)]
     pub header_read_timeout: Duration,
     /// Time allowed to send a publish body; slower uploads get 408.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.body_read_timeout.as_str(), value_parser = duration)]
     pub body_read_timeout: Duration,
     /// Time allowed for connections to finish at shutdown.
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = DEFAULT_TEXT.drain_timeout.as_str(), value_parser = duration)]
     pub drain_timeout: Duration,
     /// Require `Authorization: Bearer <token>` to publish. Prefer the env
     /// var or --publish-token-file: command lines are visible to other users.
@@ -126,12 +177,17 @@ pub struct ServeArgs {
     /// allows any). Applies to WebSocket upgrades, publishes and CORS.
     #[arg(long = "allowed-origin")]
     pub allowed_origins: Vec<String>,
+    /// Serve only requests whose `Host` is this `HOST` or `HOST:PORT`
+    /// (repeatable); others get 403. The defence against DNS rebinding:
+    /// list the names clients use. Unset: any `Host`.
+    #[arg(long = "allowed-host", value_name = "HOST[:PORT]")]
+    pub allowed_hosts: Vec<String>,
     /// Publishes per second allowed per client IP (0 = unlimited); beyond,
     /// 429 with Retry-After.
-    #[arg(long, default_value_t = 10_000.0)]
+    #[arg(long, default_value_t = DEFAULT.publish_rate)]
     pub publish_rate: f64,
     /// Publishes a client may burst above --publish-rate.
-    #[arg(long, default_value_t = 10_000.0)]
+    #[arg(long, default_value_t = DEFAULT.publish_burst)]
     pub publish_burst: f64,
     /// A reverse proxy (IP address) whose X-Forwarded-For header names the
     /// real client for --publish-rate (repeatable).
@@ -142,7 +198,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub echo: bool,
     /// Largest message the echo endpoint accepts, bytes; larger closes 1009.
-    #[arg(long, default_value_t = 16 << 20)]
+    #[arg(long, default_value_t = DEFAULT.echo_max_message)]
     pub echo_max_message: usize,
 }
 
@@ -182,21 +238,17 @@ pub struct TailArgs {
 }
 
 impl ServeArgs {
-    /// The server configuration these flags describe.
+    /// The server configuration these flags describe, validated.
     ///
     /// # Errors
-    /// When `--log` is neither `memory` nor a `redis://` URL.
+    /// When `--log` is neither `memory` nor a `redis://` URL, a token or key
+    /// cannot be read, or [`Config::validate`] refuses a value.
     pub fn config(&self) -> Result<Config, String> {
         let log = match self.log.as_str() {
             "memory" => LogBackend::Memory,
             url if url.starts_with("redis://") => LogBackend::Redis(url.to_owned()),
             other => return Err(format!("--log {other:?}: expected memory or redis://…")),
         };
-        if self.max_connections == 0 || self.max_topics == 0 || self.retention_events == 0 {
-            return Err(
-                "--max-connections, --max-topics and --retention-events must be > 0".into(),
-            );
-        }
         let read =
             |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
         let publish_token = match (&self.publish_token, &self.publish_token_file) {
@@ -218,13 +270,11 @@ impl ServeArgs {
             (None, Some(path)) => Some(JwtKey::PublicPem(read(path)?)),
             (None, None) => None,
         };
-        if !(self.publish_rate >= 0.0 && self.publish_rate.is_finite()) {
-            return Err("--publish-rate must be a number >= 0".into());
-        }
-        Ok(Config {
+        let config = Config {
             publish_token,
             jwt,
             allowed_origins: self.allowed_origins.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
             publish_rate: self.publish_rate,
             publish_burst: self.publish_burst,
             trusted_proxies: self.trusted_proxies.clone(),
@@ -236,12 +286,12 @@ impl ServeArgs {
             max_topics: self.max_topics,
             max_connections: self.max_connections,
             max_body: self.max_body,
-            max_batch: self.max_batch.max(1),
+            max_batch: self.max_batch,
             longpoll_default: self.longpoll_default,
             longpoll_max: self.longpoll_max,
-            sse_heartbeat: self.sse_heartbeat.max(Duration::from_millis(10)),
+            sse_heartbeat: self.sse_heartbeat,
             sse_retry: self.sse_retry,
-            ws_ping_interval: self.ws_ping_interval.max(Duration::from_millis(10)),
+            ws_ping_interval: self.ws_ping_interval,
             ws_pong_timeout: self.ws_pong_timeout,
             ws_max_message: self.ws_max_message,
             write_timeout: self.write_timeout,
@@ -252,7 +302,9 @@ impl ServeArgs {
             demo_rate: self.demo_rate,
             echo: self.echo,
             echo_max_message: self.echo_max_message,
-        })
+        };
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
     }
 }
 
@@ -377,5 +429,54 @@ mod tests {
         assert_eq!(c.longpoll_max, Duration::from_secs(5));
         assert_eq!(c.log, LogBackend::Memory);
         assert!(!c.echo, "the echo endpoint is off unless asked for");
+    }
+
+    fn serve_config(flags: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(["feedgate", "serve"].iter().chain(flags))
+            .map_err(|e| e.to_string())?;
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        args.config()
+    }
+
+    #[test]
+    fn flag_defaults_are_the_config_defaults() {
+        let c = serve_config(&[]).unwrap();
+        let d = Config::default();
+        // Config has no PartialEq (it holds keys); Debug shows every field.
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+        for d in [
+            Duration::from_millis(250),
+            Duration::from_secs(30),
+            Duration::ZERO,
+        ] {
+            assert_eq!(duration(&duration_text(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn out_of_range_flags_are_refused_not_panics() {
+        for flags in [
+            &["--header-read-timeout", "10000000000000000000s"][..],
+            &["--ws-ping-interval", "10000000000000000000s"],
+            &["--sse-heartbeat", "0s"],
+            &["--publish-rate", "1e-30"],
+            &["--publish-rate", "NaN"],
+            &["--demo-rate", "NaN"],
+            &["--max-batch", "0"],
+            &["--allowed-host", "http://x/"],
+        ] {
+            let e = serve_config(flags).expect_err(flags[0]);
+            assert!(e.contains(flags[0]), "{flags:?}: {e}");
+        }
+        let c = serve_config(&[
+            "--allowed-host",
+            "feeds.example",
+            "--allowed-host",
+            "[::1]:8080",
+        ])
+        .unwrap();
+        assert_eq!(c.allowed_hosts, ["feeds.example", "[::1]:8080"]);
     }
 }

@@ -1,12 +1,18 @@
 //! Server configuration: every limit and interval, with its default.
 //!
-//! The CLI (`feedgate serve --help`) maps one flag to each field; tests and
-//! the bench build a [`Config`] directly.
+//! The CLI (`feedgate serve --help`) maps one flag to each field and takes
+//! its defaults from [`Config::default`], the one place they are written;
+//! tests and the bench build a [`Config`] directly. Either way
+//! [`Config::validate`] (called by `server::run` before anything starts)
+//! turns a value the server cannot work with into a [`ConfigError`] instead
+//! of a panic later, in the middle of serving.
 
 use std::time::Duration;
 
 use crate::auth::JwtKey;
+use crate::demo;
 use crate::log::Retention;
+use crate::origin::Hosts;
 
 /// Which change-log backend to run.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -61,6 +67,9 @@ pub struct Config {
     pub jwt: Option<JwtKey>,
     /// Origins allowed besides the server's own (`*` for any).
     pub allowed_origins: Vec<String>,
+    /// `Host` values served (`HOST` or `HOST:PORT`); any other is refused
+    /// 403 (DNS-rebinding defence). Empty: any `Host`.
+    pub allowed_hosts: Vec<String>,
     /// Publishes per second per client IP; 0 turns the limit off.
     pub publish_rate: f64,
     /// Publishes a client may burst above the rate.
@@ -102,6 +111,7 @@ impl Default for Config {
             publish_token: None,
             jwt: None,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             publish_rate: 10_000.0,
             publish_burst: 10_000.0,
             trusted_proxies: Vec::new(),
@@ -110,5 +120,471 @@ impl Default for Config {
             echo: false,
             echo_max_message: 16 << 20,
         }
+    }
+}
+
+/// Shortest interval or timeout accepted where zero would spin or fire at
+/// once (heartbeats, pings, read and write timeouts).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest duration accepted for any setting. Timers and deadlines are
+/// computed as `now + setting`; far beyond this they overflow and panic.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Largest message size (`ws_max_message`, `echo_max_message`) and body
+/// size accepted.
+pub const MAX_MESSAGE: usize = 1 << 30;
+/// Smallest `ws_max_message`: a subscribe message with a 128-character
+/// topic and its cursor must fit.
+pub const MIN_WS_MESSAGE: usize = 1 << 10;
+/// Slowest `publish_rate` other than 0 (off): one publish per 1000 s.
+pub const MIN_PUBLISH_RATE: f64 = 0.001;
+/// Largest `publish_rate` and `publish_burst`.
+pub const MAX_PUBLISH_RATE: f64 = 1e9;
+/// A WebSocket writes an event of up to this many bytes whatever
+/// `ws_max_message` is (its write buffer holds one such message).
+const WS_WRITE_FLOOR: usize = 1 << 20;
+
+/// A [`Config`] value the server cannot run with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// A count that must be at least 1.
+    #[error("{field} must be at least 1")]
+    Zero {
+        /// The flag.
+        field: &'static str,
+    },
+    /// A count above what the server can hold.
+    #[error("{field} = {value} is more than the most allowed, {max}")]
+    TooLarge {
+        /// The flag.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The largest accepted.
+        max: usize,
+    },
+    /// A duration outside what the server can time.
+    #[error("{field} = {value:?} is outside the accepted range {min:?} ..= {max:?}")]
+    Duration {
+        /// The flag.
+        field: &'static str,
+        /// The value given.
+        value: Duration,
+        /// The shortest accepted.
+        min: Duration,
+        /// The longest accepted.
+        max: Duration,
+    },
+    /// A rate (or burst) that is not a finite number in range.
+    #[error("{field} = {value} must be a number in {min} ..= {max}{zero}")]
+    Rate {
+        /// The flag.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The smallest accepted.
+        min: f64,
+        /// The largest accepted.
+        max: f64,
+        /// `", or 0 to turn the limit off"` where 0 is accepted.
+        zero: &'static str,
+    },
+    /// A message size outside what the server accepts.
+    #[error("{field} = {value} bytes is outside the accepted range {min} ..= {max}")]
+    Size {
+        /// The flag.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The smallest accepted.
+        min: usize,
+        /// The largest accepted.
+        max: usize,
+    },
+    /// A publish body larger than a WebSocket subscriber can be sent.
+    #[error(
+        "--max-body ({max_body} bytes) is larger than a WebSocket can deliver \
+         (--ws-max-message {ws_max_message}, at least 1 MiB): raise --ws-max-message \
+         to at least --max-body"
+    )]
+    BodyOverWsMessage {
+        /// `max_body`.
+        max_body: usize,
+        /// `ws_max_message`.
+        ws_max_message: usize,
+    },
+    /// An `--allowed-host` value that is not `HOST` or `HOST:PORT`.
+    #[error("--allowed-host {0:?} is not HOST or HOST:PORT")]
+    AllowedHost(String),
+}
+
+impl Config {
+    /// Checks every value the server would otherwise trip over at run time
+    /// (a zero heartbeat, a duration too long to add to a clock, a NaN
+    /// rate, …). `server::run` calls it before starting anything.
+    ///
+    /// # Errors
+    /// The first value out of range, as a [`ConfigError`] naming its flag.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let at_least_1 = |field, value: usize| match value {
+            0 => Err(ConfigError::Zero { field }),
+            _ => Ok(()),
+        };
+        at_least_1("--retention-events", self.retention.max_events)?;
+        at_least_1("--max-topics", self.max_topics)?;
+        at_least_1("--max-connections", self.max_connections)?;
+        at_least_1("--max-body", self.max_body)?;
+        at_least_1("--max-batch", self.max_batch)?;
+        // tokio's Semaphore panics above this.
+        let max = tokio::sync::Semaphore::MAX_PERMITS;
+        if self.max_connections > max {
+            return Err(ConfigError::TooLarge {
+                field: "--max-connections",
+                value: self.max_connections,
+                max,
+            });
+        }
+
+        let in_range = |field, value: Duration, min| {
+            if (min..=MAX_DURATION).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::Duration {
+                    field,
+                    value,
+                    min,
+                    max: MAX_DURATION,
+                })
+            }
+        };
+        if let Some(age) = self.retention.max_age {
+            in_range("--retention-age", age, MIN_INTERVAL)?;
+        }
+        in_range("--longpoll-default", self.longpoll_default, Duration::ZERO)?;
+        in_range("--longpoll-max", self.longpoll_max, Duration::ZERO)?;
+        in_range("--sse-heartbeat", self.sse_heartbeat, MIN_INTERVAL)?;
+        in_range("--sse-retry", self.sse_retry, Duration::ZERO)?;
+        in_range("--ws-ping-interval", self.ws_ping_interval, MIN_INTERVAL)?;
+        in_range("--ws-pong-timeout", self.ws_pong_timeout, MIN_INTERVAL)?;
+        in_range("--write-timeout", self.write_timeout, MIN_INTERVAL)?;
+        in_range(
+            "--header-read-timeout",
+            self.header_read_timeout,
+            MIN_INTERVAL,
+        )?;
+        in_range("--body-read-timeout", self.body_read_timeout, MIN_INTERVAL)?;
+        in_range("--drain-timeout", self.drain_timeout, Duration::ZERO)?;
+
+        let size = |field, value: usize, min| {
+            if (min..=MAX_MESSAGE).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::Size {
+                    field,
+                    value,
+                    min,
+                    max: MAX_MESSAGE,
+                })
+            }
+        };
+        size("--max-body", self.max_body, 1)?;
+        size("--ws-max-message", self.ws_max_message, MIN_WS_MESSAGE)?;
+        size("--echo-max-message", self.echo_max_message, MIN_WS_MESSAGE)?;
+        if self.max_body > self.ws_max_message.max(WS_WRITE_FLOOR) {
+            return Err(ConfigError::BodyOverWsMessage {
+                max_body: self.max_body,
+                ws_max_message: self.ws_max_message,
+            });
+        }
+
+        let rate = |field, value: f64, min: f64, max: f64, zero_ok: bool| {
+            let ok = (zero_ok && value == 0.0) || (min..=max).contains(&value);
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Rate {
+                    field,
+                    value,
+                    min,
+                    max,
+                    zero: if zero_ok {
+                        ", or 0 to turn the limit off"
+                    } else {
+                        ""
+                    },
+                })
+            }
+        };
+        rate(
+            "--publish-rate",
+            self.publish_rate,
+            MIN_PUBLISH_RATE,
+            MAX_PUBLISH_RATE,
+            true,
+        )?;
+        rate(
+            "--publish-burst",
+            self.publish_burst,
+            1.0,
+            MAX_PUBLISH_RATE,
+            false,
+        )?;
+        rate(
+            "--demo-rate",
+            self.demo_rate,
+            demo::MIN_RATE,
+            demo::MAX_RATE,
+            false,
+        )?;
+
+        if let Err(host) = Hosts::new(&self.allowed_hosts) {
+            return Err(ConfigError::AllowedHost(host));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn values_the_server_would_trip_over_are_refused() {
+        let d = Config::default;
+        let huge = Duration::from_secs(10_000_000_000_000_000_000);
+        let cases: Vec<(Config, &str)> = vec![
+            (
+                Config {
+                    sse_heartbeat: Duration::ZERO,
+                    ..d()
+                },
+                "--sse-heartbeat",
+            ),
+            (
+                Config {
+                    header_read_timeout: huge,
+                    ..d()
+                },
+                "--header-read-timeout",
+            ),
+            (
+                Config {
+                    ws_ping_interval: huge,
+                    ..d()
+                },
+                "--ws-ping-interval",
+            ),
+            (
+                Config {
+                    ws_ping_interval: Duration::ZERO,
+                    ..d()
+                },
+                "--ws-ping-interval",
+            ),
+            (
+                Config {
+                    ws_pong_timeout: Duration::MAX,
+                    ..d()
+                },
+                "--ws-pong-timeout",
+            ),
+            (
+                Config {
+                    write_timeout: Duration::ZERO,
+                    ..d()
+                },
+                "--write-timeout",
+            ),
+            (
+                Config {
+                    body_read_timeout: huge,
+                    ..d()
+                },
+                "--body-read-timeout",
+            ),
+            (
+                Config {
+                    longpoll_max: huge,
+                    ..d()
+                },
+                "--longpoll-max",
+            ),
+            (
+                Config {
+                    drain_timeout: huge,
+                    ..d()
+                },
+                "--drain-timeout",
+            ),
+            (
+                Config {
+                    retention: Retention {
+                        max_events: 10,
+                        max_age: Some(huge),
+                    },
+                    ..d()
+                },
+                "--retention-age",
+            ),
+            (
+                Config {
+                    retention: Retention {
+                        max_events: 0,
+                        max_age: None,
+                    },
+                    ..d()
+                },
+                "--retention-events",
+            ),
+            (
+                Config {
+                    publish_rate: 1e-30,
+                    ..d()
+                },
+                "--publish-rate",
+            ),
+            (
+                Config {
+                    publish_rate: f64::NAN,
+                    ..d()
+                },
+                "--publish-rate",
+            ),
+            (
+                Config {
+                    publish_rate: -1.0,
+                    ..d()
+                },
+                "--publish-rate",
+            ),
+            (
+                Config {
+                    publish_rate: f64::INFINITY,
+                    ..d()
+                },
+                "--publish-rate",
+            ),
+            (
+                Config {
+                    publish_burst: f64::NAN,
+                    ..d()
+                },
+                "--publish-burst",
+            ),
+            (
+                Config {
+                    publish_burst: 0.5,
+                    ..d()
+                },
+                "--publish-burst",
+            ),
+            (
+                Config {
+                    demo_rate: f64::NAN,
+                    ..d()
+                },
+                "--demo-rate",
+            ),
+            (
+                Config {
+                    demo_rate: 1e-9,
+                    ..d()
+                },
+                "--demo-rate",
+            ),
+            (
+                Config {
+                    max_batch: 0,
+                    ..d()
+                },
+                "--max-batch",
+            ),
+            (Config { max_body: 0, ..d() }, "--max-body"),
+            (
+                Config {
+                    max_topics: 0,
+                    ..d()
+                },
+                "--max-topics",
+            ),
+            (
+                Config {
+                    max_connections: 0,
+                    ..d()
+                },
+                "--max-connections",
+            ),
+            (
+                Config {
+                    max_connections: usize::MAX,
+                    ..d()
+                },
+                "--max-connections",
+            ),
+            (
+                Config {
+                    ws_max_message: 0,
+                    ..d()
+                },
+                "--ws-max-message",
+            ),
+            (
+                Config {
+                    ws_max_message: usize::MAX,
+                    ..d()
+                },
+                "--ws-max-message",
+            ),
+            (
+                Config {
+                    echo_max_message: usize::MAX,
+                    ..d()
+                },
+                "--echo-max-message",
+            ),
+            (
+                Config {
+                    max_body: 2 << 20,
+                    ..d()
+                },
+                "--max-body",
+            ),
+            (
+                Config {
+                    allowed_hosts: vec!["http://x/".into()],
+                    ..d()
+                },
+                "--allowed-host",
+            ),
+        ];
+        for (config, flag) in cases {
+            let e = config.validate().expect_err(flag);
+            assert!(e.to_string().contains(flag), "{flag}: {e}");
+        }
+    }
+
+    #[test]
+    fn edges_that_work_are_accepted() {
+        let ok = Config {
+            publish_rate: 0.0,
+            longpoll_default: Duration::ZERO,
+            sse_heartbeat: MIN_INTERVAL,
+            max_body: 8 << 20,
+            ws_max_message: 8 << 20,
+            allowed_hosts: vec!["feeds.example".into(), "127.0.0.1:8080".into()],
+            ..Config::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        // Up to 1 MiB needs no larger --ws-max-message.
+        let one_mib = Config {
+            max_body: 1 << 20,
+            ws_max_message: MIN_WS_MESSAGE,
+            ..Config::default()
+        };
+        assert_eq!(one_mib.validate(), Ok(()));
     }
 }

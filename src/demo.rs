@@ -27,6 +27,10 @@ pub const MAX_RATE: f64 = 1_000.0;
 pub const MIN_RATE: f64 = 0.01;
 /// Largest demo payload accepted, bytes.
 pub const MAX_PAYLOAD: usize = 64 << 10;
+/// Most demo bytes published per second (`rate × payload`): the largest
+/// payload at the fastest rate would be 64 MiB/s into the log and out to
+/// every subscriber. The page's largest choice, 100/s of 8 KB, fits.
+pub const MAX_BYTES_PER_SEC: f64 = (1 << 20) as f64;
 
 /// What `--demo` lets the page change at run time: the publisher's rate and
 /// payload size, and injected transport faults. Never present without
@@ -102,6 +106,11 @@ impl DemoState {
         if s.payload > MAX_PAYLOAD {
             return Err(ApiError::InvalidQuery(format!(
                 "payload must be at most {MAX_PAYLOAD} bytes"
+            )));
+        }
+        if s.rate * s.payload as f64 > MAX_BYTES_PER_SEC {
+            return Err(ApiError::InvalidQuery(format!(
+                "rate × payload must be at most {MAX_BYTES_PER_SEC} bytes per second"
             )));
         }
         self.settings.send_replace(s);
@@ -267,6 +276,20 @@ mod tests {
             })
             .is_err()
         );
+        // Each bound alone is met, but together they publish 64 MiB/s.
+        assert!(
+            d.set_settings(Settings {
+                rate: MAX_RATE,
+                payload: MAX_PAYLOAD
+            })
+            .is_err()
+        );
+        // The page's largest choice fits.
+        d.set_settings(Settings {
+            rate: 100.0,
+            payload: 8192,
+        })
+        .unwrap();
         d.set_settings(Settings {
             rate: 2.0,
             payload: 512,

@@ -1,9 +1,12 @@
-//! Origin checks and CORS.
+//! Origin checks, CORS, and the expected-`Host` allow-list.
 //!
 //! Browsers send `Origin` on cross-site requests, and on every WebSocket
-//! upgrade. By default only the server's own origin (the `Origin` whose
-//! host matches the `Host` header) and non-browser clients (no `Origin`) are
-//! allowed; `--allowed-origin` adds origins (or `*` for any).
+//! upgrade. By default only the server's own origin and non-browser clients
+//! (no `Origin`) are allowed; `--allowed-origin` adds origins (or `*` for
+//! any). The server speaks plain HTTP, so its own origin is
+//! `http://` + the `Host` header (port 80 implied when absent): an
+//! `https://` origin, or any other scheme, is only allowed when listed (as
+//! behind a TLS-terminating proxy).
 //!
 //! - A WebSocket upgrade or a publish from a disallowed origin is refused
 //!   with 403: this stops cross-site WebSocket hijacking and cross-site
@@ -12,6 +15,12 @@
 //!   others they get no CORS headers, so the browser withholds the response.
 //! - Preflights (`OPTIONS`) are answered 204 for allowed origins, 403
 //!   otherwise.
+//!
+//! "Same origin" trusts the `Host` header, which a DNS-rebinding attacker
+//! controls (their name resolving to this server makes the browser send
+//! `Host: evil.example` and `Origin: http://evil.example`). [`Hosts`]
+//! (`--allowed-host`) closes that: when set, a request for any other `Host`
+//! is refused before it is routed.
 
 use hyper::header::{self, HeaderMap, HeaderValue};
 
@@ -56,10 +65,14 @@ impl Origins {
         if self.list.contains(&origin) {
             return true;
         }
-        // Same origin: the Origin's host[:port] is the Host we were asked by.
+        // Same origin: `http://` and the Host we were asked by. The scheme
+        // counts: this server speaks http, and an https page is another
+        // origin (list it if a TLS proxy fronts the server).
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        let authority = origin.split_once("://").map(|(_, a)| a);
-        matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+        match (origin.strip_prefix("http://"), host) {
+            (Some(authority), Some(host)) => same_authority(authority, host),
+            _ => false,
+        }
     }
 
     /// Adds CORS headers to a response when the request came from an
@@ -94,6 +107,88 @@ impl Origins {
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static("600"),
         );
+    }
+}
+
+/// `host[:port]` as compared: lower case, trailing dot of a fully
+/// qualified name dropped, the port (`default` when absent) apart.
+fn split_authority(authority: &str, default: Option<u16>) -> Option<(String, Option<u16>)> {
+    let a = authority.trim();
+    let (host, port) = if let Some(rest) = a.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`
+        let (h, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match a.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (a.to_owned(), None),
+        }
+    };
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok()?),
+        None => default,
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() || host.contains(['/', '@', '?', '#', ' ']) {
+        return None;
+    }
+    Some((host, port))
+}
+
+/// Whether an `http://` origin's authority and a `Host` header name the
+/// same host and port (80 when either leaves it out).
+fn same_authority(origin: &str, host: &str) -> bool {
+    match (
+        split_authority(origin, Some(80)),
+        split_authority(host, Some(80)),
+    ) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The `Host` values a server answers to (`--allowed-host`, repeatable):
+/// the defence against DNS rebinding. Empty: any `Host` (the default).
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    /// `(host, port)`; no port matches the host on any port.
+    list: Vec<(String, Option<u16>)>,
+}
+
+impl Hosts {
+    /// From `--allowed-host` values, `HOST` or `HOST:PORT`.
+    ///
+    /// # Errors
+    /// The first value that is not a host name or address with an optional
+    /// port.
+    pub fn new(allowed: &[String]) -> Result<Hosts, String> {
+        let list = allowed
+            .iter()
+            .map(|h| split_authority(h, None).ok_or_else(|| h.clone()))
+            .collect::<Result<_, _>>()?;
+        Ok(Hosts { list })
+    }
+
+    /// The request's `Host` (or `"(none)"`) when an allow-list is set and
+    /// the request's `Host` is not on it.
+    pub fn refused(&self, headers: &HeaderMap) -> Option<String> {
+        if self.list.is_empty() {
+            return None;
+        }
+        let Some(host) = headers.get(header::HOST) else {
+            return Some("(none)".into());
+        };
+        let text = host.to_str().unwrap_or("(not text)");
+        let allowed = split_authority(text, None).is_some_and(|(h, p)| {
+            self.list
+                .iter()
+                .any(|(lh, lp)| *lh == h && (lp.is_none() || *lp == p))
+        });
+        (!allowed).then(|| text.to_owned())
     }
 }
 
@@ -133,5 +228,48 @@ mod tests {
         let mut res = HeaderMap::new();
         any.decorate(&req(Some("https://whatever"), "gw"), &mut res);
         assert_eq!(res[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://whatever");
+    }
+
+    #[test]
+    fn the_scheme_counts_and_default_ports_match() {
+        let o = Origins::new(&[]);
+        assert!(!o.allows(&req(Some("https://gw:8080"), "gw:8080")));
+        assert!(!o.allows(&req(Some("ws://gw:8080"), "gw:8080")));
+        assert!(!o.allows(&req(Some("chrome-extension://gw:8080"), "gw:8080")));
+        assert!(o.allows(&req(Some("http://GW"), "gw:80")));
+        assert!(o.allows(&req(Some("http://gw"), "gw")));
+        assert!(!o.allows(&req(Some("http://gw"), "gw:8080")));
+        assert!(o.allows(&req(Some("http://[::1]:8080"), "[::1]:8080")));
+        // Behind a TLS proxy, the public https origin is listed.
+        let proxied = Origins::new(&["https://feeds.example".into()]);
+        assert!(proxied.allows(&req(Some("https://feeds.example"), "feeds.example")));
+    }
+
+    #[test]
+    fn hosts_allow_list() {
+        let open = Hosts::new(&[]).unwrap();
+        assert_eq!(open.refused(&req(None, "evil.example")), None);
+        let h = Hosts::new(&[
+            "Feeds.Example".into(),
+            "127.0.0.1:8080".into(),
+            "[::1]:8080".into(),
+        ])
+        .unwrap();
+        assert_eq!(h.refused(&req(None, "feeds.example")), None);
+        assert_eq!(h.refused(&req(None, "feeds.example.:8443")), None);
+        assert_eq!(h.refused(&req(None, "127.0.0.1:8080")), None);
+        assert_eq!(h.refused(&req(None, "[::1]:8080")), None);
+        assert_eq!(
+            h.refused(&req(None, "127.0.0.1:9090")).as_deref(),
+            Some("127.0.0.1:9090")
+        );
+        assert_eq!(
+            h.refused(&req(Some("http://evil.example"), "evil.example"))
+                .as_deref(),
+            Some("evil.example")
+        );
+        assert_eq!(h.refused(&HeaderMap::new()).as_deref(), Some("(none)"));
+        assert!(Hosts::new(&["http://x".into()]).is_err());
+        assert!(Hosts::new(&["x:port".into()]).is_err());
     }
 }

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 /// Most clients tracked at once.
 const MAX_CLIENTS: usize = 100_000;
+/// The wait told to a client when the rate is too small for the wait to be
+/// a `Duration` at all.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// A token bucket per client.
 pub struct RateLimiter {
@@ -31,6 +34,7 @@ impl RateLimiter {
     /// `rate` requests per second with bursts of up to `burst`; `None` when
     /// `rate` is 0 (unlimited).
     pub fn new(rate: f64, burst: f64) -> Option<RateLimiter> {
+        // NaN is not > 0: off, like 0. NaN.max(1.0) is 1.0.
         (rate > 0.0).then(|| RateLimiter {
             rate,
             burst: burst.max(1.0),
@@ -62,7 +66,10 @@ impl RateLimiter {
             b.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.rate))
+            // `Config::validate` keeps the rate sane; a limiter built
+            // directly with a tiny rate still gets an answer, not a panic.
+            let wait = (1.0 - b.tokens) / self.rate;
+            Err(Duration::try_from_secs_f64(wait).unwrap_or(MAX_WAIT))
         }
     }
 }
@@ -127,5 +134,14 @@ mod tests {
         assert!(l.check_at(other, t0).is_ok(), "clients are independent");
         assert!(l.check_at(ip, t0 + Duration::from_millis(100)).is_ok());
         assert!(RateLimiter::new(0.0, 1.0).is_none());
+    }
+
+    #[test]
+    fn a_tiny_rate_gives_a_long_wait_not_a_panic() {
+        let l = RateLimiter::new(1e-30, 1.0).unwrap();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        assert!(l.check_at(ip, t0).is_ok());
+        assert_eq!(l.check_at(ip, t0), Err(MAX_WAIT));
     }
 }

@@ -101,7 +101,7 @@ pub(crate) async fn handle(
     let origin_headers = origin_headers(req.headers());
     let upgrade = wants_websocket(&req);
     let result = if req.method() == Method::OPTIONS && route != Route::NotFound {
-        preflight(&app, &origin_headers)
+        preflight(&app, route, &origin_headers)
     } else {
         dispatch(&app, &meter, route, peer, req).await
     };
@@ -136,8 +136,18 @@ fn origin_headers(h: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// `OPTIONS`: a CORS preflight.
-fn preflight(app: &App, origin_headers: &HeaderMap) -> Result<Reply, ApiError> {
+/// `OPTIONS`: a CORS preflight. Paths that exist only with `--demo` or
+/// `--echo` are 404 without them, as for every other method.
+fn preflight(app: &App, route: Route<'_>, origin_headers: &HeaderMap) -> Result<Reply, ApiError> {
+    let absent = match route {
+        Route::DemoSettings if app.demo().is_none() => Some("/demo/settings"),
+        Route::DemoFaults if app.demo().is_none() => Some("/demo/faults"),
+        Route::Echo if !app.config().echo => Some("/echo"),
+        _ => None,
+    };
+    if let Some(path) = absent {
+        return Err(ApiError::NotFound(path.to_owned()));
+    }
     if let Some(origin) = app.origins().refused(origin_headers) {
         return Err(ApiError::Forbidden(format!(
             "origin {origin} is not allowed"
@@ -255,7 +265,10 @@ async fn dispatch(
     }
 }
 
-/// `GET`/`POST /demo/settings` and `/demo/faults`: only with `--demo`.
+/// `GET`/`POST /demo/settings` and `/demo/faults`: only with `--demo`. A
+/// `POST` changes what every subscriber sees, so it passes the same origin
+/// and publish-token checks as a publish (a page on another site cannot
+/// drive it through a visitor's browser); `GET` stays open.
 async fn demo_control(
     app: &App,
     route: Route<'_>,
@@ -266,6 +279,8 @@ async fn demo_control(
     };
     let method = req.method().clone();
     if method == Method::POST {
+        check_origin(app, req.headers())?;
+        app.auth().check_publish(req.headers())?;
         let body = publish::read_body(req, 64 << 10, app.config().body_read_timeout).await?;
         let bad = |e: serde_json::Error| ApiError::InvalidJson(e.to_string());
         match route {

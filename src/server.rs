@@ -11,8 +11,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,7 +29,9 @@ use crate::config::{Config, LogBackend};
 use crate::demo;
 use crate::error::ApiError;
 use crate::log::Log;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Outcome, Transport};
+use crate::origin::Hosts;
+use crate::response::{self, MeteredBody};
 use crate::router;
 use crate::wire::{ConnMeter, CountingIo};
 
@@ -46,7 +51,11 @@ const MAX_HEAD_BYTES: usize = 64 << 10;
 /// 1001, and returns once every connection is done or `drain_timeout` passed.
 ///
 /// # Errors
-/// When the configured log backend cannot be set up (a malformed Redis URL).
+/// When [`Config::validate`] refuses the configuration (an
+/// [`io::ErrorKind::InvalidInput`] error wrapping the
+/// [`ConfigError`](crate::config::ConfigError)), checked before anything
+/// starts, or when the configured log backend cannot be set up (a malformed
+/// Redis URL).
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -65,6 +74,13 @@ pub async fn run_with_metrics(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    config
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let hosts = Arc::new(
+        Hosts::new(&config.allowed_hosts)
+            .map_err(|h| io::Error::new(io::ErrorKind::InvalidInput, h))?,
+    );
     let log = open_log(&config).await?;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -100,7 +116,14 @@ pub async fn run_with_metrics(
         let _ = stream.set_nodelay(true);
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
-                tracker.spawn(serve_connection(app.clone(), stream, peer.ip(), permit));
+                let hosts = hosts.clone();
+                tracker.spawn(serve_connection(
+                    app.clone(),
+                    hosts,
+                    stream,
+                    peer.ip(),
+                    permit,
+                ));
             }
             Err(_) => {
                 app.metrics().limit_hit("max_connections");
@@ -160,6 +183,7 @@ async fn accept_error(e: io::Error) {
 /// to the WebSocket session, which keeps the permit via the meter).
 async fn serve_connection(
     app: App,
+    hosts: Arc<Hosts>,
     stream: TcpStream,
     peer: std::net::IpAddr,
     permit: OwnedSemaphorePermit,
@@ -168,7 +192,18 @@ async fn serve_connection(
     let io = TokioIo::new(CountingIo::new(stream, meter.clone()));
     let watched = meter.clone();
     let svc_app = app.clone();
-    let service = service_fn(move |req| router::handle(svc_app.clone(), meter.clone(), peer, req));
+    let service = service_fn(move |req: Request<Incoming>| {
+        let (app, meter) = (svc_app.clone(), meter.clone());
+        // `--allowed-host` is checked before routing, for every path: a
+        // DNS-rebound page reads as well as it writes.
+        let wrong_host = hosts.refused(req.headers());
+        async move {
+            match wrong_host {
+                Some(host) => Ok(refuse_host(&app, meter, &host)),
+                None => router::handle(app, meter, peer, req).await,
+            }
+        }
+    });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(app.config().header_read_timeout)
@@ -198,6 +233,21 @@ async fn serve_connection(
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// The answer to a request for a `Host` not in `--allowed-host`: 403, and
+/// the connection is closed (it may be a refused WebSocket upgrade).
+fn refuse_host(app: &App, meter: Arc<ConnMeter>, host: &str) -> Response<MeteredBody> {
+    meter.route(Transport::Other);
+    app.metrics().request(Transport::Other, Outcome::Error);
+    let e = ApiError::Forbidden(format!(
+        "host {host:?} is not served here (see --allowed-host)"
+    ));
+    let (mut parts, body) = response::error(&e).into_parts();
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Response::from_parts(parts, MeteredBody::new(body, meter))
 }
 
 /// Answers a connection over the limit with a 503 and closes it. The

@@ -225,3 +225,101 @@ async fn a_stalled_publish_body_is_cut_off_with_408_and_appends_nothing() {
     let poll = http(s.addr(), "GET", "/topics/stall/poll?after=0", &[], b"").await;
     assert_eq!(poll.json()["events"], serde_json::json!([]));
 }
+
+/// Issue 16.7: with `--max-body` above the 8 MiB drain cap, the drain budget
+/// `DRAIN_CAP - read` wrapped around, and an over-limit chunked body was
+/// read for as long as the client kept sending (16.6 GiB in the probe).
+/// Now nothing past the limit is drained: the server reads the limit, a
+/// little read-ahead, and answers 413.
+#[tokio::test]
+async fn an_over_limit_chunked_body_is_not_read_on_when_max_body_exceeds_the_drain_cap() {
+    const MAX: usize = 9 << 20;
+    const EXTRA: usize = 40 << 20;
+    let s = start(Config {
+        max_body: MAX,
+        // A WebSocket must be able to carry what may be published.
+        ws_max_message: MAX,
+        ..Config::default()
+    })
+    .await;
+    let conn = TcpStream::connect(s.addr()).await.unwrap();
+    let (mut rd, mut wr) = conn.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(
+            b"POST /topics/big/events HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let size = 64 << 10;
+        let chunk = format!("{size:x}\r\n{}\r\n", "7".repeat(size));
+        let mut sent = 0;
+        while sent < MAX + EXTRA {
+            if wr.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+            sent += size;
+        }
+        let _ = wr.write_all(b"0\r\n\r\n").await;
+    });
+    let mut reply = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        let mut buf = [0u8; 4096];
+        while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("an answer in time");
+    assert!(
+        reply.starts_with(b"HTTP/1.1 413"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    drop(rd);
+    tokio::time::timeout(PATIENCE, writer)
+        .await
+        .expect("the upload ends once the server closes")
+        .unwrap();
+    let read = wire(&scrape(s.addr()).await, "publish", "in");
+    assert!(
+        read < (MAX + (4 << 20)) as u64,
+        "the server read {read} bytes of a body refused at {MAX}"
+    );
+    let poll = http(s.addr(), "GET", "/topics/big/poll?after=0", &[], b"").await;
+    assert_eq!(poll.json()["events"], serde_json::json!([]));
+}
+
+/// Issue 16.8: a publish whose `Content-Length` is over the limit and that
+/// sends `Expect: 100-continue` is refused 413 straight away, never told
+/// `100 Continue` (which made the client upload the body just to have it
+/// refused). A body within the limit still gets its `100`.
+#[tokio::test]
+async fn expect_100_continue_over_the_limit_gets_413_without_100() {
+    let s = start(Config {
+        max_body: 1024,
+        ..Config::default()
+    })
+    .await;
+    let mut conn = TcpStream::connect(s.addr()).await.unwrap();
+    conn.write_all(
+        b"POST /topics/e/events HTTP/1.1\r\nhost: x\r\ncontent-length: 2048\r\nexpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let res = read_response(&mut conn).await;
+    assert_eq!(res.status, 413);
+    assert_eq!(res.json()["error"]["code"], "body_too_large");
+
+    let mut conn = TcpStream::connect(s.addr()).await.unwrap();
+    conn.write_all(
+        b"POST /topics/e/events HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_response(&mut conn).await.status, 100);
+    conn.write_all(b"42").await.unwrap();
+    assert_eq!(read_response(&mut conn).await.status, 201);
+}

@@ -331,3 +331,254 @@ async fn publish_rate_is_limited_per_client_with_retry_after() {
         1.0
     );
 }
+
+fn signed(secret: &[u8], claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Issue 16.4: `exp` ≥ 2^63 overflowed `UNIX_EPOCH + exp` and panicked the
+/// request (the client saw the connection close). It is clamped now: the
+/// token is good, the request served.
+#[tokio::test]
+async fn a_token_with_a_huge_exp_is_served_not_a_panic() {
+    let s = start(Config {
+        jwt: Some(JwtKey::Secret(b"k".to_vec())),
+        ..Config::default()
+    })
+    .await;
+    publish(&s, "t", "1").await;
+    for exp in [1u64 << 63, u64::MAX] {
+        let token = signed(b"k", serde_json::json!({"exp": exp, "topics": ["t"]}));
+        let res = http(
+            s.addr(),
+            "GET",
+            &format!("/topics/t/poll?after=0&token={token}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(res.status, 200, "exp = {exp}");
+        let head = raw_head(
+            s.addr(),
+            &format!("GET /topics/t/sse?after=0&token={token} HTTP/1.1\r\nhost: x\r\n\r\n"),
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+            "ws://{}/topics/t/ws?after=0&token={token}",
+            s.addr()
+        ))
+        .await
+        .unwrap();
+        assert!(matches!(ws.next().await, Some(Ok(Message::Text(_)))));
+    }
+}
+
+/// Issue 16.5 (`nbf` in the future beyond the 5 s leeway) and 16.11 (an
+/// `exp` inside the leeway, which was accepted and then ended the stream at
+/// once, a reconnect loop): both are refused at the door with 403.
+#[tokio::test]
+async fn tokens_not_yet_valid_or_already_expired_are_refused_403() {
+    let s = start(Config {
+        jwt: Some(JwtKey::Secret(b"k".to_vec())),
+        ..Config::default()
+    })
+    .await;
+    let immature = signed(
+        b"k",
+        serde_json::json!({"exp": now_s() + 600, "nbf": now_s() + 60, "topics": ["t"]}),
+    );
+    let in_leeway = signed(
+        b"k",
+        serde_json::json!({"exp": now_s() - 2, "topics": ["t"]}),
+    );
+    for (token, why) in [(&immature, "not valid yet"), (&in_leeway, "expired")] {
+        for path in ["poll", "sse"] {
+            let res = http(
+                s.addr(),
+                "GET",
+                &format!("/topics/t/{path}?token={token}"),
+                &[],
+                b"",
+            )
+            .await;
+            assert_eq!(
+                (res.status, code(&res).as_str()),
+                (403, "forbidden"),
+                "{why} on {path}"
+            );
+            let message = res.json()["error"]["message"].as_str().unwrap().to_owned();
+            assert!(message.contains(why), "{message}");
+        }
+    }
+    // Within the leeway, a token about to become valid is accepted.
+    let nearly = signed(
+        b"k",
+        serde_json::json!({"exp": now_s() + 600, "nbf": now_s() + 2, "topics": ["t"]}),
+    );
+    let res = http(
+        s.addr(),
+        "GET",
+        &format!("/topics/t/poll?token={nearly}"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 200);
+}
+
+/// Issue 16.6: the server speaks http, so an `https://` (or any other
+/// scheme's) origin naming its host is another origin, not its own. It was
+/// treated as same-origin for WebSocket upgrades and publishes.
+#[tokio::test]
+async fn other_schemes_on_the_servers_host_are_not_its_origin() {
+    let s = start(Config::default()).await;
+    let host = s.addr().to_string();
+    for origin in [format!("https://{host}"), format!("ftp://{host}")] {
+        let mut req = format!("ws://{host}/topics/t/ws")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                assert_eq!(res.status(), 403, "websocket from {origin}")
+            }
+            other => panic!("websocket from {origin}: {:?}", other.map(|_| ())),
+        }
+        let res = http(
+            s.addr(),
+            "POST",
+            "/topics/t/events",
+            &[("origin", &origin), ("host", &host)],
+            b"1",
+        )
+        .await;
+        assert_eq!(
+            (res.status, code(&res).as_str()),
+            (403, "forbidden"),
+            "{origin}"
+        );
+    }
+    // Listed (a TLS proxy in front), the https origin is allowed.
+    let proxied = start(Config {
+        allowed_origins: vec!["https://feeds.example".into()],
+        ..Config::default()
+    })
+    .await;
+    let res = http(
+        proxied.addr(),
+        "POST",
+        "/topics/t/events",
+        &[
+            ("origin", "https://feeds.example"),
+            ("host", "feeds.example"),
+        ],
+        b"1",
+    )
+    .await;
+    assert_eq!(res.status, 201);
+}
+
+/// Issue 16.6: DNS rebinding. A page on `evil.example`, whose name now
+/// resolves to this server, sends `Host: evil.example` and
+/// `Origin: http://evil.example` — same-origin by construction. With
+/// `--allowed-host` every request for another `Host` is refused 403 before
+/// routing (reads too), and the listed hosts are served.
+#[tokio::test]
+async fn allowed_hosts_refuse_a_dns_rebound_page() {
+    let s = start(Config {
+        // No port: this host on any port (the test's port is not known yet).
+        allowed_hosts: vec!["127.0.0.1".into(), "feeds.example:443".into()],
+        ..Config::default()
+    })
+    .await;
+    let evil = [("host", "evil.example"), ("origin", "http://evil.example")];
+    for (method, path) in [
+        ("POST", "/topics/t/events"),
+        ("GET", "/topics/t/poll?after=0"),
+        ("GET", "/demo/settings"),
+        ("OPTIONS", "/topics/t/events"),
+    ] {
+        let res = http(s.addr(), method, path, &evil, b"1").await;
+        assert_eq!(
+            (res.status, code(&res).as_str()),
+            (403, "forbidden"),
+            "{method} {path}"
+        );
+        assert!(
+            res.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--allowed-host")
+        );
+    }
+    let mut upgrade = WS_HEADERS.to_vec();
+    upgrade.extend(evil);
+    let res = http(s.addr(), "GET", "/topics/t/ws", &upgrade, b"").await;
+    assert_eq!(res.status, 403);
+    assert_eq!(res.header("connection"), Some("close"));
+    // A wrong port of a listed host, or no Host at all, is refused too.
+    let res = http(
+        s.addr(),
+        "GET",
+        "/healthz",
+        &[("host", "feeds.example:8443")],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 403);
+    let reply = raw_exchange(s.addr(), b"GET /healthz HTTP/1.0\r\n\r\n").await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.") && reply[8..].starts_with(" 403"),
+        "{reply}"
+    );
+    // Nothing was published.
+    let host = s.addr().to_string();
+    let res = http(
+        s.addr(),
+        "GET",
+        "/topics/t/poll?after=0",
+        &[("host", &host)],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["events"], serde_json::json!([]));
+    // The listed hosts are served, same-origin pages included.
+    let own = format!("http://{host}");
+    let res = http(
+        s.addr(),
+        "POST",
+        "/topics/t/events",
+        &[("host", &host), ("origin", &own)],
+        b"1",
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    let res = http(
+        s.addr(),
+        "GET",
+        "/healthz",
+        &[("host", "FEEDS.example:443")],
+        b"",
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    let res = http(s.addr(), "GET", "/metrics", &[("host", &host)], b"").await;
+    let m = parse_metrics(&String::from_utf8(res.body).unwrap());
+    let refused = "feedgate_requests_total{result=\"error\",transport=\"other\"}";
+    assert_eq!(sample(&m, refused), 7.0);
+}

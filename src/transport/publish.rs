@@ -60,9 +60,13 @@ pub(crate) async fn read_body(
 
 async fn read_body_untimed(req: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
     let declared = declared_length(req.headers());
+    // hyper answers `Expect: 100-continue` with `100 Continue` when the body
+    // is first polled, so a body refused on its declared length alone must
+    // be refused before any poll: the client then never uploads it.
+    let expects_continue = expects_continue(req.headers());
     let mut body = req.into_body();
     if declared.is_some_and(|n| n > max as u64) {
-        if declared.is_some_and(|n| n <= DRAIN_CAP) {
+        if !expects_continue && declared.is_some_and(|n| n <= DRAIN_CAP) {
             drain(&mut body, DRAIN_CAP).await;
         }
         return Err(ApiError::BodyTooLarge(max));
@@ -72,8 +76,11 @@ async fn read_body_untimed(req: Request<Incoming>, max: usize) -> Result<Bytes, 
         let frame =
             frame.map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > max {
-                drain(&mut body, DRAIN_CAP - (buf.len() + data.len()) as u64).await;
+            let total = buf.len().saturating_add(data.len());
+            if total > max {
+                // At most DRAIN_CAP in all: with `--max-body` above it,
+                // nothing more is read.
+                drain(&mut body, DRAIN_CAP.saturating_sub(total as u64)).await;
                 return Err(ApiError::BodyTooLarge(max));
             }
             buf.extend_from_slice(&data);
@@ -87,15 +94,22 @@ async fn read_body_untimed(req: Request<Incoming>, max: usize) -> Result<Bytes, 
 async fn drain(body: &mut Incoming, cap: u64) {
     let mut left = cap;
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while let Some(Ok(frame)) = body.frame().await {
-            let n = frame.data_ref().map_or(0, |d| d.len() as u64);
-            if n > left {
+        while left > 0 {
+            let Some(Ok(frame)) = body.frame().await else {
                 return;
-            }
-            left -= n;
+            };
+            let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+            left = left.saturating_sub(n);
         }
     })
     .await;
+}
+
+/// Whether the client waits for `100 Continue` before sending the body.
+fn expects_continue(h: &HeaderMap) -> bool {
+    h.get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
 }
 
 fn declared_length(h: &HeaderMap) -> Option<u64> {
