@@ -139,9 +139,6 @@ pub const MIN_WS_MESSAGE: usize = 1 << 10;
 pub const MIN_PUBLISH_RATE: f64 = 0.001;
 /// Largest `publish_rate` and `publish_burst`.
 pub const MAX_PUBLISH_RATE: f64 = 1e9;
-/// A WebSocket writes an event of up to this many bytes whatever
-/// `ws_max_message` is (its write buffer holds one such message).
-const WS_WRITE_FLOOR: usize = 1 << 20;
 
 /// A [`Config`] value the server cannot run with.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -199,18 +196,6 @@ pub enum ConfigError {
         min: usize,
         /// The largest accepted.
         max: usize,
-    },
-    /// A publish body larger than a WebSocket subscriber can be sent.
-    #[error(
-        "--max-body ({max_body} bytes) is larger than a WebSocket can deliver \
-         (--ws-max-message {ws_max_message}, at least 1 MiB): raise --ws-max-message \
-         to at least --max-body"
-    )]
-    BodyOverWsMessage {
-        /// `max_body`.
-        max_body: usize,
-        /// `ws_max_message`.
-        ws_max_message: usize,
     },
     /// An `--allowed-host` value that is not `HOST` or `HOST:PORT`.
     #[error("--allowed-host {0:?} is not HOST or HOST:PORT")]
@@ -289,12 +274,6 @@ impl Config {
         size("--max-body", self.max_body, 1)?;
         size("--ws-max-message", self.ws_max_message, MIN_WS_MESSAGE)?;
         size("--echo-max-message", self.echo_max_message, MIN_WS_MESSAGE)?;
-        if self.max_body > self.ws_max_message.max(WS_WRITE_FLOOR) {
-            return Err(ConfigError::BodyOverWsMessage {
-                max_body: self.max_body,
-                ws_max_message: self.ws_max_message,
-            });
-        }
 
         let rate = |field, value: f64, min: f64, max: f64, zero_ok: bool| {
             let ok = (zero_ok && value == 0.0) || (min..=max).contains(&value);

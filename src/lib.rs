@@ -52,7 +52,7 @@ pub(crate) mod transport;
 pub mod wire;
 
 pub use app::App;
-pub use config::{Config, LogBackend};
+pub use config::{Config, ConfigError, LogBackend};
 pub use error::ApiError;
 pub use server::{RunningServer, run};
 pub use transport::publish::validate as validate_json;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use feedgate::Config;
-use feedgate::config::ConfigError;
+use feedgate::ConfigError;
 
 #[tokio::test]
 async fn run_refuses_a_bad_config_before_serving() {
