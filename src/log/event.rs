@@ -101,8 +101,8 @@ impl Event {
     pub fn decode(seq: u64, time_us: u64, json: Bytes) -> Result<Self, BadEvent> {
         let text = std::str::from_utf8(&json).map_err(|_| BadEvent::NotUtf8)?;
         let one_line = !text.bytes().any(|b| b == b'\n' || b == b'\r');
-        let object = text.starts_with('{')
-            && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        let object =
+            text.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
         if !(one_line && object) {
             return Err(BadEvent::NotJson);
         }
