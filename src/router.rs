@@ -170,7 +170,7 @@ fn check_rate(app: &App, peer: IpAddr) -> Result<(), ApiError> {
         return Ok(());
     };
     limiter.check(peer).map_err(|wait| {
-        app.metrics().limit_hit("publish_rate");
+        app.metrics().limit_hit(crate::metrics::Limit::PublishRate);
         ApiError::RateLimited {
             retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
         }

@@ -97,7 +97,8 @@ pub async fn run_with_metrics(
                 tracker.spawn(serve_connection(app.clone(), stream, peer.ip(), permit));
             }
             Err(_) => {
-                app.metrics().limit_hit("max_connections");
+                app.metrics()
+                    .limit_hit(crate::metrics::Limit::MaxConnections);
                 if let Ok(slot) = refusals.clone().try_acquire_owned() {
                     tokio::spawn(refuse(app.clone(), stream, slot));
                 }
@@ -179,7 +180,7 @@ async fn serve_connection(
         _ = watched.stuck_for(app.config().write_timeout) => {
             // The peer reads nothing (an SSE or long-poll client that
             // stopped reading): drop the connection rather than hold it.
-            app.metrics().limit_hit("write_timeout");
+            app.metrics().limit_hit(crate::metrics::Limit::WriteTimeout);
             return;
         }
         _ = app.shutdown().cancelled() => {

@@ -318,7 +318,7 @@ impl Session {
                         }
                     }
                     Liveness::AwaitingPong => {
-                        self.app.metrics().limit_hit("pong_timeout");
+                        self.app.metrics().limit_hit(crate::metrics::Limit::PongTimeout);
                         break Some(CloseFrame {
                             code: CloseCode::Policy,
                             reason: "no pong within the deadline".into(),
@@ -399,7 +399,7 @@ impl WriteFailure {
         match self {
             WriteFailure::Gone => None,
             WriteFailure::TimedOut => {
-                app.metrics().limit_hit("write_timeout");
+                app.metrics().limit_hit(crate::metrics::Limit::WriteTimeout);
                 Some(CloseFrame {
                     code: CloseCode::Policy,
                     reason: "write timeout: the client is not reading".into(),
