@@ -291,6 +291,7 @@ fn metrics(app: &App) -> Reply {
     let m = app.metrics();
     m.topics.set(topics as i64);
     m.log_events.set(events as i64);
+    m.observe_corrupt_entries(app.log().corrupt_entries());
     let mut res = Response::new(response::full(m.render()));
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
