@@ -128,7 +128,9 @@ wait_http "$PROM/-/ready" 30
 # A second silent WebSocket once Prometheus has scraped the first
 # rejection, so the rejection panel sees an increase and not only a series.
 for i in $(seq 1 300); do
-  curl -fsS "$PROM/api/v1/query?query=feedgate_limit_rejections_total" 2>/dev/null |
+  # The series exists at 0 from start: wait for the rejection itself.
+  curl -fsSG "$PROM/api/v1/query" \
+    --data-urlencode 'query=feedgate_limit_rejections_total{limit="pong_timeout"} > 0' 2>/dev/null |
     grep -q pong_timeout && break
   [ "$i" -lt 300 ] || { echo "prometheus never scraped feedgate (30 s)" >&2; exit 1; }
   sleep 0.1
@@ -137,13 +139,14 @@ bg silent-ws python3 "$ROOT/scripts/ops_probe.py" silent-ws "$FG" quiet --hold 1
 
 log "evaluating every dashboard query through $PROM/api/v1/query"
 # --wait: targets up, 18 scrapes in (so the 15 s rate windows are full and
-# the figures printed are true rates), and the rarer series present (the
-# rejection, 304s and long-poll timeouts) before judging the panels.
+# the figures printed are true rates), and the rarer events counted (the
+# rejection, 304s and long-poll timeouts; their series exist at 0 from
+# start) before judging the panels.
 python3 "$ROOT/scripts/check_dashboard.py" "$DASHBOARD" \
   --prometheus "$PROM" --wait 60 --min-samples 18 \
   --wait-for 'increase(feedgate_limit_rejections_total{limit="pong_timeout"}[1m]) > 0' \
-  --wait-for 'feedgate_requests_total{result="not_modified"}' \
-  --wait-for 'feedgate_requests_total{result="timeout"}' \
+  --wait-for 'increase(feedgate_requests_total{result="not_modified"}[1m]) > 0' \
+  --wait-for 'increase(feedgate_requests_total{result="timeout"}[1m]) > 0' \
   --wait-for 'transport:feedgate_wire_bytes_per_event:ratio_rate1m' \
   --rate-interval 15s --interval 5s --range 15s \
   --narrow sse,ws --rules

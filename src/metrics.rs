@@ -5,7 +5,7 @@
 //! Hot-path handles (per-transport counters) are resolved once here, so a
 //! delivery never pays for a label lookup.
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
@@ -68,10 +68,25 @@ impl Transport {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// The `result`s a request of this transport can end with: what
+    /// [`Metrics::new`] creates at 0, so that a rate over them is 0, not
+    /// "no data", before the first one happens. Every route can answer a
+    /// CORS preflight (`ok`) and an error.
+    pub fn outcomes(self) -> &'static [Outcome] {
+        use Outcome::*;
+        match self {
+            Transport::Poll => &[Events, Empty, NotModified, Ok, Error],
+            Transport::LongPoll => &[Events, Empty, Timeout, Ok, Error],
+            Transport::Sse | Transport::Ws => &[Stream, Ok, Error],
+            Transport::Publish => &[Published, Ok, Error],
+            Transport::Other => &[Ok, Error],
+        }
+    }
 }
 
 /// How a request ended: the `result` label of `feedgate_requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Answered with at least one event.
     Events,
@@ -93,6 +108,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order.
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Events,
+        Outcome::Empty,
+        Outcome::NotModified,
+        Outcome::Timeout,
+        Outcome::Stream,
+        Outcome::Published,
+        Outcome::Ok,
+        Outcome::Error,
+    ];
+
     /// The `result` label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -104,6 +131,45 @@ impl Outcome {
             Outcome::Published => "published",
             Outcome::Ok => "ok",
             Outcome::Error => "error",
+        }
+    }
+}
+
+/// A limit whose refusals are counted in
+/// `feedgate_limit_rejections_total{limit=…}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// `--max-connections`: a connection answered 503 and closed.
+    MaxConnections,
+    /// `--publish-rate`: a publish answered 429.
+    PublishRate,
+    /// `--write-timeout`: a subscriber that stopped reading was dropped.
+    WriteTimeout,
+    /// `--ws-pong-timeout`: a WebSocket peer that stopped answering pings
+    /// was closed.
+    PongTimeout,
+    /// `--max-topics`: a publish to a new topic answered 503.
+    MaxTopics,
+}
+
+impl Limit {
+    /// Every limit, in label order; each series exists at 0 from start.
+    pub const ALL: [Limit; 5] = [
+        Limit::MaxConnections,
+        Limit::PublishRate,
+        Limit::WriteTimeout,
+        Limit::PongTimeout,
+        Limit::MaxTopics,
+    ];
+
+    /// The `limit` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::MaxConnections => "max_connections",
+            Limit::PublishRate => "publish_rate",
+            Limit::WriteTimeout => "write_timeout",
+            Limit::PongTimeout => "pong_timeout",
+            Limit::MaxTopics => "max_topics",
         }
     }
 }
@@ -134,17 +200,24 @@ pub struct Metrics {
     per_transport: Vec<TransportMetrics>,
     requests: IntCounterVec,
     /// `feedgate_requests_total` children by transport then outcome,
-    /// resolved on first use (so only series that happened are exported)
-    /// and then counted without hashing labels.
-    request_children: [[OnceLock<IntCounter>; 8]; 6],
+    /// resolved at start for every pair [`Transport::outcomes`] names, so
+    /// they are counted without hashing labels.
+    request_children: [[Option<IntCounter>; Outcome::ALL.len()]; Transport::ALL.len()],
     /// Events appended to the log through this server.
     pub published: IntCounter,
     /// Requests or connections refused by a limit, by limit name.
     pub limit_rejections: IntCounterVec,
+    limit_children: [IntCounter; Limit::ALL.len()],
     /// Topics known to this node.
     pub topics: IntGauge,
     /// Events retained across all topics.
     pub log_events: IntGauge,
+    /// Entries of a shared log that were not valid events, skipped and
+    /// told to readers as a gap. The log counts them; this follows.
+    log_corrupt_entries: IntCounter,
+    /// Serializes [`Metrics::observe_corrupt_entries`], so two scrapes at
+    /// once cannot both add the same difference.
+    corrupt_sync: Mutex<()>,
 }
 
 /// Latency buckets from 100 µs (loopback WebSocket) to a minute (a short
@@ -242,6 +315,12 @@ impl Metrics {
             "Events retained in the log across all topics.",
         )
         .expect("valid metric");
+        let log_corrupt_entries = IntCounter::new(
+            "feedgate_log_corrupt_entries_total",
+            "Entries of the shared log (Redis) that were not valid events: never sent, \
+             told to readers as a gap. Each is counted once per node.",
+        )
+        .expect("valid metric");
 
         for c in [
             Box::new(wire.clone()) as Box<dyn prometheus::core::Collector>,
@@ -256,6 +335,7 @@ impl Metrics {
             Box::new(limit_rejections.clone()),
             Box::new(topics.clone()),
             Box::new(log_events.clone()),
+            Box::new(log_corrupt_entries.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -279,16 +359,33 @@ impl Metrics {
                 }
             })
             .collect();
+        // Likewise every labelled series that can happen exists at 0 from
+        // the first scrape: an alert on `increase(…)` fires on the first
+        // refusal, and a dashboard shows 0 rather than "no data".
+        let request_children = std::array::from_fn(|t| {
+            let t = Transport::ALL[t];
+            std::array::from_fn(|o| {
+                let o = Outcome::ALL[o];
+                t.outcomes()
+                    .contains(&o)
+                    .then(|| requests.with_label_values(&[t.as_str(), o.as_str()]))
+            })
+        });
+        let limit_children =
+            std::array::from_fn(|l| limit_rejections.with_label_values(&[Limit::ALL[l].as_str()]));
 
         Metrics {
             registry,
             per_transport,
             requests,
-            request_children: Default::default(),
+            request_children,
             published,
             limit_rejections,
+            limit_children,
             topics,
             log_events,
+            log_corrupt_entries,
+            corrupt_sync: Mutex::new(()),
         }
     }
 
@@ -299,17 +396,31 @@ impl Metrics {
 
     /// Counts one answered request.
     pub fn request(&self, t: Transport, outcome: Outcome) {
-        self.request_children[t.index()][outcome as usize]
-            .get_or_init(|| {
-                self.requests
-                    .with_label_values(&[t.as_str(), outcome.as_str()])
-            })
-            .inc();
+        match &self.request_children[t.index()][outcome as usize] {
+            Some(c) => c.inc(),
+            // A pair `Transport::outcomes` does not list: still counted.
+            None => self
+                .requests
+                .with_label_values(&[t.as_str(), outcome.as_str()])
+                .inc(),
+        }
     }
 
-    /// Counts one refusal by the named limit.
-    pub fn limit_hit(&self, limit: &str) {
-        self.limit_rejections.with_label_values(&[limit]).inc();
+    /// Counts one refusal by `limit`.
+    pub fn limit_hit(&self, limit: Limit) {
+        self.limit_children[limit as usize].inc();
+    }
+
+    /// Brings `feedgate_log_corrupt_entries_total` up to `total`, the count
+    /// the log keeps (see [`crate::log::Log::corrupt_entries`]); called at
+    /// each scrape.
+    pub fn observe_corrupt_entries(&self, total: u64) {
+        let _serial = self
+            .corrupt_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let c = &self.log_corrupt_entries;
+        c.inc_by(total.saturating_sub(c.get()));
     }
 
     /// The Prometheus text exposition of every family.

@@ -180,7 +180,7 @@ fn check_rate(app: &App, peer: IpAddr) -> Result<(), ApiError> {
         return Ok(());
     };
     limiter.check(peer).map_err(|wait| {
-        app.metrics().limit_hit("publish_rate");
+        app.metrics().limit_hit(crate::metrics::Limit::PublishRate);
         ApiError::RateLimited {
             retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
         }
@@ -308,6 +308,7 @@ fn metrics(app: &App) -> Reply {
     let m = app.metrics();
     m.topics.set(topics as i64);
     m.log_events.set(events as i64);
+    m.observe_corrupt_entries(app.log().corrupt_entries());
     let mut res = Response::new(response::full(m.render()));
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));

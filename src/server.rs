@@ -126,7 +126,8 @@ pub async fn run_with_metrics(
                 ));
             }
             Err(_) => {
-                app.metrics().limit_hit("max_connections");
+                app.metrics()
+                    .limit_hit(crate::metrics::Limit::MaxConnections);
                 if let Ok(slot) = refusals.clone().try_acquire_owned() {
                     tokio::spawn(refuse(app.clone(), stream, slot));
                 }
@@ -220,7 +221,7 @@ async fn serve_connection(
         _ = watched.stuck_for(app.config().write_timeout) => {
             // The peer reads nothing (an SSE or long-poll client that
             // stopped reading): drop the connection rather than hold it.
-            app.metrics().limit_hit("write_timeout");
+            app.metrics().limit_hit(crate::metrics::Limit::WriteTimeout);
             return;
         }
         _ = app.shutdown().cancelled() => {

@@ -215,6 +215,8 @@ async fn the_topic_limit_refuses_new_topics_only() {
     );
     let m = scrape(s.addr()).await;
     assert_eq!(sample(&m, "feedgate_topics"), 2.0);
+    let key = r#"feedgate_limit_rejections_total{limit="max_topics"}"#;
+    assert_eq!(sample(&m, key), 1.0, "the refused publish is counted");
 }
 
 #[tokio::test]

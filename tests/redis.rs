@@ -928,3 +928,366 @@ async fn the_bench_measures_two_redis_nodes_without_loss() {
     // At least the append script per publish; readers add their XREADs.
     assert!(r.commands >= 20, "{r:?}");
 }
+
+// ---- Corrupt entries, topic lifecycle, health from the start ---------------
+
+/// Writes `e` as the log entry at `seq` of `topic` and moves the head to it,
+/// as another writer (or damage) would, in one transaction.
+async fn inject_entry(redis: &RedisServer, topic: &str, seq: u64, e: &[u8]) {
+    let log = format!("feedgate:{{{topic}}}:log");
+    let meta = format!("feedgate:{{{topic}}}:meta");
+    let now = feedgate::log::unix_micros().to_string();
+    let mut conn = redis.conn().await;
+    redis::pipe()
+        .atomic()
+        .cmd("XADD")
+        .arg(&log)
+        .arg(format!("{seq}-0"))
+        .arg("t")
+        .arg(&now)
+        .arg("e")
+        .arg(e)
+        .ignore()
+        .cmd("HSET")
+        .arg(&meta)
+        .arg("seq")
+        .arg(seq.to_string())
+        .ignore()
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// What a client saw, compactly: `E<seq>` per event, `G<missed>/<resume>`
+/// per gap (a reset fails the test).
+async fn deliveries_until(sub: &mut Subscriber, last: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        match next(sub).await {
+            Delivery::Event(e) => {
+                let text = std::str::from_utf8(&e.json).expect("events are UTF-8");
+                let v: serde_json::Value = serde_json::from_str(text).expect("events are JSON");
+                assert_eq!(v["seq"], e.seq);
+                out.push(format!("E{}", e.seq));
+                if e.seq == last {
+                    return out;
+                }
+            }
+            Delivery::Gap { missed, resume_seq } => out.push(format!("G{missed}/{resume_seq}")),
+            other => panic!("{:?}: unexpected {other:?}", sub.transport()),
+        }
+    }
+}
+
+/// Reads a raw SSE stream until `until` appears (or `PATIENCE` passes).
+async fn raw_sse(s: &RunningServer, path: &str, until: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nhost: test\r\naccept: text/event-stream\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, async {
+        let mut buf = [0u8; 8192];
+        while !out.windows(until.len()).any(|w| w == until.as_bytes()) {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_entries_are_never_sent_and_are_told_as_gaps() {
+    let redis = redis_or_skip!(false);
+    // A follows the topic from the start (local window, reader task); B
+    // opens it only when asked, so it answers from Redis.
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let topic = "corrupt";
+    let mut live = Vec::new();
+    for t in ALL {
+        live.push(subscribe(&a, topic, t, after(0)).await);
+    }
+    for i in 1..=3 {
+        publish(&a, topic, &payload(i)).await;
+    }
+    // Seq 4 is not UTF-8; 5 and 6 are fine; 7 is UTF-8 but not JSON.
+    const BAD_UTF8: &[u8] = b"{\"topic\":\"corrupt\",\"seq\":4,\"data\":\"\xff\xfe\"}";
+    const NOT_JSON: &[u8] = b"{\"topic\":\"corrupt\",\"seq\":7,\"data\":tru";
+    inject_entry(&redis, topic, 4, BAD_UTF8).await;
+    assert_eq!(publish(&a, topic, &payload(5)).await, 5);
+    assert_eq!(publish(&b, topic, &payload(6)).await, 6);
+    inject_entry(&redis, topic, 7, NOT_JSON).await;
+    for i in 8..=10 {
+        assert_eq!(publish(&b, topic, &payload(i)).await, i);
+    }
+    let want = [
+        "E1", "E2", "E3", "G1/5", "E5", "E6", "G1/8", "E8", "E9", "E10",
+    ];
+    for mut sub in live {
+        let got = deliveries_until(&mut sub, 10).await;
+        assert_eq!(got, want, "{:?} on the following node", sub.transport());
+    }
+    for t in ALL {
+        let mut sub = subscribe(&b, topic, t, after(0)).await;
+        let got = deliveries_until(&mut sub, 10).await;
+        assert_eq!(got, want, "{t:?} from redis");
+        // A cursor on the corrupt entry's predecessor is told of it too.
+        let mut sub = subscribe(&a, topic, t, after(6)).await;
+        assert_eq!(deliveries_until(&mut sub, 8).await, ["G1/8", "E8"], "{t:?}");
+    }
+    // On the wire: only valid UTF-8, no byte of the corrupt entries.
+    for s in [&a, &b] {
+        let mut after = 0;
+        let mut seen = Vec::new();
+        while after < 10 {
+            let r = http(
+                s.addr(),
+                "GET",
+                &format!("/topics/{topic}/poll?after={after}"),
+                &[],
+                b"",
+            )
+            .await;
+            let text = String::from_utf8(r.body.clone()).expect("poll bodies are UTF-8");
+            assert!(
+                !text.contains("tru}") && !text.contains(r#""data":tru"#),
+                "{text}"
+            );
+            let v = r.json();
+            if let Some(gap) = v.get("gap") {
+                seen.push(format!("G{}/{}", gap["missed"], gap["resume_seq"]));
+            }
+            for e in v["events"].as_array().unwrap() {
+                seen.push(format!("E{}", e["seq"]));
+            }
+            let next = v["next"].as_u64().unwrap();
+            assert!(next > after, "a poll at {after} must move: {text}");
+            after = next;
+        }
+        assert_eq!(seen, want);
+        let sse = raw_sse(s, &format!("/topics/{topic}/sse?after=0"), r#""seq":10,"#).await;
+        let text = String::from_utf8(sse).expect("the SSE stream is UTF-8");
+        assert!(text.contains(r#""seq":10,"#), "{text}");
+        assert!(!text.contains(r#""seq":4,"#) && !text.contains(r#""seq":7,"#));
+        assert_eq!(text.matches("event: gap\n").count(), 2, "{text}");
+        assert_eq!(healthz(s).await.0, 200);
+        // Each corrupt entry counted once per node, however often read.
+        let m = scrape(s.addr()).await;
+        assert_eq!(sample(&m, "feedgate_log_corrupt_entries_total"), 2.0);
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_unknown_topics_creates_nothing_and_locks_no_publisher_out() {
+    let redis = redis_or_skip!(false);
+    let config = Config {
+        max_topics: 3,
+        longpoll_default: Duration::from_millis(200),
+        ..node_config(&redis)
+    };
+    let baseline = redis.clients().await;
+    let a = start(config).await;
+    // Ten readers of ten topics nobody published to: polls and long polls
+    // (over by now), SSE and WebSocket subscriptions (held open).
+    for i in 0..3 {
+        let r = http(
+            a.addr(),
+            "GET",
+            &format!("/topics/nobody{i}/poll"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let v = r.json();
+        assert_eq!(v["epoch"], "0000000000000000");
+        assert_eq!(v["next"], 0);
+        assert_eq!(v["events"], serde_json::json!([]));
+        let r = http(
+            a.addr(),
+            "GET",
+            &format!("/topics/nobody{i}/poll?after=0"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.json()["epoch"], "0000000000000000");
+    }
+    for i in 3..6 {
+        let r = http(
+            a.addr(),
+            "GET",
+            &format!("/topics/nobody{i}/longpoll?timeout=0.2"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["epoch"], "0000000000000000");
+    }
+    let mut held = Vec::new();
+    for i in 6..10 {
+        let t = if i % 2 == 0 {
+            Transport::Sse
+        } else {
+            Transport::Ws
+        };
+        held.push(subscribe(&a, &format!("nobody{i}"), t, after(0)).await);
+    }
+    // Each held subscription waits on its own reader; none is a topic.
+    let deadline = Instant::now() + PATIENCE;
+    while redis.clients().await < baseline + 1 + 4 {
+        assert!(Instant::now() < deadline, "no reader for held subscribers");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = scrape(a.addr()).await;
+    assert_eq!(sample(&m, "feedgate_topics"), 0.0);
+    let mut conn = redis.conn().await;
+    let topics: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("feedgate:topics")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(topics.is_empty(), "reads created {topics:?}");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("feedgate:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "reads wrote {keys:?}");
+    drop(conn);
+    // The three topics the limit allows can all be created…
+    for name in ["new1", "new2", "new3"] {
+        assert_eq!(publish(&a, name, "1").await, 1, "{name}");
+    }
+    // …and the limit still holds.
+    let err = client::publish(&endpoint(&a), "new4", b"1".to_vec())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("overloaded"), "{err}");
+    // Readers of unknown topics are let go as soon as they leave: the
+    // node keeps only its shared connection.
+    for sub in held {
+        sub.close().await;
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while redis.clients().await > baseline + 1 {
+        assert!(Instant::now() < deadline, "readers of unknown topics kept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_on_an_unknown_topic_continues_into_its_first_epoch() {
+    let redis = redis_or_skip!(false);
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let topic = "unborn";
+    let r = http(a.addr(), "GET", &format!("/topics/{topic}/poll"), &[], b"").await;
+    let v = r.json();
+    assert_eq!(v["epoch"], "0000000000000000");
+    assert_eq!(v["next"], 0);
+    let cursor = feedgate::log::Cursor::at(0, feedgate::log::Epoch::NONE);
+    // Subscribers of every transport, on both nodes, wait at 0000…:0.
+    let mut subs = Vec::new();
+    for t in ALL {
+        subs.push(subscribe(&a, topic, t, cursor).await);
+        subs.push(subscribe(&b, topic, t, cursor).await);
+    }
+    let raw_lp = {
+        let addr = a.addr();
+        tokio::spawn(async move {
+            http(
+                addr,
+                "GET",
+                "/topics/unborn/longpoll?after=0000000000000000:0&timeout=10",
+                &[],
+                b"",
+            )
+            .await
+        })
+    };
+    let raw_sse = {
+        let addr = b.addr();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+            sock.write_all(
+                b"GET /topics/unborn/sse HTTP/1.1\r\nhost: t\r\n\
+                  last-event-id: 0000000000000000:0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&out).contains("\"seq\":1,") {
+                let n = tokio::time::timeout(PATIENCE, sock.read(&mut buf))
+                    .await
+                    .expect("sse event in time")
+                    .unwrap();
+                assert!(n > 0, "sse closed");
+                out.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8(out).unwrap()
+        })
+    };
+    // Let every waiter settle before the first publish creates the topic.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(publish(&a, topic, &payload(1)).await, 1);
+    let lp = raw_lp.await.unwrap();
+    let v = lp.json();
+    assert!(v.get("reset").is_none(), "no reset: {v}");
+    assert_eq!(v["events"][0]["seq"], 1);
+    let epoch = v["epoch"].as_str().unwrap().to_owned();
+    assert_ne!(epoch, "0000000000000000");
+    let sse = raw_sse.await.unwrap();
+    assert!(!sse.contains("event: reset"), "{sse}");
+    assert!(sse.contains(&format!("id: {epoch}:1\n")), "{sse}");
+    for mut sub in subs {
+        // `events` fails on a gap or a reset.
+        let got = events(&mut sub, 1).await;
+        assert_eq!(seqs(&got), vec![1], "{:?}", sub.transport());
+        // Every transport tells the topic's first epoch (WebSocket by a
+        // second `ready`), so a reconnect from here is no reset.
+        assert_eq!(
+            sub.cursor().epoch.map(|e| e.to_string()),
+            Some(epoch.clone()),
+            "{:?}",
+            sub.transport()
+        );
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_node_that_never_reached_redis_is_degraded_from_the_start() {
+    // Nothing listens there.
+    let port = free_port();
+    let s = start(Config {
+        log: LogBackend::Redis(format!("redis://127.0.0.1:{port}/0")),
+        ..Config::default()
+    })
+    .await;
+    // From the very first request, and for as long as Redis stays away
+    // (past the first probes).
+    for _ in 0..6 {
+        let (status, body) = healthz(&s).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], "degraded");
+        assert_eq!(body["log"], "redis");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let err = client::publish(&endpoint(&s), "t", b"1".to_vec())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    s.shutdown().await.unwrap();
+}

@@ -84,6 +84,14 @@ async fn a_cursor_from_before_the_first_publish_survives_it_on_every_transport()
             Delivery::Event(e) => assert_eq!(e.seq, 1, "{:?}", sub.transport()),
             other => panic!("{:?}: expected seq 1, got {other:?}", sub.transport()),
         }
+        // Each transport told the client the topic's new epoch (a
+        // WebSocket by a second `ready`), so its next cursor is no reset.
+        let epoch = sub.cursor().epoch;
+        assert!(
+            epoch.is_some_and(|e| e != Epoch::NONE),
+            "{:?}",
+            sub.transport()
+        );
     }
     // A poll with the no-epoch cursor after the publish: no reset either.
     let path = format!("/topics/fresh/poll?after={NO_EPOCH}:0");

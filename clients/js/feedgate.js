@@ -62,6 +62,8 @@ const FATAL_STATUSES = new Set([400, 401, 403]);
 const STABLE_MS = 10000;
 // A WebSocket frame is a control message iff it starts with this.
 const CONTROL_PREFIX = '{"type":';
+// The epoch of a topic nobody has published to yet.
+const NO_EPOCH = '0000000000000000';
 
 /**
  * A feedgate subscription with the browser WebSocket API.
@@ -408,9 +410,11 @@ export class FeedgateSocket extends EventTarget {
   /** `ready` (streams) or a first poll answer: where the server put us. */
   _onReady(conn, epoch, next) {
     if (!this._live(conn)) return;
-    if (this._cursor.epoch === null) {
+    if (this._cursor.epoch === null || this._cursor.epoch === NO_EPOCH) {
       // A fresh subscription learns its position; with an epoch of our own
-      // a mismatch comes as an explicit reset instead.
+      // a mismatch comes as an explicit reset instead. A topic nobody had
+      // published to has no epoch yet: its first publish brings one,
+      // announced by a new `ready` (docs/protocol.md).
       this._cursor = { epoch, seq: this._cursor.seq ?? next };
     }
     conn.onProved();

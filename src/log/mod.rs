@@ -334,6 +334,15 @@ impl Log {
         }
     }
 
+    /// Entries of a shared log that were not valid events: skipped, never
+    /// sent, and told to readers as a gap (0 for the memory backend).
+    pub fn corrupt_entries(&self) -> u64 {
+        match &self.backend {
+            Backend::Memory(_) => 0,
+            Backend::Redis(r) => r.corrupt_entries(),
+        }
+    }
+
     /// `None` when healthy; otherwise why the backend is degraded.
     pub fn degraded(&self) -> Option<String> {
         match &self.backend {

@@ -13,9 +13,14 @@
 //!
 //! Appends and reads are Lua scripts, so seq allocation and append are one
 //! atomic step, and an epoch with its events is always read consistently.
-//! A missing `meta` (a flushed or restarted Redis without persistence) makes
-//! the next script create a new epoch and drop any stale stream: clients
-//! get a reset, never silently different data under the same cursor.
+//! Only an append creates a topic (and counts it against `--max-topics`):
+//! a topic without `meta` (never published to, or a flushed Redis) reads
+//! as empty in [`Epoch::NONE`], and the next append creates a new epoch and
+//! drops any stale stream: clients get a reset, never silently different
+//! data under the same cursor.
+//!
+//! Every entry read is checked ([`Event::decode`]); one that is not an
+//! event is never sent, but told to readers as a gap (see [`answer`]).
 //!
 //! Fan-in: each node runs one reader task per topic in use, blocked in
 //! `XREAD` on a connection of its own (blocking commands would stall the
@@ -30,7 +35,8 @@
 //! keep their connections and are served from the local window; readers
 //! reconnect with backoff and catch up by seq.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -43,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::memory::{TopicState, duration_micros, lock};
 use super::{
-    Appended, Batch, Cursor, Epoch, Event, Head, LogError, Retention, Subscription,
+    Appended, Batch, Cursor, Epoch, Event, Gap, Head, LogError, Retention, Subscription,
     Topic as TopicName, unix_micros,
 };
 
@@ -71,10 +77,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long a read that found a newer epoch in Redis waits for the local
 /// reader to adopt it, so that waiting subscribers do not spin meanwhile.
 const EPOCH_ADOPT_WAIT: Duration = Duration::from_secs(1);
+/// Most corrupt entries remembered per topic (so each is counted and
+/// logged once); past it, further ones are counted each time they are read.
+const CORRUPT_REMEMBERED: usize = 1024;
 
-/// Shared by both scripts. `open()` returns the topic's epoch, creating it
-/// (and dropping any stale stream) when `meta` is missing, or `false` when
-/// the topic is new and the topic limit is reached.
+/// Shared by both scripts.
 ///
 /// KEYS: meta, log, epochs, topics. ARGV[1] topic, ARGV[2] a fresh random
 /// epoch (Lua's `math.random` is deterministic in Redis, so the caller draws
@@ -85,15 +92,6 @@ local function create(epoch)
   local id = redis.call('XADD', KEYS[3], 'MAXLEN', '16', '*', 'epoch', epoch)
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', '0', 'since', id)
   return epoch
-end
-local function open()
-  local epoch = redis.call('HGET', KEYS[1], 'epoch')
-  if epoch then return epoch end
-  if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then
-    if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[3]) then return false end
-    redis.call('SADD', KEYS[4], ARGV[1])
-  end
-  return create(ARGV[2])
 end
 -- The head, after checking it against what a node has seen of this epoch:
 -- a head that went backwards means Redis came back from an older snapshot
@@ -111,13 +109,23 @@ end
 /// Appends one event. ARGV[4] MAXLEN, ARGV[5] time (µs), ARGV[6] data JSON,
 /// ARGV[7]/[8] the epoch and head this node has seen (for the rollback
 /// check; empty/0 when the topic is not open here).
+///
+/// Only an append creates a topic: a missing `meta` creates the epoch (and
+/// drops any stale stream), counting the topic against the limit unless it
+/// is already in the `topics` set; over the limit, nothing is written.
 /// The seq is taken, the entry added, and only then the head moved, so a
 /// failed XADD (out of memory) leaves no hole. The event JSON is built here
 /// because only here is the seq known; its format is `Event::build`'s, and
 /// `tests/redis.rs` checks they agree byte for byte.
 const APPEND: &str = r#"
-local epoch = open()
-if not epoch then return {'full'} end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then
+    if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[3]) then return {'full'} end
+    redis.call('SADD', KEYS[4], ARGV[1])
+  end
+  epoch = create(ARGV[2])
+end
 local head
 epoch, head = head_after_check(epoch, ARGV[7], ARGV[8])
 local seq = head + 1
@@ -131,11 +139,22 @@ return {'ok', seq, epoch}
 /// Reads the head, the epoch, and up to ARGV[6] entries after ARGV[4]
 /// (from the oldest retained when ARGV[4] is empty or 0, from another
 /// epoch ARGV[5], or past the head). ARGV[7] is the age cutoff in µs
-/// (0: none): older entries are skipped, except the newest. ARGV[8]/[9]
-/// are the epoch and head this node has seen, for the rollback check.
+/// (0: none): older entries are skipped, except the newest (an entry whose
+/// time is unreadable counts as old). ARGV[8]/[9] are the epoch and head
+/// this node has seen, for the rollback check.
+///
+/// Reading creates nothing: a topic without `meta` (never published to, or
+/// lost with a flushed Redis) reads as empty in epoch 0 ([`Epoch::NONE`]),
+/// with `since` at the end of its epochs stream, so that a reader blocked
+/// on that stream wakes at the first publish and not before.
 const READ: &str = r#"
-local epoch = open()
-if not epoch then return {'full'} end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  local since = '0-0'
+  if #last > 0 then since = last[1][1] end
+  return {'ok', 0, '0000000000000000', since, {}}
+end
 local head
 epoch, head = head_after_check(epoch, ARGV[8], ARGV[9])
 local out = {}
@@ -152,7 +171,7 @@ if count > 0 then
     local chunk = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', count)
     local i = 1
     while cutoff > 0 and i <= #chunk and chunk[i][1] ~= newest
-      and tonumber(chunk[i][2][2]) < cutoff do
+      and (tonumber(chunk[i][2][2]) or 0) < cutoff do
       i = i + 1
     end
     if i <= #chunk or #chunk < count then
@@ -201,6 +220,8 @@ struct Shared {
     retention: Retention,
     max_topics: usize,
     health: Arc<Health>,
+    /// Corrupt log entries found (see [`Entry::Corrupt`]), for the metrics.
+    corrupt: Arc<AtomicU64>,
     append: Script,
     read: Script,
     /// Cancelled when the last handle is dropped: stops readers and probe.
@@ -215,6 +236,10 @@ impl Drop for Shared {
 
 /// One topic on this node: the local window, its head for waiting
 /// subscribers, and the handles of its reader task.
+///
+/// A topic that does not exist in Redis (no publish yet) is opened only
+/// for subscribers, in [`Epoch::NONE`]; it is closed as soon as the last
+/// one leaves, and counts against no limit.
 struct Topic {
     name: String,
     keys: Keys,
@@ -227,9 +252,48 @@ struct Topic {
     last_used: Mutex<Instant>,
     /// Asks the reader to re-read the epoch now (a read saw a newer one).
     resync: Notify,
+    /// The log's count of corrupt entries, shared by every topic.
+    corrupt: Arc<AtomicU64>,
+    /// The corrupt entries of this topic already counted.
+    corrupt_seen: Mutex<CorruptSeen>,
+}
+
+/// The seqs of one epoch's corrupt entries that were counted and logged.
+#[derive(Default)]
+struct CorruptSeen {
+    epoch: Option<Epoch>,
+    seqs: HashSet<u64>,
 }
 
 impl Topic {
+    /// Whether the topic does not exist in Redis (as last seen here).
+    fn unborn(&self) -> bool {
+        lock(&self.state).epoch == Epoch::NONE
+    }
+
+    /// Counts and logs a corrupt entry, once per entry.
+    fn note_corrupt(&self, epoch: Epoch, seq: u64, why: &str) {
+        {
+            let mut seen = lock(&self.corrupt_seen);
+            if seen.epoch != Some(epoch) {
+                *seen = CorruptSeen {
+                    epoch: Some(epoch),
+                    seqs: HashSet::new(),
+                };
+            }
+            if seen.seqs.contains(&seq) {
+                return;
+            }
+            if seen.seqs.len() < CORRUPT_REMEMBERED {
+                seen.seqs.insert(seq);
+            }
+        }
+        self.corrupt.fetch_add(1, Ordering::Relaxed);
+        // Never sent: a client must not get what this process did not
+        // build or check (see `EventJson`); readers are told of a gap.
+        tracing::warn!(topic = %self.name, %epoch, seq, error = why, "skipping a corrupt log entry");
+    }
+
     fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
     }
@@ -296,15 +360,22 @@ impl Topic {
 }
 
 /// Whether Redis answers, for `/healthz`.
-#[derive(Default)]
 struct Health {
     problem: Mutex<Option<String>>,
 }
 
 impl Health {
+    /// Degraded until the first command succeeds: a node that has never
+    /// reached Redis cannot serve anything.
+    fn new() -> Self {
+        Health {
+            problem: Mutex::new(Some("not connected to redis yet".into())),
+        }
+    }
+
     fn ok(&self) {
         if lock(&self.problem).take().is_some() {
-            tracing::info!("redis reachable again");
+            tracing::info!("redis reachable");
         }
     }
 
@@ -326,7 +397,107 @@ struct Snapshot {
     head: u64,
     epoch: Epoch,
     since: String,
-    events: Vec<Event>,
+    /// Log entries after the cursor, oldest first.
+    entries: Vec<Entry>,
+}
+
+/// One entry of a topic's log stream, as read from Redis.
+enum Entry {
+    /// A valid event.
+    Event(Event),
+    /// Bytes that are not an event this node could have built (not UTF-8,
+    /// not one JSON object, a field missing): another writer's, or damage.
+    /// Never sent; readers are told its seq as a gap and move past it.
+    Corrupt { seq: u64, why: String },
+}
+
+impl Entry {
+    fn seq(&self) -> u64 {
+        match self {
+            Entry::Event(e) => e.seq,
+            Entry::Corrupt { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A cursor at seq 0 of [`Epoch::NONE`] is what a reader of a topic that
+/// did not exist yet holds: it continues into the topic's first epoch, from
+/// its first event, without a reset.
+fn continue_from_none(cursor: &Cursor) -> Cursor {
+    match (cursor.after, cursor.epoch) {
+        (None | Some(0), Some(Epoch::NONE)) => Cursor {
+            after: cursor.after,
+            epoch: None,
+        },
+        _ => *cursor,
+    }
+}
+
+/// Answers `cursor` from what the read script returned; also returns the
+/// events the batch was cut from, for the local window.
+///
+/// Valid events are taken up to the first hole (a corrupt or missing
+/// entry), so every hole ends up right after some reader's cursor; there
+/// it is told as a gap, and the cursor moves past it. A reader thus never
+/// skips a seq silently, nor stops at a corrupt one for ever.
+fn answer(snap: Snapshot, cursor: &Cursor, max: usize) -> (Batch, TopicState) {
+    let mut entries = snap.entries.into_iter().peekable();
+    // Corrupt entries right after the cursor: (first seq, last seq).
+    let mut corrupt: Option<(u64, u64)> = None;
+    while let Some(Entry::Corrupt { seq, .. }) = entries.peek() {
+        let seq = *seq;
+        if seq > snap.head {
+            break;
+        }
+        corrupt = Some((corrupt.map_or(seq, |(first, _)| first), seq));
+        entries.next();
+    }
+    let mut events: Vec<Event> = Vec::new();
+    for entry in entries {
+        let next = events
+            .last()
+            .map(|e| e.seq + 1)
+            .or(corrupt.map(|(_, last)| last + 1));
+        match entry {
+            Entry::Event(e) if e.seq <= snap.head && next.is_none_or(|n| e.seq == n) => {
+                events.push(e)
+            }
+            // Not contiguous with the run: after a corrupt run, a missing
+            // entry is the same gap (`resume` below covers it).
+            Entry::Event(e) if events.is_empty() && e.seq <= snap.head => events.push(e),
+            _ => break,
+        }
+    }
+    let state = TopicState {
+        epoch: snap.epoch,
+        events: events.into(),
+        head: snap.head,
+    };
+    let mut batch = state.read(cursor, max);
+    // The window's own rules tell a gap after a cursor > 0; a corrupt run
+    // is also a gap for a reader from the oldest event (`after=0`, or a
+    // reset), whose start is otherwise not a gap.
+    let positioned = cursor.after.is_some() || batch.reset.is_some();
+    if let Some((first, last)) = corrupt
+        && positioned
+    {
+        let resume = state.events.front().map_or(last + 1, |e| e.seq);
+        let after = match (batch.reset, cursor.after) {
+            (None, Some(after)) => after,
+            _ => 0,
+        };
+        let from = if after > 0 { after + 1 } else { first };
+        batch.gap = Some(Gap {
+            missed: resume - from,
+            resume_seq: resume,
+        });
+        if state.events.is_empty() {
+            // Past the corrupt run, not to the head: what follows it was
+            // not read yet.
+            batch.next = last;
+        }
+    }
+    (batch, state)
 }
 
 impl RedisLog {
@@ -351,7 +522,8 @@ impl RedisLog {
             topics: Mutex::new(HashMap::new()),
             retention,
             max_topics,
-            health: Arc::new(Health::default()),
+            health: Arc::new(Health::new()),
+            corrupt: Arc::default(),
             append: Script::new(&format!("{PRELUDE}{APPEND}")),
             read: Script::new(&format!("{PRELUDE}{READ}")),
             stop: CancellationToken::new(),
@@ -402,19 +574,34 @@ impl RedisLog {
         cursor: &Cursor,
         max: usize,
     ) -> Result<Batch, LogError> {
-        let t = self.topic(topic).await?;
-        t.touch();
-        if let Some(batch) = t.read_window(cursor, max, &self.shared.retention) {
-            return Ok(batch);
+        let cursor = &continue_from_none(cursor);
+        let local = self.local(topic);
+        if let Some(t) = &local {
+            t.touch();
+            if let Some(batch) = t.read_window(cursor, max, &self.shared.retention) {
+                return Ok(batch);
+            }
         }
-        let local = *t.head.borrow();
-        let snap = self.snapshot(&t.name, &t.keys, cursor, max, None).await?;
-        let mut state = TopicState {
-            epoch: snap.epoch,
-            events: snap.events.into(),
-            head: snap.head,
+        let seen = local.as_ref().map(|t| *t.head.borrow());
+        let keys = local
+            .as_ref()
+            .map_or_else(|| Keys::new(topic), |t| t.keys.clone());
+        let snap = self.snapshot(topic, &keys, cursor, max, None).await?;
+        let t = match local {
+            Some(t) => t,
+            // Not open on this node: an unknown topic is answered and left
+            // alone (reading creates nothing, here or in Redis); a known
+            // one is opened, so that its next reads are local.
+            None if snap.epoch == Epoch::NONE => return Ok(answer(snap, cursor, max).0),
+            None => self.insert(topic, keys, &snap),
         };
-        let batch = state.read(cursor, max);
+        let local_epoch = seen.unwrap_or_else(|| *t.head.borrow()).epoch;
+        for entry in &snap.entries {
+            if let Entry::Corrupt { seq, why } = entry {
+                t.note_corrupt(snap.epoch, *seq, why);
+            }
+        }
+        let (batch, mut state) = answer(snap, cursor, max);
         if t.absorb(
             state.epoch,
             state.events.make_contiguous(),
@@ -422,7 +609,7 @@ impl RedisLog {
         ) {
             t.publish_head();
         }
-        if state.epoch != local.epoch {
+        if state.epoch != local_epoch {
             // Redis has an epoch this node's reader has not adopted yet.
             // Subscribers would see every read as news until it does, so
             // nudge it and give it a moment.
@@ -434,9 +621,11 @@ impl RedisLog {
         Ok(batch)
     }
 
+    /// Subscribing opens the topic on this node (in [`Epoch::NONE`] when it
+    /// does not exist yet) but creates nothing in Redis.
     pub(crate) async fn subscribe(&self, topic: &str) -> Result<Subscription, LogError> {
         loop {
-            let t = self.topic(topic).await?;
+            let t = self.open(topic).await?;
             t.touch();
             // Subscribe under the map lock, so an idle reader cannot retire
             // the topic between our lookup and our subscription.
@@ -456,32 +645,51 @@ impl RedisLog {
         }
     }
 
+    /// (topics that exist and are open on this node, events in their
+    /// windows). Topics opened only for subscribers waiting on a first
+    /// publish are not counted: they hold nothing.
     pub(crate) fn stats(&self) -> (usize, usize) {
         let topics: Vec<Arc<Topic>> = lock(&self.shared.topics).values().cloned().collect();
+        let born = topics.iter().filter(|t| !t.unborn()).count();
         let cached = topics.iter().map(|t| lock(&t.state).events.len()).sum();
-        (topics.len(), cached)
+        (born, cached)
+    }
+
+    /// Corrupt log entries found so far (each counted once per topic and
+    /// epoch, up to [`CORRUPT_REMEMBERED`] per topic).
+    pub(crate) fn corrupt_entries(&self) -> u64 {
+        self.shared.corrupt.load(Ordering::Relaxed)
     }
 
     pub(crate) fn degraded(&self) -> Option<String> {
         self.shared.health.problem()
     }
 
+    /// The topic, if it is open on this node.
+    fn local(&self, name: &str) -> Option<Arc<Topic>> {
+        lock(&self.shared.topics).get(name).cloned()
+    }
+
     /// The local topic, opened (epoch and head read from Redis, reader
     /// started) on first use.
-    async fn topic(&self, name: &str) -> Result<Arc<Topic>, LogError> {
-        if let Some(t) = lock(&self.shared.topics).get(name) {
-            return Ok(t.clone());
+    async fn open(&self, name: &str) -> Result<Arc<Topic>, LogError> {
+        if let Some(t) = self.local(name) {
+            return Ok(t);
         }
         let keys = Keys::new(name);
         let snap = self
             .snapshot(name, &keys, &Cursor::default(), 0, None)
             .await?;
+        Ok(self.insert(name, keys, &snap))
+    }
+
+    /// Opens the topic at the head `snap` read, unless another task just
+    /// did. Bounded by the topics that exist in Redis (`--max-topics`) plus
+    /// those subscribers wait on, so no limit of its own.
+    fn insert(&self, name: &str, keys: Keys, snap: &Snapshot) -> Arc<Topic> {
         let mut topics = lock(&self.shared.topics);
         if let Some(t) = topics.get(name) {
-            return Ok(t.clone());
-        }
-        if topics.len() >= self.shared.max_topics {
-            return Err(LogError::TooManyTopics(self.shared.max_topics));
+            return t.clone();
         }
         let (head, _) = watch::channel(Head {
             seq: snap.head,
@@ -495,14 +703,16 @@ impl RedisLog {
                 events: Default::default(),
                 head: snap.head,
             }),
-            since: Mutex::new(snap.since),
+            since: Mutex::new(snap.since.clone()),
             head,
             last_used: Mutex::new(Instant::now()),
             resync: Notify::new(),
+            corrupt: self.shared.corrupt.clone(),
+            corrupt_seen: Mutex::default(),
         });
         topics.insert(name.to_owned(), t.clone());
         tokio::spawn(follow(Arc::downgrade(&self.shared), t.clone()));
-        Ok(t)
+        t
     }
 
     /// Runs the read script: head, epoch and up to `max` entries after
@@ -665,13 +875,24 @@ async fn session(
             let s = lock(&topic.state);
             (s.epoch, s.head)
         };
+        // A topic that does not exist has no log to follow (a stream left
+        // without `meta` is stale): only its epochs stream, which its
+        // first publish writes to.
+        let unborn = issued == Epoch::NONE;
+        let from = (!unborn).then_some(from);
         let since = lock(&topic.since).clone();
         let reply = tokio::select! {
-            r = xread(&mut conn, &topic.keys, from, &since) => r.map_err(failed)?,
+            r = xread(&mut conn, &topic.keys, from, &since) => {
+                let reply = r.map_err(failed)?;
+                health.ok();
+                reply
+            }
             _ = topic.resync.notified() => return Ok(Exit::Resync),
+            // An unborn topic is closed as soon as its last subscriber
+            // leaves (below), not after `IDLE`: it holds nothing.
+            _ = topic.head.closed(), if unborn && topic.head.receiver_count() > 0 => Value::Nil,
         };
-        health.ok();
-        let (events, epochs) = parse_xread(reply, &topic.keys);
+        let (entries, epochs) = parse_xread(reply, &topic.keys);
         if let Some((id, epoch)) = epochs.last() {
             *lock(&topic.since) = id.clone();
             if *epoch != Some(issued) {
@@ -683,7 +904,7 @@ async fn session(
                 continue;
             }
         }
-        if follow_events(topic, issued, events, &retention) {
+        if follow_entries(topic, issued, entries, &retention) {
             topic.publish_head();
         }
         let Some(shared) = weak.upgrade() else {
@@ -724,33 +945,59 @@ async fn sync(weak: &Weak<Shared>, topic: &Topic) -> Result<bool, String> {
     Ok(true)
 }
 
-/// Appends what the reader got to the window. Events from a read issued in
-/// another epoch are dropped; a jump (the reader fell behind retention)
-/// restarts the window at the first event read, and older cursors go to
+/// Appends what the reader got to the window. Entries from a read issued
+/// in another epoch are dropped; a jump (the reader fell behind retention)
+/// or a corrupt entry restarts the window after it, and older cursors go to
 /// Redis, which reports the gap. Returns whether the head moved.
-fn follow_events(topic: &Topic, issued: Epoch, events: Vec<Event>, retention: &Retention) -> bool {
-    let mut s = lock(&topic.state);
-    if s.epoch != issued {
-        return false;
-    }
-    let before = s.head;
-    for e in events {
-        if e.seq <= s.head {
-            continue;
+fn follow_entries(
+    topic: &Topic,
+    issued: Epoch,
+    entries: Vec<Entry>,
+    retention: &Retention,
+) -> bool {
+    let mut corrupt = Vec::new();
+    let moved = {
+        let mut s = lock(&topic.state);
+        if s.epoch != issued {
+            return false;
         }
-        if e.seq != s.head + 1 {
-            s.events.clear();
-            s.head = e.seq - 1;
+        let before = s.head;
+        for entry in entries {
+            let seq = entry.seq();
+            if seq <= s.head {
+                continue;
+            }
+            match entry {
+                Entry::Event(e) => {
+                    if seq != s.head + 1 {
+                        s.events.clear();
+                        s.head = seq - 1;
+                    }
+                    s.push(e, retention);
+                }
+                Entry::Corrupt { seq, why } => {
+                    // Step over it, or the next XREAD would return it again
+                    // at once, for ever.
+                    s.events.clear();
+                    s.head = seq;
+                    corrupt.push((seq, why));
+                }
+            }
         }
-        s.push(e, retention);
+        s.head != before
+    };
+    for (seq, why) in corrupt {
+        topic.note_corrupt(issued, seq, &why);
     }
-    s.head != before
+    moved
 }
 
-/// Removes a topic nobody subscribes to and nobody read for [`IDLE`].
+/// Removes a topic nobody subscribes to and nobody read for [`IDLE`], or
+/// at once when it does not exist in Redis.
 fn retire_if_idle(shared: &Shared, topic: &Topic) -> bool {
     let mut topics = lock(&shared.topics);
-    let idle = topic.head.receiver_count() == 0 && lock(&topic.last_used).elapsed() >= IDLE;
+    let idle = topic.head.receiver_count() == 0
+        && (topic.unborn() || lock(&topic.last_used).elapsed() >= IDLE);
     if idle {
         topics.remove(&topic.name);
         tracing::debug!(topic = %topic.name, "redis reader retired: topic idle");
@@ -758,23 +1005,28 @@ fn retire_if_idle(shared: &Shared, topic: &Topic) -> bool {
     idle
 }
 
-/// `XREAD COUNT … BLOCK … STREAMS log epochs <head>-0 <since>`.
+/// `XREAD COUNT … BLOCK … STREAMS log epochs <head>-0 <since>`, or only
+/// the epochs stream without `from`.
 async fn xread(
     conn: &mut MultiplexedConnection,
     keys: &Keys,
-    from: u64,
+    from: Option<u64>,
     since: &str,
 ) -> Result<Value, RedisError> {
-    redis::cmd("XREAD")
-        .arg("COUNT")
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT")
         .arg(READ_COUNT)
         .arg("BLOCK")
         .arg(BLOCK.as_millis() as u64)
-        .arg("STREAMS")
-        .arg(&keys.log)
-        .arg(&keys.epochs)
-        .arg(format!("{from}-0"))
-        .arg(if since.is_empty() { "0-0" } else { since })
+        .arg("STREAMS");
+    if from.is_some() {
+        cmd.arg(&keys.log);
+    }
+    cmd.arg(&keys.epochs);
+    if let Some(from) = from {
+        cmd.arg(format!("{from}-0"));
+    }
+    cmd.arg(if since.is_empty() { "0-0" } else { since })
         .query_async(conn)
         .await
 }
@@ -811,20 +1063,20 @@ fn parse_snapshot(reply: Value, max_topics: usize) -> Result<Snapshot, LogError>
     let head = parts.next().and_then(int).ok_or_else(bad_reply)?;
     let epoch = parts.next().and_then(epoch_of).ok_or_else(bad_reply)?;
     let since = parts.next().and_then(text).unwrap_or_default();
-    let events = match parts.next() {
-        Some(Value::Array(entries)) => entries.into_iter().filter_map(entry_event).collect(),
+    let entries = match parts.next() {
+        Some(Value::Array(entries)) => entries.into_iter().filter_map(log_entry).collect(),
         _ => Vec::new(),
     };
     Ok(Snapshot {
         head,
         epoch,
         since,
-        events,
+        entries,
     })
 }
 
-/// Splits an `XREAD` reply into log events and `(id, epoch)` entries.
-fn parse_xread(reply: Value, keys: &Keys) -> (Vec<Event>, Vec<(String, Option<Epoch>)>) {
+/// Splits an `XREAD` reply into log entries and `(id, epoch)` entries.
+fn parse_xread(reply: Value, keys: &Keys) -> (Vec<Entry>, Vec<(String, Option<Epoch>)>) {
     let mut events = Vec::new();
     let mut epochs = Vec::new();
     let Value::Array(streams) = reply else {
@@ -843,7 +1095,7 @@ fn parse_xread(reply: Value, keys: &Keys) -> (Vec<Event>, Vec<(String, Option<Ep
             continue;
         };
         if key == keys.log {
-            events.extend(entries.into_iter().filter_map(entry_event));
+            events.extend(entries.into_iter().filter_map(log_entry));
         } else if key == keys.epochs {
             epochs.extend(entries.into_iter().filter_map(epoch_entry));
         }
@@ -851,10 +1103,21 @@ fn parse_xread(reply: Value, keys: &Keys) -> (Vec<Event>, Vec<(String, Option<Ep
     (events, epochs)
 }
 
-/// A log entry `[<seq>-0, [t, <µs>, e, <json>]]` as an event.
-fn entry_event(entry: Value) -> Option<Event> {
+/// A log entry `[<seq>-0, [t, <µs>, e, <json>]]`: an event, or corrupt.
+/// `None` only when its ID names no seq.
+fn log_entry(entry: Value) -> Option<Entry> {
     let (id, fields) = entry_parts(entry)?;
-    let seq = id.split('-').next()?.parse().ok()?;
+    let (seq, minor) = id.split_once('-')?;
+    let seq: u64 = seq.parse().ok()?;
+    let corrupt = |why: &str| {
+        Some(Entry::Corrupt {
+            seq,
+            why: why.to_owned(),
+        })
+    };
+    if minor != "0" {
+        return corrupt("the entry ID is not <seq>-0");
+    }
     let mut time_us = None;
     let mut json = None;
     let mut it = fields.into_iter();
@@ -865,14 +1128,12 @@ fn entry_event(entry: Value) -> Option<Event> {
             _ => {}
         }
     }
-    match Event::decode(seq, time_us?, json?) {
-        Ok(event) => Some(event),
-        Err(e) => {
-            // Never sent: a client must not get what this process did not
-            // build or check (see `EventJson`).
-            tracing::warn!(seq, error = %e, "skipping a corrupt log entry");
-            None
-        }
+    let (Some(time_us), Some(json)) = (time_us, json) else {
+        return corrupt("the entry has no time (t) or no event (e)");
+    };
+    match Event::decode(seq, time_us, json) {
+        Ok(event) => Some(Entry::Event(event)),
+        Err(e) => corrupt(&e.to_string()),
     }
 }
 
@@ -916,4 +1177,101 @@ fn int(v: Value) -> Option<u64> {
 
 fn epoch_of(v: Value) -> Option<Epoch> {
     text(v)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot at `head` holding `entries`: a seq alone is an event, a
+    /// negative one is that seq corrupt.
+    fn snap(head: u64, entries: &[i64]) -> Snapshot {
+        Snapshot {
+            head,
+            epoch: Epoch(7),
+            since: String::new(),
+            entries: entries
+                .iter()
+                .map(|&s| match s {
+                    s if s > 0 => Entry::Event(Event::build(
+                        &TopicName::new("t").unwrap(),
+                        s as u64,
+                        1,
+                        b"1",
+                    )),
+                    s => Entry::Corrupt {
+                        seq: s.unsigned_abs(),
+                        why: "test".into(),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn read(s: Snapshot, after: Option<u64>, max: usize) -> (Vec<u64>, Option<Gap>, u64) {
+        let cursor = Cursor {
+            after,
+            epoch: Some(Epoch(7)),
+        };
+        let (b, _) = answer(s, &cursor, max);
+        (b.events.iter().map(|e| e.seq).collect(), b.gap, b.next)
+    }
+
+    fn gap(missed: u64, resume_seq: u64) -> Option<Gap> {
+        Some(Gap { missed, resume_seq })
+    }
+
+    #[test]
+    fn events_stop_at_a_hole_and_the_hole_is_a_gap_next_time() {
+        // 1, 2, then 3 corrupt: the batch ends at 2…
+        assert_eq!(
+            read(snap(5, &[1, 2, -3, 4, 5]), Some(0), 10),
+            (vec![1, 2], None, 2)
+        );
+        // …and the next read is told of 3 and goes on.
+        assert_eq!(
+            read(snap(5, &[-3, 4, 5]), Some(2), 10),
+            (vec![4, 5], gap(1, 4), 5)
+        );
+        // A missing entry after a corrupt one is the same gap.
+        assert_eq!(
+            read(snap(6, &[-3, 5, 6]), Some(2), 10),
+            (vec![5, 6], gap(2, 5), 6)
+        );
+    }
+
+    #[test]
+    fn a_corrupt_oldest_entry_is_a_gap_even_from_the_start() {
+        assert_eq!(
+            read(snap(3, &[-1, 2, 3]), Some(0), 10),
+            (vec![2, 3], gap(1, 2), 3)
+        );
+        // Another epoch's cursor: a reset from the oldest, and the gap.
+        let (b, _) = answer(snap(3, &[-1, 2, 3]), &Cursor::at(9, Epoch(8)), 10);
+        assert!(b.reset.is_some());
+        assert_eq!(b.gap, gap(1, 2));
+    }
+
+    #[test]
+    fn only_corrupt_entries_move_the_cursor_past_them_not_to_the_head() {
+        // The read returned only the corrupt 3 (max 1) though the head is 5:
+        // the cursor moves to 3, not 5, so 4 and 5 are read next time.
+        assert_eq!(read(snap(5, &[-3]), Some(2), 1), (vec![], gap(1, 4), 3));
+        assert_eq!(read(snap(4, &[-3, -4]), Some(2), 2), (vec![], gap(2, 5), 4));
+    }
+
+    #[test]
+    fn from_now_ignores_corrupt_entries() {
+        assert_eq!(read(snap(3, &[-1, 2, 3]), None, 10), (vec![], None, 3));
+    }
+
+    #[test]
+    fn a_cursor_at_zero_of_no_epoch_continues_into_the_first() {
+        let c = continue_from_none(&Cursor::at(0, Epoch::NONE));
+        assert_eq!(c.epoch, None);
+        assert_eq!(c.after, Some(0));
+        // Past 0 it is a cursor of another epoch: a reset, as always.
+        let c = Cursor::at(3, Epoch::NONE);
+        assert_eq!(continue_from_none(&c), c);
+    }
 }

@@ -29,8 +29,8 @@ use crate::app::App;
 use crate::auth::Grant;
 use crate::demo::Fault;
 use crate::error::ApiError;
-use crate::log::{Batch, Cursor, Log, Subscription, Topic};
-use crate::metrics::{Transport, TransportMetrics};
+use crate::log::{Batch, Cursor, Epoch, Log, Subscription, Topic};
+use crate::metrics::{Limit, Transport, TransportMetrics};
 
 /// How long to wait before retrying the log after it failed (Redis down);
 /// streams stay open meanwhile.
@@ -54,8 +54,8 @@ struct Follow {
     topic: Topic,
     sub: Subscription,
     cursor: Cursor,
-    /// Whether a delivery (at least the opening one) went out.
-    opened: bool,
+    /// The epoch the subscriber was last told (`None` before the opening).
+    told: Option<Epoch>,
 }
 
 /// What a feed yields: one topic's batch.
@@ -65,8 +65,9 @@ pub(crate) struct Delivery {
     pub index: usize,
     /// The events and signals to write.
     pub batch: Batch,
-    /// The first delivery for this topic: a stream announces itself
-    /// (`ready`) with it; it may hold no news.
+    /// The first delivery for this topic, or the first in the epoch that
+    /// the topic's first publish created: a stream announces itself
+    /// (`ready`, with the epoch) with it; it may hold no news.
     pub opening: bool,
 }
 
@@ -108,7 +109,7 @@ impl Feed {
                 topic,
                 sub,
                 cursor,
-                opened: false,
+                told: None,
             });
         }
         Ok(Feed {
@@ -159,9 +160,13 @@ impl Feed {
                         .read(&f.topic, &f.cursor, self.app.config().max_batch)
                         .await
                     {
-                        Ok(batch) if batch.has_news() || !f.opened => {
-                            let opening = !f.opened;
-                            f.opened = true;
+                        // A topic's first publish moves a reader that
+                        // came before it out of `Epoch::NONE` without a
+                        // reset: it is told the epoch as at the opening.
+                        Ok(batch) if batch.has_news() || f.told != Some(batch.epoch) => {
+                            let opening = f.told.is_none()
+                                || (batch.reset.is_none() && f.told != Some(batch.epoch));
+                            f.told = Some(batch.epoch);
                             f.cursor = batch.next_cursor();
                             self.turn = (index + 1) % n;
                             return Ok(Delivery {
@@ -230,14 +235,14 @@ impl Feed {
             Ok(Ok(t)) => Ok(t),
             Ok(Err(_)) => Err(End::Gone),
             Err(_) => {
-                self.app.metrics().limit_hit("write_timeout");
+                self.app.metrics().limit_hit(Limit::WriteTimeout);
                 Err(End::WriteStalled)
             }
         }
     }
 
     /// Counts a limit this subscriber ran into.
-    pub fn limit_hit(&self, limit: &str) {
+    pub fn limit_hit(&self, limit: Limit) {
         self.app.metrics().limit_hit(limit);
     }
 

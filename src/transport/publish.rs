@@ -12,7 +12,8 @@ use hyper::{Request, StatusCode};
 use super::Reply;
 use crate::app::App;
 use crate::error::ApiError;
-use crate::log::Topic;
+use crate::log::{LogError, Topic};
+use crate::metrics::Limit;
 use crate::metrics::Outcome;
 use crate::response;
 
@@ -25,7 +26,15 @@ pub(crate) async fn publish(
     let max = app.config().max_body;
     let body = read_body(req, max, app.config().body_read_timeout).await?;
     let data = validate(&body)?;
-    let appended = app.log().append(topic, &data).await?;
+    let appended = match app.log().append(topic, &data).await {
+        Ok(a) => a,
+        Err(e) => {
+            if matches!(e, LogError::TooManyTopics(_)) {
+                app.metrics().limit_hit(Limit::MaxTopics);
+            }
+            return Err(e.into());
+        }
+    };
     app.metrics().published.inc();
     let ack = format!(
         r#"{{"topic":"{topic}","seq":{},"epoch":"{}"}}"#,

@@ -32,7 +32,7 @@ use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::log::Topic;
-use crate::metrics::{Outcome, Transport};
+use crate::metrics::{Limit, Outcome, Transport};
 use crate::params::Query;
 use crate::response::empty;
 use crate::wire::ConnMeter;
@@ -232,7 +232,7 @@ impl Session {
                 }
                 _ = alive.due() => match alive.expired() {
                     true => {
-                        self.feed.limit_hit("pong_timeout");
+                        self.feed.limit_hit(Limit::PongTimeout);
                         Err(Some(policy("no pong within the deadline")))
                     }
                     false => self.feed.write(ws.send(Message::Ping(Bytes::new()))).await.map_err(stop_for),
