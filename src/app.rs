@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::demo::DemoState;
 use crate::log::Log;
 use crate::metrics::Metrics;
@@ -43,7 +43,7 @@ impl App {
         config: Config,
         shutdown: CancellationToken,
         tracker: TaskTracker,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConfigError> {
         let auth = Auth::new(config.publish_token.clone(), config.jwt.clone())?;
         Ok(App {
             shared: Arc::new(Shared {

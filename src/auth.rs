@@ -22,6 +22,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use crate::config::ConfigError;
 use crate::error::ApiError;
 
 /// How subscriber JWTs are verified.
@@ -90,8 +91,9 @@ impl Auth {
     /// Builds the rules.
     ///
     /// # Errors
-    /// A message when the public key is not a usable RSA or EC PEM key.
-    pub fn new(publish_token: Option<String>, jwt: Option<JwtKey>) -> Result<Auth, String> {
+    /// [`ConfigError::JwtKey`] when the public key is not a usable RSA or EC
+    /// PEM key.
+    pub fn new(publish_token: Option<String>, jwt: Option<JwtKey>) -> Result<Auth, ConfigError> {
         let jwt = match jwt {
             None => None,
             Some(JwtKey::Secret(s)) => {
@@ -103,7 +105,7 @@ impl Auth {
                 } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
                     Some((k, validation(Algorithm::ES256)))
                 } else {
-                    return Err("--jwt-public-key: not an RSA or EC public key in PEM".into());
+                    return Err(ConfigError::JwtKey);
                 }
             }
         };

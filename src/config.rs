@@ -143,6 +143,9 @@ pub const MAX_PUBLISH_RATE: f64 = 1e9;
 /// A [`Config`] value the server cannot run with.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
+    /// `--jwt-public-key` is not a usable key.
+    #[error("--jwt-public-key: not an RSA or EC public key in PEM")]
+    JwtKey,
     /// A count that must be at least 1.
     #[error("{field} must be at least 1")]
     Zero {
@@ -527,7 +530,7 @@ mod tests {
             ),
             (
                 Config {
-                    max_body: 2 << 20,
+                    max_body: usize::MAX,
                     ..d()
                 },
                 "--max-body",

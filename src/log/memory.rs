@@ -127,13 +127,12 @@ impl MemoryLog {
             drop(topics);
             let seq = state.head + 1;
             let event = Event::build(name, seq, unix_micros(), data);
-            state.push(event.clone(), &self.shared.retention);
+            state.push(event, &self.shared.retention);
             (
                 t.clone(),
                 Appended {
                     seq,
                     epoch: state.epoch,
-                    event,
                 },
             )
         };
@@ -288,7 +287,6 @@ impl TopicState {
             epoch: self.epoch,
             events,
             next,
-            head: self.head,
             gap,
             reset,
         }

@@ -95,8 +95,6 @@ pub struct Batch {
     /// The cursor to ask with next time (the last delivered seq, or the
     /// resolved cursor when nothing was delivered).
     pub next: u64,
-    /// The head of the log when this batch was read.
-    pub head: u64,
     /// Set when the cursor was older than retention.
     pub gap: Option<Gap>,
     /// Set when the cursor was from another epoch or past the head.
@@ -122,8 +120,6 @@ pub struct Appended {
     pub seq: u64,
     /// The log's epoch.
     pub epoch: Epoch,
-    /// The event as every transport will deliver it.
-    pub event: Event,
 }
 
 /// The position of a topic's head, published to waiting subscribers.

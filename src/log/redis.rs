@@ -561,11 +561,7 @@ impl RedisLog {
         let mut parts = reply_parts(reply, self.shared.max_topics)?.into_iter();
         let seq = parts.next().and_then(int).ok_or_else(bad_reply)?;
         let epoch = parts.next().and_then(epoch_of).ok_or_else(bad_reply)?;
-        Ok(Appended {
-            seq,
-            epoch,
-            event: Event::build(name, seq, time_us, data),
-        })
+        Ok(Appended { seq, epoch })
     }
 
     pub(crate) async fn read(
