@@ -98,7 +98,7 @@ fn the_binary_refuses_out_of_range_flags_with_a_clear_message() {
         &["--publish-rate", "1e-30"],
         &["--demo", "--demo-rate", "NaN"],
         &["--sse-heartbeat", "0s"],
-        &["--max-body", "10485760"],
+        &["--max-body", "0"],
         &["--allowed-host", "http://feeds.example/"],
     ] {
         let (status, stderr) = serve_exits(flags);
