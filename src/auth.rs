@@ -73,13 +73,23 @@ struct Claims {
 }
 
 /// What a subscriber's token allows: until when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Grant {
     /// When the token expires, if a token was needed.
     pub expires: Option<SystemTime>,
 }
 
 impl Grant {
+    /// What holds for a subscription that needs both grants: the earlier
+    /// expiry.
+    pub fn and(self, other: Grant) -> Grant {
+        let expires = match (self.expires, other.expires) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Grant { expires }
+    }
+
     /// How long from now the grant holds (`None`: for ever).
     pub fn remaining(&self) -> Option<Duration> {
         self.expires
@@ -154,10 +164,20 @@ impl Auth {
         query_token: Option<&str>,
         topic: &str,
     ) -> Result<Grant, ApiError> {
+        self.check_token(subscriber_token(headers, query_token), topic)
+    }
+
+    /// Checks a subscription to `topic` with the subscriber's `token` (see
+    /// [`subscriber_token`]), as [`Auth::check_subscribe`] does: for a topic
+    /// added to an open subscription.
+    ///
+    /// # Errors
+    /// As [`Auth::check_subscribe`].
+    pub fn check_token(&self, token: Option<&str>, topic: &str) -> Result<Grant, ApiError> {
         let Some((key, validation)) = &self.jwt else {
             return Ok(Grant { expires: None });
         };
-        let Some(token) = bearer(headers).or(query_token) else {
+        let Some(token) = token else {
             return Err(ApiError::Unauthorized(
                 "subscribing needs a token: `Authorization: Bearer <jwt>` or `?token=<jwt>`".into(),
             ));
@@ -219,6 +239,14 @@ fn describe(e: &jsonwebtoken::errors::Error) -> &'static str {
 }
 
 /// The token of an `Authorization: Bearer …` header.
+/// The subscriber's token: `Authorization: Bearer`, else `?token=`.
+pub fn subscriber_token<'a>(
+    headers: &'a HeaderMap,
+    query_token: Option<&'a str>,
+) -> Option<&'a str> {
+    bearer(headers).or(query_token)
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;

@@ -117,6 +117,9 @@ pub struct ServeArgs {
     /// Most topics; one more is refused with 503.
     #[arg(long, default_value_t = DEFAULT.max_topics)]
     pub max_topics: usize,
+    /// Most topics one multiplexed subscription (`topics=`) follows.
+    #[arg(long, default_value_t = DEFAULT.max_topics_per_connection)]
+    pub max_topics_per_connection: usize,
     /// Most open connections; one more is answered 503 and closed.
     #[arg(long, default_value_t = DEFAULT.max_connections)]
     pub max_connections: usize,
@@ -284,6 +287,7 @@ impl ServeArgs {
                 max_age: self.retention_age,
             },
             max_topics: self.max_topics,
+            max_topics_per_connection: self.max_topics_per_connection,
             max_connections: self.max_connections,
             max_body: self.max_body,
             max_batch: self.max_batch,

@@ -33,6 +33,8 @@ pub struct Config {
     pub retention: Retention,
     /// Most topics; creating one more answers 503.
     pub max_topics: usize,
+    /// Most topics one multiplexed subscription follows; more is 400.
+    pub max_topics_per_connection: usize,
     /// Most open connections; one more is answered 503 and closed.
     pub max_connections: usize,
     /// Largest publish body, bytes; larger answers 413.
@@ -94,6 +96,7 @@ impl Default for Config {
             log: LogBackend::Memory,
             retention: Retention::default(),
             max_topics: 10_000,
+            max_topics_per_connection: 100,
             max_connections: 10_000,
             max_body: 1 << 20,
             max_batch: 1_000,
@@ -219,6 +222,10 @@ impl Config {
         };
         at_least_1("--retention-events", self.retention.max_events)?;
         at_least_1("--max-topics", self.max_topics)?;
+        at_least_1(
+            "--max-topics-per-connection",
+            self.max_topics_per_connection,
+        )?;
         at_least_1("--max-connections", self.max_connections)?;
         at_least_1("--max-body", self.max_body)?;
         at_least_1("--max-batch", self.max_batch)?;

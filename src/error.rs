@@ -15,6 +15,10 @@ pub enum ApiError {
     /// `after`, `epoch`, `Last-Event-ID` or `If-None-Match` is malformed.
     #[error("invalid cursor: {0}")]
     InvalidCursor(String),
+    /// A `topics=` list names more topics than
+    /// `--max-topics-per-connection`.
+    #[error("too many topics for one subscription: the limit is {0}")]
+    TooManyTopics(usize),
     /// Another query parameter is malformed.
     #[error("invalid query parameter: {0}")]
     InvalidQuery(String),
@@ -72,6 +76,7 @@ impl ApiError {
             ApiError::InvalidTopic
             | ApiError::InvalidCursor(_)
             | ApiError::InvalidQuery(_)
+            | ApiError::TooManyTopics(_)
             | ApiError::InvalidJson(_)
             | ApiError::BadHandshake(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedWsVersion => StatusCode::UPGRADE_REQUIRED,
@@ -94,6 +99,7 @@ impl ApiError {
             ApiError::InvalidTopic => "invalid_topic",
             ApiError::InvalidCursor(_) => "invalid_cursor",
             ApiError::InvalidQuery(_) => "invalid_query",
+            ApiError::TooManyTopics(_) => "too_many_topics",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::BodyTooLarge(_) => "body_too_large",
             ApiError::BodyTimeout(_) => "body_timeout",

@@ -188,6 +188,9 @@ pub struct TransportMetrics {
     pub latency: Histogram,
     /// Connections whose latest request used this transport.
     pub connections: IntGauge,
+    /// Topics followed by this transport's open subscribers (a
+    /// multiplexed subscriber counts each of its topics).
+    pub subscriptions: IntGauge,
     /// Readers told about a gap.
     pub gaps: IntCounter,
     /// Readers told to reset.
@@ -280,6 +283,15 @@ impl Metrics {
             &["transport"],
         )
         .expect("valid metric");
+        let subscriptions = IntGaugeVec::new(
+            Opts::new(
+                "feedgate_subscriptions",
+                "Topics followed by open subscribers (held long polls, SSE streams, \
+                 WebSockets), by transport.",
+            ),
+            &["transport"],
+        )
+        .expect("valid metric");
         let gaps = IntCounterVec::new(
             Opts::new(
                 "feedgate_gaps_total",
@@ -329,6 +341,7 @@ impl Metrics {
             Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(connections.clone()),
+            Box::new(subscriptions.clone()),
             Box::new(gaps.clone()),
             Box::new(resets.clone()),
             Box::new(published.clone()),
@@ -354,6 +367,7 @@ impl Metrics {
                     delivered: delivered.with_label_values(&[l]),
                     latency: latency.with_label_values(&[l]),
                     connections: connections.with_label_values(&[l]),
+                    subscriptions: subscriptions.with_label_values(&[l]),
                     gaps: gaps.with_label_values(&[l]),
                     resets: resets.with_label_values(&[l]),
                 }

@@ -35,6 +35,8 @@ pub struct Query {
     pub last_event_id: Option<String>,
     /// `token=…`, for clients that cannot set `Authorization`.
     pub token: Option<String>,
+    /// `topics=LIST`, a multiplexed subscription.
+    pub topics: Option<String>,
 }
 
 impl Query {
@@ -48,6 +50,7 @@ impl Query {
                 "timeout" => &mut q.timeout,
                 "last_event_id" => &mut q.last_event_id,
                 "token" => &mut q.token,
+                "topics" => &mut q.topics,
                 _ => continue,
             };
             // The first occurrence wins; later duplicates are ignored.
@@ -201,8 +204,88 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is too long a duration"))
 }
 
+/// One item of a `topics=` list: a topic and, after `@`, its cursor
+/// (`None`: from now).
+pub type ListItem = (Topic, Option<Cursor>);
+
+/// Parses a `topics=` LIST: comma-separated `TOPIC` or `TOPIC@CURSOR`, at
+/// most `max` of them, none twice. An empty text is an empty list.
+///
+/// # Errors
+/// [`ApiError::InvalidTopic`], [`ApiError::InvalidCursor`],
+/// [`ApiError::InvalidQuery`] for an empty item or a repeated topic,
+/// [`ApiError::TooManyTopics`] beyond `max`.
+pub fn topic_list(text: &str, max: usize) -> Result<Vec<ListItem>, ApiError> {
+    let mut items: Vec<ListItem> = Vec::new();
+    if text.is_empty() {
+        return Ok(items);
+    }
+    for (i, item) in text.split(',').enumerate() {
+        if i >= max {
+            return Err(ApiError::TooManyTopics(max));
+        }
+        let (name, cursor) = match item.split_once('@') {
+            Some((name, c)) => (name, Some(cursor_text(c)?)),
+            None => (item, None),
+        };
+        if name.is_empty() {
+            return Err(ApiError::InvalidQuery(format!(
+                "topics: item {} is empty; expected TOPIC or TOPIC@CURSOR",
+                i + 1
+            )));
+        }
+        let topic = self::topic(name)?;
+        if items.iter().any(|(t, _)| *t == topic) {
+            return Err(ApiError::InvalidQuery(format!(
+                "topics: {topic} is listed twice"
+            )));
+        }
+        items.push((topic, cursor));
+    }
+    Ok(items)
+}
+
+/// Formats one `topics=` item, `TOPIC@EPOCH:N` (or `TOPIC@N` when the
+/// epoch is left out), the inverse of one item of [`topic_list`].
+pub fn list_item(out: &mut String, topic: &Topic, epoch: Option<Epoch>, seq: u64) {
+    use std::fmt::Write;
+    if !out.is_empty() {
+        out.push(',');
+    }
+    let _ = match epoch {
+        Some(e) => write!(out, "{topic}@{e}:{seq}"),
+        None => write!(out, "{topic}@{seq}"),
+    };
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn topic_lists() {
+        let l = topic_list("a,b@5,c@00000000000000ff:3,d@0", 10).unwrap();
+        let names: Vec<&str> = l.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+        assert_eq!(l[0].1, None);
+        assert_eq!(l[1].1.unwrap().after, Some(5));
+        assert_eq!(l[2].1, Some(Cursor::at(3, Epoch(255))));
+        assert!(topic_list("", 10).unwrap().is_empty());
+        let code = |t: &str| topic_list(t, 3).unwrap_err().code();
+        assert_eq!(code("a,a"), "invalid_query");
+        assert_eq!(code("a,,b"), "invalid_query");
+        assert_eq!(code("a@"), "invalid_cursor");
+        assert_eq!(code("a@x"), "invalid_cursor");
+        assert_eq!(code("a/b"), "invalid_topic");
+        assert_eq!(code("a,b,c,d"), "too_many_topics");
+        let mut out = String::new();
+        list_item(&mut out, &l[0].0, Some(Epoch(255)), 7);
+        list_item(&mut out, &l[1].0, None, 5);
+        assert_eq!(out, "a@00000000000000ff:7,b@5");
+        assert_eq!(
+            topic_list(&out, 2).unwrap()[0].1,
+            Some(Cursor::at(7, Epoch(255)))
+        );
+    }
+
     use super::*;
 
     #[test]

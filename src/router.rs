@@ -12,18 +12,21 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::app::App;
 use crate::assets;
+use crate::auth::{self, Grant};
 use crate::error::ApiError;
 use crate::metrics::{CONTENT_TYPE, Outcome, Transport};
 use crate::params::{self, Query};
 use crate::ratelimit;
 use crate::response::{self, MeteredBody};
-use crate::transport::{Reply, echo, poll, publish, sse, ws};
+use crate::transport::{Reply, Wanted, echo, poll, publish, sse, ws};
 use crate::wire::ConnMeter;
 
 /// What a path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route<'a> {
     Topic(&'a str, TopicAction),
+    /// `/poll`, `/longpoll`, `/sse`, `/ws`: a multiplexed subscription.
+    Topics(TopicAction),
     Metrics,
     Health,
     Page,
@@ -54,6 +57,10 @@ impl Route<'_> {
             "/demo/settings" => return Route::DemoSettings,
             "/demo/faults" => return Route::DemoFaults,
             "/echo" => return Route::Echo,
+            "/poll" => return Route::Topics(TopicAction::Poll),
+            "/longpoll" => return Route::Topics(TopicAction::LongPoll),
+            "/sse" => return Route::Topics(TopicAction::Sse),
+            "/ws" => return Route::Topics(TopicAction::Ws),
             _ => {}
         }
         let Some(rest) = path.strip_prefix("/topics/") else {
@@ -76,11 +83,17 @@ impl Route<'_> {
     fn transport(self) -> Transport {
         match self {
             Route::Topic(_, TopicAction::Publish) => Transport::Publish,
-            Route::Topic(_, TopicAction::Poll) => Transport::Poll,
-            Route::Topic(_, TopicAction::LongPoll) => Transport::LongPoll,
-            Route::Topic(_, TopicAction::Sse) => Transport::Sse,
+            Route::Topic(_, TopicAction::Poll) | Route::Topics(TopicAction::Poll) => {
+                Transport::Poll
+            }
+            Route::Topic(_, TopicAction::LongPoll) | Route::Topics(TopicAction::LongPoll) => {
+                Transport::LongPoll
+            }
+            Route::Topic(_, TopicAction::Sse) | Route::Topics(TopicAction::Sse) => Transport::Sse,
             // An upgraded socket's bytes are `ws` (see transport/echo.rs).
-            Route::Topic(_, TopicAction::Ws) | Route::Echo => Transport::Ws,
+            Route::Topic(_, TopicAction::Ws) | Route::Topics(TopicAction::Ws) | Route::Echo => {
+                Transport::Ws
+            }
             _ => Transport::Other,
         }
     }
@@ -226,41 +239,79 @@ async fn dispatch(
         // state, and a held long poll holds it for up to a minute, so the
         // rare big branches must not set its size.
         Route::DemoSettings | Route::DemoFaults => Box::pin(demo_control(app, route, req)).await,
-        Route::Topic(topic, action) => {
+        Route::Topic(topic, TopicAction::Publish) => {
             let topic = params::topic(topic)?;
+            if method != Method::POST {
+                return Err(ApiError::MethodNotAllowed { allow: "POST" });
+            }
+            check_origin(app, req.headers())?;
+            app.auth().check_publish(req.headers())?;
+            let client = ratelimit::client_ip(peer, req.headers(), &app.config().trusted_proxies);
+            check_rate(app, client)?;
+            Box::pin(publish::publish(app, &topic, req)).await
+        }
+        Route::Topic(..) | Route::Topics(..) if !read_only => {
+            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
+        }
+        Route::Topic(_, action) | Route::Topics(action) => {
             let query = Query::parse(req.uri().query());
+            let (wanted, grant) = wanted(app, route, &query, req.headers())?;
             match action {
-                TopicAction::Publish if method != Method::POST => {
-                    Err(ApiError::MethodNotAllowed { allow: "POST" })
+                TopicAction::Poll => poll::short(app, wanted, &query, req.headers()).await,
+                TopicAction::LongPoll => poll::long(app, wanted, &query, &grant).await,
+                TopicAction::Sse => {
+                    sse::subscribe(app, wanted, &query, req.headers(), &grant).await
                 }
-                TopicAction::Publish => {
-                    check_origin(app, req.headers())?;
-                    app.auth().check_publish(req.headers())?;
-                    let client =
-                        ratelimit::client_ip(peer, req.headers(), &app.config().trusted_proxies);
-                    check_rate(app, client)?;
-                    Box::pin(publish::publish(app, &topic, req)).await
-                }
-                _ if !read_only => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
                 _ => {
-                    let grant = app.auth().check_subscribe(
-                        req.headers(),
-                        query.token.as_deref(),
-                        topic.as_str(),
-                    )?;
-                    match action {
-                        TopicAction::Poll => poll::short(app, &topic, &query, req.headers()).await,
-                        TopicAction::LongPoll => poll::long(app, topic, &query, &grant).await,
-                        TopicAction::Sse => {
-                            sse::subscribe(app, topic, &query, req.headers(), &grant).await
-                        }
-                        _ => {
-                            check_origin(app, req.headers())?;
-                            ws::subscribe(app, topic, &query, &mut req, meter, &grant).await
-                        }
-                    }
+                    check_origin(app, req.headers())?;
+                    let token = auth::subscriber_token(req.headers(), query.token.as_deref())
+                        .map(str::to_owned);
+                    let grant = ws::Access { grant, token };
+                    ws::subscribe(app, wanted, &query, &mut req, meter, grant).await
                 }
             }
+        }
+    }
+}
+
+/// What a subscription asks for, and the grant that covers all of it.
+///
+/// # Errors
+/// A bad topic or `topics=` list (400), or a token that does not grant
+/// every topic (401/403).
+fn wanted(
+    app: &App,
+    route: Route<'_>,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<(Wanted, Grant), ApiError> {
+    let token = auth::subscriber_token(headers, query.token.as_deref());
+    match route {
+        Route::Topic(name, _) => {
+            let topic = params::topic(name)?;
+            let grant = app.auth().check_token(token, topic.as_str())?;
+            Ok((Wanted::One(topic), grant))
+        }
+        _ => {
+            let is_ws = route == Route::Topics(TopicAction::Ws);
+            let list = match &query.topics {
+                Some(text) => params::topic_list(text, app.config().max_topics_per_connection)?,
+                // A WebSocket may start empty and subscribe by message.
+                None if is_ws => Vec::new(),
+                None => {
+                    return Err(ApiError::InvalidQuery(
+                        "topics=LIST is required (TOPIC or TOPIC@CURSOR, comma-separated)".into(),
+                    ));
+                }
+            };
+            if list.is_empty() && !is_ws {
+                return Err(ApiError::InvalidQuery("topics= names no topic".into()));
+            }
+            let mut grant = Grant::default();
+            for (topic, _) in &list {
+                grant = grant.and(app.auth().check_token(token, topic.as_str())?);
+            }
+            Ok((Wanted::Many(list), grant))
         }
     }
 }

@@ -102,6 +102,18 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// No events and nothing to tell, at `cursor` (resolved: with an
+    /// epoch): where a reader stands that got nothing this time.
+    pub fn at(cursor: Cursor) -> Batch {
+        Batch {
+            epoch: cursor.epoch.unwrap_or(Epoch::NONE),
+            events: Vec::new(),
+            next: cursor.after.unwrap_or(0),
+            gap: None,
+            reset: None,
+        }
+    }
+
     /// Whether a reader must be told anything: events, a gap or a reset.
     pub fn has_news(&self) -> bool {
         !self.events.is_empty() || self.gap.is_some() || self.reset.is_some()

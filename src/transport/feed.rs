@@ -47,6 +47,8 @@ pub(crate) struct Feed {
     expires: Option<Instant>,
     /// A demo fault holds this feed open but delivers nothing.
     stalled: bool,
+    /// Most events one read takes from one topic.
+    batch_limit: usize,
 }
 
 /// One topic a feed follows.
@@ -61,7 +63,6 @@ struct Follow {
 /// What a feed yields: one topic's batch.
 pub(crate) struct Delivery {
     /// Which of the feed's topics, by position in [`Feed::open`]'s list.
-    #[allow(dead_code)] // until the multiplexed encoders read it
     pub index: usize,
     /// The events and signals to write.
     pub batch: Batch,
@@ -101,44 +102,95 @@ impl Feed {
         grant: &Grant,
     ) -> Result<Feed, ApiError> {
         let stalled = demo_gate(app, transport)? == Fault::Stall;
-        let mut follows = Vec::with_capacity(topics.len());
-        for (topic, cursor) in topics {
-            let sub = app.log().subscribe(&topic).await?;
-            let cursor = Log::resolve(&cursor, &sub);
-            follows.push(Follow {
-                topic,
-                sub,
-                cursor,
-                told: None,
-            });
-        }
-        Ok(Feed {
+        let mut feed = Feed {
             app: app.clone(),
             transport,
-            follows,
+            follows: Vec::with_capacity(topics.len()),
             turn: 0,
             expires: grant.remaining().map(|d| Instant::now() + d),
             stalled,
-        })
+            batch_limit: app.config().max_batch,
+        };
+        for (topic, cursor) in topics {
+            feed.add(topic, cursor).await?;
+        }
+        Ok(feed)
     }
 
-    /// A short poll: what the log holds after `cursor` now, without
-    /// waiting or subscribing. A demo stall delays the answer by the
-    /// longest long-poll hold.
+    /// Follows one more topic from `cursor` (resolved as in
+    /// [`Feed::open`]); its opening delivery comes with the next
+    /// [`Feed::next`]. The caller checks it is not followed already.
     ///
     /// # Errors
-    /// As [`Feed::open`].
-    pub async fn poll_once(app: &App, topic: &Topic, cursor: &Cursor) -> Result<Batch, ApiError> {
+    /// The log's error when it cannot be reached.
+    pub async fn add(&mut self, topic: Topic, cursor: Cursor) -> Result<(), ApiError> {
+        let sub = self.app.log().subscribe(&topic).await?;
+        let cursor = Log::resolve(&cursor, &sub);
+        self.follows.push(Follow {
+            topic,
+            sub,
+            cursor,
+            told: None,
+        });
+        self.metrics().subscriptions.inc();
+        Ok(())
+    }
+
+    /// Stops following `topic`; `false` when it was not followed.
+    pub fn remove(&mut self, topic: &Topic) -> bool {
+        let Some(i) = self.follows.iter().position(|f| f.topic == *topic) else {
+            return false;
+        };
+        self.follows.remove(i);
+        self.metrics().subscriptions.dec();
+        if self.turn > i {
+            self.turn -= 1;
+        }
+        self.turn %= self.follows.len().max(1);
+        true
+    }
+
+    /// The server's state.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Whether `topic` is followed.
+    pub fn follows(&self, topic: &Topic) -> bool {
+        self.follows.iter().any(|f| f.topic == *topic)
+    }
+
+    /// How many topics are followed.
+    pub fn len(&self) -> usize {
+        self.follows.len()
+    }
+
+    /// The topic at `index` and the cursor that would resume it now.
+    pub fn position(&self, index: usize) -> (&Topic, Cursor) {
+        let f = &self.follows[index];
+        (&f.topic, f.cursor)
+    }
+
+    /// Shares `--max-batch` between the topics: one answer that holds every
+    /// topic's news (a multiplexed poll) stays about one batch in all.
+    pub fn share_batch(&mut self) {
+        let n = self.follows.len().max(1);
+        self.batch_limit = self.app.config().max_batch.div_ceil(n);
+    }
+
+    /// Where a short poll passes the demo's faults: refused with a 503, or
+    /// stalled by the longest long-poll hold (answered as usual after it).
+    ///
+    /// # Errors
+    /// The 503 of a refusing fault.
+    pub async fn poll_gate(app: &App) -> Result<(), ApiError> {
         if demo_gate(app, Transport::Poll)? == Fault::Stall {
             tokio::select! {
                 _ = tokio::time::sleep(app.config().longpoll_max) => {}
                 _ = app.shutdown().cancelled() => {}
             }
         }
-        Ok(app
-            .log()
-            .read(topic, cursor, app.config().max_batch)
-            .await?)
+        Ok(())
     }
 
     /// The next batch that holds news for one of the topics (or, once per
@@ -157,7 +209,7 @@ impl Feed {
                     match self
                         .app
                         .log()
-                        .read(&f.topic, &f.cursor, self.app.config().max_batch)
+                        .read(&f.topic, &f.cursor, self.batch_limit)
                         .await
                     {
                         // A topic's first publish moves a reader that
@@ -198,6 +250,36 @@ impl Feed {
                 _ = wait_any(&mut self.follows), if !self.stalled => {}
             }
         }
+    }
+
+    /// What every topic holds for its reader now, without waiting: the
+    /// deliveries that have news (or open a topic), cursors moved past
+    /// them. A topic whose read fails is left for next time.
+    pub async fn ready_now(&mut self) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        if self.stalled {
+            return out;
+        }
+        for (index, f) in self.follows.iter_mut().enumerate() {
+            if let Ok(batch) = self
+                .app
+                .log()
+                .read(&f.topic, &f.cursor, self.batch_limit)
+                .await
+                && (batch.has_news() || f.told != Some(batch.epoch))
+            {
+                let opening =
+                    f.told.is_none() || (batch.reset.is_none() && f.told != Some(batch.epoch));
+                f.told = Some(batch.epoch);
+                f.cursor = batch.next_cursor();
+                out.push(Delivery {
+                    index,
+                    batch,
+                    opening,
+                });
+            }
+        }
+        out
     }
 
     /// An answer without events at each topic's cursor, for a long poll
@@ -258,6 +340,13 @@ impl Feed {
             return Err(End::Fault);
         }
         Ok(())
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let n = i64::try_from(self.follows.len()).unwrap_or(i64::MAX);
+        self.metrics().subscriptions.sub(n);
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`poll`]: short poll and long poll (`application/json` bodies);
 //! - [`sse`]: Server-Sent Events (`text/event-stream`);
 //! - [`ws`]: WebSocket (RFC 6455) via hyper's upgrade and tokio-tungstenite;
+//! - [`ws_control`]: subscribe / unsubscribe messages on a multiplexed
+//!   WebSocket;
 //! - [`publish`]: `POST /topics/{t}/events`, the write side;
 //! - [`echo`]: `/echo`, a WebSocket echo for conformance tests (`--echo`).
 
@@ -16,12 +18,27 @@ pub(crate) mod poll;
 pub(crate) mod publish;
 pub(crate) mod sse;
 pub(crate) mod ws;
+pub(crate) mod ws_control;
 
 use hyper::Response;
 
-use crate::log::{Batch, Epoch, Gap, ResetReason};
+use crate::log::{Batch, Epoch, Gap, ResetReason, Topic};
 use crate::metrics::Outcome;
+use crate::params::ListItem;
 use crate::response::Body;
+
+/// What a subscriber asked for: one topic (`/topics/{t}/…`, whose cursor
+/// comes from `after`, `epoch` or `Last-Event-ID`), or a multiplexed list
+/// (`/poll?topics=LIST` and the like, each item with its own cursor).
+pub(crate) enum Wanted {
+    One(Topic),
+    Many(Vec<ListItem>),
+}
+
+/// `{"topic":"T",` — the start of a multiplexed control message's JSON.
+pub(crate) fn topic_field(topic: &Topic) -> String {
+    format!(r#""topic":"{topic}","#)
+}
 
 /// What a handler answers: the response, and how to count the request.
 pub(crate) struct Reply {

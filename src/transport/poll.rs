@@ -11,22 +11,27 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::feed::{Feed, account};
-use super::{Reply, gap_fields, reset_fields};
+use super::{Reply, Wanted, gap_fields, reset_fields};
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::log::{Batch, Topic};
 use crate::metrics::{Outcome, Transport};
-use crate::params::{Query, format_cursor, if_none_match};
+use crate::params::{ListItem, Query, format_cursor, if_none_match, list_item};
 use crate::response::{self, empty};
 
-/// `GET /topics/{topic}/poll`.
+/// `GET /topics/{topic}/poll` and `GET /poll?topics=LIST`.
 pub(crate) async fn short(
     app: &App,
-    topic: &Topic,
+    wanted: Wanted,
     query: &Query,
     headers: &HeaderMap,
 ) -> Result<Reply, ApiError> {
+    let topic = match wanted {
+        Wanted::One(topic) => topic,
+        Wanted::Many(list) => return Box::pin(short_many(app, list)).await,
+    };
+    let topic = &topic;
     let mut cursor = query.cursor()?;
     let etag = if_none_match(headers.get(header::IF_NONE_MATCH));
     // Like Nchan, an ETag alone is a cursor: a plain HTTP cache that only
@@ -36,7 +41,11 @@ pub(crate) async fn short(
     {
         cursor = c;
     }
-    let batch = Feed::poll_once(app, topic, &cursor).await?;
+    Feed::poll_gate(app).await?;
+    let batch = app
+        .log()
+        .read(topic, &cursor, app.config().max_batch)
+        .await?;
     if !batch.has_news() && etag.ok().flatten() == Some(batch.next_cursor()) {
         let mut res = Response::new(empty());
         *res.status_mut() = StatusCode::NOT_MODIFIED;
@@ -46,15 +55,21 @@ pub(crate) async fn short(
     Ok(answer(app, Transport::Poll, &batch, Outcome::Empty))
 }
 
-/// `GET /topics/{topic}/longpoll`.
+/// `GET /topics/{topic}/longpoll` and `GET /longpoll?topics=LIST`.
 pub(crate) async fn long(
     app: &App,
-    topic: Topic,
+    wanted: Wanted,
     query: &Query,
     grant: &Grant,
 ) -> Result<Reply, ApiError> {
-    let cursor = query.cursor()?;
     let hold = query.timeout(app.config().longpoll_default, app.config().longpoll_max)?;
+    let topic = match wanted {
+        Wanted::One(topic) => topic,
+        // Boxed: held for up to a minute, this future is part of every
+        // request's state (router.rs keeps that small).
+        Wanted::Many(list) => return Box::pin(long_many(app, list, hold, grant)).await,
+    };
+    let cursor = query.cursor()?;
     let mut feed = Feed::open(app, Transport::LongPoll, vec![(topic, cursor)], grant).await?;
     let deadline = tokio::time::sleep(hold);
     tokio::pin!(deadline);
@@ -78,6 +93,120 @@ pub(crate) async fn long(
             }
         }
     }
+}
+
+/// `GET /poll?topics=LIST`: every topic's news now, sharing one batch.
+async fn short_many(app: &App, list: Vec<ListItem>) -> Result<Reply, ApiError> {
+    Feed::poll_gate(app).await?;
+    let mut answers = Vec::with_capacity(list.len());
+    let share = app.config().max_batch.div_ceil(list.len().max(1));
+    for (topic, cursor) in list {
+        let batch = app
+            .log()
+            .read(&topic, &cursor.unwrap_or_default(), share)
+            .await?;
+        answers.push((topic, batch));
+    }
+    Ok(answer_many(app, Transport::Poll, &answers, Outcome::Empty))
+}
+
+/// `GET /longpoll?topics=LIST`: holds until any topic has news, then
+/// answers with what every topic has.
+async fn long_many(
+    app: &App,
+    list: Vec<ListItem>,
+    hold: std::time::Duration,
+    grant: &Grant,
+) -> Result<Reply, ApiError> {
+    let items = list.into_iter().map(|(t, c)| (t, c.unwrap_or_default()));
+    let mut feed = Feed::open(app, Transport::LongPoll, items.collect(), grant).await?;
+    feed.share_batch();
+    let deadline = tokio::time::sleep(hold);
+    tokio::pin!(deadline);
+    let mut news = Vec::new();
+    let outcome = loop {
+        tokio::select! {
+            next = feed.next() => match next {
+                Ok(d) if d.batch.has_news() => {
+                    news.push(d);
+                    news.extend(feed.ready_now().await);
+                    break Outcome::Events;
+                }
+                Ok(_) => {}
+                Err(_) => break Outcome::Empty,
+            },
+            _ = &mut deadline => break Outcome::Timeout,
+        }
+    };
+    // Every topic's entry: its batch when it had one, else where it stands.
+    let answers: Vec<(Topic, Batch)> = (0..feed.len())
+        .map(|i| {
+            let (topic, cursor) = feed.position(i);
+            let batch = match news.iter().position(|d| d.index == i) {
+                Some(k) => news.swap_remove(k).batch,
+                None => Batch::at(cursor),
+            };
+            (topic.clone(), batch)
+        })
+        .collect();
+    Ok(answer_many(app, Transport::LongPoll, &answers, outcome))
+}
+
+/// The `200` answer to a multiplexed poll:
+/// `{"events":[…],"topics":{"T":{"epoch":…,"next":N},…},"next":"LIST"}`.
+fn answer_many(app: &App, t: Transport, answers: &[(Topic, Batch)], if_empty: Outcome) -> Reply {
+    let tm = app.metrics().transport(t);
+    let mut events_len = 64;
+    for (_, batch) in answers {
+        account(tm, batch);
+        events_len += batch.events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 96;
+    }
+    let mut b = BytesMut::with_capacity(events_len);
+    b.put_slice(br#"{"events":["#);
+    let mut first = true;
+    for e in answers.iter().flat_map(|(_, batch)| &batch.events) {
+        if !std::mem::take(&mut first) {
+            b.put_u8(b',');
+        }
+        b.put_slice(&e.json);
+    }
+    b.put_slice(br#"],"topics":{"#);
+    let mut next = String::new();
+    for (i, (topic, batch)) in answers.iter().enumerate() {
+        if i > 0 {
+            b.put_u8(b',');
+        }
+        b.put_slice(format!(r#""{topic}":"#).as_bytes());
+        b.put_slice(&position(batch));
+        list_item(&mut next, topic, Some(batch.epoch), batch.next);
+    }
+    b.put_slice(format!(r#"}},"next":"{next}"}}"#).as_bytes());
+    let outcome = if answers.iter().any(|(_, b)| !b.events.is_empty()) {
+        Outcome::Events
+    } else {
+        if_empty
+    };
+    let mut res = response::json(StatusCode::OK, b.freeze());
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Reply::new(res, outcome)
+}
+
+/// `{"epoch":"…","next":N}` plus `"gap"` / `"reset"`: where a batch leaves
+/// its reader, and what it must be told.
+fn position(batch: &Batch) -> Vec<u8> {
+    let mut s = format!(r#"{{"epoch":"{}","next":{}"#, batch.epoch, batch.next);
+    if let Some(gap) = &batch.gap {
+        s.push_str(&format!(r#","gap":{{{}}}"#, gap_fields(gap)));
+    }
+    if let Some(reason) = batch.reset {
+        s.push_str(&format!(
+            r#","reset":{{{}}}"#,
+            reset_fields(reason, batch.epoch)
+        ));
+    }
+    s.push('}');
+    s.into_bytes()
 }
 
 /// The `200` answer for a batch; `if_empty` is the outcome when it holds no

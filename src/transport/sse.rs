@@ -19,24 +19,39 @@ use hyper::{Response, StatusCode};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::feed::{Delivery, Feed};
-use super::{Reply, gap_fields, reset_fields, start_of};
+use super::{Reply, Wanted, gap_fields, reset_fields, start_of, topic_field};
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
-use crate::log::{Cursor, Topic};
+use crate::log::{Cursor, Epoch, Topic};
 use crate::metrics::{Outcome, Transport};
-use crate::params::{Query, cursor_text, format_cursor};
+use crate::params::{self, ListItem, Query, cursor_text, format_cursor, list_item};
 
-/// `GET /topics/{topic}/sse`.
+/// `GET /topics/{topic}/sse` and `GET /sse?topics=LIST`.
 pub(crate) async fn subscribe(
     app: &App,
-    topic: Topic,
+    wanted: Wanted,
     query: &Query,
     headers: &HeaderMap,
     grant: &Grant,
 ) -> Result<Reply, ApiError> {
-    let cursor = cursor(query, headers)?;
-    let feed = Feed::open(app, Transport::Sse, vec![(topic, cursor)], grant).await?;
+    let (topics, url) = match wanted {
+        Wanted::One(topic) => (vec![(topic, cursor(query, headers)?)], None),
+        Wanted::Many(list) => {
+            let max = app.config().max_topics_per_connection;
+            let resumed = resume_list(query, headers, max)?;
+            let url: Vec<Option<Cursor>> = list.iter().map(|(_, c)| *c).collect();
+            let topics = list
+                .into_iter()
+                .map(|(topic, c)| {
+                    let at = resumed_cursor(&resumed, &topic, c);
+                    (topic, at)
+                })
+                .collect();
+            (topics, Some(url))
+        }
+    };
+    let feed = Feed::open(app, Transport::Sse, topics, grant).await?;
     let every = app.config().sse_heartbeat;
     let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -44,6 +59,8 @@ pub(crate) async fn subscribe(
         feed,
         heartbeat,
         retry_ms: app.config().sse_retry.as_millis(),
+        url,
+        opened: false,
     };
     let frames = futures_util::stream::unfold(state, |mut s| async move {
         let bytes = s.next_frame().await?;
@@ -60,6 +77,43 @@ pub(crate) async fn subscribe(
     // Tells nginx not to buffer this response, whatever its config says.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(Reply::new(res, Outcome::Stream))
+}
+
+/// The `Last-Event-ID` of a multiplexed stream (header, else
+/// `last_event_id=`): a LIST of the topics that moved from the URL's
+/// cursors. Empty when there is none.
+fn resume_list(query: &Query, headers: &HeaderMap, max: usize) -> Result<Vec<ListItem>, ApiError> {
+    let header = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::InvalidCursor("Last-Event-ID is not ASCII".into()))?,
+        ),
+        None => None,
+    };
+    let text = header
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .or(query.last_event_id.as_deref())
+        .unwrap_or("");
+    params::topic_list(text, max)
+}
+
+/// Where a topic resumes: its item in the `Last-Event-ID` LIST (which wins;
+/// without an epoch it keeps the URL's), else its cursor in the URL (none:
+/// from now).
+fn resumed_cursor(resumed: &[ListItem], topic: &Topic, url: Option<Cursor>) -> Cursor {
+    let from_id = resumed
+        .iter()
+        .find(|(t, _)| t == topic)
+        .and_then(|(_, c)| *c);
+    match (from_id, url) {
+        (Some(mut c), Some(u)) => {
+            c.epoch = c.epoch.or(u.epoch);
+            c
+        }
+        (Some(c), None) => c,
+        (None, u) => u.unwrap_or_default(),
+    }
 }
 
 /// The cursor, by precedence: `Last-Event-ID` header (what a reconnecting
@@ -86,6 +140,11 @@ struct Stream {
     feed: Feed,
     heartbeat: Interval,
     retry_ms: u128,
+    /// A multiplexed stream's cursors as its URL gave them, by feed index:
+    /// its ids name only the topics that moved from these.
+    url: Option<Vec<Option<Cursor>>>,
+    /// Whether the first chunk (with `retry:`) went out.
+    opened: bool,
 }
 
 impl Stream {
@@ -105,7 +164,10 @@ impl Stream {
 
     /// Encodes a delivery (with the stream's opening the first time) as
     /// one chunk, and accounts for it.
-    fn encode(&self, d: &Delivery) -> Bytes {
+    fn encode(&mut self, d: &Delivery) -> Bytes {
+        if self.url.is_some() {
+            return self.encode_many(d);
+        }
         let batch = &d.batch;
         let events_len: usize = batch.events.iter().map(|e| e.json.len() + 48).sum();
         let mut b = BytesMut::with_capacity(events_len + 128);
@@ -143,5 +205,89 @@ impl Stream {
         }
         self.feed.delivered(batch);
         b.freeze()
+    }
+
+    /// A multiplexed stream's chunk: control events name their topic, and
+    /// every `id:` is a LIST that resumes every topic (see
+    /// docs/protocol.md, "Multiplexed SSE ids").
+    fn encode_many(&mut self, d: &Delivery) -> Bytes {
+        let batch = &d.batch;
+        let topic = self.feed.position(d.index).0.clone();
+        // The other topics' part of the id is the same for the whole
+        // batch: only this topic's cursor moves.
+        let others = self.moved_except(d.index);
+        let id = |seq: u64| {
+            let mut id = others.clone();
+            self.push_moved(&mut id, d.index, batch.epoch, seq);
+            id
+        };
+        let events_len: usize = batch
+            .events
+            .iter()
+            .map(|e| e.json.len() + 48 + others.len())
+            .sum();
+        let mut b = BytesMut::with_capacity(events_len + 256);
+        if !self.opened {
+            b.put_slice(format!("retry: {}\n", self.retry_ms).as_bytes());
+        }
+        let start = start_of(batch);
+        let field = topic_field(&topic);
+        let mut control = |name: &str, fields: String| {
+            let _ = write!(
+                (&mut b).writer(),
+                "event: {name}\nid: {}\ndata: {{{field}{fields}}}\n\n",
+                id(start)
+            );
+        };
+        if d.opening {
+            control(
+                "subscribed",
+                format!(r#""epoch":"{}","next":{start}"#, batch.epoch),
+            );
+        }
+        if let Some(reason) = batch.reset {
+            control("reset", reset_fields(reason, batch.epoch));
+        }
+        if let Some(gap) = &batch.gap {
+            control("gap", gap_fields(gap));
+        }
+        for e in &batch.events {
+            let _ = write!((&mut b).writer(), "id: {}\ndata: ", id(e.seq));
+            b.put_slice(&e.json);
+            b.put_slice(b"\n\n");
+        }
+        self.feed.delivered(batch);
+        self.opened = true;
+        b.freeze()
+    }
+
+    /// The id LIST items of every topic but `except` that moved from the
+    /// URL's cursor.
+    fn moved_except(&self, except: usize) -> String {
+        let mut out = String::new();
+        for i in (0..self.feed.len()).filter(|&i| i != except) {
+            let c = self.feed.position(i).1;
+            self.push_moved(
+                &mut out,
+                i,
+                c.epoch.unwrap_or(Epoch::NONE),
+                c.after.unwrap_or(0),
+            );
+        }
+        out
+    }
+
+    /// Appends topic `index` at `epoch:seq` to an id LIST, unless that is
+    /// where the URL already puts it; the epoch is left out when the URL
+    /// names the same one (a reconnect takes it from there).
+    fn push_moved(&self, out: &mut String, index: usize, epoch: Epoch, seq: u64) {
+        let url = self.url.as_ref().and_then(|u| u[index]);
+        let same_epoch = url.is_some_and(|u| u.epoch == Some(epoch));
+        let unmoved =
+            url.is_some_and(|u| u.after == Some(seq) && (same_epoch || u.epoch.is_none()));
+        if !unmoved {
+            let topic = self.feed.position(index).0;
+            list_item(out, topic, (!same_epoch).then_some(epoch), seq);
+        }
     }
 }

@@ -27,11 +27,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::feed::{Delivery, End, Feed};
-use super::{Reply, gap_fields, reset_fields, start_of};
+use super::{Reply, Wanted, gap_fields, reset_fields, start_of, topic_field, ws_control};
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
-use crate::log::Topic;
 use crate::metrics::{Limit, Outcome, Transport};
 use crate::params::Query;
 use crate::response::empty;
@@ -51,23 +50,39 @@ const READ_BUFFER: usize = 256;
 /// Writes are batched up to this size between flushes.
 const WRITE_BUFFER: usize = 16 << 10;
 
-/// `GET /topics/{topic}/ws`: validates the handshake, answers `101`, and
-/// runs the session on the upgraded socket in a task tracked for drain.
+/// What a WebSocket subscriber may read: its grant, and its token, kept to
+/// check topics it subscribes to later.
+pub(crate) struct Access {
+    pub grant: Grant,
+    pub token: Option<String>,
+}
+
+/// `GET /topics/{topic}/ws` and `GET /ws?topics=LIST`: validates the
+/// handshake, answers `101`, and runs the session on the upgraded socket
+/// in a task tracked for drain.
 pub(crate) async fn subscribe(
     app: &App,
-    topic: Topic,
+    wanted: Wanted,
     query: &Query,
     req: &mut Request<Incoming>,
     meter: &Arc<ConnMeter>,
-    grant: &Grant,
+    access: Access,
 ) -> Result<Reply, ApiError> {
     let accept = accept_key(req.headers())?;
-    let cursor = query.cursor()?;
-    let feed = Feed::open(app, Transport::Ws, vec![(topic, cursor)], grant).await?;
+    let (topics, token) = match wanted {
+        Wanted::One(topic) => (vec![(topic, query.cursor()?)], None),
+        Wanted::Many(list) => {
+            let topics = list.into_iter().map(|(t, c)| (t, c.unwrap_or_default()));
+            // `Some` marks a multiplexed session, token or not.
+            (topics.collect(), Some(access.token))
+        }
+    };
+    let feed = Feed::open(app, Transport::Ws, topics, &access.grant).await?;
     let on_upgrade = hyper::upgrade::on(req);
     let session = Session {
         feed,
         settings: Settings::of(app.config()),
+        multi: token,
     };
     Ok(switch_protocols(
         app,
@@ -212,6 +227,9 @@ impl Settings {
 struct Session {
     feed: Feed,
     settings: Settings,
+    /// A multiplexed session (`/ws?topics=`), with the subscriber's token
+    /// for the topics it subscribes to later; `None` for `/topics/{t}/ws`.
+    multi: Option<Option<String>>,
 }
 
 /// Why a session stops, as the close frame to send (`None`: nobody to
@@ -251,7 +269,7 @@ impl Session {
 
     /// Handles what the peer sent; `Err` ends the session.
     async fn answer(
-        &self,
+        &mut self,
         ws: &mut Socket,
         msg: Option<Result<Message, WsError>>,
     ) -> Result<(), Stop> {
@@ -263,12 +281,17 @@ impl Session {
                 let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
                 Err(None)
             }
+            Some(Ok(Message::Text(text))) if self.multi.is_some() => {
+                let token = self.multi.as_ref().and_then(Option::as_deref);
+                let app = self.feed.app().clone();
+                match ws_control::handle(&app, token, &mut self.feed, &text).await {
+                    Some(reply) => self.reply(ws, reply).await,
+                    None => Ok(()),
+                }
+            }
             Some(Ok(Message::Text(_) | Message::Binary(_))) => {
-                let reply = r#"{"type":"error","code":"unsupported","message":"this socket only delivers events; publish with POST /topics/{topic}/events"}"#;
-                self.feed
-                    .write(ws.send(Message::text(reply)))
-                    .await
-                    .map_err(stop_for)
+                let reply = r#"{"type":"error","code":"unsupported","message":"this socket only delivers events; publish with POST /topics/{topic}/events, or follow topics=LIST on /ws to subscribe by message"}"#;
+                self.reply(ws, reply.to_owned()).await
             }
             // tungstenite queued the pong: a peer that pings but does not
             // read is a stalled writer like any other.
@@ -277,26 +300,36 @@ impl Session {
         }
     }
 
-    /// Writes a delivery (with the opening `ready` message the first time)
-    /// and accounts for it.
+    /// Sends one control message.
+    async fn reply(&self, ws: &mut Socket, text: String) -> Result<(), Stop> {
+        let send = ws.send(Message::text(text));
+        self.feed.write(send).await.map_err(stop_for)
+    }
+
+    /// Writes a delivery (with the opening `ready` message the first time;
+    /// `subscribed` per topic on a multiplexed socket) and accounts for it.
     async fn send(&self, ws: &mut Socket, d: &Delivery) -> Result<(), End> {
         let batch = &d.batch;
         let start = start_of(batch);
+        // A multiplexed socket names the topic in every control message.
+        let (ready, topic) = match self.multi {
+            Some(_) => ("subscribed", topic_field(self.feed.position(d.index).0)),
+            None => ("ready", String::new()),
+        };
         let mut control = Vec::with_capacity(3);
         if d.opening {
             control.push(format!(
-                r#"{{"type":"ready","epoch":"{}","next":{start}}}"#,
+                r#"{{"type":"{ready}",{topic}"epoch":"{}","next":{start}}}"#,
                 batch.epoch
             ));
         }
         if let Some(reason) = batch.reset {
-            control.push(format!(
-                r#"{{"type":"reset",{}}}"#,
-                reset_fields(reason, batch.epoch)
-            ));
+            let fields = reset_fields(reason, batch.epoch);
+            control.push(format!(r#"{{"type":"reset",{topic}{fields}}}"#));
         }
         if let Some(gap) = &batch.gap {
-            control.push(format!(r#"{{"type":"gap",{}}}"#, gap_fields(gap)));
+            let fields = gap_fields(gap);
+            control.push(format!(r#"{{"type":"gap",{topic}{fields}}}"#));
         }
         let write = async {
             for text in control {
