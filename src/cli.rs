@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use tokio::io::AsyncWriteExt;
 
 use crate::auth::JwtKey;
-use crate::client::{self, Delivery, Endpoint, SubscribeOptions, Subscriber};
+use crate::client::{
+    self, Delivery, Endpoint, MultiSubscriber, SubscribeOptions, Subscriber, parse_list,
+};
 use crate::config::{Config, LogBackend};
 use crate::log::{Cursor, Retention};
 use crate::metrics::Transport;
@@ -220,8 +222,10 @@ pub struct PublishArgs {
 /// `feedgate tail`.
 #[derive(Debug, Args)]
 pub struct TailArgs {
-    /// Topic name.
-    pub topic: String,
+    /// Topics: `TOPIC` or `TOPIC@CURSOR`. One topic uses its v1 path
+    /// (`/topics/{t}/…`); several share one connection (`topics=LIST`).
+    #[arg(required = true, num_args = 1..)]
+    pub topics: Vec<String>,
     /// Transport: ws, sse, longpoll or poll.
     #[arg(long, default_value = "ws")]
     pub transport: String,
@@ -379,7 +383,7 @@ async fn tail(args: TailArgs) -> Result<(), String> {
                 args.transport
             )
         })?;
-    let cursor = match &args.after {
+    let after = match &args.after {
         Some(a) => cursor_text(a).map_err(|e| e.to_string())?,
         None => Cursor::default(),
     };
@@ -387,26 +391,38 @@ async fn tail(args: TailArgs) -> Result<(), String> {
         poll_interval: args.poll_interval,
         ..Default::default()
     };
-    let mut sub = Subscriber::connect(&ep, &args.topic, transport, cursor, opts)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut topics = parse_list(&args.topics.join(",")).map_err(|e| e.to_string())?;
+    let named: Vec<bool> = args.topics.iter().map(|t| t.contains('@')).collect();
+    for ((_, cursor), named) in topics.iter_mut().zip(named) {
+        if !named {
+            *cursor = after;
+        }
+    }
+    let mut feed = if let [(topic, cursor)] = topics.as_slice() {
+        let sub = Subscriber::connect(&ep, topic, transport, *cursor, opts).await;
+        Tail::One(topic.clone(), sub.map_err(|e| e.to_string())?)
+    } else {
+        let sub = MultiSubscriber::connect(&ep, &topics, transport, opts).await;
+        Tail::Many(sub.map_err(|e| e.to_string())?)
+    };
     let mut out = tokio::io::stdout();
     let mut seen = 0;
     while args.count.is_none_or(|c| seen < c) {
-        let line = match sub.next().await.map_err(|e| e.to_string())? {
+        let (topic, delivery) = feed.next().await.map_err(|e| e.to_string())?;
+        let line = match delivery {
             Delivery::Event(e) => {
                 seen += 1;
                 e.json
             }
             Delivery::Gap { missed, resume_seq } => {
                 eprintln!(
-                    "feedgate: gap: {missed} events no longer retained; resuming at {resume_seq}"
+                    "feedgate: {topic}: gap: {missed} events no longer retained; resuming at {resume_seq}"
                 );
                 continue;
             }
             Delivery::Reset { reason, epoch } => {
                 eprintln!(
-                    "feedgate: reset ({reason}): restarting from the oldest event of epoch {epoch}"
+                    "feedgate: {topic}: reset ({reason}): restarting from the oldest event of epoch {epoch}"
                 );
                 continue;
             }
@@ -416,6 +432,22 @@ async fn tail(args: TailArgs) -> Result<(), String> {
         out.flush().await.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// What `tail` follows: one topic on its own path, or several on one
+/// connection.
+enum Tail {
+    One(String, Subscriber),
+    Many(MultiSubscriber),
+}
+
+impl Tail {
+    async fn next(&mut self) -> Result<(String, Delivery), crate::client::ClientError> {
+        match self {
+            Tail::One(topic, sub) => Ok((topic.clone(), sub.next().await?)),
+            Tail::Many(sub) => sub.next().await,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! the server's `/metrics`).
 
 mod endpoint;
+mod multi;
 mod sse_parser;
 
 use std::collections::VecDeque;
@@ -28,6 +29,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use endpoint::Endpoint;
+pub use multi::{MultiSubscriber, parse_list};
 pub use sse_parser::{SseError, SseEvent, SseParser};
 
 use crate::log::{Cursor, Epoch};
