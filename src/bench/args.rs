@@ -92,6 +92,15 @@ pub struct BenchArgs {
     /// table (and --svg its chart) without running anything.
     #[arg(long)]
     pub from_json: Option<PathBuf>,
+    /// Topics each subscriber follows: the publisher spreads its events
+    /// over them (event i to topic i mod K), and every subscriber gets
+    /// them all. With K > 1 a subscriber follows them over one connection
+    /// (`topics=LIST`), or with `--split-topics` over K connections.
+    #[arg(long, default_value_t = 1)]
+    pub topics: usize,
+    /// With --topics K: one connection per topic instead of one for all.
+    #[arg(long)]
+    pub split_topics: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -152,6 +161,10 @@ pub struct Plan {
     pub redis: Option<String>,
     /// In-process nodes (more than one needs `redis`).
     pub nodes: usize,
+    /// Topics each subscriber follows (1: the single-topic paths).
+    pub topics: usize,
+    /// With `topics > 1`: one connection per topic instead of one for all.
+    pub split_topics: bool,
     /// Draw a progress bar.
     pub progress: bool,
 }
@@ -175,6 +188,8 @@ impl Default for Plan {
             server_threads: 2,
             redis: None,
             nodes: 1,
+            topics: 1,
+            split_topics: false,
             progress: false,
         }
     }
@@ -243,6 +258,8 @@ impl BenchArgs {
                 }
             },
             nodes: self.nodes,
+            topics: self.topics,
+            split_topics: self.split_topics,
             progress: !self.quiet,
         };
         plan.validate()?;
@@ -282,6 +299,12 @@ impl Plan {
             return bad(
                 "--nodes N > 1 needs --log redis://… (nodes share the log through Redis)".into(),
             );
+        }
+        if self.topics == 0 || self.topics > 1000 {
+            return bad(format!("--topics {}: expected 1 to 1000", self.topics));
+        }
+        if self.topics > 1 && self.target == Target::Nchan {
+            return bad("--topics K > 1 speaks feedgate's topics=LIST only".into());
         }
         if (self.redis.is_some() || self.nodes > 1) && (self.url.is_some() || self.child_server) {
             return bad("--log and --nodes apply to the in-process server; with --url, start the server with its own --log".into());

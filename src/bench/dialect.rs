@@ -12,11 +12,12 @@ use hyper::{Method, StatusCode};
 use super::args::Target;
 use super::nchan::{self, NchanSub};
 use crate::client::{
-    ClientError, Delivery, Endpoint, HttpConn, RequestStats, SubscribeOptions, Subscriber,
+    ClientError, Delivery, Endpoint, HttpConn, MultiSubscriber, RequestStats, SubscribeOptions,
+    Subscriber,
 };
 use crate::log::Cursor;
 use crate::metrics::Transport;
-use crate::wire::ByteCount;
+use crate::wire::{ByteCount, Meter};
 
 /// What a subscriber was told besides messages.
 #[derive(Debug, Default, Clone, Copy)]
@@ -31,39 +32,66 @@ pub struct Signals {
 pub enum Source {
     /// feedgate, through [`Subscriber`].
     Feedgate(Box<Subscriber>),
+    /// feedgate, several topics over one connection (`topics=LIST`).
+    Multi(Box<MultiSubscriber>),
+    /// feedgate, several topics over a connection each, merged.
+    Split(Box<Split>),
     /// Nchan.
     Nchan(Box<NchanSub>),
 }
 
+/// K single-topic subscriptions read as one: each runs in a task of its
+/// own and hands its deliveries over a small bounded channel.
+pub struct Split {
+    rx: tokio::sync::mpsc::Receiver<Result<Delivery, ClientError>>,
+    tasks: tokio::task::JoinSet<Subscriber>,
+    bytes: Vec<Arc<ByteCount>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
 impl Source {
-    /// Subscribes to `topic` from its first event.
+    /// Subscribes to `topics` from their first events: one on its own
+    /// path, several over one connection, or (`split`) a connection each.
     ///
     /// # Errors
     /// When a stream cannot be opened.
     pub async fn connect(
         target: Target,
         ep: &Endpoint,
-        topic: &str,
+        topics: &[String],
+        split: bool,
         transport: Transport,
         poll_interval: Duration,
         longpoll_timeout: Duration,
     ) -> Result<Source, ClientError> {
+        let topic = topics[0].as_str();
+        let opts = SubscribeOptions {
+            poll_interval,
+            longpoll_timeout,
+        };
+        // `after=0` on a fresh topic: every subscriber sees every publish of
+        // the run, however late its first poll lands.
+        let cursor = Cursor {
+            after: Some(0),
+            epoch: None,
+        };
         Ok(match target {
-            Target::Feedgate => {
-                let opts = SubscribeOptions {
-                    poll_interval,
-                    longpoll_timeout,
-                };
-                // `after=0` on a fresh topic: every subscriber sees every
-                // publish of the run, however late its first poll lands.
-                let cursor = Cursor {
-                    after: Some(0),
-                    epoch: None,
-                };
-                Source::Feedgate(Box::new(
-                    Subscriber::connect(ep, topic, transport, cursor, opts).await?,
-                ))
+            Target::Feedgate if topics.len() > 1 && split => {
+                let mut subs = Vec::with_capacity(topics.len());
+                for t in topics {
+                    subs.push(Subscriber::connect(ep, t, transport, cursor, opts.clone()).await?);
+                }
+                Source::Split(Box::new(Split::start(subs)))
             }
+            Target::Feedgate if topics.len() > 1 => {
+                let list: Vec<(String, Cursor)> =
+                    topics.iter().map(|t| (t.clone(), cursor)).collect();
+                let sub = MultiSubscriber::connect(ep, &list, transport, opts).await?;
+                Source::Multi(Box::new(sub))
+            }
+            Target::Feedgate => Source::Feedgate(Box::new(
+                Subscriber::connect(ep, topic, transport, cursor, opts).await?,
+            )),
             Target::Nchan => Source::Nchan(Box::new(
                 NchanSub::connect(ep, topic, transport, poll_interval).await?,
             )),
@@ -88,6 +116,22 @@ impl Source {
                 }
                 Ok(())
             }
+            Source::Multi(sub) => {
+                match sub.next().await?.1 {
+                    Delivery::Event(e) => out.push(e.json),
+                    Delivery::Gap { .. } => signals.gaps += 1,
+                    Delivery::Reset { .. } => signals.resets += 1,
+                }
+                Ok(())
+            }
+            Source::Split(split) => {
+                match split.rx.recv().await.ok_or(ClientError::Closed)?? {
+                    Delivery::Event(e) => out.push(e.json),
+                    Delivery::Gap { .. } => signals.gaps += 1,
+                    Delivery::Reset { .. } => signals.resets += 1,
+                }
+                Ok(())
+            }
             Source::Nchan(sub) => sub.next(out).await,
         }
     }
@@ -96,6 +140,15 @@ impl Source {
     pub fn bytes(&self) -> Arc<ByteCount> {
         match self {
             Source::Feedgate(s) => s.bytes().clone(),
+            Source::Multi(s) => s.bytes().clone(),
+            Source::Split(s) => {
+                let sum = ByteCount::default();
+                for b in &s.bytes {
+                    sum.on_read(b.read() as usize);
+                    sum.on_write(b.written() as usize);
+                }
+                Arc::new(sum)
+            }
             Source::Nchan(s) => s.bytes().clone(),
         }
     }
@@ -104,6 +157,8 @@ impl Source {
     pub fn stats(&self) -> RequestStats {
         match self {
             Source::Feedgate(s) => s.stats(),
+            // Multiplexed and split subscriptions do not count requests.
+            Source::Multi(_) | Source::Split(_) => RequestStats::default(),
             Source::Nchan(s) => s.stats(),
         }
     }
@@ -113,7 +168,45 @@ impl Source {
     pub async fn close(self) {
         match self {
             Source::Feedgate(s) => s.close().await,
+            Source::Multi(_) => {}
+            Source::Split(mut s) => {
+                s.stop.cancel();
+                while let Some(Ok(sub)) = s.tasks.join_next().await {
+                    sub.close().await;
+                }
+            }
             Source::Nchan(s) => s.close().await,
+        }
+    }
+}
+
+impl Split {
+    fn start(subs: Vec<Subscriber>) -> Split {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let bytes = subs.iter().map(|s| s.bytes().clone()).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut sub in subs {
+            let (tx, stop) = (tx.clone(), stop.clone());
+            tasks.spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        n = sub.next() => n,
+                    };
+                    let failed = next.is_err();
+                    if tx.send(next).await.is_err() || failed {
+                        break;
+                    }
+                }
+                sub
+            });
+        }
+        Split {
+            rx,
+            tasks,
+            bytes,
+            stop,
         }
     }
 }
@@ -122,44 +215,49 @@ impl Source {
 pub struct Publisher {
     http: HttpConn,
     ep: Endpoint,
-    path: String,
+    /// The publish path of each topic; event i goes to `paths[i % len]`.
+    paths: Vec<String>,
     bytes: Arc<ByteCount>,
 }
 
 impl Publisher {
-    /// Connects to the gateway's publish endpoint for `topic`.
+    /// Connects to the gateway's publish endpoints for `topics`.
     ///
     /// # Errors
     /// When the connection fails.
     pub async fn connect(
         target: Target,
         ep: &Endpoint,
-        topic: &str,
+        topics: &[String],
     ) -> Result<Publisher, ClientError> {
         let bytes = Arc::new(ByteCount::default());
-        let path = match target {
-            Target::Feedgate => ep.path(&format!("topics/{topic}/events")),
-            Target::Nchan => nchan::publish_path(ep, topic),
-        };
+        let paths = topics
+            .iter()
+            .map(|topic| match target {
+                Target::Feedgate => ep.path(&format!("topics/{topic}/events")),
+                Target::Nchan => nchan::publish_path(ep, topic),
+            })
+            .collect();
         Ok(Publisher {
             http: HttpConn::connect(ep, bytes.clone()).await?,
             ep: ep.clone(),
-            path,
+            paths,
             bytes,
         })
     }
 
-    /// Publishes one payload.
+    /// Publishes event `i`, to topic `i mod K`.
     ///
     /// # Errors
     /// When the request fails or the gateway refuses it.
-    pub async fn publish(&mut self, payload: Vec<u8>) -> Result<(), ClientError> {
+    pub async fn publish(&mut self, i: u64, payload: Vec<u8>) -> Result<(), ClientError> {
+        let path = self.paths[(i % self.paths.len() as u64) as usize].clone();
         if self.http.is_closed() {
             self.http = HttpConn::connect(&self.ep, self.bytes.clone()).await?;
         }
         let (status, body) = self
             .http
-            .request(Method::POST, &self.path, Some(Bytes::from(payload)))
+            .request(Method::POST, &path, Some(Bytes::from(payload)))
             .await?;
         // feedgate answers 201; Nchan 201 (new channel) or 202 (queued).
         if status != StatusCode::CREATED && status != StatusCode::ACCEPTED {

@@ -113,6 +113,11 @@ async fn measure(
     let ep = &eps[0];
     let feedgate = plan.target == Target::Feedgate;
     let topic = format!("bench-{:016x}", rand::random::<u64>());
+    // One topic keeps the single-topic paths; K spread the events.
+    let topics: Vec<String> = match plan.topics {
+        1 => vec![topic.clone()],
+        k => (0..k).map(|i| format!("{topic}-{i}")).collect(),
+    };
     let before = if feedgate {
         Some(scrape::scrape_all(eps).await?)
     } else {
@@ -149,7 +154,7 @@ async fn measure(
             let sub = SubscriberTask {
                 plan: plan.clone(),
                 ep,
-                topic: topic.clone(),
+                topics: topics.clone(),
                 transport: *t,
                 tally: tally.clone(),
                 permits: permits.clone(),
@@ -194,7 +199,7 @@ async fn measure(
         None => None,
     };
     let wall = Instant::now();
-    let mut publisher = Publisher::connect(plan.target, ep, &topic).await?;
+    let mut publisher = Publisher::connect(plan.target, ep, &topics).await?;
     let mut published = 0u64;
     let mut publish_errors = 0u64;
     let mut first_publish_error = None;
@@ -208,7 +213,7 @@ async fn measure(
         // instead of silently thinning the schedule (coordinated omission).
         let stamp = start_us + offset.as_micros() as u64;
         match publisher
-            .publish(payload::build(i, stamp, plan.payload))
+            .publish(i, payload::build(i, stamp, plan.payload))
             .await
         {
             Ok(()) => published += 1,
@@ -253,7 +258,8 @@ async fn measure(
 
     // End the subscribers at a response boundary, then the stragglers.
     progress.set_message("ending");
-    let _ = publisher.publish(payload::END.to_vec()).await;
+    // Topic 0: every subscriber follows it, on whichever connection.
+    let _ = publisher.publish(0, payload::END.to_vec()).await;
     let pub_bytes = publisher.bytes().clone();
     drop(publisher);
     let grace = END_GRACE + plan.poll_interval;
@@ -297,7 +303,8 @@ async fn measure(
                 active_s,
                 before.as_ref().zip(after.as_ref()),
             );
-            if feedgate {
+            // The model is of one topic on its own path.
+            if feedgate && plan.topics == 1 {
                 row.model = model::predict(*t, &shape, &row);
                 row.model_deviation = row.model.map(|m| {
                     (row.bytes_per_event_down + row.bytes_per_event_up) / (m.down + m.up) - 1.0
@@ -318,6 +325,8 @@ async fn measure(
                 .iter()
                 .map(|t| t.as_str().to_owned())
                 .collect(),
+            topics: plan.topics,
+            split_topics: plan.split_topics,
             clients: plan.clients,
             rate: plan.rate,
             payload: plan.payload,
@@ -485,7 +494,7 @@ fn figures(
 struct SubscriberTask {
     plan: Plan,
     ep: Endpoint,
-    topic: String,
+    topics: Vec<String>,
     transport: Transport,
     tally: Arc<Tally>,
     permits: Arc<Semaphore>,
@@ -501,7 +510,8 @@ impl SubscriberTask {
         let source = Source::connect(
             self.plan.target,
             &self.ep,
-            &self.topic,
+            &self.topics,
+            self.plan.split_topics,
             self.transport,
             self.plan.poll_interval,
             self.plan.longpoll_timeout,

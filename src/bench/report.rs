@@ -62,6 +62,12 @@ pub struct RedisFigures {
 pub struct Params {
     /// Subscriber transports.
     pub transports: Vec<String>,
+    /// Topics each subscriber follows.
+    #[serde(default = "one")]
+    pub topics: usize,
+    /// Whether each topic had a connection of its own.
+    #[serde(default)]
+    pub split_topics: bool,
     /// Subscribers per transport.
     pub clients: usize,
     /// Publishes per second asked.
@@ -226,6 +232,11 @@ impl Cpu {
             None => format!("CPU: load generator {bench:.2} cores of {cpus}; server unknown"),
         }
     }
+}
+
+/// Reports written before `--topics` followed one topic.
+fn one() -> usize {
+    1
 }
 
 fn ms(us: u64) -> String {

@@ -22,6 +22,10 @@ struct Shared {
     topics: Mutex<Topics>,
     retention: Retention,
     max_topics: usize,
+    /// The epoch of every topic of this log: one incarnation of the log is
+    /// one process, and a restart changes them all at once. Shared, a
+    /// multiplexed SSE id names it once for all its topics.
+    epoch: Epoch,
 }
 
 /// The topics map. An entry is either a published topic (it has events,
@@ -94,6 +98,7 @@ impl MemoryLog {
                 topics: Mutex::new(Topics::default()),
                 retention,
                 max_topics,
+                epoch: Epoch::random(),
             }),
         }
     }
@@ -122,7 +127,7 @@ impl MemoryLog {
                     return Err(LogError::TooManyTopics(self.shared.max_topics));
                 }
                 topics.published += 1;
-                state.epoch = Epoch::random();
+                state.epoch = self.shared.epoch;
             }
             drop(topics);
             let seq = state.head + 1;

@@ -95,7 +95,26 @@ fn resume_list(query: &Query, headers: &HeaderMap, max: usize) -> Result<Vec<Lis
         .filter(|t| !t.is_empty())
         .or(query.last_event_id.as_deref())
         .unwrap_or("");
-    params::topic_list(text, max)
+    // A leading `@EPOCH` item is the epoch of the items that name none.
+    let (common, rest) = match text.strip_prefix('@') {
+        Some(t) => {
+            let (e, rest) = t.split_once(',').unwrap_or((t, ""));
+            let e = e
+                .parse::<Epoch>()
+                .map_err(|_| ApiError::InvalidCursor(format!("Last-Event-ID: bad epoch @{e}")))?;
+            (Some(e), rest)
+        }
+        None => (None, text),
+    };
+    let mut items = params::topic_list(rest, max)?;
+    for (_, cursor) in &mut items {
+        if let Some(c) = cursor
+            && c.epoch.is_none()
+        {
+            c.epoch = common;
+        }
+    }
+    Ok(items)
 }
 
 /// Where a topic resumes: its item in the `Last-Event-ID` LIST (which wins;
@@ -209,24 +228,26 @@ impl Stream {
 
     /// A multiplexed stream's chunk: control events name their topic, and
     /// every `id:` is a LIST that resumes every topic (see
-    /// docs/protocol.md, "Multiplexed SSE ids").
+    /// docs/protocol.md, "Multiplexed subscriptions", SSE).
     fn encode_many(&mut self, d: &Delivery) -> Bytes {
         let batch = &d.batch;
         let topic = self.feed.position(d.index).0.clone();
-        // The other topics' part of the id is the same for the whole
-        // batch: only this topic's cursor moves.
-        let others = self.moved_except(d.index);
+        // The other topics' items are the same for the whole batch: only
+        // this topic's cursor moves.
+        let others: Vec<IdItem> = (0..self.feed.len())
+            .filter(|&i| i != d.index)
+            .filter_map(|i| {
+                let c = self.feed.position(i).1;
+                self.moved(i, c.epoch.unwrap_or(Epoch::NONE), c.after.unwrap_or(0))
+            })
+            .collect();
         let id = |seq: u64| {
-            let mut id = others.clone();
-            self.push_moved(&mut id, d.index, batch.epoch, seq);
-            id
+            let mut items = others.clone();
+            items.extend(self.moved(d.index, batch.epoch, seq));
+            self.format_id(&items, batch.epoch)
         };
-        let events_len: usize = batch
-            .events
-            .iter()
-            .map(|e| e.json.len() + 48 + others.len())
-            .sum();
-        let mut b = BytesMut::with_capacity(events_len + 256);
+        let events_len: usize = batch.events.iter().map(|e| e.json.len() + 64).sum();
+        let mut b = BytesMut::with_capacity(events_len * (1 + others.len() / 4) + 256);
         if !self.opened {
             b.put_slice(format!("retry: {}\n", self.retry_ms).as_bytes());
         }
@@ -261,33 +282,54 @@ impl Stream {
         b.freeze()
     }
 
-    /// The id LIST items of every topic but `except` that moved from the
-    /// URL's cursor.
-    fn moved_except(&self, except: usize) -> String {
+    /// Topic `index` at `epoch:seq` as an id item, unless that is where
+    /// the URL already puts it.
+    fn moved(&self, index: usize, epoch: Epoch, seq: u64) -> Option<IdItem> {
+        let url = self.url.as_ref().and_then(|u| u[index]);
+        let url_epoch = url.is_some_and(|u| u.epoch == Some(epoch));
+        let unmoved = url.is_some_and(|u| u.after == Some(seq) && (url_epoch || u.epoch.is_none()));
+        (!unmoved).then_some(IdItem {
+            index,
+            epoch,
+            seq,
+            url_epoch,
+        })
+    }
+
+    /// Writes id items as a LIST. When several items share `common` (topics
+    /// of one log usually do), it is said once, as a leading `@EPOCH` item,
+    /// and items without an epoch are in it; otherwise an item's epoch is
+    /// left out when the URL names the same one.
+    fn format_id(&self, items: &[IdItem], common: Epoch) -> String {
+        let sharing = items
+            .iter()
+            .filter(|i| !i.url_epoch && i.epoch == common)
+            .count();
         let mut out = String::new();
-        for i in (0..self.feed.len()).filter(|&i| i != except) {
-            let c = self.feed.position(i).1;
-            self.push_moved(
-                &mut out,
-                i,
-                c.epoch.unwrap_or(Epoch::NONE),
-                c.after.unwrap_or(0),
-            );
+        if sharing >= 2 {
+            out.push_str(&format!("@{common}"));
+        }
+        for i in items {
+            // With the prefix, an item without epoch means `common`;
+            // without it, the URL's epoch (see `resume_list`).
+            let implied = if sharing >= 2 {
+                i.epoch == common
+            } else {
+                i.url_epoch
+            };
+            let topic = self.feed.position(i.index).0;
+            list_item(&mut out, topic, (!implied).then_some(i.epoch), i.seq);
         }
         out
     }
+}
 
-    /// Appends topic `index` at `epoch:seq` to an id LIST, unless that is
-    /// where the URL already puts it; the epoch is left out when the URL
-    /// names the same one (a reconnect takes it from there).
-    fn push_moved(&self, out: &mut String, index: usize, epoch: Epoch, seq: u64) {
-        let url = self.url.as_ref().and_then(|u| u[index]);
-        let same_epoch = url.is_some_and(|u| u.epoch == Some(epoch));
-        let unmoved =
-            url.is_some_and(|u| u.after == Some(seq) && (same_epoch || u.epoch.is_none()));
-        if !unmoved {
-            let topic = self.feed.position(index).0;
-            list_item(out, topic, (!same_epoch).then_some(epoch), seq);
-        }
-    }
+/// One topic's part of a multiplexed SSE id.
+#[derive(Clone, Copy)]
+struct IdItem {
+    index: usize,
+    epoch: Epoch,
+    seq: u64,
+    /// The URL names this epoch for the topic.
+    url_epoch: bool,
 }
