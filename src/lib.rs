@@ -6,8 +6,8 @@
 //!
 //! - [`log`]: the change log — per-topic gapless sequences, epochs, gaps,
 //!   resets; the in-memory backend and the Redis Streams backend.
-//! - `transport`: one file per transport (poll + long poll, SSE, WebSocket)
-//!   and publish.
+//! - `transport`: one file per transport (poll + long poll, SSE, WebSocket),
+//!   publish, and the path probe `feedgate doctor` talks to.
 //! - [`server`]: accept loop, connection limit, hyper, graceful shutdown.
 //! - `router`: classifies requests by transport and dispatches them.
 //! - [`wire`]: the byte-counting IO wrapper and per-connection attribution.
@@ -19,6 +19,8 @@
 //! - [`auth`]: publish token and subscriber JWTs.
 //! - [`origin`]: Origin checks and CORS.
 //! - [`ratelimit`]: per-client publish rate limiting.
+//! - `telemetry`: `POST /telemetry/switch`, the transport switches clients
+//!   report, counted by reason.
 //! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
 //! - [`demo`]: the built-in demo publisher and its injectable faults.
 //! - [`assets`]: the demo page and browser client embedded in the binary.
@@ -48,6 +50,7 @@ mod ratelimit;
 pub(crate) mod response;
 pub(crate) mod router;
 mod server;
+mod telemetry;
 pub(crate) mod transport;
 pub mod wire;
 

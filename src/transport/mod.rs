@@ -8,11 +8,13 @@
 //! - [`sse`]: Server-Sent Events (`text/event-stream`);
 //! - [`ws`]: WebSocket (RFC 6455) via hyper's upgrade and tokio-tungstenite;
 //! - [`publish`]: `POST /topics/{t}/events`, the write side;
-//! - [`echo`]: `/echo`, a WebSocket echo for conformance tests (`--echo`).
+//! - [`echo`]: `/echo`, a WebSocket echo for conformance tests (`--echo`);
+//! - [`probe`]: `/probe/{transport}`, timed test traffic for `feedgate doctor`.
 
 pub(crate) mod echo;
 pub(crate) mod feed;
 pub(crate) mod poll;
+pub(crate) mod probe;
 pub(crate) mod publish;
 pub(crate) mod sse;
 pub(crate) mod ws;
