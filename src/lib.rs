@@ -27,6 +27,9 @@
 //! - `bench`: `feedgate bench`, the side-by-side load generator and its
 //!   report, charts and idle-memory mode (cargo feature `bench`, on by
 //!   default).
+//! - `doctor`: `feedgate doctor`, which checks every transport on the
+//!   network path to a server against its probe and says what to fix
+//!   (cargo feature `doctor`, on by default).
 //! - [`cli`]: the command line.
 
 #![warn(missing_docs)]
@@ -41,6 +44,8 @@ pub mod cli;
 pub mod client;
 mod config;
 pub mod demo;
+#[cfg(feature = "doctor")]
+pub mod doctor;
 mod error;
 pub mod log;
 pub mod metrics;
