@@ -271,6 +271,15 @@ pub fn stream(
             "nginx: `gzip off;` in the SSE location ({CONF}): a compressor must flush after every event or it holds them"
         ));
     }
+    if run.hello.as_ref().and_then(|h| h["http"].as_str()) == Some("HTTP/1.0") {
+        // Streams then end only by closing, and a proxy buffers such a
+        // body unless told not to: the usual root of `buffered`.
+        r.detail
+            .push_str("; the proxy speaks HTTP/1.0 to feedgate on this path");
+        r.advice.push(format!(
+            "nginx: `proxy_http_version 1.1;` for this location ({CONF})"
+        ));
+    }
     facts["delays_ms"] = delays.iter().map(|d| finite(d * 1e3)).collect();
     r.facts = facts;
     r
@@ -421,7 +430,9 @@ pub fn path(poll: &PollRun, headers: &HeaderLimit) -> (Value, Vec<String>, Vec<S
                 size >> 10,
                 a.map_or(String::new(), |a| format!("; {} KiB passed", a >> 10))
             ));
-            if *size <= 12 << 10 {
+            // nginx's default (8 KiB a line) passes 6 KiB: advise only
+            // below that.
+            if *size <= 6 << 10 {
                 advice.push(
                     "nginx: `large_client_header_buffers 4 16k;` if tokens or cookies are large (a JWT in Authorization counts)".into(),
                 );
