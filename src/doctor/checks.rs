@@ -262,6 +262,16 @@ fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
 
 /// The short-poll probe, sent as a browser would (`Accept-Encoding: gzip`).
 pub async fn poll(ep: &Endpoint, clock: &Clock) -> PollRun {
+    match tokio::time::timeout(REQUEST_TIMEOUT, poll_inner(ep, clock)).await {
+        Ok(run) => run,
+        Err(_) => PollRun {
+            error: Some(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())),
+            ..Default::default()
+        },
+    }
+}
+
+async fn poll_inner(ep: &Endpoint, clock: &Clock) -> PollRun {
     let mut run = PollRun::default();
     let path = ep.path(&format!("probe/poll?pad={POLL_PAD}"));
     let t0 = clock.now_s();
@@ -332,15 +342,17 @@ pub async fn poll(ep: &Endpoint, clock: &Clock) -> PollRun {
     run
 }
 
-/// Sends ever larger request headers until one is refused.
+/// Sends ever larger request headers until one is refused (each within
+/// 5 s: a proxy that hangs on a large head counts as refusing it).
 pub async fn header_limit(ep: &Endpoint) -> HeaderLimit {
+    const WITHIN: Duration = Duration::from_secs(5);
     let mut limit = HeaderLimit::default();
     let path = ep.path("probe/poll");
     for size in HEADER_SIZES {
         let headers = [("x-feedgate-probe-header", "h".repeat(size))];
-        let refused = match get(ep, &path, &headers, REQUEST_TIMEOUT).await {
+        let refused = match get(ep, &path, &headers, WITHIN).await {
             Ok(res) if res.status().is_success() => {
-                let _ = collect(res.into_body(), REQUEST_TIMEOUT).await;
+                let _ = collect(res.into_body(), WITHIN).await;
                 None
             }
             Ok(res) => Some(res.status().as_u16().to_string()),
