@@ -127,13 +127,24 @@ async fn run(ep: &Endpoint, url: &str, plan: Plan) -> Doc {
         checks::header_limit(ep),
     );
     let to_unix = |at_s: f64| clock.unix_us(at_s);
-    let reports = vec![
+    let mut reports = vec![
         verdict::stream("ws", &ws, &poll, plan, &to_unix),
         verdict::stream("sse", &sse, &poll, plan, &to_unix),
         verdict::long_poll(&long),
         verdict::poll(&poll),
     ];
-    let (path, notes, path_advice) = verdict::path(&poll, &headers);
+    let (path, mut notes, mut path_advice) = verdict::path(&poll, &headers);
+    if poll.status.is_none() {
+        // Nothing answered HTTP at all: per-transport advice would only
+        // be noise.
+        for r in &mut reports {
+            r.advice.clear();
+        }
+        notes.clear();
+        path_advice = vec![format!(
+            "nothing answered at {url}: check the URL, and that feedgate (or the proxy in front of it) listens there"
+        )];
+    }
     let recommended = verdict::recommended(&reports);
     let took_s = clock.now_s();
     let json = report::json(url, took_s, plan, &reports, &path, &notes, &recommended);
