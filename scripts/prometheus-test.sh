@@ -5,7 +5,8 @@
 #      four transports (feedgate tail), plus an idle topic that is short-
 #      polled (empty and 304 answers) and long-polled (timeouts), and one
 #      WebSocket that never answers pings (a pong_timeout limit rejection),
-#      so every panel has something to show;
+#      so every panel has something to show; and a client's transport
+#      switch report (POST /telemetry/switch);
 #   2. promtool check metrics on /metrics; promtool check rules / config on
 #      the shipped files;
 #   3. Debian's Prometheus on 127.0.0.1 (free port, temp storage, 1 s scrape
@@ -137,6 +138,23 @@ for i in $(seq 1 300); do
 done
 bg silent-ws python3 "$ROOT/scripts/ops_probe.py" silent-ws "$FG" quiet --hold 10
 
+# A client's transport switch report, twice: the second once Prometheus has
+# the first, so "why clients fall back" sees an increase (the series only
+# appears with the first report).
+report_switch() {
+  curl -fsS -o /dev/null --max-time 5 -H 'content-type: application/json' \
+    -d '{"from":"ws","to":"sse","reason":"cut","code":1006,"after_s":60}' "$FG/telemetry/switch"
+}
+report_switch
+for i in $(seq 1 300); do
+  curl -fsSG "$PROM/api/v1/query" \
+    --data-urlencode 'query=feedgate_client_transport_switches_total > 0' 2>/dev/null |
+    grep -q '"reason":"cut"' && break
+  [ "$i" -lt 300 ] || { echo "prometheus never scraped the switch report (30 s)" >&2; exit 1; }
+  sleep 0.1
+done
+report_switch
+
 log "evaluating every dashboard query through $PROM/api/v1/query"
 # --wait: targets up, 18 scrapes in (so the 15 s rate windows are full and
 # the figures printed are true rates), and the rarer events counted (the
@@ -147,6 +165,7 @@ python3 "$ROOT/scripts/check_dashboard.py" "$DASHBOARD" \
   --wait-for 'increase(feedgate_limit_rejections_total{limit="pong_timeout"}[1m]) > 0' \
   --wait-for 'increase(feedgate_requests_total{result="not_modified"}[1m]) > 0' \
   --wait-for 'increase(feedgate_requests_total{result="timeout"}[1m]) > 0' \
+  --wait-for 'increase(feedgate_client_transport_switches_total[1m]) > 0' \
   --wait-for 'transport:feedgate_wire_bytes_per_event:ratio_rate1m' \
   --rate-interval 15s --interval 5s --range 15s \
   --narrow sse,ws --rules

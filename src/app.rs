@@ -30,6 +30,8 @@ struct Shared {
     auth: Auth,
     origins: Origins,
     publish_limiter: Option<RateLimiter>,
+    probes: Arc<crate::transport::probe::Gate>,
+    telemetry_limiter: RateLimiter,
 }
 
 impl App {
@@ -50,6 +52,8 @@ impl App {
                 auth,
                 origins: Origins::new(&config.allowed_origins),
                 publish_limiter: RateLimiter::new(config.publish_rate, config.publish_burst),
+                probes: Arc::default(),
+                telemetry_limiter: crate::telemetry::limiter(),
                 log,
                 metrics,
                 shutdown,
@@ -106,5 +110,15 @@ impl App {
     /// The per-client publish rate limiter, unless turned off.
     pub fn publish_limiter(&self) -> Option<&RateLimiter> {
         self.shared.publish_limiter.as_ref()
+    }
+
+    /// Admission of `/probe/*` requests.
+    pub(crate) fn probes(&self) -> &Arc<crate::transport::probe::Gate> {
+        &self.shared.probes
+    }
+
+    /// The per-client rate limiter of `POST /telemetry/switch`.
+    pub(crate) fn telemetry_limiter(&self) -> &RateLimiter {
+        &self.shared.telemetry_limiter
     }
 }

@@ -1,4 +1,4 @@
-//! The command line: `feedgate serve | publish | tail | bench`.
+//! The command line: `feedgate serve | publish | tail | bench | doctor`.
 //!
 //! `main.rs` parses [`Cli`] and hands it to [`run`]; everything here is
 //! thin glue onto the library.
@@ -43,6 +43,10 @@ pub enum Command {
     /// docs/benchmarks.md).
     #[cfg(feature = "bench")]
     Bench(Box<crate::bench::BenchArgs>),
+    /// Check every transport on the network path to a server (proxies,
+    /// load balancers) and say what to fix (see docs/operations.md).
+    #[cfg(feature = "doctor")]
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 /// Where every `serve` default comes from: [`Config::default`], written
@@ -334,6 +338,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Tail(args) => tail(args).await,
         #[cfg(feature = "bench")]
         Command::Bench(args) => crate::bench::cli(*args).await.map_err(|e| e.to_string()),
+        #[cfg(feature = "doctor")]
+        Command::Doctor(args) => match crate::doctor::cli(args).await?.works {
+            true => Ok(()),
+            false => Err("no transport works on this path".into()),
+        },
     }
 }
 

@@ -6,8 +6,8 @@
 //!
 //! - [`log`]: the change log — per-topic gapless sequences, epochs, gaps,
 //!   resets; the in-memory backend and the Redis Streams backend.
-//! - `transport`: one file per transport (poll + long poll, SSE, WebSocket)
-//!   and publish.
+//! - `transport`: one file per transport (poll + long poll, SSE, WebSocket),
+//!   publish, and the path probe `feedgate doctor` talks to.
 //! - [`server`]: accept loop, connection limit, hyper, graceful shutdown.
 //! - `router`: classifies requests by transport and dispatches them.
 //! - [`wire`]: the byte-counting IO wrapper and per-connection attribution.
@@ -19,12 +19,17 @@
 //! - [`auth`]: publish token and subscriber JWTs.
 //! - [`origin`]: Origin checks and CORS.
 //! - [`ratelimit`]: per-client publish rate limiting.
+//! - `telemetry`: `POST /telemetry/switch`, the transport switches clients
+//!   report, counted by reason.
 //! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
 //! - [`demo`]: the built-in demo publisher and its injectable faults.
 //! - [`assets`]: the demo page and browser client embedded in the binary.
 //! - `bench`: `feedgate bench`, the side-by-side load generator and its
 //!   report, charts and idle-memory mode (cargo feature `bench`, on by
 //!   default).
+//! - `doctor`: `feedgate doctor`, which checks every transport on the
+//!   network path to a server against its probe and says what to fix
+//!   (cargo feature `doctor`, on by default).
 //! - [`cli`]: the command line.
 
 #![warn(missing_docs)]
@@ -39,6 +44,8 @@ pub mod cli;
 pub mod client;
 mod config;
 pub mod demo;
+#[cfg(feature = "doctor")]
+pub mod doctor;
 mod error;
 pub mod log;
 pub mod metrics;
@@ -48,6 +55,7 @@ mod ratelimit;
 pub(crate) mod response;
 pub(crate) mod router;
 mod server;
+mod telemetry;
 pub(crate) mod transport;
 pub mod wire;
 

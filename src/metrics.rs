@@ -150,16 +150,25 @@ pub enum Limit {
     PongTimeout,
     /// `--max-topics`: a publish to a new topic answered 503.
     MaxTopics,
+    /// The per-client rate of `/probe/*` requests: answered 429.
+    ProbeRate,
+    /// Too many probes at once, in all or from one client: answered 503.
+    ProbeSlots,
+    /// The per-client rate of `POST /telemetry/switch`: answered 429.
+    TelemetryRate,
 }
 
 impl Limit {
     /// Every limit, in label order; each series exists at 0 from start.
-    pub const ALL: [Limit; 5] = [
+    pub const ALL: [Limit; 8] = [
         Limit::MaxConnections,
         Limit::PublishRate,
         Limit::WriteTimeout,
         Limit::PongTimeout,
         Limit::MaxTopics,
+        Limit::ProbeRate,
+        Limit::ProbeSlots,
+        Limit::TelemetryRate,
     ];
 
     /// The `limit` label value.
@@ -170,6 +179,9 @@ impl Limit {
             Limit::WriteTimeout => "write_timeout",
             Limit::PongTimeout => "pong_timeout",
             Limit::MaxTopics => "max_topics",
+            Limit::ProbeRate => "probe_rate",
+            Limit::ProbeSlots => "probe_slots",
+            Limit::TelemetryRate => "telemetry_rate",
         }
     }
 }
@@ -221,6 +233,10 @@ pub struct Metrics {
     /// Serializes [`Metrics::observe_corrupt_entries`], so two scrapes at
     /// once cannot both add the same difference.
     corrupt_sync: Mutex<()>,
+    /// Transport switches clients reported (`POST /telemetry/switch`).
+    client_switches: IntCounterVec,
+    /// How long streams lived before clients saw them cut, by transport.
+    client_cut_after: HistogramVec,
 }
 
 /// Latency buckets from 100 µs (loopback WebSocket) to a minute (a short
@@ -228,6 +244,13 @@ pub struct Metrics {
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0,
+];
+
+/// Buckets of `feedgate_client_stream_cut_after_seconds`: around the idle
+/// timeouts proxies and load balancers ship with (nginx 60 s, AWS ALB 60 s,
+/// Cloudflare 100 s).
+const CUT_AFTER_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0, 600.0, 1800.0,
 ];
 
 impl Metrics {
@@ -334,8 +357,30 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let client_switches = IntCounterVec::new(
+            Opts::new(
+                "feedgate_client_transport_switches_total",
+                "Transport switches reported by clients (POST /telemetry/switch): fallbacks \
+                 and climbs back, with the reason the client observed.",
+            ),
+            &["from", "to", "reason"],
+        )
+        .expect("valid metric");
+        let client_cut_after = HistogramVec::new(
+            HistogramOpts::new(
+                "feedgate_client_stream_cut_after_seconds",
+                "How long a stream lived before a client reported it cut: a path's idle \
+                 timeout shows as a peak at its value.",
+            )
+            .buckets(CUT_AFTER_BUCKETS.to_vec()),
+            &["transport"],
+        )
+        .expect("valid metric");
+
         for c in [
             Box::new(wire.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(client_switches.clone()),
+            Box::new(client_cut_after.clone()),
             Box::new(payload.clone()),
             Box::new(delivered.clone()),
             Box::new(requests.clone()),
@@ -400,6 +445,8 @@ impl Metrics {
             log_events,
             log_corrupt_entries,
             corrupt_sync: Mutex::new(()),
+            client_switches,
+            client_cut_after,
         }
     }
 
@@ -423,6 +470,18 @@ impl Metrics {
     /// Counts one refusal by `limit`.
     pub fn limit_hit(&self, limit: Limit) {
         self.limit_children[limit as usize].inc();
+    }
+
+    /// Counts one transport switch a client reported. The label values
+    /// must be bounded (see `telemetry.rs`); `cut_after_s` is observed for
+    /// a `cut`.
+    pub fn client_switch(&self, from: &str, to: &str, reason: &str, cut_after_s: Option<f64>) {
+        self.client_switches
+            .with_label_values(&[from, to, reason])
+            .inc();
+        if let (Some(s), "cut") = (cut_after_s, reason) {
+            self.client_cut_after.with_label_values(&[from]).observe(s);
+        }
     }
 
     /// Brings `feedgate_log_corrupt_entries_total` up to `total`, the count

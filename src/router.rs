@@ -18,7 +18,8 @@ use crate::metrics::{CONTENT_TYPE, Outcome, Transport};
 use crate::params::{self, Query};
 use crate::ratelimit;
 use crate::response::{self, MeteredBody};
-use crate::transport::{Reply, Wanted, echo, poll, publish, sse, ws};
+use crate::telemetry;
+use crate::transport::{Reply, Wanted, echo, poll, probe, publish, sse, ws};
 use crate::wire::ConnMeter;
 
 /// What a path names.
@@ -35,6 +36,10 @@ enum Route<'a> {
     DemoFaults,
     /// The WebSocket echo (`--echo` only).
     Echo,
+    /// `/probe/{transport}`: test traffic for `feedgate doctor`.
+    Probe(Transport),
+    /// `POST /telemetry/switch`: a client's transport switch.
+    Telemetry,
     NotFound,
 }
 
@@ -61,7 +66,14 @@ impl Route<'_> {
             "/longpoll" => return Route::Topics(TopicAction::LongPoll),
             "/sse" => return Route::Topics(TopicAction::Sse),
             "/ws" => return Route::Topics(TopicAction::Ws),
+            "/telemetry/switch" => return Route::Telemetry,
             _ => {}
+        }
+        if let Some(t) = path.strip_prefix("/probe/") {
+            return match Transport::parse(t).filter(|t| Transport::SUBSCRIBERS.contains(t)) {
+                Some(t) => Route::Probe(t),
+                None => Route::NotFound,
+            };
         }
         let Some(rest) = path.strip_prefix("/topics/") else {
             return Route::NotFound;
@@ -94,6 +106,8 @@ impl Route<'_> {
             Route::Topic(_, TopicAction::Ws) | Route::Topics(TopicAction::Ws) | Route::Echo => {
                 Transport::Ws
             }
+            // A probe is its transport's traffic on the path.
+            Route::Probe(t) => t,
             _ => Transport::Other,
         }
     }
@@ -231,6 +245,9 @@ async fn dispatch(
         Route::Metrics | Route::Health | Route::Page | Route::Script if !read_only => {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
         }
+        Route::Probe(_) | Route::Telemetry => {
+            Box::pin(diagnostics(app, meter, route, peer, req)).await
+        }
         Route::Metrics => Ok(metrics(app)),
         Route::Health => Ok(health(app)),
         Route::Page => Ok(asset(assets::PAGE_HTML, "text/html; charset=utf-8")),
@@ -313,6 +330,34 @@ fn wanted(
             }
             Ok((Wanted::Many(list), grant))
         }
+    }
+}
+
+/// `/probe/{transport}` (`GET`) and `/telemetry/switch` (`POST`), both
+/// rate-limited per client IP. Boxed at the call: rare, and a WebSocket
+/// probe's state is large.
+async fn diagnostics(
+    app: &App,
+    meter: &Arc<ConnMeter>,
+    route: Route<'_>,
+    peer: IpAddr,
+    mut req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    let client = ratelimit::client_ip(peer, req.headers(), &app.config().trusted_proxies);
+    let method = req.method().clone();
+    match route {
+        Route::Probe(t) if method == Method::GET || method == Method::HEAD => {
+            if t == Transport::Ws {
+                check_origin(app, req.headers())?;
+            }
+            probe::probe(app, t, client, &mut req, meter).await
+        }
+        Route::Probe(_) => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
+        _ if method == Method::POST => {
+            check_origin(app, req.headers())?;
+            telemetry::switch(app, client, req).await
+        }
+        _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
     }
 }
 
@@ -419,6 +464,9 @@ mod tests {
         assert_eq!(Route::parse("/topics/"), Route::NotFound);
         assert_eq!(Route::parse("/metrics"), Route::Metrics);
         assert_eq!(Route::parse("/echo"), Route::Echo);
+        assert_eq!(Route::parse("/probe/sse"), Route::Probe(Transport::Sse));
+        assert_eq!(Route::parse("/probe/publish"), Route::NotFound);
+        assert_eq!(Route::parse("/telemetry/switch"), Route::Telemetry);
         assert_eq!(Route::parse("/elsewhere"), Route::NotFound);
     }
 }

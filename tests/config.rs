@@ -42,7 +42,6 @@ async fn run_refuses_a_bad_config_before_serving() {
     ];
     for config in bad {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         // The shutdown future never resolves: only a refusal returns.
         let run = feedgate::run(listener, config.clone(), std::future::pending());
         let e = tokio::time::timeout(PATIENCE, run)
@@ -52,8 +51,8 @@ async fn run_refuses_a_bad_config_before_serving() {
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
         let inner = e.get_ref().and_then(|e| e.downcast_ref::<ConfigError>());
         assert!(inner.is_some(), "a ConfigError: {e}");
-        // Nothing is listening any more.
-        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+        // (Whether the port is free afterwards is not checked: another
+        // test may bind the same ephemeral port meanwhile.)
     }
 }
 

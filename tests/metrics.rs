@@ -10,12 +10,15 @@ use feedgate::Config;
 use feedgate::metrics::{Limit, Outcome, Transport};
 
 /// The limit names the docs, alerts and dashboards use.
-const LIMITS: [&str; 5] = [
+const LIMITS: [&str; 8] = [
     "max_connections",
     "publish_rate",
     "write_timeout",
     "pong_timeout",
     "max_topics",
+    "probe_rate",
+    "probe_slots",
+    "telemetry_rate",
 ];
 
 /// (transport, result) pairs a request can end with. Every route can

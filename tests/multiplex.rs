@@ -295,7 +295,10 @@ async fn a_multiplexed_sse_stream_resumes_every_topic_from_its_last_id() {
     // last id the way an EventSource does (same URL + Last-Event-ID).
     let last_id = got.last().unwrap().id.clone().unwrap();
     // a and b share the log's epoch: said once, up front.
-    assert!(last_id.starts_with('@') && last_id.matches(':').count() == 1, "{last_id}");
+    assert!(
+        last_id.starts_with('@') && last_id.matches(':').count() == 1,
+        "{last_id}"
+    );
     drop(sse);
     publish(&s, "a", "3").await;
     publish(&s, "c", "4").await;

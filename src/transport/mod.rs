@@ -10,11 +10,13 @@
 //! - [`ws_control`]: subscribe / unsubscribe messages on a multiplexed
 //!   WebSocket;
 //! - [`publish`]: `POST /topics/{t}/events`, the write side;
-//! - [`echo`]: `/echo`, a WebSocket echo for conformance tests (`--echo`).
+//! - [`echo`]: `/echo`, a WebSocket echo for conformance tests (`--echo`);
+//! - [`probe`]: `/probe/{transport}`, timed test traffic for `feedgate doctor`.
 
 pub(crate) mod echo;
 pub(crate) mod feed;
 pub(crate) mod poll;
+pub(crate) mod probe;
 pub(crate) mod publish;
 pub(crate) mod sse;
 pub(crate) mod ws;

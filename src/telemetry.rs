@@ -1,0 +1,109 @@
+//! `POST /telemetry/switch`: clients tell the server when they fall back
+//! from one transport to another (or climb back), and why.
+//!
+//! A body is one small JSON object,
+//! `{"from":"ws","to":"sse","reason":"cut","code":1006,"after_s":60.2}`,
+//! counted in `feedgate_client_transport_switches_total{from,to,reason}`.
+//! Label values are bounded: a transport or reason this server does not
+//! know is counted as `other`, so a client can never create series at will.
+//! `after_s` of a `cut` (how long the stream lived) feeds
+//! `feedgate_client_stream_cut_after_seconds{transport}`, which shows an
+//! idle timeout on the path as a spike at its value. `code` (a WebSocket
+//! close code) is only logged.
+//!
+//! The endpoint is best effort for clients and cheap for the server: no
+//! token, a body of at most [`MAX_BODY`] bytes, a per-client rate limit
+//! (`X-Forwarded-For` believed from a `--trusted-proxy`, as for publishes),
+//! and the same origin check as a publish (a page on a foreign origin
+//! cannot inflate the counts through its visitors). Any content type is
+//! accepted, so that `navigator.sendBeacon` with a string works.
+
+use std::net::IpAddr;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::metrics::{Limit, Outcome};
+use crate::ratelimit::RateLimiter;
+use crate::response;
+use crate::transport::Reply;
+use crate::transport::publish::read_body;
+
+/// Largest body accepted, bytes.
+pub const MAX_BODY: usize = 1024;
+/// Reports a client may send per second, and in a burst.
+const RATE: f64 = 0.5;
+const BURST: f64 = 10.0;
+
+/// The `from` / `to` label values: the subscriber transports, and `other`.
+pub const TRANSPORTS: [&str; 5] = ["ws", "sse", "longpoll", "poll", "other"];
+/// The `reason` label values (see docs/protocol.md for what each means).
+pub const REASONS: [&str; 9] = [
+    "refused", "stalled", "buffered", "cut", "closed", "timeout", "error", "climb", "other",
+];
+
+/// The per-client limiter of reports.
+pub(crate) fn limiter() -> RateLimiter {
+    RateLimiter::new(RATE, BURST).expect("a positive rate")
+}
+
+/// One report as sent; every field optional.
+#[derive(Debug, Default, Deserialize)]
+struct Report {
+    from: Option<String>,
+    to: Option<String>,
+    reason: Option<String>,
+    code: Option<u16>,
+    after_s: Option<f64>,
+}
+
+/// `value` if it is one of `known`, else `other`.
+fn bounded(value: Option<&str>, known: &[&'static str]) -> &'static str {
+    value
+        .and_then(|v| known.iter().find(|k| **k == v))
+        .copied()
+        .unwrap_or("other")
+}
+
+/// `POST /telemetry/switch` from `client`: `204` once counted.
+pub(crate) async fn switch(
+    app: &App,
+    client: IpAddr,
+    req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    app.telemetry_limiter().check(client).map_err(|wait| {
+        app.metrics().limit_hit(Limit::TelemetryRate);
+        ApiError::RateLimited {
+            retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
+        }
+    })?;
+    let body = read_body(req, MAX_BODY, app.config().body_read_timeout).await?;
+    let r: Report =
+        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let from = bounded(r.from.as_deref(), &TRANSPORTS);
+    let to = bounded(r.to.as_deref(), &TRANSPORTS);
+    let reason = bounded(r.reason.as_deref(), &REASONS);
+    let after = r.after_s.filter(|s| s.is_finite() && *s >= 0.0);
+    app.metrics().client_switch(from, to, reason, after);
+    tracing::debug!(%client, from, to, reason, code = r.code, after_s = after, "client switched transport");
+    let mut res = Response::new(response::empty());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    Ok(Reply::new(res, Outcome::Ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_label_values_are_other() {
+        assert_eq!(bounded(Some("ws"), &TRANSPORTS), "ws");
+        assert_eq!(bounded(Some("carrier-pigeon"), &TRANSPORTS), "other");
+        assert_eq!(bounded(None, &REASONS), "other");
+        assert_eq!(bounded(Some("cut"), &REASONS), "cut");
+        assert_eq!(bounded(Some("CUT"), &REASONS), "other");
+    }
+}
