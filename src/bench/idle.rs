@@ -26,7 +26,7 @@ use super::args::BenchArgs;
 use super::child::ChildServer;
 use super::sys::{self, Machine};
 use super::{BenchError, Target};
-use crate::client::{Endpoint, SubscribeOptions, Subscriber};
+use crate::client::{Endpoint, MultiSubscriber, SubscribeOptions, Subscriber};
 use crate::log::Cursor;
 use crate::metrics::Transport;
 use crate::wire::ByteCount;
@@ -49,6 +49,9 @@ pub struct IdleReport {
     pub schema: String,
     /// The transport held.
     pub transport: String,
+    /// Topics each subscriber followed over its one connection.
+    #[serde(default)]
+    pub topics: usize,
     /// Subscribers asked for.
     pub asked: usize,
     /// Subscribers that connected.
@@ -89,8 +92,9 @@ impl IdleReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "idle {}: {} of {} connected in {:.1}s ({} failed) over {} source address(es); held {:.0}s; dropped {}",
+            "idle {} × {} topic(s): {} of {} connected in {:.1}s ({} failed) over {} source address(es); held {:.0}s; dropped {}",
             self.transport,
+            self.topics.max(1),
             self.connected,
             self.asked,
             self.connect_s,
@@ -159,6 +163,12 @@ pub async fn run(args: &BenchArgs, n: usize) -> Result<IdleReport, BenchError> {
     let ep = Endpoint::parse(&url)?;
     super::child::wait_healthy(&ep).await?;
     let topic = format!("idle-{:016x}", rand::random::<u64>());
+    // With --topics K, every subscriber follows the same K topics over its
+    // one connection (`topics=LIST`).
+    let topics: Vec<String> = match args.topics {
+        0 | 1 => vec![topic],
+        k => (0..k).map(|i| format!("{topic}-{i}")).collect(),
+    };
     let sources = sys::source_addrs(n, args.source_addrs);
     // Let the server finish starting (allocator arenas, runtime threads).
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -176,7 +186,7 @@ pub async fn run(args: &BenchArgs, n: usize) -> Result<IdleReport, BenchError> {
         };
         tasks.spawn(hold(
             ep,
-            topic.clone(),
+            topics.clone(),
             transport,
             args.longpoll_timeout,
             permits.clone(),
@@ -215,6 +225,7 @@ pub async fn run(args: &BenchArgs, n: usize) -> Result<IdleReport, BenchError> {
     Ok(IdleReport {
         schema: SCHEMA.to_owned(),
         transport: transport.as_str().to_owned(),
+        topics: topics.len(),
         asked: n,
         connected,
         failed: counts.failed.load(Ordering::Relaxed),
@@ -266,7 +277,7 @@ impl Counts {
 /// One idle subscriber: connect, then read (answering pings) until stopped.
 async fn hold(
     ep: Endpoint,
-    topic: String,
+    topics: Vec<String>,
     transport: Transport,
     longpoll_timeout: Duration,
     permits: Arc<Semaphore>,
@@ -279,11 +290,11 @@ async fn hold(
             .read_buffer_size(CLIENT_WS_BUFFER)
             .write_buffer_size(0)
             .max_write_buffer_size(64 << 10);
-        let url = format!(
-            "ws://{}{}",
-            ep.host_header(),
-            ep.path(&format!("topics/{topic}/ws"))
-        );
+        let path = match topics.as_slice() {
+            [topic] => format!("topics/{topic}/ws"),
+            many => format!("ws?topics={}", many.join(",")),
+        };
+        let url = format!("ws://{}{}", ep.host_header(), ep.path(&path));
         let connected = async {
             let stream = ep.connect(Arc::new(ByteCount::default())).await?;
             let (ws, _) =
@@ -313,7 +324,28 @@ async fn hold(
         longpoll_timeout,
         ..SubscribeOptions::default()
     };
-    let mut sub = match Subscriber::connect(&ep, &topic, transport, Cursor::default(), opts).await {
+    if let [topic] = topics.as_slice() {
+        let mut sub =
+            match Subscriber::connect(&ep, topic, transport, Cursor::default(), opts).await {
+                Ok(s) => s,
+                Err(e) => return counts.note(&counts.failed, e),
+            };
+        drop(permit);
+        counts.connected.fetch_add(1, Ordering::Relaxed);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                next = sub.next() => if let Err(e) = next {
+                    return counts.note(&counts.dropped, e);
+                },
+            }
+        }
+    }
+    let list: Vec<(String, Cursor)> = topics
+        .iter()
+        .map(|t| (t.clone(), Cursor::default()))
+        .collect();
+    let mut sub = match MultiSubscriber::connect(&ep, &list, transport, opts).await {
         Ok(s) => s,
         Err(e) => return counts.note(&counts.failed, e),
     };
