@@ -134,11 +134,15 @@ fn topic(name: Option<&str>) -> Result<Topic, Refusal> {
     Ok(params::topic(name)?)
 }
 
-/// `{"type":"error","code":…,"topic":…,"message":…}`.
+/// `{"type":"error","code":…,"topic":…,"message":…}`, `type` first like
+/// every control message (a frame is an event iff it does not start with
+/// `{"type":`).
 fn error(code: &str, topic: Option<&str>, message: &str) -> String {
-    let mut v = serde_json::json!({"type": "error", "code": code, "message": message});
-    if let Some(t) = topic {
-        v["topic"] = serde_json::Value::from(t);
-    }
-    v.to_string()
+    let text = |s: &str| serde_json::Value::from(s).to_string();
+    let topic = topic.map_or(String::new(), |t| format!(r#","topic":{}"#, text(t)));
+    format!(
+        r#"{{"type":"error","code":{}{topic},"message":{}}}"#,
+        text(code),
+        text(message)
+    )
 }
