@@ -835,7 +835,10 @@ class WsConn extends Conn {
     const s = this.s;
     const t = msg.topic;
     const state = this.subs.get(t);
-    if (!text.startsWith(CONTROL_PREFIX)) {
+    // An event has no `type` (its fields are topic, seq, time, data). Not
+    // the text's prefix: the server writes `error` frames with their keys
+    // sorted, `{"code":…,"type":"error"}`.
+    if (msg.type === undefined) {
       if (state === 'live') s._onEvent(this, text, msg);
     } else if (msg.type === 'subscribed') {
       if (state === 'pending') this.subs.set(t, 'live');
