@@ -613,7 +613,7 @@ export class FeedgateSocket extends EventTarget {
   /** One event, as raw JSON text plus its parsed form. */
   _onEvent(conn, text, event) {
     if (!this._live(conn)) return;
-    const topic = conn.multi ? event.topic : conn.topic;
+    const topic = event.topic ?? conn.topic;
     const c = this._pos.get(topic);
     // Not followed (any more), or not placed yet: never a guess.
     if (!c || c.seq === null) return;
@@ -966,6 +966,8 @@ class PollConn extends Conn {
       // Built now, from the socket's cursors: after a topic change (which
       // aborts the request in flight) the next one carries the new LIST.
       const url = s._url(this.name, this, params);
+      // The answer is read as the request was made, whatever changed since.
+      const { multi, topic } = this;
       this.retargeted = false;
       let body;
       try {
@@ -989,8 +991,8 @@ class PollConn extends Conn {
       if (this.closed) return;
       this.renewed = false;
       this.first = false;
-      if (this.multi) this.takeMany(body);
-      else this.take(body);
+      if (multi) this.takeMany(body);
+      else this.take(body, topic);
       if (this.closed) return;
       if (!long) await this.sleep(o.pollInterval);
     }
@@ -1018,9 +1020,8 @@ class PollConn extends Conn {
   }
 
   /** `{epoch, events, next}`: signals first, then events. */
-  take(text) {
+  take(text, t) {
     const s = this.s;
-    const t = this.topic;
     const body = JSON.parse(text);
     s._onReady(this, t, body.epoch, placedAt(body.events, body.next));
     if (body.reset) s._onReset(this, t, body.reset.reason, body.reset.epoch);
@@ -1047,6 +1048,13 @@ class PollConn extends Conn {
     events.forEach((ev, i) => {
       if (!this.closed) this.s._onEvent(this, raw ? raw[i] : JSON.stringify(ev), ev);
     });
+  }
+
+  /** Another endpoint (one topic → several): the loop's next request. */
+  restart() {
+    this.multi = this.s._multi;
+    this.topic = this.s.topic;
+    this.update();
   }
 
   /** The topics changed: ask again now, with the new LIST. */

@@ -202,7 +202,7 @@ for (const transport of ['ws', 'sse', 'longpoll', 'poll']) {
   });
 }
 
-for (const transport of ['ws', 'sse']) {
+for (const transport of ['ws', 'sse', 'longpoll']) {
   test(`${transport}: a one-topic socket that subscribes to another becomes multiplexed`, { timeout: 30_000 }, async () => {
     const [a, b] = fresh(`grow-${transport}`, 2);
     const { page } = await countingPage();
@@ -212,10 +212,14 @@ for (const transport of ['ws', 'sse']) {
       await page.evaluate(
         async ([a, transport]) => {
           const { FeedgateSocket } = await import('/feedgate.js');
-          const rec = (window.rec = { seqs: {}, closed: null, topicOf: [] });
+          const rec = (window.rec = { seqs: {}, closed: null, changes: 0, lost: [] });
           const s = (window.sock = new FeedgateSocket(location.origin, a, { transports: [transport], after: 0 }));
           s.onmessage = (e) => (rec.seqs[e.event.topic] ??= []).push(e.seq);
           s.onclose = (e) => (rec.closed = { code: e.code });
+          s.ontransportchange = (e) => {
+            rec.changes += 1;
+            rec.lost.push(...e.failures);
+          };
         },
         [a, transport],
       );
@@ -237,10 +241,14 @@ for (const transport of ['ws', 'sse']) {
     await waitCaughtUp(page, last);
     const rec = await closeAndCollect(page);
     assertEveryTopic(assert, rec.seqs, last);
-    const urls = rec.made[transport].map((u) => new URL(u));
-    assert.equal(urls[0].pathname, `/topics/${a}/${transport}`);
-    assert.equal(urls.at(-1).pathname, `/${transport}`);
-    assert.match(urls.at(-1).searchParams.get('topics'), new RegExp(`^${a}@[0-9a-f]{16}:\\d+,${b}@0$`));
+    // Switched endpoints in place: the connection was not lost and redone.
+    assert.equal(rec.changes, 1, JSON.stringify(rec.lost));
+    if (transport !== 'longpoll') {
+      const urls = rec.made[transport].map((u) => new URL(u));
+      assert.equal(urls[0].pathname, `/topics/${a}/${transport}`);
+      assert.equal(urls.at(-1).pathname, `/${transport}`);
+      assert.match(urls.at(-1).searchParams.get('topics'), new RegExp(`^${a}@[0-9a-f]{16}:\\d+,${b}@0$`));
+    }
     await page.close();
   });
 }
