@@ -7,12 +7,22 @@
 //   const s = new FeedgateSocket('https://gw.example', 'prices');
 //   s.onmessage = (e) => console.log(e.seq, JSON.parse(e.data));
 //
+//   // Many topics over one connection (docs/protocol.md, "Multiplexed
+//   // subscriptions (v1.1)"), changed at run time:
+//   const m = new FeedgateSocket('https://gw.example', ['prices', 'news@0']);
+//   m.onmessage = (e) => console.log(e.topic, e.seq);
+//   m.subscribe('alerts');
+//   m.unsubscribe('news');
+//
 // How it stays exactly-once: the server's log is the buffer. The socket
-// keeps one cursor (epoch + last delivered seq) for all transports; every
-// connection it opens starts from that cursor, and an event is handed to the
-// application only if its seq is the next one. So a switch between
-// transports (both may deliver for a moment) never repeats or skips an
-// event; a gap or a reset is passed on only when the server signals it.
+// keeps one cursor per topic (epoch + last delivered seq) for all
+// transports; every connection it opens starts from those cursors, and an
+// event is handed to the application only if its seq is its topic's next
+// one. So a switch between transports (both may deliver for a moment)
+// never repeats or skips an event; a gap or a reset is passed on only when
+// the server signals it. Following other topics on WebSocket is a message
+// on the open socket; on SSE and polls it is a new request from the
+// cursors, so the topics that stay lose and repeat nothing either.
 //
 // A transport is trusted only once it has proved it delivers: the server
 // always opens SSE and WebSocket streams with a `ready` signal, and answers
@@ -41,7 +51,8 @@ const DEFAULTS = Object.freeze({
   reconnectDelay: 500,
   maxReconnectDelay: 15000,
   // Where to start: omitted = from now; 0 = the oldest retained event; N
-  // or 'EPOCH:N' = after that cursor.
+  // or 'EPOCH:N' = after that cursor. With several topics, it applies to
+  // each topic listed without `@CURSOR`; or `{topic: cursor, …}`.
   after: undefined,
   // Subscriber token (a JWT): `Authorization: Bearer` on polls, `?token=`
   // on SSE and WebSocket (browsers cannot set headers on those). A string,
@@ -64,17 +75,31 @@ const STABLE_MS = 10000;
 const CONTROL_PREFIX = '{"type":';
 // The epoch of a topic nobody has published to yet.
 const NO_EPOCH = '0000000000000000';
+// Topic names, as the server checks them (`,` and `@` are not in it, so a
+// LIST needs no escaping).
+const TOPIC_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
+// `error` codes of a refused WebSocket subscribe that no retry can fix:
+// the topic is dropped (with a `topicerror` event) and the rest go on.
+const TOPIC_REFUSALS = new Set([
+  'invalid_topic',
+  'invalid_cursor',
+  'too_many_topics',
+  'forbidden',
+  'unauthorized',
+]);
 
 /**
- * A feedgate subscription with the browser WebSocket API.
+ * A feedgate subscription with the browser WebSocket API, to one topic or
+ * to many over one connection.
  *
  * Events: `open` (once, when the first transport has proved it delivers),
- * `message` (one per event, exactly once and in order), `close`, `error`
- * (only before a fatal close), and also `gap`, `reset`, `transportchange`.
- * Each has an `on…` handler property, as on WebSocket.
+ * `message` (one per event, exactly once and in order per topic), `close`,
+ * `error` (only before a fatal close), and also `gap`, `reset` (per topic),
+ * `transportchange` and `topicerror`. Each has an `on…` handler property,
+ * as on WebSocket.
  *
  * While it switches or reconnects transports, `readyState` stays `OPEN`:
- * nothing is lost meanwhile, since it resumes from its cursor.
+ * nothing is lost meanwhile, since it resumes from its cursors.
  */
 export class FeedgateSocket extends EventTarget {
   static CONNECTING = 0;
@@ -85,17 +110,19 @@ export class FeedgateSocket extends EventTarget {
   /**
    * @param {string} url   the server's base URL (`https://gw.example`,
    *                       or relative to the page, e.g. `/`)
-   * @param {string} topic the topic to subscribe to
+   * @param {string|string[]} topics one topic (`/topics/{topic}/…`, the v1
+   *                       endpoints), or an array of topics followed over
+   *                       one connection (`/ws?topics=…`, `/sse?topics=…`,
+   *                       …), each `TOPIC` or `TOPIC@CURSOR`
    * @param {object} [options] see DEFAULTS above and the README
    */
-  constructor(url, topic, options = {}) {
+  constructor(url, topics, options = {}) {
     super();
     const base = new URL(url, globalThis.location?.href);
     if (!/^https?:$/.test(base.protocol)) {
       throw new SyntaxError(`FeedgateSocket: url must be http(s), got ${base.protocol}`);
     }
     this.url = base.href.replace(/\/+$/, '');
-    this.topic = String(topic);
     this.readyState = FeedgateSocket.CONNECTING;
     this.protocol = '';
     this.extensions = '';
@@ -107,8 +134,26 @@ export class FeedgateSocket extends EventTarget {
     o.transports = (o.transports || TRANSPORTS).filter((t) => TRANSPORTS.includes(t));
     if (o.transports.length === 0) throw new SyntaxError('FeedgateSocket: no known transport');
     this._o = o;
+    // Where each topic stands: topic → {epoch, seq}; seq null until the
+    // server has placed a "from now" subscription. Insertion order is the
+    // order of the LIST sent to the server.
+    this._pos = new Map();
+    if (Array.isArray(topics)) {
+      // Multiplexed from the start, even with one topic.
+      this._multi = true;
+      this.topic = null;
+      for (const item of topics) {
+        const [topic, at] = splitItem(item);
+        if (this._pos.has(topic)) throw new SyntaxError(`FeedgateSocket: topic ${topic} is listed twice`);
+        this._pos.set(topic, parseCursor(at !== undefined ? at : startOf(o.after, topic)));
+      }
+    } else {
+      // One topic on the v1 endpoints, exactly as before multiplexing.
+      this._multi = false;
+      this.topic = String(topics);
+      this._pos.set(this.topic, parseCursor(o.after));
+    }
     this._storageKey = `${STORAGE_PREFIX}${this.url}`;
-    this._cursor = parseCursor(o.after);
     this._conns = new Set(); // every connection not yet closed
     this._active = null; // the connection that proved itself and delivers
     this._probe = null; // a connection being tried (fallback or climb)
@@ -117,9 +162,10 @@ export class FeedgateSocket extends EventTarget {
     this._timers = new Set();
     this._probeTimer = null;
     this._failures = []; // [transport, why] since the last transport proved
+    this._retargeting = false; // a topic change is queued for the connections
     this._origin = base.origin;
 
-    for (const type of ['open', 'message', 'close', 'error', 'gap', 'reset', 'transportchange']) {
+    for (const type of ['open', 'message', 'close', 'error', 'gap', 'reset', 'transportchange', 'topicerror']) {
       this[`on${type}`] = null;
       // Registered first, so handler properties run before other listeners.
       this.addEventListener(type, (e) => this[`on${type}`]?.call(this, e));
@@ -134,35 +180,89 @@ export class FeedgateSocket extends EventTarget {
   get CLOSING() { return 2; }
   get CLOSED() { return 3; }
 
-  /** The cursor of the last delivered event, `EPOCH:SEQ`, or null. */
-  get cursor() {
-    const c = this._cursor;
-    if (c.seq === null) return null;
-    return c.epoch ? `${c.epoch}:${c.seq}` : String(c.seq);
-  }
-
-  /** The seq of the last delivered event, or null. */
-  get lastSeq() {
-    return this._cursor.seq;
+  /** The topics followed, in the order they were added. */
+  get topics() {
+    return [...this._pos.keys()];
   }
 
   /**
-   * Publishes one JSON value to the topic (`POST /topics/{topic}/events`).
-   * A string is sent as is (it must be JSON, as `JSON.stringify` makes it);
-   * anything else is JSON-encoded. Returns a promise of `{topic, seq,
-   * epoch}`, rejected on failure; not awaiting it is fine.
+   * Where it stands. One topic: the cursor of the last delivered event,
+   * `EPOCH:SEQ`, or null. Several: the LIST it would reconnect with
+   * (`a@EPOCH:SEQ,b,…`).
    */
-  send(data) {
+  get cursor() {
+    return this._multi ? this._list() : this.cursorOf(this.topic);
+  }
+
+  /** The seq of the last delivered event (one topic; null with several). */
+  get lastSeq() {
+    return this._multi ? null : this._pos.get(this.topic)?.seq ?? null;
+  }
+
+  /** A topic's cursor (`EPOCH:SEQ`), or null when it has none yet. */
+  cursorOf(topic) {
+    const c = this._pos.get(topic);
+    return c && c.seq !== null ? cursorText(c) : null;
+  }
+
+  /**
+   * Follows one more topic, over the same connection: from `cursor`
+   * (`0`, `N` or `EPOCH:N`; omitted: from now). On WebSocket it is a
+   * `subscribe` message; on SSE and polls a new request with the new LIST,
+   * from every topic's cursor. A socket made for one topic becomes a
+   * multiplexed one. Returns false when the topic is followed already.
+   */
+  subscribe(topic, cursor) {
+    topic = String(topic);
+    if (!TOPIC_RE.test(topic)) throw new SyntaxError(`FeedgateSocket: bad topic name ${topic}`);
+    const at = parseCursor(cursor);
     if (this.readyState >= FeedgateSocket.CLOSING) {
-      const p = Promise.reject(new DOMException('FeedgateSocket is closed', 'InvalidStateError'));
+      throw new DOMException('FeedgateSocket is closed', 'InvalidStateError');
+    }
+    if (this._pos.has(topic)) return false;
+    this._pos.set(topic, at);
+    this._goMulti();
+    this._retarget();
+    return true;
+  }
+
+  /**
+   * Stops following a topic: none of its events is delivered after this
+   * call. Its cursor is forgotten (subscribing again starts where that
+   * subscribe says). Returns false when it was not followed.
+   */
+  unsubscribe(topic) {
+    topic = String(topic);
+    if (this.readyState >= FeedgateSocket.CLOSING || !this._pos.delete(topic)) return false;
+    this._goMulti();
+    this._retarget();
+    return true;
+  }
+
+  /**
+   * Publishes one JSON value (`POST /topics/{topic}/events`) to `topic`,
+   * by default the socket's one topic (a socket following several must
+   * name it). A string is sent as is (it must be JSON, as `JSON.stringify`
+   * makes it); anything else is JSON-encoded. Returns a promise of
+   * `{topic, seq, epoch}`, rejected on failure; not awaiting it is fine.
+   */
+  send(data, topic = this.topic) {
+    const fail = (e) => {
+      const p = Promise.reject(e);
       p.catch(() => {});
       return p;
+    };
+    if (this.readyState >= FeedgateSocket.CLOSING) {
+      return fail(new DOMException('FeedgateSocket is closed', 'InvalidStateError'));
+    }
+    if (topic === null || topic === undefined) {
+      return fail(new TypeError('FeedgateSocket: send(data, topic) needs a topic when following several'));
     }
     const body = typeof data === 'string' ? data : JSON.stringify(data);
     const p = Promise.resolve()
       .then(() => this._token(this._o.publishToken ?? this._o.token))
       .then((token) =>
-        fetch(this._httpUrl('events'), {
+        fetch(`${this.url}/topics/${encodeURIComponent(topic)}/events`, {
           method: 'POST',
           headers: { ...authHeaders(token), 'content-type': 'application/json' },
           body,
@@ -183,6 +283,31 @@ export class FeedgateSocket extends EventTarget {
   close(code = 1000, reason = '') {
     if (this.readyState >= FeedgateSocket.CLOSING) return;
     this._shutdown(code, reason, true);
+  }
+
+  // ---- following other topics ----
+
+  /** From now on, the multiplexed endpoints (a one-topic socket that
+   *  subscribes to another topic). */
+  _goMulti() {
+    if (this._multi) return;
+    this._multi = true;
+    this.topic = null;
+  }
+
+  /**
+   * Tells every open connection that the topics changed, once per turn of
+   * the event loop, so that several subscribe() calls in a row cost one
+   * new request on SSE and polls.
+   */
+  _retarget() {
+    if (this._retargeting) return;
+    this._retargeting = true;
+    queueMicrotask(() => {
+      this._retargeting = false;
+      if (this.readyState >= FeedgateSocket.CLOSING) return;
+      for (const c of this._conns) c.retarget();
+    });
   }
 
   // ---- connecting, falling back, climbing back ----
@@ -248,7 +373,7 @@ export class FeedgateSocket extends EventTarget {
     });
   }
 
-  /** Opens one connection from the current cursor and watches its proof. */
+  /** Opens one connection from the current cursors and watches its proof. */
   _open(name, { onProved, onFailed }) {
     const Conn = CONNECTIONS[name];
     const conn = new Conn(this, name);
@@ -257,6 +382,7 @@ export class FeedgateSocket extends EventTarget {
     let settled = false;
     let timer;
     conn.onProved = () => {
+      conn.proved = true;
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -288,7 +414,7 @@ export class FeedgateSocket extends EventTarget {
       if (conn.closed) return;
       conn.token = token;
       timer = setTimeout(() => conn.fail(`no answer within ${this._o.probeTimeout} ms`), this._o.probeTimeout);
-      conn.start(this._cursor);
+      conn.begin();
     };
     let token;
     try {
@@ -407,35 +533,49 @@ export class FeedgateSocket extends EventTarget {
     return this.readyState < FeedgateSocket.CLOSING && (conn === this._active || conn === this._probe);
   }
 
-  /** `ready` (streams) or a first poll answer: where the server put us. */
-  _onReady(conn, epoch, next) {
+  /**
+   * `ready` / `subscribed` (streams) or a poll answer's position for
+   * `topic`: where the server put us. Proves the connection.
+   */
+  _onReady(conn, topic, epoch, next) {
     if (!this._live(conn)) return;
-    if (this._cursor.epoch === null || this._cursor.epoch === NO_EPOCH) {
+    conn.heard();
+    const c = this._pos.get(topic);
+    if (c && (c.epoch === null || c.epoch === NO_EPOCH)) {
       // A fresh subscription learns its position; with an epoch of our own
       // a mismatch comes as an explicit reset instead. A topic nobody had
       // published to has no epoch yet: its first publish brings one,
-      // announced by a new `ready` (docs/protocol.md).
-      this._cursor = { epoch, seq: this._cursor.seq ?? next };
+      // announced by a new `ready` / `subscribed` (docs/protocol.md).
+      this._pos.set(topic, { epoch, seq: c.seq ?? next });
     }
     conn.onProved();
   }
 
-  _onGap(conn, missedByConn, resumeSeq) {
+  /** A connection that follows no topic (all unsubscribed) is as good as proved. */
+  _onIdle(conn) {
     if (!this._live(conn)) return;
-    const last = this._cursor.seq;
+    conn.heard();
+    conn.onProved();
+  }
+
+  _onGap(conn, topic, missedByConn, resumeSeq) {
+    const c = this._pos.get(topic);
+    if (!this._live(conn) || !c) return;
+    const last = c.seq;
     // Several connections may report the same gap; count it once, from
     // what this socket delivered.
     if (last !== null && resumeSeq - 1 <= last) return;
     const missed = last === null ? missedByConn : resumeSeq - 1 - last;
-    this._cursor = { ...this._cursor, seq: resumeSeq - 1 };
+    this._pos.set(topic, { ...c, seq: resumeSeq - 1 });
     const e = new Event('gap');
+    e.topic = topic;
     e.missed = missed;
     e.resumeSeq = resumeSeq;
     this.dispatchEvent(e);
   }
 
-  _onReset(conn, reason, epoch) {
-    if (!this._live(conn)) return;
+  _onReset(conn, topic, reason, epoch) {
+    if (!this._live(conn) || !this._pos.has(topic)) return;
     // Everything retained follows on this connection; other connections
     // still stand on the old cursor and must not deliver.
     for (const c of this._conns) {
@@ -449,58 +589,93 @@ export class FeedgateSocket extends EventTarget {
       this._probe = null;
       this._scheduleClimb();
     }
-    this._cursor = { epoch, seq: null };
+    // After 0 in the new epoch: what follows is everything retained, and a
+    // reconnect before it arrives asks for exactly that.
+    this._pos.set(topic, { epoch, seq: 0 });
     const e = new Event('reset');
+    e.topic = topic;
     e.reason = reason;
     e.epoch = epoch;
+    this.dispatchEvent(e);
+  }
+
+  /** The server refused to follow `topic` (WebSocket `error`): drop it. */
+  _onTopicError(conn, topic, code, message) {
+    if (!this._live(conn) || !this._pos.delete(topic)) return;
+    this._retarget();
+    const e = new Event('topicerror');
+    e.topic = topic;
+    e.code = code;
+    e.message = message;
     this.dispatchEvent(e);
   }
 
   /** One event, as raw JSON text plus its parsed form. */
   _onEvent(conn, text, event) {
     if (!this._live(conn)) return;
+    const topic = event.topic ?? conn.topic;
+    const c = this._pos.get(topic);
+    // Not followed (any more), or not placed yet: never a guess.
+    if (!c || c.seq === null) return;
     const seq = event.seq;
-    const last = this._cursor.seq;
-    if (last !== null && seq <= last) return; // already delivered (switch overlap)
+    const last = c.seq;
+    if (seq <= last) return; // already delivered (switch overlap)
     // After 0 (or a reset) the server starts at the oldest event it still
     // has, whatever its seq; after N it continues at N + 1 or says why not.
-    if (last !== null && last !== 0 && seq !== last + 1) {
+    if (last !== 0 && seq !== last + 1) {
       // Not contiguous and no gap signalled: never skip silently. Drop this
       // connection; the next one resumes from the cursor.
-      conn.fail(`out-of-order event ${seq} after ${last}`);
+      conn.fail(`out-of-order event ${topic} ${seq} after ${last}`);
       return;
     }
-    this._cursor = { ...this._cursor, seq };
+    const now = { epoch: c.epoch, seq };
+    this._pos.set(topic, now);
     this._round = 0; // delivering: the backoff starts over
-    const cursor = this._cursor.epoch ? `${this._cursor.epoch}:${seq}` : String(seq);
-    const e = new MessageEvent('message', { data: text, lastEventId: cursor, origin: this._origin });
-    Object.defineProperties(e, { seq: { value: seq }, event: { value: event } });
+    const e = new MessageEvent('message', { data: text, lastEventId: cursorText(now), origin: this._origin });
+    Object.defineProperties(e, { topic: { value: topic }, seq: { value: seq }, event: { value: event } });
     this.dispatchEvent(e);
   }
 
   // ---- URLs ----
 
-  _httpUrl(action, params) {
-    const u = new URL(`${this.url}/topics/${encodeURIComponent(this.topic)}/${action}`);
+  /** The LIST of every topic's cursor: `a@EPOCH:SEQ,b@SEQ,c`. */
+  _list() {
+    const items = [];
+    for (const [topic, c] of this._pos) items.push(c.seq === null ? topic : `${topic}@${cursorText(c)}`);
+    return items.join(',');
+  }
+
+  /** A one-topic endpoint: `/topics/{topic}/{action}?after=…&epoch=…`. */
+  _topicUrl(topic, action, params) {
+    const u = new URL(`${this.url}/topics/${encodeURIComponent(topic)}/${action}`);
+    const c = this._pos.get(topic) ?? { epoch: null, seq: null };
+    if (c.seq !== null) u.searchParams.set('after', String(c.seq));
+    if (c.epoch) u.searchParams.set('epoch', c.epoch);
     for (const [k, v] of Object.entries(params || {})) u.searchParams.set(k, v);
     return u.href;
   }
 
-  _cursorParams(cursor) {
-    const p = {};
-    if (cursor.seq !== null) p.after = String(cursor.seq);
-    if (cursor.epoch) p.epoch = cursor.epoch;
-    return p;
+  /**
+   * A multiplexed endpoint: `/{action}?topics=LIST`. The LIST goes in as
+   * is (its characters need no escaping), so it reads as the docs write it.
+   */
+  _listUrl(action, list, params) {
+    const u = new URL(`${this.url}/${action}`);
+    for (const [k, v] of Object.entries(params || {})) u.searchParams.set(k, v);
+    const q = u.search.slice(1);
+    u.search = list ? `topics=${list}${q ? `&${q}` : ''}` : q;
+    return u.href;
+  }
+
+  /** The URL a connection opens now, on whichever endpoints apply. */
+  _url(action, conn, params = {}) {
+    const p = { ...params };
+    if (conn.token && (action === 'ws' || action === 'sse')) p.token = conn.token;
+    return conn.multi ? this._listUrl(action, this._list(), p) : this._topicUrl(conn.topic, action, p);
   }
 
   _token(t = this._o.token) {
     return typeof t === 'function' ? t() : t;
-  }
-
-  _streamUrl(action, cursor, token) {
-    const p = this._cursorParams(cursor);
-    if (token) p.token = token;
-    return this._httpUrl(action, p);
   }
 }
 
@@ -516,19 +691,79 @@ function parseCursor(after) {
   return { epoch: m[1] || null, seq: Number(m[2]) };
 }
 
-// ---- one class per transport: open from a cursor, report, close ----
+/** `{epoch, seq}` → `EPOCH:SEQ` (or `SEQ` without an epoch). */
+function cursorText(c) {
+  return c.epoch ? `${c.epoch}:${c.seq}` : String(c.seq);
+}
+
+/** A LIST item `TOPIC` or `TOPIC@CURSOR` → [topic, cursor or undefined]. */
+function splitItem(item) {
+  const text = String(item);
+  const at = text.indexOf('@');
+  const topic = at < 0 ? text : text.slice(0, at);
+  if (!TOPIC_RE.test(topic)) throw new SyntaxError(`FeedgateSocket: bad topic name ${topic}`);
+  return [topic, at < 0 ? undefined : text.slice(at + 1)];
+}
+
+/** The `after` option for one topic: one cursor for all, or `{topic: cursor}`. */
+function startOf(after, topic) {
+  if (after !== null && typeof after === 'object') return after[topic];
+  return after;
+}
+
+// ---- one class per transport: open from the cursors, report, close ----
 //
 // A connection reports to its socket (`_onReady`, `_onEvent`, `_onGap`,
-// `_onReset`) and ends exactly once, through `onLost(why, status)`, whether
-// it failed or was closed; `close()` ends it quietly.
+// `_onReset`, `_onTopicError`, `_onIdle`) and ends exactly once, through
+// `onLost(why, status)`, whether it failed or was closed; `close()` ends it
+// quietly. `retarget()` follows the socket's topics after they changed.
 
 class Conn {
   constructor(socket, name) {
     this.s = socket;
     this.name = name;
     this.closed = false;
+    this.started = false;
+    this.proved = false;
     this.onProved = () => {};
     this.onLost = () => {};
+  }
+
+  /** Starts on the socket's endpoints and cursors as they are now. */
+  begin() {
+    this.started = true;
+    this.multi = this.s._multi;
+    this.topic = this.s.topic; // the one topic, when not multiplexed
+    this.start();
+  }
+
+  /** The socket's topics changed. */
+  retarget() {
+    if (!this.started || this.closed) return;
+    if (this.multi !== this.s._multi) this.restart();
+    else if (this.multi) this.update();
+  }
+
+  /**
+   * Opens anew from the socket's cursors (a new LIST on SSE, a one-topic
+   * WebSocket that becomes multiplexed). A connection that had proved
+   * itself must do so again within `probeTimeout`.
+   */
+  restart() {
+    this.teardown();
+    this.multi = this.s._multi;
+    this.topic = this.s.topic;
+    if (this.proved) {
+      clearTimeout(this.reproof);
+      const limit = this.s._o.probeTimeout;
+      this.reproof = setTimeout(() => this.fail(`no answer within ${limit} ms after a topic change`), limit);
+    }
+    this.start();
+  }
+
+  /** The server answered: a pending re-proof is done. */
+  heard() {
+    clearTimeout(this.reproof);
   }
 
   /** Ends the connection and reports it lost (at most once). */
@@ -536,6 +771,7 @@ class Conn {
     if (this.closed) return;
     this.teardown();
     this.closed = true;
+    clearTimeout(this.reproof);
     this.onLost(why, status, retryAfter);
   }
 
@@ -543,15 +779,29 @@ class Conn {
   close() {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.reproof);
     this.teardown();
   }
 }
 
 class WsConn extends Conn {
-  start(cursor) {
-    const u = new URL(this.s._streamUrl('ws', cursor, this.token));
+  start() {
+    const u = new URL(this.s._url('ws', this));
     u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    // A multiplexed socket's view of each topic on the server:
+    // 'pending' (subscribe sent, or in the URL: until its `subscribed`),
+    // 'live' (its events count), 'leaving' (unsubscribe sent: until
+    // `unsubscribed`, after which no event of it follows). Only live
+    // topics' events and signals reach the socket, so an event still in
+    // flight from an old subscription never passes for a new one.
+    this.subs = new Map();
+    if (this.multi) for (const t of this.s._pos.keys()) this.subs.set(t, 'pending');
     const ws = (this.ws = new WebSocket(u.href));
+    ws.onopen = () => {
+      if (!this.multi) return;
+      if (this.subs.size === 0) this.s._onIdle(this);
+      this.update();
+    };
     ws.onmessage = (m) => {
       if (this.closed || typeof m.data !== 'string') return;
       const text = m.data;
@@ -562,19 +812,84 @@ class WsConn extends Conn {
         this.fail('unparsable frame');
         return;
       }
-      if (!text.startsWith(CONTROL_PREFIX)) this.s._onEvent(this, text, msg);
-      else if (msg.type === 'ready') this.s._onReady(this, msg.epoch, msg.next);
-      else if (msg.type === 'gap') this.s._onGap(this, msg.missed, msg.resume_seq);
-      else if (msg.type === 'reset') this.s._onReset(this, msg.reason, msg.epoch);
+      if (this.multi) this.many(text, msg);
+      else this.one(text, msg);
     };
     // The browser hides why a WebSocket failed; error is followed by close.
     ws.onclose = (e) => this.fail(`websocket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`);
   }
 
+  /** `/topics/{topic}/ws`: events and `ready`/`gap`/`reset`. */
+  one(text, msg) {
+    const s = this.s;
+    const t = this.topic;
+    if (!text.startsWith(CONTROL_PREFIX)) s._onEvent(this, text, msg);
+    else if (msg.type === 'ready') s._onReady(this, t, msg.epoch, msg.next);
+    else if (msg.type === 'gap') s._onGap(this, t, msg.missed, msg.resume_seq);
+    else if (msg.type === 'reset') s._onReset(this, t, msg.reason, msg.epoch);
+  }
+
+  /** `/ws?topics=LIST`: the same, naming their topic, plus the answers to
+   *  subscribe and unsubscribe. */
+  many(text, msg) {
+    const s = this.s;
+    const t = msg.topic;
+    const state = this.subs.get(t);
+    // An event has no `type` (its fields are topic, seq, time, data). Not
+    // the text's prefix: the server writes `error` frames with their keys
+    // sorted, `{"code":…,"type":"error"}`.
+    if (msg.type === undefined) {
+      if (state === 'live') s._onEvent(this, text, msg);
+    } else if (msg.type === 'subscribed') {
+      if (state === 'pending') this.subs.set(t, 'live');
+      if (state === 'pending' || state === 'live') s._onReady(this, t, msg.epoch, msg.next);
+    } else if (msg.type === 'gap') {
+      if (state === 'live') s._onGap(this, t, msg.missed, msg.resume_seq);
+    } else if (msg.type === 'reset') {
+      if (state === 'live') s._onReset(this, t, msg.reason, msg.epoch);
+    } else if (msg.type === 'unsubscribed') {
+      if (state === 'leaving') {
+        this.subs.delete(t);
+        this.update(); // subscribed again meanwhile?
+      }
+    } else if (msg.type === 'error' && t !== undefined) {
+      if (state === 'pending') {
+        this.subs.delete(t);
+        if (TOPIC_REFUSALS.has(msg.code)) s._onTopicError(this, t, msg.code, msg.message);
+        // The log is down, or some other passing trouble: start over.
+        else this.fail(`subscribe ${t} refused: ${msg.code}`);
+      } else if (state === 'leaving' && msg.code === 'not_subscribed') {
+        this.subs.delete(t);
+        this.update();
+      }
+    }
+  }
+
+  /** Sends the subscribe and unsubscribe messages that make the server
+   *  follow what the socket follows. */
+  update() {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return; // again on open
+    for (const [t, c] of this.s._pos) {
+      if (this.subs.has(t)) continue;
+      const msg = { type: 'subscribe', topic: t };
+      if (c.seq !== null) msg.after = cursorText(c);
+      ws.send(JSON.stringify(msg));
+      this.subs.set(t, 'pending');
+    }
+    for (const [t, state] of this.subs) {
+      if (state !== 'leaving' && !this.s._pos.has(t)) {
+        ws.send(JSON.stringify({ type: 'unsubscribe', topic: t }));
+        this.subs.set(t, 'leaving');
+      }
+    }
+  }
+
   teardown() {
     const ws = this.ws;
     if (!ws) return;
-    ws.onmessage = ws.onclose = null;
+    this.ws = null;
+    ws.onmessage = ws.onclose = ws.onopen = null;
     // A socket still connecting cannot be closed without a console error
     // in Chromium; close it as soon as it opens instead.
     if (ws.readyState === WebSocket.CONNECTING) ws.onopen = () => ws.close(1000);
@@ -583,57 +898,88 @@ class WsConn extends Conn {
 }
 
 class SseConn extends Conn {
-  start(cursor) {
-    const es = (this.es = new EventSource(this.s._streamUrl('sse', cursor, this.token)));
+  start() {
+    const s = this.s;
+    if (this.multi && s._pos.size === 0) {
+      // `topics=` must name one: nothing to open until a subscribe.
+      s._onIdle(this);
+      return;
+    }
+    const es = (this.es = new EventSource(s._url('sse', this)));
     const json = (e, f) => {
-      if (this.closed) return;
+      // A stream replaced by a topic change may still have queued events.
+      if (this.closed || this.es !== es) return;
       try {
         f(JSON.parse(e.data));
       } catch {
         this.fail('unparsable event');
       }
     };
-    es.addEventListener('ready', (e) => json(e, (m) => this.s._onReady(this, m.epoch, m.next)));
-    es.addEventListener('gap', (e) => json(e, (m) => this.s._onGap(this, m.missed, m.resume_seq)));
-    es.addEventListener('reset', (e) => json(e, (m) => this.s._onReset(this, m.reason, m.epoch)));
-    es.addEventListener('message', (e) => json(e, (m) => this.s._onEvent(this, e.data, m)));
+    // One topic: `ready`; several: `subscribed`, and signals name their topic.
+    const topic = (m) => (this.multi ? m.topic : this.topic);
+    const ready = this.multi ? 'subscribed' : 'ready';
+    es.addEventListener(ready, (e) => json(e, (m) => s._onReady(this, topic(m), m.epoch, m.next)));
+    es.addEventListener('gap', (e) => json(e, (m) => s._onGap(this, topic(m), m.missed, m.resume_seq)));
+    es.addEventListener('reset', (e) => json(e, (m) => s._onReset(this, topic(m), m.reason, m.epoch)));
+    es.addEventListener('message', (e) => json(e, (m) => s._onEvent(this, e.data, m)));
     // EventSource would reconnect by itself; the socket decides instead
-    // (possibly on another transport), from its own cursor.
-    es.onerror = () => this.fail('event stream failed or ended');
+    // (possibly on another transport), from its own cursors.
+    es.onerror = () => {
+      if (this.es === es) this.fail('event stream failed or ended');
+    };
+  }
+
+  /** A new LIST: a new stream from every topic's cursor. */
+  update() {
+    this.restart();
   }
 
   teardown() {
     this.es?.close();
+    this.es = null;
   }
 }
 
-/** Short and long polling: a loop of fetches. */
+/** Short and long polling: a loop of fetches, each from the socket's cursors. */
 class PollConn extends Conn {
-  start(cursor) {
-    this.cursor = cursor;
+  start() {
     this.first = true;
     this.loop();
   }
 
   async loop() {
+    const s = this.s;
     while (!this.closed) {
       const long = this.name === 'longpoll';
-      const o = this.s._o;
-      const params = this.s._cursorParams(this.cursor);
+      const o = s._o;
+      if (this.multi && s._pos.size === 0) {
+        // Nothing to ask about until a subscribe.
+        s._onIdle(this);
+        await this.sleep(Infinity);
+        continue;
+      }
+      const params = {};
       // The first long poll answers at once, so that it proves the
       // transport within probeTimeout.
       if (long) params.timeout = this.first ? '0' : String(o.longpollTimeout);
       const limit = this.first ? o.probeTimeout : long ? o.longpollTimeout * 1000 + o.requestTimeout : o.requestTimeout;
+      // Built now, from the socket's cursors: after a topic change (which
+      // aborts the request in flight) the next one carries the new LIST.
+      const url = s._url(this.name, this, params);
+      // The answer is read as the request was made, whatever changed since.
+      const { multi, topic } = this;
+      this.retargeted = false;
       let body;
       try {
-        body = await this.fetch(this.s._httpUrl(this.name, params), limit);
+        body = await this.fetch(url, limit);
       } catch (e) {
+        if (this.retargeted && !this.closed) continue;
         // A token that expired while polling: ask the provider once for a
         // new one before giving up (a stream gets one per reconnect).
         if ((e.status === 401 || e.status === 403) && !this.renewed && typeof o.token === 'function') {
           this.renewed = true;
           try {
-            this.token = await this.s._token();
+            this.token = await s._token();
             continue;
           } catch {
             // fall through: the refusal stands
@@ -645,17 +991,18 @@ class PollConn extends Conn {
       if (this.closed) return;
       this.renewed = false;
       this.first = false;
-      this.take(body);
+      if (multi) this.takeMany(body);
+      else this.take(body, topic);
       if (this.closed) return;
       if (!long) await this.sleep(o.pollInterval);
     }
   }
 
   async fetch(url, limit) {
-    this.abort = new AbortController();
-    const timer = setTimeout(() => this.abort.abort(), limit);
+    const abort = (this.abort = new AbortController());
+    const timer = setTimeout(() => abort.abort(), limit);
     try {
-      const res = await fetch(url, { headers: authHeaders(this.token), signal: this.abort.signal });
+      const res = await fetch(url, { headers: authHeaders(this.token), signal: abort.signal });
       const text = await res.text();
       if (!res.ok) {
         const err = new Error(`${this.name} answered ${res.status}`);
@@ -672,23 +1019,55 @@ class PollConn extends Conn {
     }
   }
 
-  /** Hands a poll answer to the socket: signals first, then events. */
-  take(text) {
+  /** `{epoch, events, next}`: signals first, then events. */
+  take(text, t) {
+    const s = this.s;
     const body = JSON.parse(text);
-    this.s._onReady(this, body.epoch, body.next);
-    if (body.reset) this.s._onReset(this, body.reset.reason, body.reset.epoch);
-    if (body.gap) this.s._onGap(this, body.gap.missed, body.gap.resume_seq);
-    const raw = eventTexts(text, body.events.length);
-    body.events.forEach((ev, i) => {
+    s._onReady(this, t, body.epoch, placedAt(body.events, body.next));
+    if (body.reset) s._onReset(this, t, body.reset.reason, body.reset.epoch);
+    if (body.gap) s._onGap(this, t, body.gap.missed, body.gap.resume_seq);
+    this.events(text, body.events);
+  }
+
+  /** `{events, topics: {T: {epoch, next, gap?, reset?}}, next}`: every
+   *  topic's position and signals, then the events. */
+  takeMany(text) {
+    const s = this.s;
+    const body = JSON.parse(text);
+    for (const [t, p] of Object.entries(body.topics)) {
+      const mine = body.events.filter((e) => e.topic === t);
+      s._onReady(this, t, p.epoch, placedAt(mine, p.next));
+      if (p.reset) s._onReset(this, t, p.reset.reason, p.reset.epoch);
+      if (p.gap) s._onGap(this, t, p.gap.missed, p.gap.resume_seq);
+    }
+    this.events(text, body.events);
+  }
+
+  events(text, events) {
+    const raw = eventTexts(text, events.length);
+    events.forEach((ev, i) => {
       if (!this.closed) this.s._onEvent(this, raw ? raw[i] : JSON.stringify(ev), ev);
     });
-    this.cursor = { epoch: body.epoch, seq: body.next };
+  }
+
+  /** Another endpoint (one topic → several): the loop's next request. */
+  restart() {
+    this.multi = this.s._multi;
+    this.topic = this.s.topic;
+    this.update();
+  }
+
+  /** The topics changed: ask again now, with the new LIST. */
+  update() {
+    this.retargeted = true;
+    this.abort?.abort();
+    this.wake?.();
   }
 
   sleep(ms) {
     return new Promise((resolve) => {
       this.wake = resolve;
-      this.timer = setTimeout(resolve, ms);
+      if (ms !== Infinity) this.timer = setTimeout(resolve, ms);
     });
   }
 
@@ -700,6 +1079,16 @@ class PollConn extends Conn {
 }
 
 const CONNECTIONS = { ws: WsConn, sse: SseConn, longpoll: PollConn, poll: PollConn };
+
+/**
+ * Where a poll answer places a reader that had no position yet ("from
+ * now"): before its first event when it holds any (an event may be
+ * published between the server placing the reader and reading), else at
+ * `next`.
+ */
+function placedAt(events, next) {
+  return events.length > 0 ? events[0].seq - 1 : next;
+}
 
 /**
  * The events of a poll body as the server wrote them, so that `data` is the

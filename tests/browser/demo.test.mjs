@@ -116,3 +116,30 @@ test('the FeedgateSocket panel falls back on a blocked WebSocket and climbs back
   await page.screenshot({ path: SHOT });
   assert.ok(fs.statSync(SHOT).size > 10_000);
 });
+
+test('the many-topics panel: 8 topics live over one connection per transport, none lost or repeated', { timeout: 60_000 }, async () => {
+  const n = await page.evaluate(() => Number(document.getElementById('multi').dataset.topics));
+  assert.equal(n, 8);
+  // Every topic moves on every transport, SSE and long polling included,
+  // next to the page's other held connections: 8 topics each way would be
+  // far past the browser's 6 per origin with one connection per topic.
+  await page.waitForFunction(
+    () => {
+      const cells = [...document.querySelectorAll('#multi-rows td[data-t]')];
+      return cells.length === 32 && cells.every((td) => Number(td.dataset.events) >= 2);
+    },
+    null,
+    { timeout: 30_000 },
+  );
+  const checks = await page.$$eval('#multi-checks td[data-t]', (tds) => tds.map((td) => [td.dataset.t, td.dataset.ok]));
+  assert.deepEqual(checks, [['ws', 'true'], ['sse', 'true'], ['longpoll', 'true'], ['poll', 'true']]);
+  const sockets = await page.evaluate(() =>
+    Object.entries(window.feedgateDemo.multi.sockets).map(([t, s]) => [t, s.transport, s.topics.length]),
+  );
+  assert.deepEqual(sockets, [['ws', 'ws', 8], ['sse', 'sse', 8], ['longpoll', 'longpoll', 8], ['poll', 'poll', 8]]);
+  // The server sees it too: on SSE, topics followed far exceed the
+  // connections that carry them (the plain SSE panel adds 1 of each).
+  const metrics = await (await fetch(`${BASE}/metrics`)).text();
+  const gauge = (name) => Number(new RegExp(`^${name}\\{transport="sse"\\} (\\d+)`, 'm').exec(metrics)?.[1]);
+  assert.ok(gauge('feedgate_subscriptions') - gauge('feedgate_connections') >= 7, metrics.match(/^feedgate_(subscriptions|connections)\{transport="sse".*$/gm).join('; '));
+});

@@ -134,3 +134,110 @@ export function assertExactlyOnce(assert, seqs) {
   const bad = seqs.findIndex((s, i) => s !== seqs[0] + i);
   assert.equal(bad, -1, `seq ${seqs[bad]} at index ${bad} (expected ${seqs[0] + bad}); around it: ${seqs.slice(Math.max(0, bad - 3), bad + 3)}`);
 }
+
+/**
+ * Publishes to every topic, one event each per tick, until stop(): each
+ * topic's publishes are sequential, so its seqs are what it acknowledged.
+ * stop() resolves to {topic: last seq published}.
+ */
+export function publisher(topics, everyMs = 100, base = BASE) {
+  const last = Object.fromEntries(topics.map((t) => [t, 0]));
+  let running = true;
+  let failures = 0;
+  const loop = (async () => {
+    for (let n = 1; running; n += 1) {
+      const tick = Date.now();
+      await Promise.all(
+        topics.map(async (t) => {
+          try {
+            const res = await fetch(`${base}/topics/${t}/events`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ n }),
+            });
+            if (res.status !== 201) throw new Error(`${res.status}`);
+            last[t] = Math.max(last[t], (await res.json()).seq);
+          } catch {
+            failures += 1;
+          }
+        }),
+      );
+      await new Promise((r) => setTimeout(r, Math.max(0, everyMs - (Date.now() - tick))));
+    }
+  })();
+  return {
+    last,
+    async stop() {
+      running = false;
+      await loop;
+      if (failures > 0) throw new Error(`${failures} publishes failed`);
+      return { ...last };
+    },
+  };
+}
+
+/**
+ * Runs a multi-topic FeedgateSocket in `page` (already on the server's
+ * origin) and records in `window.rec`, per topic, every seq delivered,
+ * plus gaps, resets, topic errors, transport changes and close.
+ */
+export async function startMultiRecorder(page, topics, options) {
+  await page.evaluate(
+    async ([topics, options]) => {
+      const { FeedgateSocket } = await import('/feedgate.js');
+      const rec = (window.rec = {
+        seqs: {},
+        count: 0,
+        by: {},
+        changes: [],
+        gaps: [],
+        resets: [],
+        topicErrors: [],
+        errors: 0,
+        opened: false,
+        closed: null,
+        bad: [],
+      });
+      const s = (window.sock = new FeedgateSocket(location.origin, topics, options));
+      s.onopen = () => (rec.opened = true);
+      s.onmessage = (e) => {
+        const ev = JSON.parse(e.data);
+        if (ev.seq !== e.seq || ev.topic !== e.topic || e.event.seq !== e.seq) rec.bad.push(e.data);
+        if (!s.topics.includes(e.topic)) rec.bad.push(`not followed: ${e.data}`);
+        (rec.seqs[e.topic] ??= []).push(e.seq);
+        rec.count += 1;
+        rec.by[s.transport] = (rec.by[s.transport] || 0) + 1;
+      };
+      s.ontransportchange = (e) =>
+        rec.changes.push({ transport: e.transport, previous: e.previous, reason: e.reason, failures: e.failures });
+      s.ongap = (e) => rec.gaps.push({ topic: e.topic, missed: e.missed, resumeSeq: e.resumeSeq });
+      s.onreset = (e) => rec.resets.push({ topic: e.topic, reason: e.reason, epoch: e.epoch });
+      s.ontopicerror = (e) => rec.topicErrors.push({ topic: e.topic, code: e.code });
+      s.onerror = () => (rec.errors += 1);
+      s.onclose = (e) => (rec.closed = { code: e.code, wasClean: e.wasClean });
+    },
+    [topics, options],
+  );
+}
+
+/** Waits until every topic in `last` ({topic: seq}) was delivered up to its seq. */
+export async function waitCaughtUp(page, last, timeout = 20_000) {
+  await page.waitForFunction(
+    (last) => Object.entries(last).every(([t, n]) => (window.rec.seqs[t] || []).at(-1) === n),
+    last,
+    { timeout },
+  );
+}
+
+/** Asserts each topic got `from[topic]`..`last[topic]`, each once, in order. */
+export function assertEveryTopic(assert, seqs, last, from = {}) {
+  for (const [t, n] of Object.entries(last)) {
+    const got = seqs[t] || [];
+    const first = from[t] ?? 1;
+    const want = Array.from({ length: n - first + 1 }, (_, i) => first + i);
+    if (got.length !== want.length || got.some((s, i) => s !== want[i])) {
+      const bad = got.findIndex((s, i) => s !== want[i]);
+      assert.fail(`${t}: got ${got.length} events, want ${first}..${n}; first difference at ${bad}: ${got.slice(Math.max(0, bad - 3), bad + 3)}`);
+    }
+  }
+}
