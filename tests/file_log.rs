@@ -222,7 +222,7 @@ async fn sigkill_loses_no_acknowledged_event() {
     let mut in_flight: Vec<(u64, u64)> = Vec::new();
     let mut epoch: Option<String> = None;
     let started = Instant::now();
-    let mut next_i = vec![0u64; PUBLISHERS];
+    let mut next_i = [0u64; PUBLISHERS];
     for cycle in 0..CYCLES {
         let (mut child, url) = Server::spawn(&args);
         let addr = addr_of(&url);
@@ -335,7 +335,7 @@ async fn a_corrupt_tail_is_cut_and_never_served() {
     // valid JSON, so only the checksum tells), then add half a record.
     assert_eq!(&bytes[whole - 4..], b"10}}");
     bytes[whole - 3] ^= 0x01;
-    bytes.extend_from_slice(&bytes[whole - 30..whole - 10].to_vec());
+    bytes.extend_from_within(whole - 30..whole - 10);
     std::fs::write(&seg, &bytes).unwrap();
 
     let (child, url) = Server::spawn(&args);
