@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - [`log`]: the change log — per-topic gapless sequences, epochs, gaps,
-//!   resets; the in-memory backend and the Redis Streams backend.
+//!   resets; the in-memory, file (durable, local disk) and Redis Streams
+//!   backends.
 //! - `transport`: one file per transport (poll + long poll, SSE, WebSocket)
 //!   and publish.
 //! - [`server`]: accept loop, connection limit, hyper, graceful shutdown.

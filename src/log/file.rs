@@ -57,7 +57,7 @@ pub enum Fsync {
     /// through a power loss.
     #[default]
     Always,
-    /// Acknowledge once written; fsync every [`BATCH_INTERVAL`]. A killed
+    /// Acknowledge once written; fsync every 100 ms. A killed
     /// process loses nothing; a power loss at most that interval.
     Batch,
     /// Acknowledge once written; leave flushing to the OS. A killed process
@@ -66,7 +66,7 @@ pub enum Fsync {
 }
 
 /// How often `--fsync batch` flushes.
-pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Fsync {
     /// The flag's spelling.
