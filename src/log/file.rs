@@ -116,6 +116,12 @@ const SEGMENT_EVENTS_MIN: u64 = 64;
 const TOPIC_DIR_PREFIX: &str = "t.";
 /// The lock file that keeps two processes off one directory.
 const LOCK_FILE: &str = "LOCK";
+/// How long opening waits for another holder of the lock to let go.
+const LOCK_WAIT: Duration = if cfg!(test) {
+    Duration::from_millis(300)
+} else {
+    Duration::from_secs(5)
+};
 
 /// Every topic's log in one directory. Cheap to clone.
 #[derive(Clone)]
@@ -200,12 +206,18 @@ impl FileLog {
             .truncate(false)
             .write(true)
             .open(dir.join(LOCK_FILE))?;
-        lock_file.try_lock().map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("{} is in use by another feedgate", dir.display()),
-            )
-        })?;
+        // A log just dropped in this process (its last sync task still
+        // finishing) or a process still exiting lets go within moments.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        while lock_file.try_lock().is_err() {
+            if std::time::Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{} is in use by another feedgate", dir.display()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let segment_events = (retention.max_events as u64 / 4).max(SEGMENT_EVENTS_MIN);
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
