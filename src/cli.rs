@@ -75,6 +75,7 @@ static DEFAULT_TEXT: LazyLock<DefaultText> = LazyLock::new(|| {
         log: match &c.log {
             LogBackend::Memory => "memory".to_owned(),
             LogBackend::Redis(url) => url.clone(),
+            LogBackend::File { dir, .. } => format!("file:{}", dir.display()),
         },
         longpoll_default: duration_text(c.longpoll_default),
         longpoll_max: duration_text(c.longpoll_max),
@@ -111,9 +112,14 @@ pub struct ServeArgs {
     /// Demo events per second.
     #[arg(long, default_value_t = DEFAULT.demo_rate)]
     pub demo_rate: f64,
-    /// Change-log backend: `memory`, or `redis://host:port/db`.
+    /// Change-log backend: `memory`, `file:DIR` (durable, on local disk),
+    /// or `redis://host:port/db`.
     #[arg(long, default_value = DEFAULT_TEXT.log.as_str())]
     pub log: String,
+    /// With `--log file:DIR`: `always` (a 201 means fsynced; group commit),
+    /// `batch` (fsync every 100 ms) or `never` (the OS flushes).
+    #[arg(long, default_value = "always")]
+    pub fsync: crate::log::Fsync,
     /// Events retained per topic.
     #[arg(long, default_value_t = DEFAULT.retention.max_events)]
     pub retention_events: usize,
@@ -258,7 +264,15 @@ impl ServeArgs {
         let log = match self.log.as_str() {
             "memory" => LogBackend::Memory,
             url if url.starts_with("redis://") => LogBackend::Redis(url.to_owned()),
-            other => return Err(format!("--log {other:?}: expected memory or redis://…")),
+            dir if dir.starts_with("file:") && dir.len() > 5 => LogBackend::File {
+                dir: PathBuf::from(&dir[5..]),
+                fsync: self.fsync,
+            },
+            other => {
+                return Err(format!(
+                    "--log {other:?}: expected memory, file:DIR or redis://…"
+                ));
+            }
         };
         let read =
             |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));

@@ -22,6 +22,13 @@ pub enum LogBackend {
     Memory,
     /// Redis Streams at this URL (`redis://host:port/db`).
     Redis(String),
+    /// A durable log in this directory (`file:DIR`), fsynced as said.
+    File {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// When a publish is fsynced.
+        fsync: crate::log::Fsync,
+    },
 }
 
 /// Everything `server::run` needs to know.

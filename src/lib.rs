@@ -5,10 +5,12 @@
 //! # Layout
 //!
 //! - [`log`]: the change log — per-topic gapless sequences, epochs, gaps,
-//!   resets; the in-memory backend and the Redis Streams backend.
-//! - `transport`: one file per transport (poll + long poll, SSE, WebSocket),
-//!   publish, and the path probe `feedgate doctor` talks to.
-//! - [`server`]: accept loop, connection limit, hyper, graceful shutdown.
+//!   resets; the in-memory, file (durable, local disk) and Redis Streams
+//!   backends.
+//! - `transport`: a subscriber `Feed`, one encoder per transport (poll + long
+//!   poll, SSE, WebSocket), publish, and the path probe `feedgate doctor`
+//!   talks to.
+//! - `server`: accept loop, connection limit, hyper, graceful shutdown.
 //! - `router`: classifies requests by transport and dispatches them.
 //! - [`wire`]: the byte-counting IO wrapper and per-connection attribution.
 //! - [`metrics`]: the Prometheus families, one registry per server.

@@ -166,6 +166,9 @@ async fn open_log(config: &Config) -> io::Result<Log> {
     match &config.log {
         LogBackend::Memory => Ok(Log::memory(config.retention, config.max_topics)),
         LogBackend::Redis(url) => Log::redis(url, config.retention, config.max_topics),
+        LogBackend::File { dir, fsync } => {
+            Log::file(dir, *fsync, config.retention, config.max_topics).await
+        }
     }
 }
 

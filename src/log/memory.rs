@@ -178,6 +178,42 @@ impl MemoryLog {
         Subscription::leased(rx, Arc::new(lease))
     }
 
+    /// Makes `event` visible: a durable backend (`file`) chose its seq,
+    /// stored it, and counts topics itself. The first event of a topic sets
+    /// its epoch and where its window starts (the oldest event a restart
+    /// read back from disk, or seq 1). Returns the oldest retained seq.
+    pub(crate) fn push(&self, name: &super::Topic, epoch: Epoch, event: Event) -> u64 {
+        let (t, seq, first) = {
+            let mut topics = lock(&self.shared.topics);
+            let t = topics
+                .map
+                .entry(name.clone())
+                .or_insert_with(|| Arc::new(Topic::new(Epoch::NONE)))
+                .clone();
+            let mut state = lock(&t.state);
+            if state.head == 0 {
+                topics.published += 1;
+                state.epoch = epoch;
+                state.head = event.seq - 1;
+            }
+            drop(topics);
+            let seq = event.seq;
+            state.push(event, &self.shared.retention);
+            let first = state.first_seq();
+            drop(state);
+            (t, seq, first)
+        };
+        t.publish_head(seq, epoch);
+        first
+    }
+
+    /// The oldest retained seq of a published topic.
+    pub(crate) fn first_seq(&self, name: &super::Topic) -> Option<u64> {
+        let t = self.existing(name)?;
+        let state = lock(&t.state);
+        (state.head > 0).then(|| state.first_seq())
+    }
+
     /// Drops events past the retention age in every topic, so memory is
     /// bounded by age even for topics nobody appends to or reads.
     pub(crate) fn expire(&self) {

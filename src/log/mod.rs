@@ -7,11 +7,13 @@
 //! transport writes those same shared bytes.
 //!
 //! [`Log`] is an enum over backends so callers never see which one runs: the
-//! in-memory backend ([`memory`]) is the default; the Redis Streams backend
+//! in-memory backend ([`memory`]) is the default; the file backend (`file`)
+//! keeps the log on local disk across restarts; the Redis Streams backend
 //! (`redis`) lets several gateway nodes share one log.
 
 mod epoch;
 mod event;
+pub(crate) mod file;
 pub(crate) mod memory;
 pub(crate) mod redis;
 mod topic;
@@ -23,6 +25,7 @@ use tokio::sync::watch;
 
 pub use epoch::Epoch;
 pub use event::{BadEvent, Event, EventJson, unix_micros};
+pub use file::Fsync;
 pub use topic::{MAX_TOPIC_LEN, Topic};
 
 /// Where a reader wants to start: a position in one epoch of a topic's log.
@@ -238,6 +241,7 @@ pub struct Log {
 #[derive(Clone)]
 enum Backend {
     Memory(memory::MemoryLog),
+    File(file::FileLog),
     Redis(redis::RedisLog),
 }
 
@@ -265,6 +269,31 @@ impl Log {
         })
     }
 
+    /// A durable log in the directory `dir` (created if missing), read back
+    /// from what an earlier run left there: epochs, seqs and retained
+    /// events survive restarts. `fsync` says when a publish is on disk.
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// When the directory cannot be created, read or locked (another
+    /// process uses it), or a segment cannot be read.
+    pub async fn file(
+        dir: &std::path::Path,
+        fsync: Fsync,
+        retention: Retention,
+        max_topics: usize,
+    ) -> std::io::Result<Self> {
+        let dir = dir.to_owned();
+        let log = tokio::task::spawn_blocking(move || {
+            file::FileLog::open(&dir, fsync, retention, max_topics)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(Log {
+            backend: Backend::File(log),
+        })
+    }
+
     /// Appends `data` (one valid, single-line JSON value) to `topic`.
     ///
     /// # Errors
@@ -274,6 +303,7 @@ impl Log {
     pub async fn append(&self, topic: &Topic, data: &[u8]) -> Result<Appended, LogError> {
         match &self.backend {
             Backend::Memory(m) => m.append(topic, data),
+            Backend::File(f) => Box::pin(f.append(topic, data)).await,
             Backend::Redis(r) => Box::pin(r.append(topic, data)).await,
         }
     }
@@ -292,6 +322,7 @@ impl Log {
     ) -> Result<Batch, LogError> {
         match &self.backend {
             Backend::Memory(m) => Ok(m.read(topic, cursor, max)),
+            Backend::File(f) => Ok(f.read(topic, cursor, max)),
             // Boxed: the Redis future is ~1.3 KiB, and this future is
             // inlined into every subscriber session's state (WebSocket,
             // SSE, long poll) even when the memory backend runs. A Redis
@@ -309,6 +340,7 @@ impl Log {
     pub async fn subscribe(&self, topic: &Topic) -> Result<Subscription, LogError> {
         match &self.backend {
             Backend::Memory(m) => Ok(m.subscribe(topic)),
+            Backend::File(f) => Ok(f.subscribe(topic)),
             Backend::Redis(r) => Box::pin(r.subscribe(topic.as_str())).await,
         }
     }
@@ -330,6 +362,7 @@ impl Log {
     pub fn expire(&self) {
         match &self.backend {
             Backend::Memory(m) => m.expire(),
+            Backend::File(f) => f.expire(),
             Backend::Redis(r) => r.expire(),
         }
     }
@@ -338,6 +371,7 @@ impl Log {
     pub fn stats(&self) -> (usize, usize) {
         match &self.backend {
             Backend::Memory(m) => m.stats(),
+            Backend::File(f) => f.stats(),
             Backend::Redis(r) => r.stats(),
         }
     }
@@ -347,6 +381,7 @@ impl Log {
     pub fn corrupt_entries(&self) -> u64 {
         match &self.backend {
             Backend::Memory(_) => 0,
+            Backend::File(f) => f.corrupt_entries(),
             Backend::Redis(r) => r.corrupt_entries(),
         }
     }
@@ -355,6 +390,7 @@ impl Log {
     pub fn degraded(&self) -> Option<String> {
         match &self.backend {
             Backend::Memory(_) => None,
+            Backend::File(f) => f.degraded(),
             Backend::Redis(r) => r.degraded(),
         }
     }
@@ -363,6 +399,7 @@ impl Log {
     pub fn kind(&self) -> &'static str {
         match &self.backend {
             Backend::Memory(_) => "memory",
+            Backend::File(_) => "file",
             Backend::Redis(_) => "redis",
         }
     }
