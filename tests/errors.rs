@@ -131,6 +131,58 @@ async fn bad_cursors_and_queries_are_400() {
 }
 
 #[tokio::test]
+async fn if_none_match_as_the_cursor_must_be_a_poll_etag() {
+    let s = start(Config::default()).await;
+    publish(&s, "t", "1").await;
+    let inm = |v: &'static str| [("if-none-match", v)];
+    // Without `after`, the header is the cursor: a malformed one is 400.
+    for bad in ["\"x\"", "\"1\"", "nonsense", "W/\"zz:1\""] {
+        let res = http(s.addr(), "GET", "/topics/t/poll", &inm(bad), b"").await;
+        assert_error(&res, 400, "invalid_cursor");
+    }
+    // `*` and lists are not ours to read: the poll answers from now.
+    for other in ["*", "\"a\", \"b\""] {
+        let res = http(s.addr(), "GET", "/topics/t/poll", &inm(other), b"").await;
+        assert_eq!(res.status, 200, "{other}");
+    }
+    // With `after`, the cursor is `after`; the header only decides 304.
+    let res = http(
+        s.addr(),
+        "GET",
+        "/topics/t/poll?after=0",
+        &inm("\"x\""),
+        b"",
+    )
+    .await;
+    assert_eq!(res.json()["events"][0]["seq"], 1);
+}
+
+#[tokio::test]
+async fn an_empty_last_event_id_leaves_after_in_force() {
+    let s = start(Config::default()).await;
+    publish(&s, "t", "1").await;
+    publish(&s, "t", "2").await;
+    let mut conn = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let req = "GET /topics/t/sse?after=1 HTTP/1.1\r\nhost: x\r\nlast-event-id: \r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut conn, req.as_bytes())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\"seq\":2") {
+        let n = tokio::time::timeout(PATIENCE, tokio::io::AsyncReadExt::read(&mut conn, &mut buf))
+            .await
+            .expect("the stream delivers")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(!text.contains("\"seq\":1,"), "after=1 stood: {text}");
+}
+
+#[tokio::test]
 async fn unknown_paths_and_wrong_methods() {
     let s = start(Config::default()).await;
     assert_error(

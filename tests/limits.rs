@@ -326,3 +326,41 @@ async fn expect_100_continue_over_the_limit_gets_413_without_100() {
     conn.write_all(b"42").await.unwrap();
     assert_eq!(read_response(&mut conn).await.status, 201);
 }
+
+#[tokio::test]
+async fn a_peer_that_floods_pings_without_reading_is_closed_after_the_write_timeout() {
+    // The ping interval is far away: only the write timeout may end it.
+    let s = start(Config {
+        ws_ping_interval: Duration::from_secs(3600),
+        write_timeout: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    let mut conn = TcpStream::connect(s.addr()).await.unwrap();
+    conn.write_all(UPGRADE).await.unwrap();
+    assert_eq!(read_response(&mut conn).await.status, 101);
+    // Masked pings with 125-byte payloads, never reading a pong back.
+    let mut ping = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
+    ping.extend((0..125u8).map(|i| i ^ [1, 2, 3, 4][usize::from(i) % 4]));
+    let began = Instant::now();
+    let cut = loop {
+        match tokio::time::timeout(PATIENCE, conn.write_all(&ping)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => break e,
+            Err(_) => panic!(
+                "a write blocked for {PATIENCE:?}: the server stopped reading but kept the socket"
+            ),
+        }
+        assert!(began.elapsed() < PATIENCE, "still open after {PATIENCE:?}");
+    };
+    assert!(
+        matches!(
+            cut.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{cut}"
+    );
+    let m = scrape(s.addr()).await;
+    let key = "feedgate_limit_rejections_total{limit=\"write_timeout\"}";
+    assert_eq!(sample(&m, key), 1.0);
+}
