@@ -297,6 +297,7 @@ async fn follow(
     let opts = client::SubscribeOptions {
         poll_interval: Duration::from_millis(20),
         longpoll_timeout: Duration::from_secs(5),
+        ..Default::default()
     };
     let mut node = 0;
     let mut cursor = after(0);
