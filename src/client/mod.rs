@@ -336,6 +336,8 @@ pub struct Subscriber {
     restart_hint: Option<Duration>,
     /// Reconnects after a restart or failure.
     reconnects: u64,
+    /// Reconnect attempts that failed (refused, 503, cut).
+    failed_reconnects: u64,
 }
 
 enum Conn {
@@ -441,6 +443,7 @@ impl Subscriber {
             },
             restart_hint: None,
             reconnects: 0,
+            failed_reconnects: 0,
         };
         if !Transport::SUBSCRIBERS.contains(&transport) {
             return Err(ClientError::Usage(format!(
@@ -473,6 +476,12 @@ impl Subscriber {
     /// How many times it reconnected (with [`SubscribeOptions::resume`]).
     pub fn reconnects(&self) -> u64 {
         self.reconnects
+    }
+
+    /// How many reconnect attempts failed (refused, `503`, cut) before
+    /// those succeeded.
+    pub fn failed_reconnects(&self) -> u64 {
+        self.failed_reconnects
     }
 
     /// The transport in use.
@@ -578,6 +587,13 @@ impl Subscriber {
             _ => r.backoff(1),
         };
         let mut failures = 1;
+        // Let go of the old connection now, not after the wait: a draining
+        // server waits for its sockets to close (a WebSocket's close reply).
+        self.conn = Conn::Http {
+            http: None,
+            etag: None,
+            polled: false,
+        };
         loop {
             tokio::time::sleep(wait).await;
             let opened = self.open().await;
@@ -586,15 +602,19 @@ impl Subscriber {
                 (Ok(()), Transport::Poll | Transport::LongPoll) => self.probe_poll().await,
                 (r, _) => r,
             };
-            match proved {
+            let e = match proved {
                 Ok(()) => {
                     self.reconnects += 1;
                     return Ok(());
                 }
-                Err(e) if !resume::retryable(&e) => return Err(e),
-                Err(e) if tokio::time::Instant::now() >= given_up => return Err(e),
-                Err(ClientError::Restarting { retry }) => wait = r.first_wait(retry),
-                Err(_) => {
+                Err(e) => e,
+            };
+            self.failed_reconnects += 1;
+            match e {
+                e if !resume::retryable(&e) => return Err(e),
+                e if tokio::time::Instant::now() >= given_up => return Err(e),
+                ClientError::Restarting { retry } => wait = r.first_wait(retry),
+                _ => {
                     wait = r.backoff(failures);
                     failures += 1;
                 }
