@@ -210,6 +210,7 @@ fn opts() -> SubscribeOptions {
     SubscribeOptions {
         poll_interval: Duration::from_millis(50),
         longpoll_timeout: Duration::from_secs(2),
+        ..Default::default()
     }
 }
 

@@ -11,6 +11,8 @@
 # docs/demo.png when the page changes) and the servers' logs there.
 #
 # BROWSER_TESTS="tests/browser/x.test.mjs …" runs only those files.
+# restart.test.mjs starts (and restarts) its own server on the file log,
+# from FEEDGATE_BIN.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -76,6 +78,6 @@ start_server auth_url auth FEEDGATE_JWT_SECRET="$jwt_secret" FEEDGATE_PUBLISH_TO
 
 log "browser tests against $demo_url and $auth_url"
 # shellcheck disable=SC2086 # BROWSER_TESTS is a list of files
-FEEDGATE_URL="$demo_url" FEEDGATE_AUTH_URL="$auth_url" \
+FEEDGATE_URL="$demo_url" FEEDGATE_AUTH_URL="$auth_url" FEEDGATE_BIN="$bin" \
   FEEDGATE_TEST_JWT_SECRET="$jwt_secret" FEEDGATE_TEST_PUBLISH_TOKEN="$publish_token" \
   node --test --test-concurrency=1 ${BROWSER_TESTS:-tests/browser/*.test.mjs}

@@ -61,6 +61,7 @@ struct DefaultText {
     longpoll_max: String,
     sse_heartbeat: String,
     sse_retry: String,
+    reconnect_spread: String,
     ws_ping_interval: String,
     ws_pong_timeout: String,
     write_timeout: String,
@@ -81,6 +82,7 @@ static DEFAULT_TEXT: LazyLock<DefaultText> = LazyLock::new(|| {
         longpoll_max: duration_text(c.longpoll_max),
         sse_heartbeat: duration_text(c.sse_heartbeat),
         sse_retry: duration_text(c.sse_retry),
+        reconnect_spread: duration_text(c.reconnect_spread),
         ws_ping_interval: duration_text(c.ws_ping_interval),
         ws_pong_timeout: duration_text(c.ws_pong_timeout),
         write_timeout: duration_text(c.write_timeout),
@@ -153,6 +155,10 @@ pub struct ServeArgs {
     /// `retry:` reconnect delay told to SSE clients.
     #[arg(long, default_value = DEFAULT_TEXT.sse_retry.as_str(), value_parser = duration)]
     pub sse_retry: Duration,
+    /// On drain, SSE and long-poll clients are told to come back after
+    /// --sse-retry plus a random share of this (0: no jitter).
+    #[arg(long, default_value = DEFAULT_TEXT.reconnect_spread.as_str(), value_parser = duration)]
+    pub reconnect_spread: Duration,
     /// Interval of WebSocket pings.
     #[arg(long, default_value = DEFAULT_TEXT.ws_ping_interval.as_str(), value_parser = duration)]
     pub ws_ping_interval: Duration,
@@ -317,6 +323,7 @@ impl ServeArgs {
             longpoll_max: self.longpoll_max,
             sse_heartbeat: self.sse_heartbeat,
             sse_retry: self.sse_retry,
+            reconnect_spread: self.reconnect_spread,
             ws_ping_interval: self.ws_ping_interval,
             ws_pong_timeout: self.ws_pong_timeout,
             ws_max_message: self.ws_max_message,

@@ -56,6 +56,11 @@ pub struct Config {
     pub sse_heartbeat: Duration,
     /// The `retry:` reconnect delay sent to SSE clients.
     pub sse_retry: Duration,
+    /// On drain, clients are told to come back after a delay drawn
+    /// uniformly from `[sse_retry, sse_retry + reconnect_spread]` (SSE
+    /// `retry:`, long-poll `Retry-After`), so a restart is not met by every
+    /// client at once. Zero: everyone is told `sse_retry`.
+    pub reconnect_spread: Duration,
     /// Interval of WebSocket pings.
     pub ws_ping_interval: Duration,
     /// A WebSocket peer silent this long after a ping is closed.
@@ -111,6 +116,7 @@ impl Default for Config {
             longpoll_max: Duration::from_secs(60),
             sse_heartbeat: Duration::from_secs(15),
             sse_retry: Duration::from_secs(2),
+            reconnect_spread: Duration::from_secs(5),
             ws_ping_interval: Duration::from_secs(20),
             ws_pong_timeout: Duration::from_secs(20),
             ws_max_message: 64 << 10,
@@ -265,6 +271,7 @@ impl Config {
         in_range("--longpoll-max", self.longpoll_max, Duration::ZERO)?;
         in_range("--sse-heartbeat", self.sse_heartbeat, MIN_INTERVAL)?;
         in_range("--sse-retry", self.sse_retry, Duration::ZERO)?;
+        in_range("--reconnect-spread", self.reconnect_spread, Duration::ZERO)?;
         in_range("--ws-ping-interval", self.ws_ping_interval, MIN_INTERVAL)?;
         in_range("--ws-pong-timeout", self.ws_pong_timeout, MIN_INTERVAL)?;
         in_range("--write-timeout", self.write_timeout, MIN_INTERVAL)?;

@@ -88,7 +88,7 @@ impl Origins {
         response.append(header::VARY, HeaderValue::from_static("Origin"));
         response.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("ETag, Retry-After"),
+            HeaderValue::from_static("ETag, Retry-After, Retry-After-Ms"),
         );
     }
 

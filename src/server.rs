@@ -47,8 +47,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 const MAX_HEAD_BYTES: usize = 64 << 10;
 
 /// Serves on `listener` until `shutdown` resolves, then drains: stops
-/// accepting, answers long polls, ends SSE streams, closes WebSockets with
-/// 1001, and returns once every connection is done or `drain_timeout` passed.
+/// accepting, answers long polls and ends SSE streams (each with a jittered
+/// reconnect delay), closes WebSockets with 1012, and returns once every
+/// connection is done or `drain_timeout` passed.
 ///
 /// # Errors
 /// When [`Config::validate`] refuses the configuration (an

@@ -28,6 +28,7 @@ async fn hundreds_of_subscribers_get_every_event_once_in_order() {
     let opts = SubscribeOptions {
         poll_interval: Duration::from_millis(10),
         longpoll_timeout: Duration::from_secs(5),
+        ..Default::default()
     };
     let mix = [
         (Transport::Ws, 150),

@@ -197,6 +197,71 @@ async fn a_restart_keeps_every_transports_cursor() {
     s.shutdown().await.unwrap();
 }
 
+/// A subscriber with `resume` rides through a drain and restart on its
+/// own, on every transport: it is told the server is restarting (1012, an
+/// SSE `restart`, a long poll's `Retry-After-Ms`), waits its jittered
+/// delay, reconnects to the new process from its cursor, and gets every
+/// event once, with no reset.
+#[tokio::test]
+async fn a_resuming_subscriber_rides_through_a_restart() {
+    let dir = TempDir::new("resume");
+    let mut config = file_config(dir.path(), Fsync::Always);
+    config.sse_retry = Duration::from_millis(100);
+    config.reconnect_spread = Duration::from_millis(400);
+    let s = start(config.clone()).await;
+    let addr = s.addr();
+    let ep = feedgate::client::Endpoint::parse(&s.url()).unwrap();
+    publish(&s, "ride", "1").await;
+    let opts = feedgate::client::SubscribeOptions {
+        poll_interval: Duration::from_millis(20),
+        longpoll_timeout: Duration::from_secs(5),
+        resume: Some(feedgate::client::Resume {
+            spread: Duration::from_millis(400),
+            base: Duration::from_millis(50),
+            ..Default::default()
+        }),
+    };
+    let mut tasks = Vec::new();
+    for t in [
+        Transport::Poll,
+        Transport::LongPoll,
+        Transport::Sse,
+        Transport::Ws,
+    ] {
+        let mut sub = feedgate::client::Subscriber::connect(&ep, "ride", t, after(0), opts.clone())
+            .await
+            .unwrap();
+        assert!(matches!(next(&mut sub).await, Delivery::Event(e) if e.seq == 1));
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = vec![1];
+            while seqs.len() < 6 {
+                match tokio::time::timeout(PATIENCE, sub.next()).await {
+                    Ok(Ok(Delivery::Event(e))) => seqs.push(e.seq),
+                    other => panic!("{t:?}: {other:?}"),
+                }
+            }
+            (t, seqs, sub.reconnects(), sub.cursor())
+        }));
+    }
+    publish(&s, "ride", "2").await;
+    publish(&s, "ride", "3").await;
+    // Let every subscriber see 2 and 3 (a long poll must be held again
+    // when the drain begins), then restart on the same port.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.shutdown().await.unwrap();
+    let s = start_at(addr, config).await;
+    for i in 4..=6 {
+        assert_eq!(publish(&s, "ride", &i.to_string()).await, i);
+    }
+    for task in tasks {
+        let (t, seqs, reconnects, cursor) = task.await.unwrap();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "{t:?}");
+        assert!(reconnects >= 1, "{t:?} never reconnected");
+        assert_eq!(cursor.after, Some(6), "{t:?}");
+    }
+    s.shutdown().await.unwrap();
+}
+
 /// Publishers run while the server is killed with SIGKILL, again and
 /// again. After every restart each acknowledged event is there, at the
 /// seq it was acknowledged with, in order, once, in the same epoch; the

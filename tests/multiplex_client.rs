@@ -16,6 +16,7 @@ fn opts() -> SubscribeOptions {
     SubscribeOptions {
         poll_interval: Duration::from_millis(20),
         longpoll_timeout: Duration::from_secs(5),
+        ..Default::default()
     }
 }
 

@@ -47,9 +47,14 @@ const DEFAULTS = Object.freeze({
   // failed (ms).
   requestTimeout: 10000,
   // Reconnect backoff: first delay and cap (ms), doubled per failed round,
-  // with jitter.
+  // with full jitter (a random wait between 0 and the delay).
   reconnectDelay: 500,
   maxReconnectDelay: 15000,
+  // After the server drains for a restart (WebSocket close 1012, an SSE
+  // `restart` event, a long poll with Retry-After-Ms): wait the server's
+  // delay, or without one a random delay in [0, restartSpread] (ms), so the
+  // clients of a restarted server do not all come back at once.
+  restartSpread: 5000,
   // Where to start: omitted = from now; 0 = the oldest retained event; N
   // or 'EPOCH:N' = after that cursor. With several topics, it applies to
   // each topic listed without `@CURSOR`; or `{topic: cursor, …}`.
@@ -389,7 +394,7 @@ export class FeedgateSocket extends EventTarget {
       if (this._probe === conn) this._probe = null;
       onProved(conn);
     };
-    conn.onLost = (why, status, retryAfter) => {
+    conn.onLost = (why, status, retryAfter, restart) => {
       clearTimeout(timer);
       // The server asked for a pause (503 while draining, 429): the next
       // round of attempts waits at least that long.
@@ -406,7 +411,7 @@ export class FeedgateSocket extends EventTarget {
         this._failures.push([conn.name, why]);
         onFailed(why);
       } else if (this._active === conn) {
-        this._lost(conn, why);
+        this._lost(conn, why, restart);
       }
     };
     // The token first (it may be fetched), then the proof's clock starts.
@@ -466,8 +471,12 @@ export class FeedgateSocket extends EventTarget {
     this._scheduleClimb();
   }
 
-  /** The active connection dropped: reconnect, on the same transport first. */
-  _lost(conn, why) {
+  /**
+   * The active connection dropped: reconnect, on the same transport first.
+   * `restart` is set when the server drained for a restart: the server's
+   * delay (ms), or null for a random one in [0, restartSpread].
+   */
+  _lost(conn, why, restart) {
     this._active = null;
     this._failures.push([conn.name, why]);
     // A connection that proves itself and then drops at once, again and
@@ -479,8 +488,16 @@ export class FeedgateSocket extends EventTarget {
       this._conns.delete(this._probe);
       this._probe = null;
     }
-    this._round += 1;
     const i = Math.max(0, this._o.transports.indexOf(conn.name));
+    if (restart !== undefined) {
+      // Not a failure: the server asked us to come back later. A refused
+      // reconnect after it backs off from the first round.
+      this._round = 0;
+      const wait = restart ?? Math.random() * this._o.restartSpread;
+      this._later(() => this._connectFrom(i, 'fallback'), wait);
+      return;
+    }
+    this._round += 1;
     this._later(() => this._connectFrom(i, 'fallback'), this._backoff(this._round));
   }
 
@@ -508,13 +525,14 @@ export class FeedgateSocket extends EventTarget {
   }
 
   /**
-   * Doubling delay with "equal jitter" (between d/2 and d), and at least
-   * what a Retry-After asked for since the last wait.
+   * Doubling delay with "full jitter" (a random wait between 0 and d, so
+   * that many clients failing together spread out), and at least what a
+   * Retry-After asked for since the last wait.
    */
   _backoff(round) {
     const { reconnectDelay: min, maxReconnectDelay: max } = this._o;
     const d = Math.min(max, min * 2 ** Math.max(0, round - 1));
-    const wait = Math.max(d / 2 + (Math.random() * d) / 2, Math.min(this._retryAfter, max));
+    const wait = Math.max(Math.random() * d, Math.min(this._retryAfter, max));
     this._retryAfter = 0;
     return wait;
   }
@@ -766,13 +784,16 @@ class Conn {
     clearTimeout(this.reproof);
   }
 
-  /** Ends the connection and reports it lost (at most once). */
-  fail(why, status, retryAfter) {
+  /**
+   * Ends the connection and reports it lost (at most once). `restart`: the
+   * server drained for a restart (its delay in ms, or null).
+   */
+  fail(why, status, retryAfter, restart) {
     if (this.closed) return;
     this.teardown();
     this.closed = true;
     clearTimeout(this.reproof);
-    this.onLost(why, status, retryAfter);
+    this.onLost(why, status, retryAfter, restart);
   }
 
   /** Ends the connection without reporting. */
@@ -816,7 +837,10 @@ class WsConn extends Conn {
       else this.one(text, msg);
     };
     // The browser hides why a WebSocket failed; error is followed by close.
-    ws.onclose = (e) => this.fail(`websocket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`);
+    // 1012 (service restart): the server drains; come back after a random
+    // delay.
+    ws.onclose = (e) =>
+      this.fail(`websocket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`, undefined, undefined, e.code === 1012 ? null : undefined);
   }
 
   /** `/topics/{topic}/ws`: events and `ready`/`gap`/`reset`. */
@@ -922,10 +946,15 @@ class SseConn extends Conn {
     es.addEventListener('gap', (e) => json(e, (m) => s._onGap(this, topic(m), m.missed, m.resume_seq)));
     es.addEventListener('reset', (e) => json(e, (m) => s._onReset(this, topic(m), m.reason, m.epoch)));
     es.addEventListener('message', (e) => json(e, (m) => s._onEvent(this, e.data, m)));
+    // The server drains: the stream ends next, and it says when to return.
+    let restart;
+    es.addEventListener('restart', (e) => json(e, (m) => (restart = Number(m.retry) || 0)));
     // EventSource would reconnect by itself; the socket decides instead
     // (possibly on another transport), from its own cursors.
     es.onerror = () => {
-      if (this.es === es) this.fail('event stream failed or ended');
+      if (this.es !== es) return;
+      if (restart !== undefined) this.fail('server restarting', undefined, undefined, restart);
+      else this.fail('event stream failed or ended');
     };
   }
 
@@ -994,6 +1023,11 @@ class PollConn extends Conn {
       if (multi) this.takeMany(body);
       else this.take(body, topic);
       if (this.closed) return;
+      // A long poll the server answered because it drains.
+      if (this.restart !== undefined) {
+        this.fail('server restarting', undefined, undefined, this.restart);
+        return;
+      }
       if (!long) await this.sleep(o.pollInterval);
     }
   }
@@ -1004,6 +1038,8 @@ class PollConn extends Conn {
     try {
       const res = await fetch(url, { headers: authHeaders(this.token), signal: abort.signal });
       const text = await res.text();
+      const hint = res.headers.get('retry-after-ms');
+      this.restart = res.ok && hint !== null ? Number(hint) || 0 : undefined;
       if (!res.ok) {
         const err = new Error(`${this.name} answered ${res.status}`);
         err.status = res.status;

@@ -68,6 +68,7 @@ impl Source {
         let opts = SubscribeOptions {
             poll_interval,
             longpoll_timeout,
+            resume: None,
         };
         // `after=0` on a fresh topic: every subscriber sees every publish of
         // the run, however late its first poll lands.

@@ -8,6 +8,7 @@
 
 mod endpoint;
 mod multi;
+mod resume;
 mod sse_parser;
 
 use std::collections::VecDeque;
@@ -30,6 +31,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use endpoint::Endpoint;
 pub use multi::{MultiSubscriber, parse_list};
+pub use resume::Resume;
 pub use sse_parser::{SseError, SseEvent, SseParser};
 
 use crate::log::{Cursor, Epoch};
@@ -67,9 +69,18 @@ pub enum ClientError {
     /// The server sent something this client cannot read.
     #[error("protocol: {0}")]
     Protocol(String),
-    /// The stream ended (the server closed it, e.g. on shutdown).
+    /// The stream ended (the server closed it).
     #[error("the server closed the stream")]
     Closed,
+    /// The server is draining for a restart (WebSocket close 1012, an SSE
+    /// `restart` event, a long poll answered with `Retry-After-Ms`): come
+    /// back after `retry`, its delay for this client, or a random delay
+    /// when it gave none ([`Resume`] does this by itself).
+    #[error("the server is restarting")]
+    Restarting {
+        /// The server's delay, drawn at random per client.
+        retry: Option<Duration>,
+    },
     /// A malformed URL or argument.
     #[error("{0}")]
     Usage(String),
@@ -115,6 +126,10 @@ pub struct SubscribeOptions {
     pub poll_interval: Duration,
     /// Long-poll hold asked of the server.
     pub longpoll_timeout: Duration,
+    /// Reconnect from the cursor, with jitter, when the server restarts or
+    /// the connection fails; `None` (the default): [`Subscriber::next`]
+    /// returns the error instead.
+    pub resume: Option<Resume>,
 }
 
 impl Default for SubscribeOptions {
@@ -122,6 +137,7 @@ impl Default for SubscribeOptions {
         SubscribeOptions {
             poll_interval: Duration::from_secs(1),
             longpoll_timeout: Duration::from_secs(30),
+            resume: None,
         }
     }
 }
@@ -316,6 +332,12 @@ pub struct Subscriber {
     stats: RequestStats,
     pending: VecDeque<Delivery>,
     conn: Conn,
+    /// The delay of the server's SSE `restart` event, once it sent one.
+    restart_hint: Option<Duration>,
+    /// Reconnects after a restart or failure.
+    reconnects: u64,
+    /// Reconnect attempts that failed (refused, 503, cut).
+    failed_reconnects: u64,
 }
 
 enum Conn {
@@ -419,19 +441,47 @@ impl Subscriber {
                 etag: None,
                 polled: false,
             },
+            restart_hint: None,
+            reconnects: 0,
+            failed_reconnects: 0,
         };
-        match transport {
-            Transport::Poll | Transport::LongPoll => {}
-            Transport::Sse => s.open_sse().await?,
-            Transport::Ws => s.open_ws().await?,
+        if !Transport::SUBSCRIBERS.contains(&transport) {
+            return Err(ClientError::Usage(format!(
+                "{} is not a subscriber transport",
+                transport.as_str()
+            )));
+        }
+        s.open().await?;
+        Ok(s)
+    }
+
+    /// Opens the transport's connection from the cursor (polls connect on
+    /// their first request).
+    async fn open(&mut self) -> Result<(), ClientError> {
+        self.restart_hint = None;
+        match self.transport {
+            Transport::Sse => self.open_sse().await,
+            Transport::Ws => self.open_ws().await,
             _ => {
-                return Err(ClientError::Usage(format!(
-                    "{} is not a subscriber transport",
-                    transport.as_str()
-                )));
+                self.conn = Conn::Http {
+                    http: None,
+                    etag: None,
+                    polled: false,
+                };
+                Ok(())
             }
         }
-        Ok(s)
+    }
+
+    /// How many times it reconnected (with [`SubscribeOptions::resume`]).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// How many reconnect attempts failed (refused, `503`, cut) before
+    /// those succeeded.
+    pub fn failed_reconnects(&self) -> u64 {
+        self.failed_reconnects
     }
 
     /// The transport in use.
@@ -499,18 +549,87 @@ impl Subscriber {
     /// # Errors
     /// On connection failure or a server error status; [`ClientError::Closed`]
     /// when a stream ends.
+    ///
+    /// With [`SubscribeOptions::resume`], a restart or a failed connection
+    /// is not an error: it waits (jittered) and reconnects from the cursor,
+    /// and fails only with a final error or after [`Resume::give_up`].
     pub async fn next(&mut self) -> Result<Delivery, ClientError> {
         loop {
             if let Some(d) = self.pending.pop_front() {
                 self.advance(&d);
                 return Ok(d);
             }
-            match self.transport {
-                Transport::Poll | Transport::LongPoll => self.poll_once().await?,
-                Transport::Sse => self.read_sse().await?,
-                _ => self.read_ws().await?,
+            let step = match self.transport {
+                Transport::Poll | Transport::LongPoll => self.poll_once().await,
+                Transport::Sse => self.read_sse().await,
+                _ => self.read_ws().await,
+            };
+            match (step, self.opts.resume) {
+                (Ok(()), _) => {}
+                (Err(e), Some(r)) if resume::retryable(&e) => self.reconnect(r, e).await?,
+                (Err(e), _) => return Err(e),
             }
         }
+    }
+
+    /// Waits as [`Resume`] says after `cause`, then reconnects from the
+    /// cursor, backing off while the server refuses.
+    async fn reconnect(&mut self, r: Resume, cause: ClientError) -> Result<(), ClientError> {
+        let hint = match cause {
+            ClientError::Restarting { retry } => retry,
+            _ => None,
+        };
+        let given_up = tokio::time::Instant::now() + r.give_up;
+        // A drain signal waits the server's (or a random) delay; a
+        // connection that just broke retries after a first backoff.
+        let mut wait = match cause {
+            ClientError::Restarting { .. } => r.first_wait(hint),
+            _ => r.backoff(1),
+        };
+        let mut failures = 1;
+        // Let go of the old connection now, not after the wait: a draining
+        // server waits for its sockets to close (a WebSocket's close reply).
+        self.conn = Conn::Http {
+            http: None,
+            etag: None,
+            polled: false,
+        };
+        loop {
+            tokio::time::sleep(wait).await;
+            let opened = self.open().await;
+            // Polls connect lazily: their first request proves the server.
+            let proved = match (opened, self.transport) {
+                (Ok(()), Transport::Poll | Transport::LongPoll) => self.probe_poll().await,
+                (r, _) => r,
+            };
+            let e = match proved {
+                Ok(()) => {
+                    self.reconnects += 1;
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            self.failed_reconnects += 1;
+            match e {
+                e if !resume::retryable(&e) => return Err(e),
+                e if tokio::time::Instant::now() >= given_up => return Err(e),
+                ClientError::Restarting { retry } => wait = r.first_wait(retry),
+                _ => {
+                    wait = r.backoff(failures);
+                    failures += 1;
+                }
+            }
+        }
+    }
+
+    /// Connects a poll's keep-alive connection, so a reconnect is proved
+    /// before the wait ends.
+    async fn probe_poll(&mut self) -> Result<(), ClientError> {
+        let Conn::Http { http, .. } = &mut self.conn else {
+            return Ok(());
+        };
+        *http = Some(HttpConn::connect(&self.ep, self.bytes.clone()).await?);
+        Ok(())
     }
 
     /// Closes the subscription (a WebSocket close handshake; HTTP just drops).
@@ -571,6 +690,11 @@ impl Subscriber {
         if let Some(e) = res.headers().get("etag").and_then(|v| v.to_str().ok()) {
             *etag = Some(e.to_owned());
         }
+        // A `200` with a retry hint: the server drains (after this answer,
+        // which still moves the cursor).
+        let draining = (status == StatusCode::OK)
+            .then(|| retry_hint(res.headers()))
+            .flatten();
         let body = res.into_body().collect().await?.to_bytes();
         if status == StatusCode::NOT_MODIFIED {
             self.stats.empty += 1;
@@ -609,7 +733,21 @@ impl Subscriber {
         if self.pending.is_empty() {
             self.cursor.after = Some(parsed.next);
         }
-        Ok(())
+        match draining {
+            // Events first: the restart is reported on the call after them.
+            Some(retry) if self.pending.is_empty() => {
+                Err(ClientError::Restarting { retry: Some(retry) })
+            }
+            Some(_) => {
+                self.conn = Conn::Http {
+                    http: None,
+                    etag: None,
+                    polled: false,
+                };
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     async fn read_sse(&mut self) -> Result<(), ClientError> {
@@ -619,7 +757,10 @@ impl Subscriber {
         let mut events = Vec::new();
         while events.is_empty() {
             let Some(frame) = body.frame().await else {
-                return Err(ClientError::Closed);
+                return Err(match self.restart_hint {
+                    Some(retry) => ClientError::Restarting { retry: Some(retry) },
+                    None => ClientError::Closed,
+                });
             };
             if let Ok(data) = frame?.into_data() {
                 parser.feed(&data, &mut events).map_err(protocol)?;
@@ -631,6 +772,11 @@ impl Subscriber {
                 "" | "message" => {
                     self.pending
                         .push_back(Delivery::Event(parse_event(Bytes::from(ev.data))?));
+                }
+                // The server drains: the stream ends next.
+                "restart" => {
+                    let ms = ev.retry.unwrap_or_default();
+                    self.restart_hint = Some(Duration::from_millis(ms));
                 }
                 kind => {
                     if let Some(d) = control(kind, ev.data.as_bytes())? {
@@ -658,7 +804,7 @@ impl Subscriber {
             };
             let text = match msg? {
                 Message::Text(t) => t,
-                Message::Close(_) => return Err(ClientError::Closed),
+                Message::Close(frame) => return Err(closed_by(frame)),
                 _ => continue,
             };
             let bytes: Bytes = Bytes::from(text);
@@ -681,6 +827,27 @@ impl Subscriber {
             return Ok(());
         }
     }
+}
+
+/// What a WebSocket close frame means to a subscriber: 1012 (service
+/// restart) is a draining server, anything else the end of the stream.
+pub(crate) fn closed_by(
+    frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>,
+) -> ClientError {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    match frame {
+        Some(f) if f.code == CloseCode::Restart => ClientError::Restarting { retry: None },
+        _ => ClientError::Closed,
+    }
+}
+
+/// The `Retry-After-Ms` (else `Retry-After`, seconds) of a long poll that
+/// a draining server answered.
+fn retry_hint(h: &hyper::HeaderMap) -> Option<Duration> {
+    let num = |name: &str| h.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+    num("retry-after-ms")
+        .map(Duration::from_millis)
+        .or_else(|| num("retry-after").map(Duration::from_secs))
 }
 
 /// Decodes a gap or reset signal's JSON (SSE data or WebSocket message);

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -46,6 +47,8 @@ pub struct MultiSubscriber {
     bytes: Arc<ByteCount>,
     pending: VecDeque<(String, Delivery)>,
     conn: Conn,
+    /// The delay of the server's SSE `restart` event, once it sent one.
+    restart_hint: Option<Duration>,
 }
 
 enum Conn {
@@ -114,6 +117,7 @@ impl MultiSubscriber {
             bytes: Arc::new(ByteCount::default()),
             pending: VecDeque::new(),
             conn: Conn::Http(None),
+            restart_hint: None,
         };
         match transport {
             Transport::Sse => s.open_sse().await?,
@@ -297,7 +301,10 @@ impl MultiSubscriber {
         let mut events = Vec::new();
         while events.is_empty() {
             let Some(frame) = body.frame().await else {
-                return Err(ClientError::Closed);
+                return Err(match self.restart_hint {
+                    Some(retry) => ClientError::Restarting { retry: Some(retry) },
+                    None => ClientError::Closed,
+                });
             };
             if let Ok(data) = frame?.into_data() {
                 parser.feed(&data, &mut events).map_err(protocol)?;
@@ -310,6 +317,11 @@ impl MultiSubscriber {
                     let topic = event_topic(&json)?;
                     self.pending
                         .push_back((topic, Delivery::Event(parse_event(json)?)));
+                }
+                // The server drains: the stream ends next.
+                "restart" => {
+                    let ms = ev.retry.unwrap_or_default();
+                    self.restart_hint = Some(Duration::from_millis(ms));
                 }
                 kind => self.named(kind, ev.data.as_bytes())?,
             }
@@ -327,7 +339,7 @@ impl MultiSubscriber {
             };
             match msg? {
                 Message::Text(t) => break Bytes::from(t),
-                Message::Close(_) => return Err(ClientError::Closed),
+                Message::Close(frame) => return Err(super::closed_by(frame)),
                 _ => {}
             }
         };

@@ -62,7 +62,7 @@ async fn run(app: App, upgraded: Upgraded) {
     let close_frame = loop {
         let msg = tokio::select! {
             biased;
-            _ = app.shutdown().cancelled() => break Some(ws::going_away()),
+            _ = app.shutdown().cancelled() => break Some(ws::restarting()),
             msg = tokio::time::timeout(idle, ws.next()) => msg,
         };
         let Ok(msg) = msg else {

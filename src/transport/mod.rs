@@ -73,6 +73,14 @@ pub(crate) fn reset_fields(reason: ResetReason, epoch: Epoch) -> String {
     format!(r#""reason":"{}","epoch":"{epoch}""#, reason.as_str())
 }
 
+/// The reconnect delay a draining server tells one client (SSE `retry:`,
+/// long-poll `Retry-After`): uniform in `[--sse-retry, --sse-retry +
+/// --reconnect-spread]`, drawn per client, so that the clients of a
+/// restarted node come back spread out instead of all at once.
+pub(crate) fn drain_retry(config: &crate::config::Config) -> std::time::Duration {
+    config.sse_retry + config.reconnect_spread.mul_f64(rand::random::<f64>())
+}
+
 /// Sleeps until `deadline`, or for ever without one.
 pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {

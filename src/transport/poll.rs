@@ -4,14 +4,14 @@
 //! A short poll answers at once and supports `ETag` / `If-None-Match` (a
 //! `304` when nothing is new, as Nchan's interval poll does). A long poll
 //! holds the request on a [`Feed`] until it yields news, its timeout passes,
-//! or the server drains.
+//! or the server drains (then its answer carries a jittered `Retry-After`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use super::feed::{Feed, account};
-use super::{Reply, Wanted, gap_fields, reset_fields};
+use super::feed::{End, Feed, account};
+use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields};
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
@@ -81,10 +81,11 @@ pub(crate) async fn long(
                 }
                 // The opening read found nothing yet: keep holding.
                 Ok(_) => {}
-                Err(_) => {
+                Err(end) => {
                     // Draining (or a token that ran out): answer now, empty.
                     let batch = feed.idle_batch(0).await?;
-                    return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Empty));
+                    let reply = answer(app, Transport::LongPoll, &batch, Outcome::Empty);
+                    return Ok(retry_hint(app, reply, end));
                 }
             },
             _ = &mut deadline => {
@@ -124,6 +125,7 @@ async fn long_many(
     let deadline = tokio::time::sleep(hold);
     tokio::pin!(deadline);
     let mut news = Vec::new();
+    let mut ended = None;
     let outcome = loop {
         tokio::select! {
             next = feed.next() => match next {
@@ -133,7 +135,10 @@ async fn long_many(
                     break Outcome::Events;
                 }
                 Ok(_) => {}
-                Err(_) => break Outcome::Empty,
+                Err(end) => {
+                    ended = Some(end);
+                    break Outcome::Empty;
+                }
             },
             _ = &mut deadline => break Outcome::Timeout,
         }
@@ -149,7 +154,28 @@ async fn long_many(
             (topic.clone(), batch)
         })
         .collect();
-    Ok(answer_many(app, Transport::LongPoll, &answers, outcome))
+    let reply = answer_many(app, Transport::LongPoll, &answers, outcome);
+    Ok(match ended {
+        Some(end) => retry_hint(app, reply, end),
+        None => reply,
+    })
+}
+
+/// A long poll answered because the server drains tells its client when
+/// to come back, drawn per client (docs/protocol.md, "Restarts"):
+/// `Retry-After` in whole seconds (rounded up) for any HTTP client, and
+/// `Retry-After-Ms` with the exact delay.
+fn retry_hint(app: &App, mut reply: Reply, end: End) -> Reply {
+    if end == End::Shutdown {
+        let wait = drain_retry(app.config());
+        let h = reply.response.headers_mut();
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_millis().div_ceil(1000) as u64),
+        );
+        h.insert("retry-after-ms", HeaderValue::from(wait.as_millis() as u64));
+    }
+    reply
 }
 
 /// The `200` answer to a multiplexed poll:

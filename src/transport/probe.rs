@@ -473,7 +473,7 @@ async fn ws_session(app: App, upgraded: Upgraded, hello: serde_json::Value, p: P
                     }
                     if kind == "end" {
                         break Some(if shutdown.is_cancelled() {
-                            ws::going_away()
+                            ws::restarting()
                         } else {
                             CloseFrame { code: CloseCode::Normal, reason: "probe done".into() }
                         });

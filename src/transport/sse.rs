@@ -6,7 +6,8 @@
 //! without loss). Each event is `id: EPOCH:SEQ` + `data: <event json>`; gap
 //! and reset are the named events `gap` and `reset`. Events that are ready
 //! together go out in one write. Comment heartbeats keep proxies from
-//! timing the stream out. The stream ends when the server drains.
+//! timing the stream out. When the server drains, the stream's last chunk
+//! is a jittered `retry:` and a `restart` event, then it ends.
 
 use std::io::Write;
 
@@ -18,8 +19,8 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::feed::{Delivery, Feed};
-use super::{Reply, Wanted, gap_fields, reset_fields, start_of, topic_field};
+use super::feed::{Delivery, End, Feed};
+use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields, start_of, topic_field};
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
@@ -61,6 +62,7 @@ pub(crate) async fn subscribe(
         retry_ms: app.config().sse_retry.as_millis(),
         url,
         opened: false,
+        ended: false,
     };
     let frames = futures_util::stream::unfold(state, |mut s| async move {
         let bytes = s.next_frame().await?;
@@ -164,21 +166,42 @@ struct Stream {
     url: Option<Vec<Option<Cursor>>>,
     /// Whether the first chunk (with `retry:`) went out.
     opened: bool,
+    /// Whether the last chunk (on drain) went out.
+    ended: bool,
 }
 
 impl Stream {
     /// The next chunk to write, or `None` to end the stream.
     async fn next_frame(&mut self) -> Option<Bytes> {
+        if self.ended {
+            return None;
+        }
         tokio::select! {
             biased;
             next = self.feed.next() => {
-                let bytes = self.encode(&next.ok()?);
+                let bytes = match next {
+                    Ok(d) => self.encode(&d),
+                    Err(End::Shutdown) => self.restart_chunk(),
+                    Err(_) => return None,
+                };
                 // Events are on their way: a heartbeat now would be wasted.
                 self.heartbeat.reset();
                 Some(bytes)
             }
             _ = self.heartbeat.tick() => Some(Bytes::from_static(b":\n\n")),
         }
+    }
+
+    /// The last chunk of a draining server: a `retry:` drawn for this
+    /// client (an `EventSource` waits that long before it reconnects), and
+    /// a `restart` event with the same delay for clients that cannot read
+    /// `retry:` (FeedgateSocket). No `id:`, so the client's cursor stands.
+    fn restart_chunk(&mut self) -> Bytes {
+        self.ended = true;
+        let ms = drain_retry(self.feed.app().config()).as_millis();
+        Bytes::from(format!(
+            "retry: {ms}\nevent: restart\ndata: {{\"retry\":{ms}}}\n\n"
+        ))
     }
 
     /// Encodes a delivery (with the stream's opening the first time) as

@@ -6,8 +6,9 @@
 //! transport delivers it) and control messages `{"type":"ready"|"gap"|
 //! "reset",…}`. It pings on an interval and closes peers that stop
 //! answering; fails the connection as RFC 6455 requires (1002 protocol
-//! errors, 1007 invalid UTF-8, 1009 over-size messages); and closes 1001
-//! when the server drains.
+//! errors, 1007 invalid UTF-8, 1009 over-size messages); and closes 1012
+//! (service restart) when the server drains, which tells clients to come
+//! back — with jitter, so that they do not all come back at once.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -390,7 +391,7 @@ impl Keepalive {
 /// The close for why a feed ended; counts the limits it names.
 fn stop_for(end: End) -> Stop {
     match end {
-        End::Shutdown => Some(going_away()),
+        End::Shutdown => Some(restarting()),
         End::Expired => Some(policy("token expired")),
         End::Fault => Some(CloseFrame {
             code: CloseCode::Again,
@@ -411,11 +412,14 @@ fn policy(reason: &'static str) -> CloseFrame {
     }
 }
 
-/// The close frame every WebSocket gets when the server drains.
-pub(crate) fn going_away() -> CloseFrame {
+/// The close frame every WebSocket gets when the server drains: 1012
+/// (service restart) rather than 1001 (going away), since a drained node
+/// is restarted or replaced behind the same address; the client should
+/// reconnect after a random delay (docs/protocol.md, "Restarts").
+pub(crate) fn restarting() -> CloseFrame {
     CloseFrame {
-        code: CloseCode::Away,
-        reason: "server shutting down".into(),
+        code: CloseCode::Restart,
+        reason: "server restarting".into(),
     }
 }
 

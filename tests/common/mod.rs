@@ -43,6 +43,7 @@ pub async fn subscribe(s: &RunningServer, topic: &str, t: Transport, cursor: Cur
     let opts = SubscribeOptions {
         poll_interval: Duration::from_millis(20),
         longpoll_timeout: Duration::from_secs(5),
+        ..Default::default()
     };
     Subscriber::connect(&endpoint(s), topic, t, cursor, opts)
         .await
