@@ -105,3 +105,20 @@ if want nchan-poll-model; then
   nchan nchan-poll-model --transports poll --clients 1000 --rate 10 --payload 100 --duration 30s \
     --poll-interval 1s --json "$out/nchan-poll-model.json" --svg "$out/nchan-poll-model.svg"
 fi
+
+# Multiplexed subscriptions: each subscriber follows K topics, events spread
+# over them; one connection for all (topics=LIST), or one per topic.
+for k in 1 10 100; do
+  if want "topics-$k"; then
+    run "topics-$k" bench --clients 20 --rate 20 --payload 100 --duration 20s --poll-interval 1s \
+      --topics "$k" --json "$out/topics-$k.json"
+  fi
+  if [ "$k" -gt 1 ] && want "topics-$k-split"; then
+    run "topics-$k-split" bench --clients 20 --rate 20 --payload 100 --duration 20s --poll-interval 1s \
+      --topics "$k" --split-topics --json "$out/topics-$k-split.json"
+  fi
+  if want "idle-ws-topics-$k"; then
+    run "idle-ws-topics-$k" bench --idle 5000 --transport ws --topics "$k" --duration 5s \
+      --json "$out/idle-ws-topics-$k.json"
+  fi
+done

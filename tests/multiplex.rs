@@ -294,11 +294,8 @@ async fn a_multiplexed_sse_stream_resumes_every_topic_from_its_last_id() {
     // Cut the stream, publish to every topic meanwhile, resume from the
     // last id the way an EventSource does (same URL + Last-Event-ID).
     let last_id = got.last().unwrap().id.clone().unwrap();
-    // a and b share the log's epoch: said once, up front.
-    assert!(
-        last_id.starts_with('@') && last_id.matches(':').count() == 1,
-        "{last_id}"
-    );
+    // One log, one epoch: the compact id (sse_id.rs), a few bytes for all.
+    assert!(last_id.starts_with('~') && last_id.len() < 24, "{last_id}");
     drop(sse);
     publish(&s, "a", "3").await;
     publish(&s, "c", "4").await;
@@ -316,37 +313,96 @@ async fn a_multiplexed_sse_stream_resumes_every_topic_from_its_last_id() {
 }
 
 #[tokio::test]
-async fn sse_ids_name_only_topics_that_moved_from_the_url() {
+async fn sse_ids_are_compact_for_topics_of_one_epoch() {
     let s = start(Config::default()).await;
     publish(&s, "a", "1").await;
+    let topics: Vec<String> = (0..10).map(|i| format!("t{i}@0")).collect();
+    let path = format!("/sse?topics=a@0,{}", topics.join(","));
+    let mut sse = RawSse::open(&s, &path, None).await;
+    let got = sse.until_data(1).await;
+    assert_eq!(data_pairs(&got), pairs(&[("a", 1)]));
+    // Eleven topics: the epoch once and a byte each.
+    let id = got.last().unwrap().id.clone().unwrap();
+    assert!(
+        id.starts_with('~') && id.len() <= 1 + (8usize + 11).div_ceil(3) * 4,
+        "{id}"
+    );
+    // A LIST written by hand resumes too, with a leading shared epoch.
+    publish(&s, "a", "2").await;
+    publish(&s, "t3", "3").await;
     let epoch = poll(&s, "/topics/a/poll?after=0").await["epoch"]
         .as_str()
         .unwrap()
         .to_owned();
-    let topics: Vec<String> = (0..10).map(|i| format!("t{i}@0")).collect();
-    let path = format!("/sse?topics=a@{epoch}:0,{}", topics.join(","));
-    let mut sse = RawSse::open(&s, &path, None).await;
-    let got = sse.until_data(1).await;
-    assert_eq!(data_pairs(&got), pairs(&[("a", 1)]));
-    // Only `a` moved, in the URL's epoch: its seq alone.
-    assert_eq!(got.last().unwrap().id.as_deref(), Some("a@1"));
+    let list = format!("@{epoch},a@1");
+    let mut sse = RawSse::open(&s, &path, Some(&list)).await;
+    let mut got = data_pairs(&sse.until_data(2).await);
+    got.sort();
+    assert_eq!(got, pairs(&[("a", 2), ("t3", 1)]));
 }
 
-async fn ws_text(ws: &mut Ws) -> Value {
+#[tokio::test]
+async fn with_topics_in_different_epochs_ids_are_lists_that_resume() {
+    // The file log gives each topic its own epoch.
+    let dir = std::env::temp_dir().join(format!("feedgate-mux-{:x}", rand_u64()));
+    let s = start(Config {
+        log: feedgate::LogBackend::File {
+            dir: dir.clone(),
+            fsync: feedgate::log::Fsync::Never,
+        },
+        ..Config::default()
+    })
+    .await;
+    publish(&s, "a", "1").await;
+    publish(&s, "b", "1").await;
+    let path = "/sse?topics=a@0,b@0";
+    let mut sse = RawSse::open(&s, path, None).await;
+    let got = sse.until_data(2).await;
+    let id = got.last().unwrap().id.clone().unwrap();
+    assert!(id.starts_with("a@") || id.starts_with("b@"), "a LIST: {id}");
+    assert_eq!(
+        id.matches(':').count(),
+        2,
+        "each topic with its own epoch: {id}"
+    );
+    drop(sse);
+    publish(&s, "b", "2").await;
+    publish(&s, "a", "2").await;
+    let mut sse = RawSse::open(&s, path, Some(&id)).await;
+    let mut got = data_pairs(&sse.until_data(2).await);
+    got.sort();
+    assert_eq!(got, pairs(&[("a", 2), ("b", 2)]));
+    drop(sse);
+    s.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn ws_raw(ws: &mut Ws) -> String {
     loop {
         match tokio::time::timeout(PATIENCE, ws.next())
             .await
             .expect("a frame in time")
         {
-            Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Some(Ok(Message::Text(t))) => return t.as_str().to_owned(),
             Some(Ok(Message::Ping(_))) => {}
             other => panic!("expected a text frame, got {other:?}"),
         }
     }
 }
 
+async fn ws_text(ws: &mut Ws) -> Value {
+    serde_json::from_str(&ws_raw(ws).await).unwrap()
+}
+
 async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.unwrap();
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish()
 }
 
 #[tokio::test]
@@ -414,7 +470,10 @@ async fn a_multiplexed_websocket_subscribes_and_unsubscribes_while_events_flow()
         (json!({"type": "dance"}), "unsupported"),
     ] {
         send(&mut ws, msg.clone()).await;
-        let m = ws_text(&mut ws).await;
+        let raw = ws_raw(&mut ws).await;
+        // A control frame, by the documented prefix rule.
+        assert!(raw.starts_with(r#"{"type":"error","#), "{raw}");
+        let m: Value = serde_json::from_str(&raw).unwrap();
         assert_eq!(
             (m["type"].as_str(), m["code"].as_str()),
             (Some("error"), Some(code)),

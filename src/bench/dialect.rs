@@ -165,19 +165,29 @@ impl Source {
     }
 
     /// Ends the subscription cleanly (WebSocket close handshake), so both
-    /// sides have counted the same bytes.
-    pub async fn close(self) {
+    /// sides have counted the same bytes; returns its request counts and
+    /// its bytes, close included.
+    pub async fn close(self) -> (RequestStats, Arc<ByteCount>) {
+        let (stats, bytes) = (self.stats(), self.bytes());
         match self {
             Source::Feedgate(s) => s.close().await,
             Source::Multi(_) => {}
             Source::Split(mut s) => {
                 s.stop.cancel();
+                let (mut stats, sum) = (RequestStats::default(), ByteCount::default());
                 while let Some(Ok(sub)) = s.tasks.join_next().await {
+                    let (r, b) = (sub.stats(), sub.bytes().clone());
                     sub.close().await;
+                    stats.requests += r.requests;
+                    stats.empty += r.empty;
+                    sum.on_read(b.read() as usize);
+                    sum.on_write(b.written() as usize);
                 }
+                return (stats, Arc::new(sum));
             }
             Source::Nchan(s) => s.close().await,
         }
+        (stats, bytes)
     }
 }
 

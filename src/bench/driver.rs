@@ -561,9 +561,7 @@ impl SubscriberTask {
         drop(rec);
         tally.gaps.fetch_add(signals.gaps, Ordering::Relaxed);
         tally.resets.fetch_add(signals.resets, Ordering::Relaxed);
-        let stats = source.stats();
-        let bytes = source.bytes();
-        source.close().await;
+        let (stats, bytes) = source.close().await;
         tally.requests.fetch_add(stats.requests, Ordering::Relaxed);
         tally.empty.fetch_add(stats.empty, Ordering::Relaxed);
         tally.bytes_down.fetch_add(bytes.read(), Ordering::Relaxed);

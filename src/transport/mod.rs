@@ -6,6 +6,8 @@
 //!   between topics, and why it ends;
 //! - [`poll`]: short poll and long poll (`application/json` bodies);
 //! - [`sse`]: Server-Sent Events (`text/event-stream`);
+//! - [`sse_id`]: the compact id of a multiplexed SSE stream;
+//! - [`sse_id`]: the compact id of a multiplexed SSE stream;
 //! - [`ws`]: WebSocket (RFC 6455) via hyper's upgrade and tokio-tungstenite;
 //! - [`ws_control`]: subscribe / unsubscribe messages on a multiplexed
 //!   WebSocket;
@@ -19,6 +21,7 @@ pub(crate) mod poll;
 pub(crate) mod probe;
 pub(crate) mod publish;
 pub(crate) mod sse;
+pub(crate) mod sse_id;
 pub(crate) mod ws;
 pub(crate) mod ws_control;
 

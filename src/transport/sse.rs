@@ -20,6 +20,7 @@ use hyper::{Response, StatusCode};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::feed::{Delivery, End, Feed};
+use super::sse_id;
 use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields, start_of, topic_field};
 use crate::app::App;
 use crate::auth::Grant;
@@ -40,15 +41,23 @@ pub(crate) async fn subscribe(
         Wanted::One(topic) => (vec![(topic, cursor(query, headers)?)], None),
         Wanted::Many(list) => {
             let max = app.config().max_topics_per_connection;
-            let resumed = resume_list(query, headers, max)?;
             let url: Vec<Option<Cursor>> = list.iter().map(|(_, c)| *c).collect();
-            let topics = list
-                .into_iter()
-                .map(|(topic, c)| {
-                    let at = resumed_cursor(&resumed, &topic, c);
-                    (topic, at)
-                })
-                .collect();
+            let topics = match compact_id(query, headers)? {
+                // A compact id holds every topic's position, by URL order.
+                Some(id) => {
+                    let at = sse_id::decode(id, list.len())?;
+                    list.into_iter().map(|(t, _)| t).zip(at).collect()
+                }
+                None => {
+                    let resumed = resume_list(query, headers, max)?;
+                    list.into_iter()
+                        .map(|(topic, c)| {
+                            let at = resumed_cursor(&resumed, &topic, c);
+                            (topic, at)
+                        })
+                        .collect()
+                }
+            };
             (topics, Some(url))
         }
     };
@@ -79,6 +88,23 @@ pub(crate) async fn subscribe(
     // Tells nginx not to buffer this response, whatever its config says.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(Reply::new(res, Outcome::Stream))
+}
+
+/// The `Last-Event-ID` (header, else `last_event_id=`) when it is a
+/// compact id ([`sse_id`]).
+fn compact_id<'a>(query: &'a Query, headers: &'a HeaderMap) -> Result<Option<&'a str>, ApiError> {
+    let header = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::InvalidCursor("Last-Event-ID is not ASCII".into()))?
+                .trim(),
+        ),
+        None => None,
+    };
+    let text = header
+        .filter(|t| !t.is_empty())
+        .or(query.last_event_id.as_deref());
+    Ok(text.filter(|t| t.starts_with(sse_id::MARK)))
 }
 
 /// The `Last-Event-ID` of a multiplexed stream (header, else
@@ -264,10 +290,21 @@ impl Stream {
                 self.moved(i, c.epoch.unwrap_or(Epoch::NONE), c.after.unwrap_or(0))
             })
             .collect();
+        // The compact form when the topics' epochs allow, else the LIST.
+        let common = self.common_epoch(batch.epoch);
         let id = |seq: u64| {
-            let mut items = others.clone();
-            items.extend(self.moved(d.index, batch.epoch, seq));
-            self.format_id(&items, batch.epoch)
+            let positions = (0..self.feed.len()).map(|i| match i == d.index {
+                true => (batch.epoch, seq),
+                false => {
+                    let c = self.feed.position(i).1;
+                    (c.epoch.unwrap_or(Epoch::NONE), c.after.unwrap_or(0))
+                }
+            });
+            sse_id::encode(common, positions).unwrap_or_else(|| {
+                let mut items = others.clone();
+                items.extend(self.moved(d.index, batch.epoch, seq));
+                self.format_id(&items, batch.epoch)
+            })
         };
         let events_len: usize = batch.events.iter().map(|e| e.json.len() + 64).sum();
         let mut b = BytesMut::with_capacity(events_len * (1 + others.len() / 4) + 256);
@@ -303,6 +340,18 @@ impl Stream {
         self.feed.delivered(batch);
         self.opened = true;
         b.freeze()
+    }
+
+    /// The epoch a compact id states: the delivering batch's, or (while it
+    /// has none yet) any topic's.
+    fn common_epoch(&self, batch: Epoch) -> Epoch {
+        if batch != Epoch::NONE {
+            return batch;
+        }
+        (0..self.feed.len())
+            .filter_map(|i| self.feed.position(i).1.epoch)
+            .find(|e| *e != Epoch::NONE)
+            .unwrap_or(Epoch::NONE)
     }
 
     /// Topic `index` at `epoch:seq` as an id item, unless that is where

@@ -176,9 +176,11 @@ test('native EventSource, 10 topics, connection cut 4 times: every topic exactly
   // the last event it had seen.
   const resumed = px.lastEventIds.filter((id) => id !== '');
   assert.ok(resumed.length >= 4, `Last-Event-ID sent on reconnects: ${JSON.stringify(px.lastEventIds)}`);
-  // A LIST, after an optional leading `@EPOCH` shared by the items that
-  // name no epoch (docs/protocol.md).
-  for (const id of resumed) assert.match(id, /^(@[0-9a-f]{16},)?[A-Za-z0-9_.:-]+@([0-9a-f]{16}:)?\d+(,[A-Za-z0-9_.:-]+@([0-9a-f]{16}:)?\d+)*$/);
+  // The compact id (`~` + base64url: the epoch once, a number per URL
+  // topic), or a LIST when the topics' epochs differ (docs/protocol.md).
+  for (const id of resumed) {
+    assert.match(id, /^(~[A-Za-z0-9_-]+|(@[0-9a-f]{16},)?[A-Za-z0-9_.:-]+@([0-9a-f]{16}:)?\d+(,[A-Za-z0-9_.:-]+@([0-9a-f]{16}:)?\d+)*)$/);
+  }
   assert.deepEqual(errors.filter((e) => e.startsWith('pageerror')), []);
   await page.close();
 });
