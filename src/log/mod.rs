@@ -219,15 +219,20 @@ impl Subscription {
     /// future never resolves; callers race it against shutdown anyway.
     pub async fn wait_beyond(&mut self, cursor: &Cursor) {
         let after = cursor.after.unwrap_or(0);
-        let epoch = cursor.epoch;
         // A topic's first publish moves it out of `Epoch::NONE`, which is
         // news for a reader at 0 only through its seq.
-        let ready = |h: &Head| {
-            h.seq > after
-                || epoch.is_some_and(|e| e != h.epoch && !cursor.continues_into_first_epoch())
-        };
-        if self.head.wait_for(ready).await.is_err() {
-            std::future::pending::<()>().await;
+        let epoch = cursor.epoch.filter(|_| !cursor.continues_into_first_epoch());
+        // A loop over `changed()` rather than `wait_for`: a multiplexed
+        // subscriber holds one of these futures per topic it follows, and
+        // this one is less than half the size.
+        loop {
+            let head = *self.head.borrow_and_update();
+            if head.seq > after || epoch.is_some_and(|e| e != head.epoch) {
+                return;
+            }
+            if self.head.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
@@ -402,5 +407,20 @@ impl Log {
             Backend::File(_) => "file",
             Backend::Redis(_) => "redis",
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    fn size_of_return<A, B, F: std::future::Future>(_: fn(A, B) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A multiplexed subscriber that waits holds one of these per topic it
+    /// follows (it was 264 bytes with `watch::Receiver::wait_for`).
+    #[test]
+    fn the_wait_future_stays_small() {
+        let size = size_of_return(super::Subscription::wait_beyond);
+        assert!(size <= 192, "Subscription::wait_beyond future is {size} bytes");
     }
 }
