@@ -281,7 +281,12 @@ async fn a_resuming_subscriber_rides_through_a_restart() {
 /// only events not acknowledged are the ones in flight at the kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_acknowledged_event() {
-    const CYCLES: usize = 20;
+    // 20 in the suite; `FEEDGATE_KILL_CYCLES=100` for the target
+    // (docs/operations.md quotes that run).
+    let cycles: usize = std::env::var("FEEDGATE_KILL_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     const PUBLISHERS: usize = 4;
     let dir = TempDir::new("sigkill");
     let flag = dir.log_flag();
@@ -301,7 +306,7 @@ async fn sigkill_loses_no_acknowledged_event() {
     let mut epoch: Option<String> = None;
     let started = Instant::now();
     let mut next_i = [0u64; PUBLISHERS];
-    for cycle in 0..CYCLES {
+    for cycle in 0..cycles {
         let (mut child, url) = Server::spawn(&args);
         let addr = addr_of(&url);
 
@@ -382,10 +387,10 @@ async fn sigkill_loses_no_acknowledged_event() {
     }
     let total = acked.lock().unwrap().len();
     eprintln!(
-        "{CYCLES} SIGKILL cycles, {total} acknowledged events, {:?}",
+        "{cycles} SIGKILL cycles, {total} acknowledged events, {:?}",
         started.elapsed()
     );
-    assert!(total > CYCLES, "publishers got through: {total}");
+    assert!(total > cycles, "publishers got through: {total}");
 }
 
 /// A torn or garbled tail (a crash mid-write) is cut back to the last
