@@ -5,7 +5,7 @@
 //! latency percentiles of one publish (request sent → `201` read).
 //!
 //! ```text
-//! cargo run --release --example publish_load -- memory|file:always|file:batch|file:never \
+//! cargo run --release --example publish_load -- memory|file:always|file:batch|file:never|redis://HOST:PORT \
 //!     [publishers=16] [seconds=5] [dir=/var/tmp]
 //! cargo run --release --example publish_load -- fsync-probe [dir=/var/tmp]
 //! ```
@@ -75,11 +75,13 @@ async fn main() {
     let data_dir = scratch(&dir, "publish-load");
     let log = match mode.strip_prefix("file:") {
         None if mode == "memory" => LogBackend::Memory,
+        // A running redis-server (its persistence is its own settings).
+        None if mode.starts_with("redis://") => LogBackend::Redis(mode.clone()),
         Some(fsync) => LogBackend::File {
             dir: data_dir.clone(),
             fsync: fsync.parse::<Fsync>().unwrap(),
         },
-        None => panic!("mode: memory, file:always|batch|never or fsync-probe"),
+        None => panic!("mode: memory, file:always|batch|never, redis://… or fsync-probe"),
     };
     let config = Config {
         log,
