@@ -137,6 +137,10 @@ pub struct ServeArgs {
     /// Most open connections; one more is answered 503 and closed.
     #[arg(long, default_value_t = DEFAULT.max_connections)]
     pub max_connections: usize,
+    /// Connections the kernel queues before they are accepted (listen
+    /// backlog; capped by net.core.somaxconn).
+    #[arg(long, default_value_t = DEFAULT.accept_backlog)]
+    pub accept_backlog: u32,
     /// Largest publish body in bytes; larger is refused with 413.
     #[arg(long, default_value_t = DEFAULT.max_body)]
     pub max_body: usize,
@@ -317,6 +321,7 @@ impl ServeArgs {
             max_topics: self.max_topics,
             max_topics_per_connection: self.max_topics_per_connection,
             max_connections: self.max_connections,
+            accept_backlog: self.accept_backlog,
             max_body: self.max_body,
             max_batch: self.max_batch,
             longpoll_default: self.longpoll_default,
@@ -369,8 +374,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = args.config()?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let listener = crate::server::bind(args.listen, config.accept_backlog)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, demo = config.demo, "feedgate listening; open http://{addr}/");

@@ -44,6 +44,11 @@ pub struct Config {
     pub max_topics_per_connection: usize,
     /// Most open connections; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Length of the kernel's queue of connections not yet accepted
+    /// (`listen(2)` backlog; Linux caps it at `net.core.somaxconn`). Too
+    /// short, a reconnect storm overflows it and clients wait out a 1 s SYN
+    /// retransmission.
+    pub accept_backlog: u32,
     /// Largest publish body, bytes; larger answers 413.
     pub max_body: usize,
     /// Most events in one poll / long-poll response or one SSE write.
@@ -110,6 +115,7 @@ impl Default for Config {
             max_topics: 10_000,
             max_topics_per_connection: 100,
             max_connections: 10_000,
+            accept_backlog: 4096,
             max_body: 1 << 20,
             max_batch: 1_000,
             longpoll_default: Duration::from_secs(30),
@@ -240,6 +246,14 @@ impl Config {
             self.max_topics_per_connection,
         )?;
         at_least_1("--max-connections", self.max_connections)?;
+        at_least_1("--accept-backlog", self.accept_backlog as usize)?;
+        if self.accept_backlog > 65_535 {
+            return Err(ConfigError::TooLarge {
+                field: "--accept-backlog",
+                value: self.accept_backlog as usize,
+                max: 65_535,
+            });
+        }
         at_least_1("--max-body", self.max_body)?;
         at_least_1("--max-batch", self.max_batch)?;
         // tokio's Semaphore panics above this.

@@ -64,6 +64,6 @@ pub mod wire;
 pub use app::App;
 pub use config::{Config, ConfigError, LogBackend};
 pub use error::ApiError;
-pub use server::{RunningServer, run};
+pub use server::{RunningServer, bind, run};
 pub use transport::publish::validate as validate_json;
 pub use transport::ws::accept_key as websocket_accept_key;

@@ -294,13 +294,31 @@ pub struct RunningServer {
     task: JoinHandle<io::Result<()>>,
 }
 
+/// A listener on `addr` whose kernel accept queue holds `backlog`
+/// connections (`TcpListener::bind` asks for 1024; a reconnect storm of
+/// thousands overflows that, and every overflowed client waits out a 1 s
+/// SYN retransmission).
+///
+/// # Errors
+/// When the socket cannot be created or bound.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As `TcpListener::bind` does: a restarted server rebinds at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 impl RunningServer {
     /// Binds `listen` (use `127.0.0.1:0` for a free port) and serves there.
     ///
     /// # Errors
     /// When binding fails.
     pub async fn start(listen: SocketAddr, config: Config) -> io::Result<RunningServer> {
-        let listener = TcpListener::bind(listen).await?;
+        let listener = bind(listen, config.accept_backlog)?;
         let addr = listener.local_addr()?;
         let metrics = Arc::new(Metrics::new());
         let stop = CancellationToken::new();

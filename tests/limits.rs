@@ -364,3 +364,24 @@ async fn a_peer_that_floods_pings_without_reading_is_closed_after_the_write_time
     let key = "feedgate_limit_rejections_total{limit=\"write_timeout\"}";
     assert_eq!(sample(&m, key), 1.0);
 }
+
+#[tokio::test]
+async fn the_accept_backlog_is_the_configured_one() {
+    // Nobody accepts: the kernel queues completed handshakes up to the
+    // backlog (+1 on Linux) and drops the SYNs of the rest.
+    async fn queued(backlog: u32) -> usize {
+        let listener = feedgate::bind("127.0.0.1:0".parse().unwrap(), backlog).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => held.push(s),
+                _ => break,
+            }
+        }
+        held.len()
+    }
+    let small = queued(4).await;
+    assert!(small <= 6, "backlog 4 queued {small}");
+    assert_eq!(queued(64).await, 40, "backlog 64 queues all 40");
+}

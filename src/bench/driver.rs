@@ -35,6 +35,8 @@ const CONNECTS_IN_FLIGHT: usize = 256;
 const END_GRACE: Duration = Duration::from_secs(5);
 /// How long the server gets to notice the subscribers' closes.
 const SETTLE: Duration = Duration::from_secs(5);
+/// Longest wait for every long poller to be held before the first publish.
+const HELD_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs one comparison and returns its figures.
 ///
@@ -180,6 +182,22 @@ async fn measure(
     while ready.load(Ordering::Relaxed) < total {
         progress.set_position(ready.load(Ordering::Relaxed));
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Long pollers are connected once their first request is held: wait for
+    // the server to say so (its `feedgate_subscriptions` gauge), so that
+    // setting up connections never shows as delivery latency.
+    if feedgate && plan.transports.contains(&Transport::LongPoll) {
+        let want = (plan.clients * plan.topics) as f64;
+        let until = Instant::now() + HELD_WAIT;
+        loop {
+            let held = scrape::scrape_all(eps)
+                .await?
+                .sum("feedgate_subscriptions", &[("transport", "longpoll")]);
+            if held >= want || Instant::now() > until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     // Publish on schedule.
