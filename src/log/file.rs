@@ -323,6 +323,15 @@ impl FileLog {
         self.shared.index.read(name, cursor, max)
     }
 
+    pub(crate) fn read_window(
+        &self,
+        window: &super::memory::Topic,
+        cursor: &Cursor,
+        max: usize,
+    ) -> Batch {
+        self.shared.index.read_window(window, cursor, max)
+    }
+
     pub(crate) fn subscribe(&self, name: &TopicName) -> Subscription {
         self.shared.index.subscribe(name)
     }

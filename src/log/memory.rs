@@ -149,13 +149,16 @@ impl MemoryLog {
 
     pub(crate) fn read(&self, name: &super::Topic, cursor: &Cursor, max: usize) -> Batch {
         match self.existing(name) {
-            Some(t) => {
-                let mut state = lock(&t.state);
-                state.expire(&self.shared.retention);
-                state.read(cursor, max)
-            }
+            Some(t) => self.read_window(&t, cursor, max),
             None => TopicState::new(Epoch::NONE).read(cursor, max),
         }
+    }
+
+    /// Reads one topic's window, held by a subscription.
+    pub(crate) fn read_window(&self, t: &Topic, cursor: &Cursor, max: usize) -> Batch {
+        let mut state = lock(&t.state);
+        state.expire(&self.shared.retention);
+        state.read(cursor, max)
     }
 
     pub(crate) fn subscribe(&self, name: &super::Topic) -> Subscription {
@@ -167,15 +170,15 @@ impl MemoryLog {
             .clone();
         let rx = t.head.subscribe();
         if lock(&t.state).head > 0 {
-            return Subscription::new(rx);
+            return Subscription::new(rx).with_window(t);
         }
         drop(topics);
         let lease = Placeholder {
             shared: Arc::downgrade(&self.shared),
             name: name.clone(),
-            topic: t,
+            topic: t.clone(),
         };
-        Subscription::leased(rx, Arc::new(lease))
+        Subscription::leased(rx, Arc::new(lease)).with_window(t)
     }
 
     /// Makes `event` visible: a durable backend (`file`) chose its seq,

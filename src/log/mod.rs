@@ -184,6 +184,12 @@ pub struct Subscription {
     /// Keeps a backend's state for a topic that has no events yet, and lets
     /// it go with the last subscriber (see `memory::Placeholder`).
     _lease: Option<Arc<dyn Send + Sync>>,
+    /// The in-process window this subscription waits on (memory and file
+    /// logs): a subscriber reads it directly, without the topics map's lock
+    /// and a hash of the name per read. While the subscription lives the
+    /// window cannot be dropped, and a published topic's window is never
+    /// replaced.
+    window: Option<Arc<memory::Topic>>,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -196,7 +202,11 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     pub(crate) fn new(head: watch::Receiver<Head>) -> Self {
-        Subscription { head, _lease: None }
+        Subscription {
+            head,
+            _lease: None,
+            window: None,
+        }
     }
 
     /// A subscription that holds `lease` until its last clone is dropped.
@@ -204,7 +214,14 @@ impl Subscription {
         Subscription {
             head,
             _lease: Some(lease),
+            window: None,
         }
+    }
+
+    /// The same, reading `window` directly (see the field).
+    pub(crate) fn with_window(mut self, window: Arc<memory::Topic>) -> Self {
+        self.window = Some(window);
+        self
     }
 
     /// The head as last published.
@@ -335,6 +352,25 @@ impl Log {
             // SSE, long poll) even when the memory backend runs. A Redis
             // round trip dwarfs one allocation.
             Backend::Redis(r) => Box::pin(r.read(topic.as_str(), cursor, max)).await,
+        }
+    }
+
+    /// As [`Log::read`], for a subscriber: reads the window `sub` holds when
+    /// the backend keeps one in this process (no map lookup or lock).
+    ///
+    /// # Errors
+    /// As [`Log::read`].
+    pub async fn read_subscribed(
+        &self,
+        sub: &Subscription,
+        topic: &Topic,
+        cursor: &Cursor,
+        max: usize,
+    ) -> Result<Batch, LogError> {
+        match (&sub.window, &self.backend) {
+            (Some(w), Backend::Memory(m)) => Ok(m.read_window(w, cursor, max)),
+            (Some(w), Backend::File(f)) => Ok(f.read_window(w, cursor, max)),
+            _ => self.read(topic, cursor, max).await,
         }
     }
 

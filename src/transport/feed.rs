@@ -209,7 +209,7 @@ impl Feed {
                     match self
                         .app
                         .log()
-                        .read(&f.topic, &f.cursor, self.batch_limit)
+                        .read_subscribed(&f.sub, &f.topic, &f.cursor, self.batch_limit)
                         .await
                     {
                         // A topic's first publish moves a reader that
@@ -264,7 +264,7 @@ impl Feed {
             if let Ok(batch) = self
                 .app
                 .log()
-                .read(&f.topic, &f.cursor, self.batch_limit)
+                .read_subscribed(&f.sub, &f.topic, &f.cursor, self.batch_limit)
                 .await
                 && (batch.has_news() || f.told != Some(batch.epoch))
             {
@@ -290,7 +290,11 @@ impl Feed {
     /// The log's error when it cannot be reached.
     pub async fn idle_batch(&self, index: usize) -> Result<Batch, ApiError> {
         let f = &self.follows[index];
-        Ok(self.app.log().read(&f.topic, &f.cursor, 0).await?)
+        Ok(self
+            .app
+            .log()
+            .read_subscribed(&f.sub, &f.topic, &f.cursor, 0)
+            .await?)
     }
 
     /// Counts a batch the transport handed to the socket: one delivery per
