@@ -1080,7 +1080,7 @@ class SseConn extends Conn {
     this.check = 'running';
     const s = this.s;
     const params = { count: CHECK_COUNT, interval_ms: CHECK_INTERVAL_MS };
-    probeStream('sse', s.url, params, s._o.probeTimeout).then((run) => {
+    probeStream('sse', s.url, params, Math.max(0, s._o.probeTimeout - 200)).then((run) => {
       this.check = 'done';
       if (this.closed) return;
       const series = run.hello ? [run.hello, ...run.events] : [];

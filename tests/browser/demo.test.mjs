@@ -117,6 +117,15 @@ test('the FeedgateSocket panel falls back on a blocked WebSocket and climbs back
   assert.ok(fs.statSync(SHOT).size > 10_000);
 });
 
+test('"diagnose this path" judges every transport from the browser: all ok on a direct path', { timeout: 30_000 }, async () => {
+  await page.click('#diag-run');
+  await page.waitForFunction(() => document.getElementById('diag').dataset.state === 'done', null, { timeout: 20_000 });
+  const verdicts = await page.$$eval('#diag-rows tr', (trs) => trs.map((tr) => [tr.dataset.t, tr.dataset.verdict]));
+  assert.deepEqual(verdicts, [['ws', 'ok'], ['sse', 'ok'], ['longpoll', 'ok'], ['poll', 'ok']]);
+  assert.match(await page.textContent('#diag-note'), /^recommended: ws, sse, longpoll, poll/);
+  assert.deepEqual(errors, []);
+});
+
 test('the many-topics panel: 8 topics live over one connection per transport, none lost or repeated', { timeout: 60_000 }, async () => {
   const n = await page.evaluate(() => Number(document.getElementById('multi').dataset.topics));
   assert.equal(n, 8);
