@@ -14,6 +14,9 @@
 #   timeout5    proxy_read_timeout 5s everywhere             ws, sse, longpoll cut
 #   gzip        SSE location: gzip on for text/event-stream  sse compressed (see below)
 #
+# The variants are built by scripts/nginx-variants.sh (shared with
+# scripts/browser-proxy-test.sh).
+#
 # Each variant is its own nginx master (own prefix, pid, logs, temp dirs
 # under a mktemp dir; the system's nginx config is never read) on a free
 # loopback port; the doctors run one after another with --idle 10s, so the
@@ -73,71 +76,13 @@ log "feedgate on $FG"
 bg feedgate "$BIN" serve --listen "127.0.0.1:$FG_PORT" --drain-timeout 2s
 wait_http "$FG/healthz" 30
 
-# variant NAME SED-SCRIPT: docs/nginx/feedgate.conf with the addresses
-# substituted and SED-SCRIPT applied, run by its own nginx at URL[NAME].
+# shellcheck source=scripts/nginx-variants.sh
+source "$ROOT/scripts/nginx-variants.sh"
 declare -A URL
-variant() {
-  local name="$1" edit="$2" port dir
-  port="$(free_port)"
-  dir="$TMP/$name"
-  mkdir -p "$dir"
-  sed -e "s/server 127\.0\.0\.1:8080;/server 127.0.0.1:$FG_PORT;/" \
-    -e "s/listen 80;/listen 127.0.0.1:$port;/" \
-    -e "s|/var/log/nginx/feedgate-access.log|$dir/access.log|" \
-    -e "$edit" \
-    "$ROOT/docs/nginx/feedgate.conf" >"$dir/feedgate.conf"
-  cat >"$dir/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log notice;
-events { worker_connections 256; }
-http {
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    include $dir/feedgate.conf;
-}
-EOF
-  nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -t -q
-  bg "nginx-$name" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
-  URL[$name]="http://127.0.0.1:$port"
-}
-
-# Each edit must change the file, or the variant would silently test the
-# correct config: check that the broken directive is really there.
-# must_have NAME TEXT
-must_have() {
-  grep -qF -- "$2" "$TMP/$1/feedgate.conf" || {
-    echo "variant $1: docs/nginx/feedgate.conf no longer has what this test edits ($2)" >&2
-    exit 1
-  }
-}
-
-# The SSE location is the block that starts at its regex and ends at the
-# first closing brace; the other edits apply to the whole file.
-SSE_BLOCK='/location ~ \^\/(topics\/\[\^\/\]+|probe)\/sse\$ {/,/}/'
-variant correct ''
-# Buffering needs nginx's default HTTP/1.0 to the upstream: over HTTP/1.1
-# nginx hands each chunk of feedgate's chunked stream on as it parses it,
-# buffering on or not (nginx 1.22), so events are not held.
-variant buffering \
-  "${SSE_BLOCK}s/proxy_buffering off;/proxy_buffering on; proxy_http_version 1.0; proxy_ignore_headers X-Accel-Buffering;/"
-must_have buffering 'proxy_ignore_headers X-Accel-Buffering;'
-variant buffer-hdr "${SSE_BLOCK}s/proxy_buffering off;/proxy_buffering on; proxy_http_version 1.0;/"
-must_have buffer-hdr 'proxy_buffering on; proxy_http_version 1.0;'
-variant noupgrade \
-  '/proxy_set_header Upgrade \$http_upgrade;/d; /proxy_set_header Connection \$connection_upgrade;/d'
-if grep -q 'proxy_set_header Upgrade' "$TMP/noupgrade/feedgate.conf"; then
-  echo "variant noupgrade still passes Upgrade" >&2
-  exit 1
-fi
-variant timeout5 's/proxy_read_timeout [0-9]*s;/proxy_read_timeout 5s;/'
-must_have timeout5 'proxy_read_timeout 5s;'
-variant gzip "${SSE_BLOCK}s/gzip off;/gzip on; gzip_types text\/event-stream;/"
-must_have gzip 'gzip_types text/event-stream;'
+for name in "${NGINX_VARIANTS[@]}"; do
+  nginx_variant "$name" "$FG_PORT"
+  URL[$name]="${NGINX_URL[$name]}"
+done
 for name in "${!URL[@]}"; do
   wait_http "${URL[$name]}/healthz" 30
 done

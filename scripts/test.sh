@@ -25,6 +25,7 @@ log "dashboard against a live Prometheus, promtool lint"
 log "all four transports through nginx"
 ./scripts/nginx-test.sh
 ./scripts/doctor-test.sh
+./scripts/browser-proxy-test.sh
 
 log "feedgate bench against a real Nchan (smoke)"
 ./scripts/nchan-smoke.sh

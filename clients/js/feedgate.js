@@ -28,7 +28,16 @@
 // always opens SSE and WebSocket streams with a `ready` signal, and answers
 // polls with a body. No proof within `probeTimeout` (a WebSocket or SSE
 // stream held by a buffering proxy, a refused upgrade, an error status) and
-// the next transport is tried.
+// the next transport is tried. SSE, the transport proxies buffer most, is
+// also checked once against the server's probe (`/probe/sse`): messages
+// sent 250 ms apart that arrive all together mean a buffering path, found
+// in about a second rather than after the timeout.
+//
+// When it falls back or climbs back, the socket tells the server why
+// (`POST /telemetry/switch`, a beacon: refused, stalled, buffered, cut after
+// N s, closed with code C, climb), so that operators see which paths fail
+// their clients. `diagnose()` runs the checks of `feedgate doctor` from the
+// browser.
 
 /** The transports, best first. */
 export const TRANSPORTS = Object.freeze(['ws', 'sse', 'longpoll', 'poll']);
@@ -69,6 +78,15 @@ const DEFAULTS = Object.freeze({
   // Remember the last transport that worked in sessionStorage, so a reload
   // does not repeat failed probes.
   remember: true,
+  // Tell the server when it switches transports, and why (`POST
+  // /telemetry/switch`, counted in feedgate_client_transport_switches_total):
+  // one small report per switch, at most TELEMETRY_PER_MINUTE, best effort.
+  telemetry: true,
+  // Before trusting SSE (when a transport follows it in the list), check
+  // once per socket that the path does not buffer it: a probe stream
+  // (`/probe/sse`) whose messages the server sends 250 ms apart must not
+  // arrive all together. Costs one request of about a second.
+  bufferCheck: true,
 });
 
 const STORAGE_PREFIX = 'feedgate.transport:';
@@ -78,6 +96,14 @@ const FATAL_STATUSES = new Set([400, 401, 403]);
 const STABLE_MS = 10000;
 // A WebSocket frame is a control message iff it starts with this.
 const CONTROL_PREFIX = '{"type":';
+// Reports of transport switches sent in any minute, at most.
+const TELEMETRY_PER_MINUTE = 4;
+// The buffer check: probe messages sent this far apart (ms) that arrive
+// closer than BUNCHED_SHARE of it were held and released together (the
+// rule `feedgate doctor` uses, src/doctor/verdict.rs).
+const CHECK_COUNT = 3;
+const CHECK_INTERVAL_MS = 250;
+const BUNCHED_SHARE = 0.3;
 // The epoch of a topic nobody has published to yet.
 const NO_EPOCH = '0000000000000000';
 // Topic names, as the server checks them (`,` and `@` are not in it, so a
@@ -166,7 +192,11 @@ export class FeedgateSocket extends EventTarget {
     this._retryAfter = 0; // ms, the longest Retry-After since the last wait
     this._timers = new Set();
     this._probeTimer = null;
-    this._failures = []; // [transport, why] since the last transport proved
+    // What failed since the last transport proved: {t, why, reason, code,
+    // after_s}; the cause of the next switch is among them.
+    this._failures = [];
+    this._reported = []; // when the reports of the last minute were sent
+    this._sseChecked = false; // the buffer check passed once: not again
     this._retargeting = false; // a topic change is queued for the connections
     this._origin = base.origin;
 
@@ -408,7 +438,7 @@ export class FeedgateSocket extends EventTarget {
       if (!settled) {
         settled = true;
         if (this._probe === conn) this._probe = null;
-        this._failures.push([conn.name, why]);
+        this._failed(conn, why);
         onFailed(why);
       } else if (this._active === conn) {
         this._lost(conn, why, restart);
@@ -418,7 +448,7 @@ export class FeedgateSocket extends EventTarget {
     const begin = (token) => {
       if (conn.closed) return;
       conn.token = token;
-      timer = setTimeout(() => conn.fail(`no answer within ${this._o.probeTimeout} ms`), this._o.probeTimeout);
+      timer = setTimeout(() => conn.as('stalled').fail(`no answer within ${this._o.probeTimeout} ms`), this._o.probeTimeout);
       conn.begin();
     };
     let token;
@@ -460,15 +490,49 @@ export class FeedgateSocket extends EventTarget {
     }
     const failures = this._failures;
     this._failures = [];
+    const cause = switchCause(from, conn.name, why, failures);
     if (from !== conn.name) {
       const e = new Event('transportchange');
       e.transport = conn.name;
       e.previous = from;
       e.reason = why; // 'connect', 'fallback' or 'upgrade'
-      e.failures = failures; // [[transport, why], …] tried and failed first
+      // [[transport, why, reason], …] tried and failed first
+      e.failures = failures.map((f) => [f.t, f.why, f.reason]);
+      e.cause = cause; // what is reported to the server, or null
       this.dispatchEvent(e);
     }
+    this._report(cause);
     this._scheduleClimb();
+  }
+
+  /** Records a failed or lost connection, with the reason it observed. */
+  _failed(conn, why) {
+    const f = { t: conn.name, why, reason: conn.reason ?? 'error' };
+    if (conn.code !== undefined) f.code = conn.code;
+    if (conn.since !== undefined) f.after_s = Math.round((performance.now() - conn.since) / 100) / 10;
+    this._failures.push(f);
+  }
+
+  /**
+   * Tells the server about a switch (`POST /telemetry/switch`): best
+   * effort, never an error of its own, at most TELEMETRY_PER_MINUTE a
+   * minute. A beacon (text/plain: no CORS preflight) goes out on a
+   * keep-alive connection to the server when one is idle.
+   */
+  _report(cause) {
+    if (!cause || !this._o.telemetry) return;
+    const now = performance.now();
+    this._reported = this._reported.filter((t) => now - t < 60000);
+    if (this._reported.length >= TELEMETRY_PER_MINUTE) return;
+    this._reported.push(now);
+    const url = `${this.url}/telemetry/switch`;
+    const body = JSON.stringify(cause);
+    try {
+      if (globalThis.navigator?.sendBeacon?.(url, body)) return;
+    } catch {
+      // no beacons here (a worker, an old browser): fetch below
+    }
+    fetch(url, { method: 'POST', body, keepalive: true, mode: 'no-cors', credentials: 'omit' }).catch(() => {});
   }
 
   /**
@@ -478,7 +542,7 @@ export class FeedgateSocket extends EventTarget {
    */
   _lost(conn, why, restart) {
     this._active = null;
-    this._failures.push([conn.name, why]);
+    this._failed(conn, why);
     // A connection that proves itself and then drops at once, again and
     // again, must back off too: only a long-lived one starts over.
     if (performance.now() - conn.since > STABLE_MS) this._round = 0;
@@ -545,6 +609,13 @@ export class FeedgateSocket extends EventTarget {
     this._timers.add(t);
   }
 
+  /** SSE is to be checked for buffering: not yet passed, and a transport
+   *  to fall back to after it (a buffering stream beats none). */
+  _wantsBufferCheck() {
+    const list = this._o.transports;
+    return this._o.bufferCheck && !this._sseChecked && list.indexOf('sse') < list.length - 1;
+  }
+
   // ---- what connections report; the one place events are let through ----
 
   _live(conn) {
@@ -566,14 +637,14 @@ export class FeedgateSocket extends EventTarget {
       // announced by a new `ready` / `subscribed` (docs/protocol.md).
       this._pos.set(topic, { epoch, seq: c.seq ?? next });
     }
-    conn.onProved();
+    conn.prove();
   }
 
   /** A connection that follows no topic (all unsubscribed) is as good as proved. */
   _onIdle(conn) {
     if (!this._live(conn)) return;
     conn.heard();
-    conn.onProved();
+    conn.prove();
   }
 
   _onGap(conn, topic, missedByConn, resumeSeq) {
@@ -643,7 +714,7 @@ export class FeedgateSocket extends EventTarget {
     if (last !== 0 && seq !== last + 1) {
       // Not contiguous and no gap signalled: never skip silently. Drop this
       // connection; the next one resumes from the cursor.
-      conn.fail(`out-of-order event ${topic} ${seq} after ${last}`);
+      conn.as('error').fail(`out-of-order event ${topic} ${seq} after ${last}`);
       return;
     }
     const now = { epoch: c.epoch, seq };
@@ -735,6 +806,9 @@ function startOf(after, topic) {
 // `_onReset`, `_onTopicError`, `_onIdle`) and ends exactly once, through
 // `onLost(why, status)`, whether it failed or was closed; `close()` ends it
 // quietly. `retarget()` follows the socket's topics after they changed.
+// Before it fails, `as(reason, code)` names what it observed, in the words
+// of `POST /telemetry/switch`: refused, stalled, buffered, cut, closed,
+// timeout or error (and restart, which is not reported).
 
 class Conn {
   constructor(socket, name) {
@@ -745,6 +819,22 @@ class Conn {
     this.proved = false;
     this.onProved = () => {};
     this.onLost = () => {};
+  }
+
+  /** Names the reason of the failure that follows (and a close code or
+   *  status); the first one named stands. */
+  as(reason, code) {
+    if (this.reason === undefined) {
+      this.reason = reason;
+      if (code !== undefined) this.code = code;
+    }
+    return this;
+  }
+
+  /** The server placed us (`ready`, a poll answer): the proof, unless a
+   *  check is still under way (SSE). */
+  prove() {
+    this.onProved();
   }
 
   /** Starts on the socket's endpoints and cursors as they are now. */
@@ -774,7 +864,7 @@ class Conn {
     if (this.proved) {
       clearTimeout(this.reproof);
       const limit = this.s._o.probeTimeout;
-      this.reproof = setTimeout(() => this.fail(`no answer within ${limit} ms after a topic change`), limit);
+      this.reproof = setTimeout(() => this.as('stalled').fail(`no answer within ${limit} ms after a topic change`), limit);
     }
     this.start();
   }
@@ -790,6 +880,7 @@ class Conn {
    */
   fail(why, status, retryAfter, restart) {
     if (this.closed) return;
+    this.as('error');
     this.teardown();
     this.closed = true;
     clearTimeout(this.reproof);
@@ -817,8 +908,10 @@ class WsConn extends Conn {
     // flight from an old subscription never passes for a new one.
     this.subs = new Map();
     if (this.multi) for (const t of this.s._pos.keys()) this.subs.set(t, 'pending');
+    this.opened = false;
     const ws = (this.ws = new WebSocket(u.href));
     ws.onopen = () => {
+      this.opened = true;
       if (!this.multi) return;
       if (this.subs.size === 0) this.s._onIdle(this);
       this.update();
@@ -830,7 +923,7 @@ class WsConn extends Conn {
       try {
         msg = JSON.parse(text);
       } catch {
-        this.fail('unparsable frame');
+        this.as('error').fail('unparsable frame');
         return;
       }
       if (this.multi) this.many(text, msg);
@@ -838,9 +931,14 @@ class WsConn extends Conn {
     };
     // The browser hides why a WebSocket failed; error is followed by close.
     // 1012 (service restart): the server drains; come back after a random
-    // delay.
-    ws.onclose = (e) =>
+    // delay. Closed before it opened: the upgrade was refused; 1006 (no
+    // close frame) after: the path dropped it; any other code: closed.
+    ws.onclose = (e) => {
+      if (e.code === 1012) this.as('restart', e.code);
+      else if (!this.opened) this.as('refused', e.code);
+      else this.as(e.code === 1006 ? 'cut' : 'closed', e.code);
       this.fail(`websocket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`, undefined, undefined, e.code === 1012 ? null : undefined);
+    };
   }
 
   /** `/topics/{topic}/ws`: events and `ready`/`gap`/`reset`. */
@@ -881,7 +979,7 @@ class WsConn extends Conn {
         this.subs.delete(t);
         if (TOPIC_REFUSALS.has(msg.code)) s._onTopicError(this, t, msg.code, msg.message);
         // The log is down, or some other passing trouble: start over.
-        else this.fail(`subscribe ${t} refused: ${msg.code}`);
+        else this.as('error').fail(`subscribe ${t} refused: ${msg.code}`);
       } else if (state === 'leaving' && msg.code === 'not_subscribed') {
         this.subs.delete(t);
         this.update();
@@ -929,14 +1027,17 @@ class SseConn extends Conn {
       s._onIdle(this);
       return;
     }
+    if (this.check === undefined && s._wantsBufferCheck()) this.checkBuffering();
     const es = (this.es = new EventSource(s._url('sse', this)));
+    let opened = false;
+    es.onopen = () => (opened = true);
     const json = (e, f) => {
       // A stream replaced by a topic change may still have queued events.
       if (this.closed || this.es !== es) return;
       try {
         f(JSON.parse(e.data));
       } catch {
-        this.fail('unparsable event');
+        this.as('error').fail('unparsable event');
       }
     };
     // One topic: `ready`; several: `subscribed`, and signals name their topic.
@@ -951,11 +1052,46 @@ class SseConn extends Conn {
     es.addEventListener('restart', (e) => json(e, (m) => (restart = Number(m.retry) || 0)));
     // EventSource would reconnect by itself; the socket decides instead
     // (possibly on another transport), from its own cursors.
+    // An error before the response opened: an error status or no
+    // connection (the browser hides which); after: the stream was cut.
     es.onerror = () => {
       if (this.es !== es) return;
-      if (restart !== undefined) this.fail('server restarting', undefined, undefined, restart);
-      else this.fail('event stream failed or ended');
+      if (restart !== undefined) this.as('restart').fail('server restarting', undefined, undefined, restart);
+      else if (!opened) this.as('refused').fail('event stream refused');
+      else this.as('cut').fail('event stream failed or ended');
     };
+  }
+
+  /** Proved only once the buffer check (if any) has passed too. */
+  prove() {
+    this.ready = true;
+    if (this.check !== 'running') this.onProved();
+  }
+
+  /**
+   * The buffer check: a probe stream of CHECK_COUNT messages sent
+   * CHECK_INTERVAL_MS apart after a hello. When every one arrived with
+   * the one before it (a proxy held them and let go at the end of the
+   * probe's response), the path buffers SSE: fail as `buffered` rather
+   * than wait for probeTimeout. A probe that cannot run (an older server,
+   * the probe rate limit) proves nothing either way.
+   */
+  checkBuffering() {
+    this.check = 'running';
+    const s = this.s;
+    const params = { count: CHECK_COUNT, interval_ms: CHECK_INTERVAL_MS };
+    probeStream('sse', s.url, params, Math.max(0, s._o.probeTimeout - 200)).then((run) => {
+      this.check = 'done';
+      if (this.closed) return;
+      const series = run.hello ? [run.hello, ...run.events] : [];
+      if (series.length === CHECK_COUNT + 1 && bunched(series) === CHECK_COUNT) {
+        const spread = Math.round(series.at(-1).at - series[0].at);
+        this.as('buffered').fail(`buffered: ${CHECK_COUNT + 1} probe messages sent ${CHECK_INTERVAL_MS} ms apart arrived within ${spread} ms`);
+        return;
+      }
+      if (run.end) s._sseChecked = true;
+      if (this.ready) this.onProved();
+    });
   }
 
   /** A new LIST: a new stream from every topic's cursor. */
@@ -998,6 +1134,7 @@ class PollConn extends Conn {
       // The answer is read as the request was made, whatever changed since.
       const { multi, topic } = this;
       this.retargeted = false;
+      const asked = performance.now();
       let body;
       try {
         body = await this.fetch(url, limit);
@@ -1014,6 +1151,11 @@ class PollConn extends Conn {
             // fall through: the refusal stands
           }
         }
+        // A long poll held a while and then failed: the path cut the hold
+        // (a proxy timeout shorter than it answers 504, or closes).
+        const held = long && !this.first && performance.now() - asked > 1000;
+        if (e.timedOut) this.as(this.first ? 'stalled' : 'timeout');
+        else this.as(held ? 'cut' : 'refused', e.status);
         this.fail(e.message, e.status, e.retryAfter);
         return;
       }
@@ -1025,7 +1167,7 @@ class PollConn extends Conn {
       if (this.closed) return;
       // A long poll the server answered because it drains.
       if (this.restart !== undefined) {
-        this.fail('server restarting', undefined, undefined, this.restart);
+        this.as('restart').fail('server restarting', undefined, undefined, this.restart);
         return;
       }
       if (!long) await this.sleep(o.pollInterval);
@@ -1048,7 +1190,11 @@ class PollConn extends Conn {
       }
       return text;
     } catch (e) {
-      if (e.name === 'AbortError') throw new Error(`${this.name} got no answer within ${limit} ms`);
+      if (e.name === 'AbortError') {
+        const err = new Error(`${this.name} got no answer within ${limit} ms`);
+        err.timedOut = true;
+        throw err;
+      }
       throw e;
     } finally {
       clearTimeout(timer);
@@ -1115,6 +1261,281 @@ class PollConn extends Conn {
 }
 
 const CONNECTIONS = { ws: WsConn, sse: SseConn, longpoll: PollConn, poll: PollConn };
+
+/**
+ * What to tell the server about a connection that just proved itself
+ * (`POST /telemetry/switch`), or null. `from` is the transport in use
+ * before (null at the start), `why` the transportchange reason, `failures`
+ * what failed since the last proof. A switch carries the last failure of
+ * the transport it left; a reconnect on the same transport is reported
+ * only when the path ended the connection (`cut`, `closed`), since that
+ * is what an operator can fix; a server restart is never a path problem.
+ */
+function switchCause(from, to, why, failures) {
+  if (why === 'upgrade') return from && from !== to ? { from, to, reason: 'climb' } : null;
+  if (failures.length === 0) return null;
+  const left = from ?? failures[0].t;
+  const mine = failures.filter((f) => f.t === left);
+  const f = left === to ? mine[0] : mine.at(-1) ?? failures[0];
+  if (!f || f.reason === 'restart') return null;
+  if (left === to && f.reason !== 'cut' && f.reason !== 'closed') return null;
+  const cause = { from: left, to, reason: f.reason };
+  if (f.code !== undefined) cause.code = f.code;
+  if (f.after_s !== undefined) cause.after_s = f.after_s;
+  return cause;
+}
+
+/** Pairs of consecutive arrivals (`{at, sent_us}`) that came much closer
+ *  together than the server sent them. */
+function bunched(series) {
+  let n = 0;
+  for (let i = 1; i < series.length; i += 1) {
+    const sent = (series[i].sent_us - series[i - 1].sent_us) / 1000;
+    if (sent > 0 && series[i].at - series[i - 1].at < BUNCHED_SHARE * sent) n += 1;
+  }
+  return n;
+}
+
+/**
+ * Runs one stream probe (`/probe/sse` or `/probe/ws`, docs/protocol.md)
+ * for at most `budget` ms. Resolves (never rejects) to what arrived and
+ * when (`performance.now()`): `{transport, started, opened, hello, events,
+ * end, ended, endedAt, code}`, each arrival `{at, sent_us, msg}`.
+ */
+function probeStream(transport, base, params, budget) {
+  return new Promise((resolve) => {
+    const u = new URL(`${base}/probe/${transport}`);
+    for (const [k, v] of Object.entries(params)) u.searchParams.set(k, String(v));
+    const run = { transport, started: performance.now(), opened: false, hello: null, events: [], end: null };
+    let src = null;
+    let timer;
+    const finish = (how) => {
+      if (run.ended) return;
+      run.ended = how;
+      run.endedAt = performance.now();
+      clearTimeout(timer);
+      if (src instanceof EventSource) src.close();
+      else if (src?.readyState === WebSocket.CONNECTING) src.onopen = () => src.close(1000);
+      else src?.close(1000);
+      resolve(run);
+    };
+    const take = (text) => {
+      let msg;
+      try {
+        msg = JSON.parse(text);
+      } catch {
+        return;
+      }
+      const a = { at: performance.now(), sent_us: msg.sent_us, msg };
+      if (msg.type === 'hello') run.hello = a;
+      else if (msg.type === 'probe') run.events.push(a);
+      else if (msg.type === 'end') {
+        run.end = a;
+        finish('end');
+      }
+    };
+    timer = setTimeout(() => finish('deadline'), budget);
+    try {
+      if (transport === 'ws') {
+        u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+        const ws = (src = new WebSocket(u.href));
+        ws.onopen = () => (run.opened = true);
+        ws.onmessage = (m) => typeof m.data === 'string' && take(m.data);
+        ws.onclose = (e) => {
+          run.code = e.code;
+          finish(`close ${e.code}`);
+        };
+      } else {
+        const es = (src = new EventSource(u.href));
+        es.onopen = () => (run.opened = true);
+        for (const type of ['hello', 'probe', 'end']) es.addEventListener(type, (e) => take(e.data));
+        // EventSource would reconnect by itself: one try only.
+        es.onerror = () => finish(run.opened ? 'error' : 'refused');
+      }
+    } catch (e) {
+      finish(`error: ${e.message}`);
+    }
+  });
+}
+
+/** A fetch with a time limit: `{ms, status, text}` or `{ms, error}`. */
+async function timedFetch(url, limit = 10000) {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), limit);
+  const t0 = performance.now();
+  try {
+    const res = await fetch(url, { cache: 'no-store', signal: abort.signal });
+    const text = await res.text();
+    const out = { ms: performance.now() - t0, status: res.status, text, t0 };
+    if (!res.ok) out.error = `answered ${res.status}`;
+    return out;
+  } catch (e) {
+    return { ms: performance.now() - t0, error: e.name === 'AbortError' ? `no answer within ${limit} ms` : e.message, t0 };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const round1 = (x) => (Number.isFinite(x) ? Math.round(x * 10) / 10 : null);
+
+/**
+ * Diagnoses the path from this browser to a feedgate server, as `feedgate
+ * doctor` does from a terminal and with the same verdicts (`ok`,
+ * `blocked`, `buffered`, `cut`, `slow`; docs/operations.md), against the
+ * server's `/probe/…`. Takes `idle` (or `hold`) seconds plus a few.
+ * Resolves to `{url, transports: [{transport, verdict, detail, facts}],
+ * recommended: [transports that work, best first], notes: […]}`.
+ *
+ * @param {string} url the server's base URL, as for FeedgateSocket
+ * @param {object} [options] `count` (5) messages `intervalMs` (250) apart
+ *   on each stream, then `idle` (10) s of silence; long polls held `hold`
+ *   (10) s
+ */
+export async function diagnose(url, options = {}) {
+  const o = { count: 5, intervalMs: 250, idle: 10, hold: 10, ...options };
+  const base = new URL(url, globalThis.location?.href).href.replace(/\/+$/, '');
+  // The poll probe first: the round trip and the clocks, as the doctor.
+  const pollUrl = `${base}/probe/poll?pad=2048&nonce=${Math.random().toString(36).slice(2)}`;
+  const poll = await timedFetch(pollUrl);
+  let hello = null;
+  try {
+    hello = poll.error ? null : JSON.parse(poll.text);
+  } catch {
+    poll.error = 'not a probe answer (is this feedgate?)';
+  }
+  const clock = hello
+    ? {
+        // server clock minus ours (ms), known within half the round trip
+        offset: hello.sent_us / 1000 - (performance.timeOrigin + poll.t0 + poll.ms / 2),
+        uncertainty: poll.ms / 2,
+      }
+    : null;
+  const timing = performance.getEntriesByName?.(pollUrl)?.at(-1);
+  const params = { count: o.count, interval_ms: o.intervalMs, idle: o.idle };
+  const budget = o.count * o.intervalMs + o.idle * 1000 + 10000;
+  const [ws, sse, longpoll] = await Promise.all([
+    probeStream('ws', base, params, budget),
+    probeStream('sse', base, params, budget),
+    (async () => {
+      const quick = await timedFetch(`${base}/probe/longpoll?hold=0`);
+      if (quick.error) return { quick };
+      return { quick, held: await timedFetch(`${base}/probe/longpoll?hold=${o.hold}`, (o.hold + 15) * 1000) };
+    })(),
+  ]);
+  const transports = [
+    judgeStream(ws, clock, o),
+    judgeStream(sse, clock, o),
+    judgeLongPoll(longpoll, o.hold),
+    judgePoll(poll, timing),
+  ];
+  const pick = (v) => transports.filter((r) => r.verdict === v).map((r) => r.transport);
+  const recommended = pick('ok').length ? pick('ok') : pick('slow');
+  const notes = [];
+  if (hello) {
+    notes.push(
+      `HTTP: this browser spoke ${timing?.nextHopProtocol || '?'}; feedgate was spoken to in ${hello.http}` +
+        (hello.proxy_headers.length ? `, through a proxy (${hello.proxy_headers.join(', ')})` : ' (no proxy headers seen)'),
+    );
+    if (hello.http === 'HTTP/1.0') notes.push('the proxy speaks HTTP/1.0 to feedgate: `proxy_http_version 1.1;`');
+  }
+  return { url: base, transports, recommended, notes };
+}
+
+/** The doctor's stream rules (src/doctor/verdict.rs), on a browser run. */
+function judgeStream(run, clock, o) {
+  const t = run.transport;
+  const toUnix = (at) => performance.timeOrigin + at;
+  let offset = 0;
+  let unc = Infinity;
+  if (clock) [offset, unc] = [clock.offset, clock.uncertainty / 1000];
+  else if (run.hello) [offset, unc] = [run.hello.sent_us / 1000 - toUnix(run.hello.at), 0];
+  const delays = run.events.map((a) => (toUnix(a.at) + offset - a.sent_us / 1000) / 1000);
+  const maxDelay = delays.length ? Math.max(...delays) : NaN;
+  const pairs = Math.max(0, run.events.length - 1);
+  const b = bunched(run.events);
+  const last = run.end ?? run.events.at(-1) ?? run.hello;
+  const silence = (run.endedAt - (last ? last.at : run.started)) / 1000;
+  const keep = run.hello?.msg[t === 'ws' ? 'ws_ping_s' : 'sse_heartbeat_s'];
+  const late = maxDelay > 0.5 + unc;
+  const r = {
+    transport: t,
+    verdict: 'ok',
+    detail: '',
+    facts: {
+      events_received: run.events.length,
+      max_delay_ms: round1(maxDelay * 1000),
+      bunched_pairs: b,
+      pairs,
+      ended: run.ended,
+      silence_before_end_s: round1(silence),
+      keepalive_s: keep ?? null,
+    },
+  };
+  if (!run.hello && run.events.length === 0) {
+    r.verdict = 'blocked';
+    r.detail = run.opened
+      ? `opened but nothing arrived (${run.ended})`
+      : t === 'ws'
+        ? `upgrade refused (close ${run.code ?? '?'})`
+        : 'refused (an error status, or no connection)';
+  } else if ((late && pairs > 0 && b * 2 >= pairs) || (late && run.events.length < 2)) {
+    r.verdict = 'buffered';
+    r.detail = `events held back: up to ${maxDelay.toFixed(1)} s late, ${b} of ${pairs} arrived together`;
+  } else if (maxDelay > 1 + unc) {
+    r.verdict = 'slow';
+    r.detail = `events arrive, up to ${maxDelay.toFixed(1)} s late (not bunched)`;
+  } else if (!run.end && run.events.length < o.count) {
+    r.verdict = 'cut';
+    r.detail = `closed while delivering (${run.events.length} of ${o.count} events; ${run.ended})`;
+  } else if (!run.end && run.ended !== 'deadline' && silence <= (keep ?? Infinity) + 1) {
+    r.verdict = 'cut';
+    r.detail = `idle stream cut after ${silence.toFixed(1)} s of silence (${run.ended}); feedgate's ${t === 'ws' ? 'ping' : 'heartbeat'} every ${keep ?? '?'} s would come too late`;
+  } else {
+    r.detail = `${run.events.length} events prompt (max delay ${Math.max(0, Math.round(maxDelay * 1000))} ms); ${
+      run.end ? `no idle cut within ${o.idle} s` : `idle connections cut after ${silence.toFixed(0)} s, after feedgate's keep-alive`
+    }`;
+  }
+  return r;
+}
+
+function judgeLongPoll({ quick, held }, hold) {
+  const r = { transport: 'longpoll', verdict: 'ok', detail: '', facts: { rtt_ms: round1(quick.ms), hold_s: hold } };
+  if (quick.error) {
+    r.verdict = 'blocked';
+    r.detail = `refused: ${quick.error}`;
+    return r;
+  }
+  const after = held.ms / 1000;
+  r.facts.answered_after_s = round1(after);
+  if (held.error || after + 0.5 < hold) {
+    r.verdict = 'cut';
+    r.detail = `a ${hold} s hold was cut after ${after.toFixed(1)} s (${held.error ?? 'answered early'})`;
+  } else if (quick.ms > 1000) {
+    r.verdict = 'slow';
+    r.detail = `held ${hold} s, but a round trip takes ${Math.round(quick.ms)} ms`;
+  } else {
+    r.detail = `held ${hold} s and answered; round trip ${Math.round(quick.ms)} ms`;
+  }
+  return r;
+}
+
+function judgePoll(poll, timing) {
+  const r = { transport: 'poll', verdict: 'ok', detail: '', facts: { rtt_ms: round1(poll.ms), status: poll.status ?? null } };
+  if (poll.error) {
+    r.verdict = 'blocked';
+    r.detail = `refused: ${poll.error}`;
+    return r;
+  }
+  if (poll.ms > 1000) r.verdict = 'slow';
+  r.detail = `answered in ${Math.round(poll.ms)} ms`;
+  // Resource timing sees the body as it came over the wire (same origin,
+  // or Timing-Allow-Origin): fewer bytes than decoded is compression.
+  if (timing && timing.encodedBodySize > 0 && timing.encodedBodySize < timing.decodedBodySize) {
+    r.detail += `; compressed on the path (${timing.encodedBodySize} bytes for ${timing.decodedBodySize})`;
+    r.facts.compressed = true;
+  }
+  return r;
+}
 
 /**
  * Where a poll answer places a reader that had no position yet ("from

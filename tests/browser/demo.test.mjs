@@ -143,3 +143,16 @@ test('the many-topics panel: 8 topics live over one connection per transport, no
   const gauge = (name) => Number(new RegExp(`^${name}\\{transport="sse"\\} (\\d+)`, 'm').exec(metrics)?.[1]);
   assert.ok(gauge('feedgate_subscriptions') - gauge('feedgate_connections') >= 7, metrics.match(/^feedgate_(subscriptions|connections)\{transport="sse".*$/gm).join('; '));
 });
+
+// Last: the probe responses leave idle keep-alive connections, which the
+// server counts under the transport of their last request (`sse`), and the
+// many-topics test counts SSE connections.
+test('"diagnose this path" judges every transport from the browser: all ok on a direct path', { timeout: 30_000 }, async () => {
+  const seen = errors.length; // the faults of the tests before may have logged some
+  await page.click('#diag-run');
+  await page.waitForFunction(() => document.getElementById('diag').dataset.state === 'done', null, { timeout: 20_000 });
+  const verdicts = await page.$$eval('#diag-rows tr', (trs) => trs.map((tr) => [tr.dataset.t, tr.dataset.verdict]));
+  assert.deepEqual(verdicts, [['ws', 'ok'], ['sse', 'ok'], ['longpoll', 'ok'], ['poll', 'ok']]);
+  assert.match(await page.textContent('#diag-note'), /^recommended: ws, sse, longpoll, poll/);
+  assert.deepEqual(errors.slice(seen), []);
+});

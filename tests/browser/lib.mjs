@@ -109,7 +109,7 @@ export async function startRecorder(page, topic, options) {
         if (JSON.parse(e.data).seq !== e.seq || e.event.seq !== e.seq) rec.mismatch = true;
       };
       s.ontransportchange = (e) =>
-        rec.changes.push({ transport: e.transport, previous: e.previous, reason: e.reason, failures: e.failures });
+        rec.changes.push({ transport: e.transport, previous: e.previous, reason: e.reason, failures: e.failures, cause: e.cause });
       s.ongap = (e) => rec.gaps.push({ missed: e.missed, resumeSeq: e.resumeSeq });
       s.onreset = (e) => rec.resets.push({ reason: e.reason, epoch: e.epoch });
       s.onerror = () => (rec.errors += 1);
@@ -240,4 +240,26 @@ export function assertEveryTopic(assert, seqs, last, from = {}) {
       assert.fail(`${t}: got ${got.length} events, want ${first}..${n}; first difference at ${bad}: ${got.slice(Math.max(0, bad - 3), bad + 3)}`);
     }
   }
+}
+
+/**
+ * Sums the samples of metric `name` in a Prometheus text exposition whose
+ * labels include every one of `labels` ({label: value}).
+ */
+export function metricSum(text, name, labels = {}) {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_:]+)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] || '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** The server's /metrics as text (`base`: a server that serves them). */
+export async function metricsText(base = BASE) {
+  const res = await fetch(`${base}/metrics`);
+  if (!res.ok) throw new Error(`GET /metrics: ${res.status}`);
+  return res.text();
 }
