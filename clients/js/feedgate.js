@@ -1166,8 +1166,8 @@ class PollConn extends Conn {
       else this.take(body, topic);
       if (this.closed) return;
       // A long poll the server answered because it drains.
-      if (this.restart !== undefined) {
-        this.as('restart').fail('server restarting', undefined, undefined, this.restart);
+      if (this.drainDelay !== undefined) {
+        this.as('restart').fail('server restarting', undefined, undefined, this.drainDelay);
         return;
       }
       if (!long) await this.sleep(o.pollInterval);
@@ -1181,7 +1181,8 @@ class PollConn extends Conn {
       const res = await fetch(url, { headers: authHeaders(this.token), signal: abort.signal });
       const text = await res.text();
       const hint = res.headers.get('retry-after-ms');
-      this.restart = res.ok && hint !== null ? Number(hint) || 0 : undefined;
+      // Not `this.restart`: that is the method that switches endpoints.
+      this.drainDelay = res.ok && hint !== null ? Number(hint) || 0 : undefined;
       if (!res.ok) {
         const err = new Error(`${this.name} answered ${res.status}`);
         err.status = res.status;
