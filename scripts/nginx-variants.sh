@@ -26,7 +26,7 @@ declare -A NGINX_URL
 
 # The SSE location is the block that starts at its regex and ends at the
 # first closing brace; the other edits apply to the whole file.
-NGINX_SSE_BLOCK='/location ~ \^\/(topics\/\[\^\/\]+|probe)\/sse\$ {/,/}/'
+NGINX_SSE_BLOCK='/location ~ \^(\/(topics\/\[\^\/\]+|probe))?\/sse\$ {/,/}/'
 
 nginx_variant() {
   local name="$1" upstream="$2" edit="" must="" port dir
