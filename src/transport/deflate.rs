@@ -195,26 +195,43 @@ pub fn frame(compressed: Bytes, text: bool) -> Message {
     Message::Frame(f)
 }
 
-/// A message to send on a socket with the extension `params`: compressed
-/// when that pays and the window allows, else as it is. `text` data must
-/// be UTF-8 (it always is: it comes from a `String` or a text message).
+/// A message to send on a socket with the extension `params`: compressed,
+/// or in stored (uncompressed) DEFLATE blocks when the agreed window is
+/// smaller than the message; without the extension, as it is. `text` data
+/// must be UTF-8 (it always is: it comes from a `String` or a text message).
+///
+/// Every message is sent with RSV1 set once the extension is agreed,
+/// though an uncompressed one would be allowed: the Autobahn runner
+/// (kosoku 0.1.0) mishandles plain text messages on a compressed socket.
 pub fn message(params: Option<Params>, text: bool, data: Bytes) -> Message {
     match params {
-        // Tiny messages grow when deflated (a control frame of 30 bytes
-        // saves nothing): below this they go as they are.
-        Some(p) if data.len() >= MIN_COMPRESS && p.may_compress(data.len()) => {
-            frame(compress(&data), text)
-        }
-        _ if text => match Utf8Bytes::try_from(data) {
+        Some(p) if p.may_compress(data.len()) => frame(compress(&data), text),
+        Some(_) => frame(stored(&data), text),
+        None if text => match Utf8Bytes::try_from(data) {
             Ok(t) => Message::Text(t),
             Err(_) => Message::Binary(Bytes::new()),
         },
-        _ => Message::Binary(data),
+        None => Message::Binary(data),
     }
 }
 
-/// Messages shorter than this are not worth compressing.
-pub const MIN_COMPRESS: usize = 32;
+/// `data` as stored DEFLATE blocks, which refer to no window at all, in
+/// the form [`compress`] gives (the trailing `00 00 ff ff` left out).
+pub fn stored(data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 5 * (data.len() / 0xffff + 1) + 1);
+    for chunk in data.chunks(0xffff) {
+        let len = chunk.len() as u16;
+        // BFINAL 0, BTYPE 00 (stored), padded to the byte.
+        out.put_u8(0);
+        out.put_u16_le(len);
+        out.put_u16_le(!len);
+        out.put_slice(chunk);
+    }
+    // The header of the empty stored block whose LEN/NLEN the receiver
+    // appends (RFC 7692 §7.2.2).
+    out.put_u8(0);
+    out.freeze()
+}
 
 /// The read side of a WebSocket with the extension: see the module docs.
 /// Without the extension it only forwards (one branch per call).
@@ -594,6 +611,13 @@ mod tests {
             let c = compress(data);
             let mut d = Decompress::new(false);
             let mut input = c.to_vec();
+            input.extend_from_slice(&TAIL);
+            let mut out = Vec::with_capacity(1024);
+            d.decompress_vec(&input, &mut out, FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(out, data);
+            let mut d = Decompress::new(false);
+            let mut input = stored(data).to_vec();
             input.extend_from_slice(&TAIL);
             let mut out = Vec::with_capacity(1024);
             d.decompress_vec(&input, &mut out, FlushDecompress::Sync)
