@@ -235,3 +235,52 @@ async fn polls_are_gzipped_above_the_threshold_only() {
     assert_eq!(small.header("content-encoding"), None);
     assert_eq!(small.header("vary"), None);
 }
+
+#[tokio::test]
+async fn the_rust_client_counts_lean_seqs_on_every_transport_with_and_without_deflate() {
+    use feedgate::client::{Delivery, SubscribeOptions, Subscriber, Wire};
+    use feedgate::metrics::Transport;
+    let s = start(Config::default()).await;
+    for i in 1..=3 {
+        publish(
+            &s,
+            "c",
+            &format!(r#"{{"n":{i},"pad":"{}"}}"#, "ab".repeat(40)),
+        )
+        .await;
+    }
+    let opts = SubscribeOptions {
+        poll_interval: std::time::Duration::from_millis(20),
+        longpoll_timeout: std::time::Duration::from_secs(5),
+    };
+    for t in [
+        Transport::Poll,
+        Transport::LongPoll,
+        Transport::Sse,
+        Transport::Ws,
+    ] {
+        for deflate in [false, true] {
+            let wire = Wire {
+                lean: true,
+                deflate,
+            };
+            let mut sub =
+                Subscriber::connect_with(&endpoint(&s), "c", t, after(1), opts.clone(), wire)
+                    .await
+                    .unwrap();
+            for seq in 2..=3 {
+                let d = tokio::time::timeout(PATIENCE, sub.next())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let Delivery::Event(e) = d else {
+                    panic!("{t:?}: {d:?}")
+                };
+                assert_eq!(e.seq, seq, "{t:?} deflate={deflate}");
+                let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
+                assert_eq!(v["n"], seq, "{t:?}");
+            }
+            sub.close().await;
+        }
+    }
+}

@@ -242,7 +242,6 @@ pub struct Inflating<S> {
 
 struct ReadState {
     role: Role,
-    params: Params,
     /// The largest message to inflate; more fails the socket with 1009.
     max_message: usize,
     /// Bytes read from the socket, not yet parsed.
@@ -254,6 +253,12 @@ struct ReadState {
     /// The compressed message being gathered: its opcode and payload.
     gathering: Option<(u8, BytesMut)>,
     inflater: Option<Decompress>,
+    /// The peer compresses each message on its own: the inflater is
+    /// dropped after each.
+    fresh_each_message: bool,
+    /// A client socket passes the handshake's response through first: how
+    /// much of its closing `\r\n\r\n` has been seen (`None`: past it).
+    head: Option<usize>,
     /// A failure was handed on: nothing more is read.
     failed: bool,
 }
@@ -265,19 +270,46 @@ impl<S> Inflating<S> {
         let state = params.map(|params| {
             Box::new(ReadState {
                 role,
-                params,
                 max_message,
                 raw: BytesMut::new(),
                 out: BytesMut::new(),
                 passing: 0,
                 gathering: None,
                 inflater: None,
+                fresh_each_message: params.client_no_context_takeover,
+                head: None,
                 failed: false,
             })
         });
         Inflating { inner, state }
     }
+
+    /// A client socket that will offer [`CLIENT_OFFER`] in the handshake
+    /// tungstenite is about to make on it: the response head passes
+    /// through, then the server's compressed messages are inflated (each
+    /// on its own, as the offer asks). A server that declines simply sends
+    /// no compressed message.
+    pub fn client(inner: S, max_message: usize) -> Self {
+        let params = Params {
+            server_window_bits: 15,
+            client_no_context_takeover: true,
+        };
+        let mut me = Self::new(inner, Role::Client, Some(params), max_message);
+        if let Some(st) = me.state.as_deref_mut() {
+            st.head = Some(0);
+        }
+        me
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
+
+/// What a client offers: the server compresses each message on its own, so
+/// one inflater serves no longer than a message.
+pub const CLIENT_OFFER: &str = "permessage-deflate; server_no_context_takeover";
 
 impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
     fn poll_read(
@@ -329,6 +361,22 @@ impl ReadState {
 
     /// Moves what `raw` holds to `out`, frame by frame, as far as it can.
     fn parse(&mut self) {
+        if let Some(mut seen) = self.head {
+            // The HTTP response head: through as it is, up to its end.
+            let mut n = 0;
+            while n < self.raw.len() && seen < 4 {
+                seen = if self.raw[n] == b"\r\n\r\n"[seen] {
+                    seen + 1
+                } else if self.raw[n] == b'\r' {
+                    1
+                } else {
+                    0
+                };
+                n += 1;
+            }
+            self.out.extend_from_slice(&self.raw.split_to(n));
+            self.head = (seen < 4).then_some(seen);
+        }
         while !self.failed && !self.raw.is_empty() {
             if self.passing > 0 {
                 let n = (self.passing.min(self.raw.len() as u64)) as usize;
@@ -433,7 +481,7 @@ impl ReadState {
                 }
             }
         }
-        if ended || self.params.client_no_context_takeover {
+        if ended || self.fresh_each_message {
             self.inflater = None;
         }
         Ok(out)
