@@ -13,7 +13,7 @@ use super::args::Target;
 use super::nchan::{self, NchanSub};
 use crate::client::{
     ClientError, Delivery, Endpoint, HttpConn, MultiSubscriber, RequestStats, SubscribeOptions,
-    Subscriber,
+    Subscriber, Wire,
 };
 use crate::log::Cursor;
 use crate::metrics::Transport;
@@ -63,6 +63,7 @@ impl Source {
         transport: Transport,
         poll_interval: Duration,
         longpoll_timeout: Duration,
+        wire: Wire,
     ) -> Result<Source, ClientError> {
         let topic = topics[0].as_str();
         let opts = SubscribeOptions {
@@ -79,7 +80,10 @@ impl Source {
             Target::Feedgate if topics.len() > 1 && split => {
                 let mut subs = Vec::with_capacity(topics.len());
                 for t in topics {
-                    subs.push(Subscriber::connect(ep, t, transport, cursor, opts.clone()).await?);
+                    let opts = opts.clone();
+                    subs.push(
+                        Subscriber::connect_with(ep, t, transport, cursor, opts, wire).await?,
+                    );
                 }
                 Source::Split(Box::new(Split::start(subs)))
             }
@@ -90,7 +94,7 @@ impl Source {
                 Source::Multi(Box::new(sub))
             }
             Target::Feedgate => Source::Feedgate(Box::new(
-                Subscriber::connect(ep, topic, transport, cursor, opts).await?,
+                Subscriber::connect_with(ep, topic, transport, cursor, opts, wire).await?,
             )),
             Target::Nchan => Source::Nchan(Box::new(
                 NchanSub::connect(ep, topic, transport, poll_interval).await?,
