@@ -64,6 +64,12 @@ const DEFAULTS = Object.freeze({
   // Remember the last transport that worked in sessionStorage, so a reload
   // does not repeat failed probes.
   remember: true,
+  // 'json' (events are the v1 event object) or 'lean' (events are the
+  // published data alone; `e.seq` and `e.topic` are still set, counted
+  // from the server's `next`: docs/protocol.md, "Lean encoding").
+  // permessage-deflate needs no option: browsers offer it on every
+  // WebSocket and the server accepts it.
+  encoding: 'json',
 });
 
 const STORAGE_PREFIX = 'feedgate.transport:';
@@ -671,6 +677,7 @@ export class FeedgateSocket extends EventTarget {
   _url(action, conn, params = {}) {
     const p = { ...params };
     if (conn.token && (action === 'ws' || action === 'sse')) p.token = conn.token;
+    if (this._o.encoding === 'lean') p.encoding = 'lean';
     return conn.multi ? this._listUrl(action, this._list(), p) : this._topicUrl(conn.topic, action, p);
   }
 
@@ -734,7 +741,23 @@ class Conn {
     this.started = true;
     this.multi = this.s._multi;
     this.topic = this.s.topic; // the one topic, when not multiplexed
+    this.lean = this.s._o.encoding === 'lean';
+    // Lean events carry no seq: per topic, the seq of the last one here,
+    // from each `ready` / `subscribed` / `gap` / `reset` (they say `next`).
+    this.leanSeq = new Map();
     this.start();
+  }
+
+  /** A lean control message for `topic` said where events resume. */
+  leanAt(topic, next) {
+    if (this.lean && typeof next === 'number') this.leanSeq.set(topic, next);
+  }
+
+  /** The next lean event of `topic` on this connection: its seq. */
+  leanNext(topic) {
+    const seq = (this.leanSeq.get(topic) ?? 0) + 1;
+    this.leanSeq.set(topic, seq);
+    return seq;
   }
 
   /** The socket's topics changed. */
@@ -804,7 +827,12 @@ class WsConn extends Conn {
     };
     ws.onmessage = (m) => {
       if (this.closed || typeof m.data !== 'string') return;
-      const text = m.data;
+      if (this.lean && !m.data.startsWith('#')) {
+        this.leanEvent(m.data);
+        return;
+      }
+      // A lean control message is the v1 one after a `#`.
+      const text = this.lean ? m.data.slice(1) : m.data;
       let msg;
       try {
         msg = JSON.parse(text);
@@ -812,11 +840,25 @@ class WsConn extends Conn {
         this.fail('unparsable frame');
         return;
       }
+      if (this.lean) this.leanAt(this.multi ? msg.topic : this.topic, msg.next);
       if (this.multi) this.many(text, msg);
       else this.one(text, msg);
     };
     // The browser hides why a WebSocket failed; error is followed by close.
     ws.onclose = (e) => this.fail(`websocket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`);
+  }
+
+  /** A lean event frame: the data, after `TOPIC ` when multiplexed. */
+  leanEvent(text) {
+    let topic = this.topic;
+    let data = text;
+    if (this.multi) {
+      const sp = text.indexOf(' ');
+      topic = text.slice(0, sp);
+      data = text.slice(sp + 1);
+      if (this.subs.get(topic) !== 'live') return;
+    }
+    this.s._onEvent(this, data, { topic, seq: this.leanNext(topic) });
   }
 
   /** `/topics/{topic}/ws`: events and `ready`/`gap`/`reset`. */
@@ -918,10 +960,19 @@ class SseConn extends Conn {
     // One topic: `ready`; several: `subscribed`, and signals name their topic.
     const topic = (m) => (this.multi ? m.topic : this.topic);
     const ready = this.multi ? 'subscribed' : 'ready';
-    es.addEventListener(ready, (e) => json(e, (m) => s._onReady(this, topic(m), m.epoch, m.next)));
-    es.addEventListener('gap', (e) => json(e, (m) => s._onGap(this, topic(m), m.missed, m.resume_seq)));
-    es.addEventListener('reset', (e) => json(e, (m) => s._onReset(this, topic(m), m.reason, m.epoch)));
-    es.addEventListener('message', (e) => json(e, (m) => s._onEvent(this, e.data, m)));
+    const at = (m) => this.leanAt(topic(m), m.next);
+    es.addEventListener(ready, (e) => json(e, (m) => (at(m), s._onReady(this, topic(m), m.epoch, m.next))));
+    es.addEventListener('gap', (e) => json(e, (m) => (at(m), s._onGap(this, topic(m), m.missed, m.resume_seq))));
+    es.addEventListener('reset', (e) => json(e, (m) => (at(m), s._onReset(this, topic(m), m.reason, m.epoch))));
+    es.addEventListener('message', (e) => {
+      if (this.closed || this.es !== es) return;
+      if (!this.lean) return json(e, (m) => s._onEvent(this, e.data, m));
+      // Lean: `id:SEQ` and the data; multiplexed, `TOPIC data`.
+      if (!this.multi) return s._onEvent(this, e.data, { topic: this.topic, seq: Number(e.lastEventId) });
+      const sp = e.data.indexOf(' ');
+      const t = e.data.slice(0, sp);
+      s._onEvent(this, e.data.slice(sp + 1), { topic: t, seq: this.leanNext(t) });
+    });
     // EventSource would reconnect by itself; the socket decides instead
     // (possibly on another transport), from its own cursors.
     es.onerror = () => {
@@ -1023,10 +1074,24 @@ class PollConn extends Conn {
   take(text, t) {
     const s = this.s;
     const body = JSON.parse(text);
+    if (this.lean) return this.takeLean(t, body, body.events);
     s._onReady(this, t, body.epoch, placedAt(body.events, body.next));
     if (body.reset) s._onReset(this, t, body.reset.reason, body.reset.epoch);
     if (body.gap) s._onGap(this, t, body.gap.missed, body.gap.resume_seq);
     this.events(text, body.events);
+  }
+
+  /** One topic's lean answer (`p`: its position): the events are data
+   *  whose seqs end at `next`. */
+  takeLean(t, p, events) {
+    const s = this.s;
+    const first = p.next - events.length + 1;
+    s._onReady(this, t, p.epoch, first - 1);
+    if (p.reset) s._onReset(this, t, p.reset.reason, p.reset.epoch);
+    if (p.gap) s._onGap(this, t, p.gap.missed, p.gap.resume_seq);
+    events.forEach((data, i) => {
+      if (!this.closed) s._onEvent(this, JSON.stringify(data), { topic: t, seq: first + i });
+    });
   }
 
   /** `{events, topics: {T: {epoch, next, gap?, reset?}}, next}`: every
@@ -1034,6 +1099,10 @@ class PollConn extends Conn {
   takeMany(text) {
     const s = this.s;
     const body = JSON.parse(text);
+    if (this.lean) {
+      for (const [t, p] of Object.entries(body.topics)) this.takeLean(t, p, p.events);
+      return;
+    }
     for (const [t, p] of Object.entries(body.topics)) {
       const mine = body.events.filter((e) => e.topic === t);
       s._onReady(this, t, p.epoch, placedAt(mine, p.next));
