@@ -4,7 +4,6 @@
 //! ([`Subscriber`]); Nchan through [`super::nchan`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
@@ -61,15 +60,11 @@ impl Source {
         topics: &[String],
         split: bool,
         transport: Transport,
-        poll_interval: Duration,
-        longpoll_timeout: Duration,
+        opts: SubscribeOptions,
         wire: Wire,
     ) -> Result<Source, ClientError> {
         let topic = topics[0].as_str();
-        let opts = SubscribeOptions {
-            poll_interval,
-            longpoll_timeout,
-        };
+        let poll_interval = opts.poll_interval;
         // `after=0` on a fresh topic: every subscriber sees every publish of
         // the run, however late its first poll lands.
         let cursor = Cursor {

@@ -25,7 +25,7 @@ use super::scrape::{self, Sample};
 use super::sys::{self, Machine};
 use super::tally::{Recorder, Tally};
 use crate::client::Endpoint;
-use crate::client::Wire;
+use crate::client::{SubscribeOptions, Wire};
 use crate::log::unix_micros;
 use crate::metrics::Transport;
 
@@ -523,8 +523,10 @@ impl SubscriberTask {
             &self.topics,
             self.plan.split_topics,
             self.transport,
-            self.plan.poll_interval,
-            self.plan.longpoll_timeout,
+            SubscribeOptions {
+                poll_interval: self.plan.poll_interval,
+                longpoll_timeout: self.plan.longpoll_timeout,
+            },
             Wire {
                 lean: self.plan.lean,
                 deflate: self.plan.deflate,
