@@ -125,3 +125,63 @@ pub(crate) fn control(encoding: Encoding, json: String, next: Option<u64>) -> St
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(m: &Message) -> &[u8] {
+        match m {
+            Message::Frame(f) => f.payload(),
+            Message::Text(t) => t.as_bytes(),
+            _ => panic!("{m:?}"),
+        }
+    }
+
+    #[test]
+    fn every_clone_of_an_event_shares_one_compressed_form() {
+        let topic = Topic::new("t").unwrap();
+        let e = Event::build(
+            &topic,
+            1,
+            2,
+            br#"{"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","c":"bbbbbbbb"}"#,
+        );
+        let clone = e.clone();
+        let p = Some(Params {
+            server_window_bits: 15,
+            client_no_context_takeover: false,
+        });
+        for (enc, named) in [
+            (Encoding::Json, None),
+            (Encoding::Lean, None),
+            (Encoding::Lean, Some(&topic)),
+        ] {
+            let a = ws_event(&e, enc, named, p);
+            let b = ws_event(&clone, enc, named, p);
+            assert!(matches!(a, Message::Frame(_)), "{enc:?} compressed");
+            // The same bytes, not equal ones: compressed once.
+            assert_eq!(payload(&a).as_ptr(), payload(&b).as_ptr(), "{enc:?}");
+        }
+        // Lean, uncompressed: a slice of the event JSON itself.
+        let lean = ws_event(&e, Encoding::Lean, None, None);
+        let json = e.json.bytes();
+        let at = payload(&lean).as_ptr() as usize - json.as_ptr() as usize;
+        assert!(at < json.len());
+        assert_eq!(payload(&lean), &json[at..json.len() - 1]);
+        assert_eq!(
+            payload(&ws_event(&e, Encoding::Lean, Some(&topic), None)),
+            br#"t {"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","c":"bbbbbbbb"}"#
+        );
+    }
+
+    #[test]
+    fn lean_control_messages_start_with_a_hash_and_say_next() {
+        let gap = r#"{"type":"gap","missed":2,"resume_seq":4}"#.to_owned();
+        assert_eq!(control(Encoding::Json, gap.clone(), Some(3)), gap);
+        assert_eq!(
+            control(Encoding::Lean, gap, Some(3)),
+            r##"#{"type":"gap","missed":2,"resume_seq":4,"next":3}"##
+        );
+    }
+}
