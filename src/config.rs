@@ -121,7 +121,7 @@ impl Default for Config {
             ws_pong_timeout: Duration::from_secs(20),
             ws_max_message: 64 << 10,
             ws_deflate: true,
-            gzip_min: 512,
+            gzip_min: 256,
             write_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),

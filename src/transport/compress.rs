@@ -3,9 +3,9 @@
 //! A poll answer is one body written once, so compressing it costs one
 //! compressor run per answer and no state between requests. Small bodies
 //! are sent as they are: the gzip framing (18 bytes) and the two headers it
-//! needs (`content-encoding`, `vary`: 49 bytes) eat what deflate saves on a
-//! short JSON body; `--gzip-min-bytes` (default 512) is where it starts to
-//! pay on event JSON (docs/benchmarks.md, "HTTP gzip").
+//! needs (`content-encoding`, `vary`: 47 bytes) eat what deflate saves on a
+//! short JSON body; `--gzip-min-bytes` (default 256) is where it starts to
+//! pay on event JSON (docs/benchmarks.md, "Compression").
 //!
 //! A body long enough to be compressed carries `Vary: Accept-Encoding`
 //! whether or not this client asked for gzip, so that a cache never hands
@@ -15,12 +15,10 @@
 //! SSE is not compressed: see docs/architecture.md, "Compression", for the
 //! measurement behind that.
 
-use std::io::Write;
-
-use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use bytes::{BufMut, Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
+
+use super::deflate;
 
 /// Whether `h` accepts gzip: `Accept-Encoding` names `gzip` (or `*`) with
 /// a non-zero quality.
@@ -52,16 +50,24 @@ pub(crate) fn encode(accepts: bool, min: usize, body: Bytes, out: &mut HeaderMap
     if !accepts {
         return body;
     }
-    let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 3 + 32), Compression::new(5));
-    // Writing to a Vec cannot fail.
-    let zipped = gz.write_all(&body).and_then(|()| gz.finish());
-    match zipped {
-        Ok(z) => {
-            out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            Bytes::from(z)
-        }
-        Err(_) => body,
-    }
+    out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    gzip(&body)
+}
+
+/// `body` as a gzip member (RFC 1952), compressed by the worker thread's
+/// DEFLATE compressor (a fresh compressor per answer would allocate and
+/// clear hundreds of KiB for a body of a few hundred bytes).
+fn gzip(body: &[u8]) -> Bytes {
+    let deflated = deflate::compress_final(body);
+    let mut crc = flate2::Crc::new();
+    crc.update(body);
+    let mut z = BytesMut::with_capacity(deflated.len() + 18);
+    // Magic, DEFLATE, no flags, no mtime, no extra flags, OS unknown.
+    z.put_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    z.put_slice(&deflated);
+    z.put_u32_le(crc.sum());
+    z.put_u32_le(body.len() as u32);
+    z.freeze()
 }
 
 #[cfg(test)]
@@ -87,15 +93,18 @@ mod tests {
     #[test]
     fn small_bodies_go_as_they_are() {
         let mut h = HeaderMap::new();
-        let small = encode(true, 512, Bytes::from_static(b"{}"), &mut h);
+        let small = encode(true, 256, Bytes::from_static(b"{}"), &mut h);
         assert_eq!(&small[..], b"{}");
         assert!(h.is_empty());
         let big = Bytes::from(r#"{"a":"bbbbbbbb"},"#.repeat(64));
-        let z = encode(true, 512, big.clone(), &mut h);
+        let z = encode(true, 256, big.clone(), &mut h);
         assert!(z.len() < big.len() / 4);
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&z[..]), &mut plain).unwrap();
+        assert_eq!(plain, big);
         assert_eq!(h.get(header::CONTENT_ENCODING).unwrap(), "gzip");
         let mut h = HeaderMap::new();
-        assert_eq!(encode(false, 512, big.clone(), &mut h), big);
+        assert_eq!(encode(false, 256, big.clone(), &mut h), big);
         assert_eq!(h.get(header::VARY).unwrap(), "accept-encoding");
     }
 }

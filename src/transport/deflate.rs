@@ -186,6 +186,29 @@ pub fn compress(data: &[u8]) -> Bytes {
     })
 }
 
+/// `data` as one complete raw DEFLATE stream (final block), with the same
+/// per-thread compressor: what a gzip body holds.
+pub fn compress_final(data: &[u8]) -> Vec<u8> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        c.reset();
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        let mut input = data;
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(256));
+            }
+            let before = c.total_in();
+            let status = c.compress_vec(input, &mut out, FlushCompress::Finish);
+            input = &input[(c.total_in() - before) as usize..];
+            if matches!(status, Ok(Status::StreamEnd) | Err(_)) {
+                break;
+            }
+        }
+        out
+    })
+}
+
 /// A text (or binary) message frame with RSV1 set around `compressed`, as
 /// [`compress`] made it.
 pub fn frame(compressed: Bytes, text: bool) -> Message {
