@@ -245,7 +245,7 @@ async fn the_rust_client_counts_lean_seqs_on_every_transport_with_and_without_de
         publish(
             &s,
             "c",
-            &format!(r#"{{"n":{i},"pad":"{}"}}"#, "ab".repeat(40)),
+            &format!(r#"{{"n":{i},"pad":"{}"}}"#, "ab".repeat(100)),
         )
         .await;
     }

@@ -92,7 +92,7 @@ impl Source {
                 Subscriber::connect_with(ep, topic, transport, cursor, opts, wire).await?,
             )),
             Target::Nchan => Source::Nchan(Box::new(
-                NchanSub::connect(ep, topic, transport, poll_interval).await?,
+                NchanSub::connect(ep, topic, transport, poll_interval, wire.deflate).await?,
             )),
         })
     }

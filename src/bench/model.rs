@@ -19,8 +19,9 @@
 //! the payload P alone: WebSocket P plus its frame header; SSE
 //! `id:d\ndata:P\n\n` = 11 + d + P; poll bodies hold P instead of E;
 //! a lean long poll's head has no `etag` (28 + d bytes fewer) and every
-//! request says `&encoding=lean` (14 bytes). With permessage-deflate the
-//! size depends on the data: there is no model, only the measurement.
+//! request says `&encoding=lean` (14 bytes). With `--deflate`
+//! (permessage-deflate, gzip on polls) sizes depend on the data: there is
+//! no model for WebSocket and polls then, only the measurement.
 
 use super::report::TransportFigures;
 use crate::metrics::Transport;
@@ -112,7 +113,8 @@ pub fn predict(t: Transport, s: &Shape, row: &TransportFigures) -> Option<Model>
     // `&encoding=lean` on every request.
     let lean_query = if s.lean { 14.0 } else { 0.0 };
     let (down, up) = match t {
-        Transport::Ws if s.deflate => return None,
+        // Compressed sizes depend on the data: measured, not modelled.
+        Transport::Ws | Transport::Poll | Transport::LongPoll if s.deflate => return None,
         Transport::Ws => (event + ws_header(event), 0.0),
         Transport::Sse if s.lean => {
             let block = 11.0 + d + event;

@@ -30,7 +30,8 @@ const MAX_INFLATED: usize = 64 << 20;
 pub struct Wire {
     /// Ask for `encoding=lean`: events are their data.
     pub lean: bool,
-    /// Offer permessage-deflate on a WebSocket (as browsers always do).
+    /// Ask for compression as browsers do: offer permessage-deflate on a
+    /// WebSocket, send `Accept-Encoding: gzip` on polls.
     pub deflate: bool,
 }
 
@@ -39,6 +40,28 @@ impl Wire {
     pub fn query(&self) -> Option<&'static str> {
         self.lean.then_some("encoding=lean")
     }
+
+    /// The `Accept-Encoding` header a poll sends, if any.
+    pub fn accept_encoding(&self) -> Option<(&'static str, String)> {
+        self.deflate.then(|| ("accept-encoding", "gzip".to_owned()))
+    }
+}
+
+/// Whether a response says its body is gzipped.
+pub(super) fn gzipped(h: &hyper::HeaderMap) -> bool {
+    h.get(hyper::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"))
+}
+
+/// A gzipped body, decoded.
+///
+/// # Errors
+/// [`ClientError::Protocol`] when it is not gzip.
+pub(super) fn gunzip(body: &[u8]) -> Result<Bytes, ClientError> {
+    let mut out = Vec::with_capacity(body.len() * 4);
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out)
+        .map_err(|e| ClientError::Protocol(format!("bad gzip body: {e}")))?;
+    Ok(Bytes::from(out))
 }
 
 /// Opens a WebSocket at `path` on a new counted connection, offering

@@ -590,18 +590,23 @@ impl Subscriber {
         let conn = http.as_mut().expect("connected above");
         // Only a short poll revalidates (304); a long poll waits instead,
         // so the header would be wasted bytes on every request.
-        let headers: Vec<(&str, String)> = etag
+        let mut headers: Vec<(&str, String)> = etag
             .iter()
             .filter(|_| !long)
             .map(|e| ("if-none-match", e.clone()))
             .collect();
+        headers.extend(self.wire.accept_encoding());
         let res = conn.send(Method::GET, &path, &headers, None).await?;
         self.stats.requests += 1;
         let status = res.status();
         if let Some(e) = res.headers().get("etag").and_then(|v| v.to_str().ok()) {
             *etag = Some(e.to_owned());
         }
-        let body = res.into_body().collect().await?.to_bytes();
+        let gzipped = lean::gzipped(res.headers());
+        let mut body = res.into_body().collect().await?.to_bytes();
+        if gzipped {
+            body = lean::gunzip(&body)?;
+        }
         if status == StatusCode::NOT_MODIFIED {
             self.stats.empty += 1;
             return Ok(());
