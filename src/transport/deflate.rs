@@ -281,7 +281,8 @@ struct ReadState {
     passing: u64,
     /// The compressed message being gathered: its opcode and payload.
     gathering: Option<(u8, BytesMut)>,
-    inflater: Option<Decompress>,
+    /// Boxed: an idle socket keeps only the pointer's room.
+    inflater: Option<Box<Decompress>>,
     /// The peer compresses each message on its own: the inflater is
     /// dropped after each.
     fresh_each_message: bool,
@@ -469,7 +470,9 @@ impl ReadState {
     /// Inflates one message's payload (RFC 7692 §7.2.2).
     fn inflate(&mut self, data: &[u8]) -> Result<Vec<u8>, Failure> {
         let max = self.max_message;
-        let d = self.inflater.get_or_insert_with(|| Decompress::new(false));
+        let d = self
+            .inflater
+            .get_or_insert_with(|| Box::new(Decompress::new(false)));
         let mut out = Vec::with_capacity((data.len() * 4).min(max) + 64);
         let mut ended = false;
         for (input, is_tail) in [(data, false), (&TAIL[..], true)] {
@@ -701,5 +704,17 @@ mod tests {
                 .unwrap();
             assert_eq!(out, data);
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// What a socket with the extension keeps while idle, besides its
+    /// buffers (freed when drained) and inflater (dropped between
+    /// messages when the client agreed).
+    #[test]
+    fn the_read_state_stays_small() {
+        let size = std::mem::size_of::<super::ReadState>();
+        assert!(size <= 192, "ReadState is {size} bytes");
     }
 }
