@@ -172,6 +172,14 @@ pub struct ServeArgs {
     /// Largest WebSocket message accepted, bytes; larger closes with 1009.
     #[arg(long, default_value_t = DEFAULT.ws_max_message)]
     pub ws_max_message: usize,
+    /// Accept permessage-deflate when a WebSocket client offers it
+    /// (`--ws-deflate false` to refuse).
+    #[arg(long, default_value_t = DEFAULT.ws_deflate, action = clap::ArgAction::Set)]
+    pub ws_deflate: bool,
+    /// Gzip poll and long-poll bodies of at least this many bytes for
+    /// clients that send `Accept-Encoding: gzip` (0: never).
+    #[arg(long, default_value_t = DEFAULT.gzip_min)]
+    pub gzip_min_bytes: usize,
     /// Close a subscriber whose socket accepts nothing for this long.
     #[arg(long, default_value = DEFAULT_TEXT.write_timeout.as_str(), value_parser = duration)]
     pub write_timeout: Duration,
@@ -332,6 +340,8 @@ impl ServeArgs {
             ws_ping_interval: self.ws_ping_interval,
             ws_pong_timeout: self.ws_pong_timeout,
             ws_max_message: self.ws_max_message,
+            ws_deflate: self.ws_deflate,
+            gzip_min: self.gzip_min_bytes,
             write_timeout: self.write_timeout,
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,

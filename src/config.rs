@@ -72,6 +72,12 @@ pub struct Config {
     pub ws_pong_timeout: Duration,
     /// Largest WebSocket message (and frame) accepted; larger closes 1009.
     pub ws_max_message: usize,
+    /// Accept permessage-deflate (RFC 7692) when a WebSocket client offers
+    /// it (browsers always do); see docs/benchmarks.md for the numbers.
+    pub ws_deflate: bool,
+    /// Poll and long-poll bodies at least this long are gzipped for
+    /// clients that accept it; shorter ones go as they are (0: never).
+    pub gzip_min: usize,
     /// A subscriber whose socket accepts nothing for this long is closed.
     pub write_timeout: Duration,
     /// Time allowed to read a request head (slowloris defence).
@@ -126,6 +132,8 @@ impl Default for Config {
             ws_ping_interval: Duration::from_secs(20),
             ws_pong_timeout: Duration::from_secs(20),
             ws_max_message: 64 << 10,
+            ws_deflate: true,
+            gzip_min: 256,
             write_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),

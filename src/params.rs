@@ -37,6 +37,8 @@ pub struct Query {
     pub token: Option<String>,
     /// `topics=LIST`, a multiplexed subscription.
     pub topics: Option<String>,
+    /// `encoding=json|lean` (transport/encoding.rs).
+    pub encoding: Option<String>,
 }
 
 impl Query {
@@ -51,6 +53,7 @@ impl Query {
                 "last_event_id" => &mut q.last_event_id,
                 "token" => &mut q.token,
                 "topics" => &mut q.topics,
+                "encoding" => &mut q.encoding,
                 _ => continue,
             };
             // The first occurrence wins; later duplicates are ignored.

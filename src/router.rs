@@ -275,7 +275,9 @@ async fn dispatch(
             let (wanted, grant) = wanted(app, route, &query, req.headers())?;
             match action {
                 TopicAction::Poll => poll::short(app, wanted, &query, req.headers()).await,
-                TopicAction::LongPoll => poll::long(app, wanted, &query, &grant).await,
+                TopicAction::LongPoll => {
+                    poll::long(app, wanted, &query, req.headers(), &grant).await
+                }
                 TopicAction::Sse => {
                     sse::subscribe(app, wanted, &query, req.headers(), &grant).await
                 }

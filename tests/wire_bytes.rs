@@ -297,3 +297,68 @@ async fn bytes_of_unrouted_requests_count_as_other() {
 fn http_scrape_request_len() -> u64 {
     "GET /metrics HTTP/1.1\r\ncontent-length: 0\r\nhost: test\r\n\r\n".len() as u64
 }
+
+/// With permessage-deflate the counters count the compressed frames that
+/// crossed the socket, and `feedgate_payload_bytes_total` still counts the
+/// event JSON as published.
+#[tokio::test]
+async fn deflated_websocket_bytes_are_exact_and_payload_stays_uncompressed() {
+    let s = seeded(3).await;
+    let before = snapshot(s.addr()).await;
+    let payload_before = sample(
+        &scrape(s.addr()).await,
+        r#"feedgate_payload_bytes_total{transport="ws"}"#,
+    );
+    let mut c = Counted::default();
+    let mut conn = TcpStream::connect(s.addr()).await.unwrap();
+    send(
+        &mut conn,
+        &mut c,
+        b"GET /topics/w/ws?after=0 HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+    )
+    .await;
+    let res = read_response(&mut conn).await;
+    assert_eq!(
+        res.header("sec-websocket-extensions"),
+        Some("permessage-deflate; server_no_context_takeover")
+    );
+    c.received += res.wire_len as u64;
+    read_frame(&mut conn, &mut c).await; // ready
+    let mut json_len = 0;
+    let mut wire_len = 0;
+    for _ in 1..=3 {
+        let (op, ev) = read_frame(&mut conn, &mut c).await;
+        assert_eq!(op, 1);
+        let mut input = ev.clone();
+        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let mut json = Vec::with_capacity(1024);
+        flate2::Decompress::new(false)
+            .decompress_vec(&input, &mut json, flate2::FlushDecompress::Sync)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["topic"], "w");
+        json_len += json.len();
+        wire_len += ev.len();
+    }
+    assert!(wire_len < json_len, "compressed {wire_len} < {json_len}");
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x88, 0x80 | 2];
+    frame.extend_from_slice(&mask);
+    frame.extend(
+        1000u16
+            .to_be_bytes()
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4]),
+    );
+    send(&mut conn, &mut c, &frame).await;
+    let (op, _) = read_frame(&mut conn, &mut c).await;
+    assert_eq!(op, 8);
+    read_to_close(&mut conn).await;
+    assert_deltas(s.addr(), &before, &[("ws", c)]).await;
+    let payload = sample(
+        &scrape(s.addr()).await,
+        r#"feedgate_payload_bytes_total{transport="ws"}"#,
+    );
+    assert_eq!(payload - payload_before, json_len as f64);
+}

@@ -87,6 +87,12 @@ const DEFAULTS = Object.freeze({
   // (`/probe/sse`) whose messages the server sends 250 ms apart must not
   // arrive all together. Costs one request of about a second.
   bufferCheck: true,
+  // 'json' (events are the v1 event object) or 'lean' (events are the
+  // published data alone; `e.seq` and `e.topic` are still set, counted
+  // from the server's `next`: docs/protocol.md, "Lean encoding").
+  // permessage-deflate needs no option: browsers offer it on every
+  // WebSocket and the server accepts it.
+  encoding: 'json',
 });
 
 const STORAGE_PREFIX = 'feedgate.transport:';
@@ -760,6 +766,7 @@ export class FeedgateSocket extends EventTarget {
   _url(action, conn, params = {}) {
     const p = { ...params };
     if (conn.token && (action === 'ws' || action === 'sse')) p.token = conn.token;
+    if (this._o.encoding === 'lean') p.encoding = 'lean';
     return conn.multi ? this._listUrl(action, this._list(), p) : this._topicUrl(conn.topic, action, p);
   }
 
@@ -842,7 +849,23 @@ class Conn {
     this.started = true;
     this.multi = this.s._multi;
     this.topic = this.s.topic; // the one topic, when not multiplexed
+    this.lean = this.s._o.encoding === 'lean';
+    // Lean events carry no seq: per topic, the seq of the last one here,
+    // from each `ready` / `subscribed` / `gap` / `reset` (they say `next`).
+    this.leanSeq = new Map();
     this.start();
+  }
+
+  /** A lean control message for `topic` said where events resume. */
+  leanAt(topic, next) {
+    if (this.lean && typeof next === 'number') this.leanSeq.set(topic, next);
+  }
+
+  /** The next lean event of `topic` on this connection: its seq. */
+  leanNext(topic) {
+    const seq = (this.leanSeq.get(topic) ?? 0) + 1;
+    this.leanSeq.set(topic, seq);
+    return seq;
   }
 
   /** The socket's topics changed. */
@@ -918,7 +941,12 @@ class WsConn extends Conn {
     };
     ws.onmessage = (m) => {
       if (this.closed || typeof m.data !== 'string') return;
-      const text = m.data;
+      if (this.lean && !m.data.startsWith('#')) {
+        this.leanEvent(m.data);
+        return;
+      }
+      // A lean control message is the v1 one after a `#`.
+      const text = this.lean ? m.data.slice(1) : m.data;
       let msg;
       try {
         msg = JSON.parse(text);
@@ -926,6 +954,7 @@ class WsConn extends Conn {
         this.as('error').fail('unparsable frame');
         return;
       }
+      if (this.lean) this.leanAt(this.multi ? msg.topic : this.topic, msg.next);
       if (this.multi) this.many(text, msg);
       else this.one(text, msg);
     };
@@ -939,6 +968,19 @@ class WsConn extends Conn {
       else this.as(e.code === 1006 ? 'cut' : 'closed', e.code);
       this.fail(`websocket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`, undefined, undefined, e.code === 1012 ? null : undefined);
     };
+  }
+
+  /** A lean event frame: the data, after `TOPIC ` when multiplexed. */
+  leanEvent(text) {
+    let topic = this.topic;
+    let data = text;
+    if (this.multi) {
+      const sp = text.indexOf(' ');
+      topic = text.slice(0, sp);
+      data = text.slice(sp + 1);
+      if (this.subs.get(topic) !== 'live') return;
+    }
+    this.s._onEvent(this, data, { topic, seq: this.leanNext(topic) });
   }
 
   /** `/topics/{topic}/ws`: events and `ready`/`gap`/`reset`. */
@@ -1043,10 +1085,19 @@ class SseConn extends Conn {
     // One topic: `ready`; several: `subscribed`, and signals name their topic.
     const topic = (m) => (this.multi ? m.topic : this.topic);
     const ready = this.multi ? 'subscribed' : 'ready';
-    es.addEventListener(ready, (e) => json(e, (m) => s._onReady(this, topic(m), m.epoch, m.next)));
-    es.addEventListener('gap', (e) => json(e, (m) => s._onGap(this, topic(m), m.missed, m.resume_seq)));
-    es.addEventListener('reset', (e) => json(e, (m) => s._onReset(this, topic(m), m.reason, m.epoch)));
-    es.addEventListener('message', (e) => json(e, (m) => s._onEvent(this, e.data, m)));
+    const at = (m) => this.leanAt(topic(m), m.next);
+    es.addEventListener(ready, (e) => json(e, (m) => (at(m), s._onReady(this, topic(m), m.epoch, m.next))));
+    es.addEventListener('gap', (e) => json(e, (m) => (at(m), s._onGap(this, topic(m), m.missed, m.resume_seq))));
+    es.addEventListener('reset', (e) => json(e, (m) => (at(m), s._onReset(this, topic(m), m.reason, m.epoch))));
+    es.addEventListener('message', (e) => {
+      if (this.closed || this.es !== es) return;
+      if (!this.lean) return json(e, (m) => s._onEvent(this, e.data, m));
+      // Lean: `id:SEQ` and the data; multiplexed, `TOPIC data`.
+      if (!this.multi) return s._onEvent(this, e.data, { topic: this.topic, seq: Number(e.lastEventId) });
+      const sp = e.data.indexOf(' ');
+      const t = e.data.slice(0, sp);
+      s._onEvent(this, e.data.slice(sp + 1), { topic: t, seq: this.leanNext(t) });
+    });
     // The server drains: the stream ends next, and it says when to return.
     let restart;
     es.addEventListener('restart', (e) => json(e, (m) => (restart = Number(m.retry) || 0)));
@@ -1206,10 +1257,24 @@ class PollConn extends Conn {
   take(text, t) {
     const s = this.s;
     const body = JSON.parse(text);
+    if (this.lean) return this.takeLean(t, body, body.events);
     s._onReady(this, t, body.epoch, placedAt(body.events, body.next));
     if (body.reset) s._onReset(this, t, body.reset.reason, body.reset.epoch);
     if (body.gap) s._onGap(this, t, body.gap.missed, body.gap.resume_seq);
     this.events(text, body.events);
+  }
+
+  /** One topic's lean answer (`p`: its position): the events are data
+   *  whose seqs end at `next`. */
+  takeLean(t, p, events) {
+    const s = this.s;
+    const first = p.next - events.length + 1;
+    s._onReady(this, t, p.epoch, first - 1);
+    if (p.reset) s._onReset(this, t, p.reset.reason, p.reset.epoch);
+    if (p.gap) s._onGap(this, t, p.gap.missed, p.gap.resume_seq);
+    events.forEach((data, i) => {
+      if (!this.closed) s._onEvent(this, JSON.stringify(data), { topic: t, seq: first + i });
+    });
   }
 
   /** `{events, topics: {T: {epoch, next, gap?, reset?}}, next}`: every
@@ -1217,6 +1282,10 @@ class PollConn extends Conn {
   takeMany(text) {
     const s = this.s;
     const body = JSON.parse(text);
+    if (this.lean) {
+      for (const [t, p] of Object.entries(body.topics)) this.takeLean(t, p, p.events);
+      return;
+    }
     for (const [t, p] of Object.entries(body.topics)) {
       const mine = body.events.filter((e) => e.topic === t);
       s._onReady(this, t, p.epoch, placedAt(mine, p.next));

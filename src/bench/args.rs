@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::BenchError;
+use super::payload::Kind;
 use crate::metrics::Transport;
 use crate::params::duration;
 
@@ -27,6 +28,17 @@ pub struct BenchArgs {
     /// bench's timestamp and counter live inside it).
     #[arg(long, default_value_t = 100)]
     pub payload: usize,
+    /// What the payloads look like: random-free padding, a ticker like the
+    /// demo's, chat messages, or JSON documents of about --payload bytes.
+    #[arg(long, value_enum, default_value_t = Kind::Padding)]
+    pub payload_kind: Kind,
+    /// Subscribers ask for compression as browsers do: WebSockets offer
+    /// permessage-deflate, polls send `Accept-Encoding: gzip`.
+    #[arg(long)]
+    pub deflate: bool,
+    /// Event encoding subscribers ask for: json (v1) or lean.
+    #[arg(long, default_value = "json")]
+    pub encoding: String,
     /// How long to publish (e.g. 10s, 2m).
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub duration: Duration,
@@ -137,6 +149,12 @@ pub struct Plan {
     pub rate: f64,
     /// Bytes of each published JSON value.
     pub payload: usize,
+    /// What the payloads look like.
+    pub payload_kind: Kind,
+    /// WebSocket subscribers offer permessage-deflate.
+    pub deflate: bool,
+    /// Subscribers ask for `encoding=lean`.
+    pub lean: bool,
     /// Publishing time.
     pub duration: Duration,
     /// Short-poll interval.
@@ -176,6 +194,9 @@ impl Default for Plan {
             clients: 10,
             rate: 10.0,
             payload: 100,
+            payload_kind: Kind::Padding,
+            deflate: false,
+            lean: false,
             duration: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
             longpoll_timeout: Duration::from_secs(30),
@@ -238,6 +259,17 @@ impl BenchArgs {
             clients: self.clients,
             rate: self.rate,
             payload: self.payload,
+            payload_kind: self.payload_kind,
+            deflate: self.deflate,
+            lean: match self.encoding.as_str() {
+                "json" => false,
+                "lean" => true,
+                other => {
+                    return Err(BenchError::Usage(format!(
+                        "--encoding {other:?}: expected json or lean"
+                    )));
+                }
+            },
             duration: self.duration,
             poll_interval: self.poll_interval,
             longpoll_timeout: self.longpoll_timeout,
@@ -302,6 +334,14 @@ impl Plan {
         }
         if self.topics == 0 || self.topics > 1000 {
             return bad(format!("--topics {}: expected 1 to 1000", self.topics));
+        }
+        if self.lean && self.target == Target::Nchan {
+            return bad("--encoding lean is feedgate's".into());
+        }
+        if (self.lean || self.deflate) && self.topics > 1 && !self.split_topics {
+            return bad(
+                "--encoding lean / --deflate with --topics K > 1 need --split-topics".into(),
+            );
         }
         if self.topics > 1 && self.target == Target::Nchan {
             return bad("--topics K > 1 speaks feedgate's topics=LIST only".into());

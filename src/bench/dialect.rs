@@ -4,7 +4,6 @@
 //! ([`Subscriber`]); Nchan through [`super::nchan`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
@@ -13,7 +12,7 @@ use super::args::Target;
 use super::nchan::{self, NchanSub};
 use crate::client::{
     ClientError, Delivery, Endpoint, HttpConn, MultiSubscriber, RequestStats, SubscribeOptions,
-    Subscriber,
+    Subscriber, Wire,
 };
 use crate::log::Cursor;
 use crate::metrics::Transport;
@@ -61,15 +60,11 @@ impl Source {
         topics: &[String],
         split: bool,
         transport: Transport,
-        poll_interval: Duration,
-        longpoll_timeout: Duration,
+        opts: SubscribeOptions,
+        wire: Wire,
     ) -> Result<Source, ClientError> {
         let topic = topics[0].as_str();
-        let opts = SubscribeOptions {
-            poll_interval,
-            longpoll_timeout,
-            resume: None,
-        };
+        let poll_interval = opts.poll_interval;
         // `after=0` on a fresh topic: every subscriber sees every publish of
         // the run, however late its first poll lands.
         let cursor = Cursor {
@@ -80,7 +75,10 @@ impl Source {
             Target::Feedgate if topics.len() > 1 && split => {
                 let mut subs = Vec::with_capacity(topics.len());
                 for t in topics {
-                    subs.push(Subscriber::connect(ep, t, transport, cursor, opts.clone()).await?);
+                    let opts = opts.clone();
+                    subs.push(
+                        Subscriber::connect_with(ep, t, transport, cursor, opts, wire).await?,
+                    );
                 }
                 Source::Split(Box::new(Split::start(subs)))
             }
@@ -91,10 +89,10 @@ impl Source {
                 Source::Multi(Box::new(sub))
             }
             Target::Feedgate => Source::Feedgate(Box::new(
-                Subscriber::connect(ep, topic, transport, cursor, opts).await?,
+                Subscriber::connect_with(ep, topic, transport, cursor, opts, wire).await?,
             )),
             Target::Nchan => Source::Nchan(Box::new(
-                NchanSub::connect(ep, topic, transport, poll_interval).await?,
+                NchanSub::connect(ep, topic, transport, poll_interval, wire.deflate).await?,
             )),
         })
     }

@@ -25,6 +25,7 @@ use super::scrape::{self, Sample};
 use super::sys::{self, Machine};
 use super::tally::{Recorder, Tally};
 use crate::client::Endpoint;
+use crate::client::{SubscribeOptions, Wire};
 use crate::log::unix_micros;
 use crate::metrics::Transport;
 
@@ -219,6 +220,7 @@ async fn measure(
     let wall = Instant::now();
     let mut publisher = Publisher::connect(plan.target, ep, &topics).await?;
     let mut published = 0u64;
+    let mut payload_bytes = 0u64;
     let mut publish_errors = 0u64;
     let mut first_publish_error = None;
     let mut last_tick = Instant::now();
@@ -230,11 +232,13 @@ async fn measure(
         // falls behind (a slow publish ack), the lag counts as latency
         // instead of silently thinning the schedule (coordinated omission).
         let stamp = start_us + offset.as_micros() as u64;
-        match publisher
-            .publish(i, payload::build(i, stamp, plan.payload))
-            .await
-        {
-            Ok(()) => published += 1,
+        let body = payload::build_kind(plan.payload_kind, i, stamp, plan.payload);
+        let len = body.len();
+        match publisher.publish(i, body).await {
+            Ok(()) => {
+                published += 1;
+                payload_bytes += len as u64;
+            }
             Err(e) => {
                 publish_errors += 1;
                 first_publish_error.get_or_insert(e.to_string());
@@ -304,7 +308,10 @@ async fn measure(
         wall_s: active_s,
     };
     let shape = model::Shape {
-        payload: plan.payload,
+        // The mean of what was published (realistic kinds vary in size).
+        payload: (payload_bytes as f64 / published as f64).round() as usize,
+        lean: plan.lean,
+        deflate: plan.deflate,
         topic_len: topic.len(),
         host_len: ep.host_header().len(),
         published,
@@ -348,6 +355,9 @@ async fn measure(
             clients: plan.clients,
             rate: plan.rate,
             payload: plan.payload,
+            payload_kind: plan.payload_kind,
+            deflate: plan.deflate,
+            encoding: if plan.lean { "lean" } else { "json" }.to_owned(),
             duration_s: plan.duration.as_secs_f64(),
             poll_interval_s: plan.poll_interval.as_secs_f64(),
             longpoll_timeout_s: plan.longpoll_timeout.as_secs_f64(),
@@ -531,8 +541,15 @@ impl SubscriberTask {
             &self.topics,
             self.plan.split_topics,
             self.transport,
-            self.plan.poll_interval,
-            self.plan.longpoll_timeout,
+            SubscribeOptions {
+                poll_interval: self.plan.poll_interval,
+                longpoll_timeout: self.plan.longpoll_timeout,
+                resume: None,
+            },
+            Wire {
+                lean: self.plan.lean,
+                deflate: self.plan.deflate,
+            },
         )
         .await;
         drop(connecting);

@@ -14,6 +14,14 @@
 //!   49 + d + events (commas between), a 304 head of 118 + d; requests
 //!   `GET /topics/L/poll?after=d&epoch=16` (+ `&timeout=S` for long polls),
 //!   `host`, `if-none-match` on short polls.
+//!
+//! With `encoding=lean` (docs/protocol.md, "Lean encoding") the event is
+//! the payload P alone: WebSocket P plus its frame header; SSE
+//! `id:d\ndata:P\n\n` = 11 + d + P; poll bodies hold P instead of E;
+//! a lean long poll's head has no `etag` (28 + d bytes fewer) and every
+//! request says `&encoding=lean` (14 bytes). With `--deflate`
+//! (permessage-deflate, gzip on polls) sizes depend on the data: there is
+//! no model for WebSocket and polls then, only the measurement.
 
 use super::report::TransportFigures;
 use crate::metrics::Transport;
@@ -30,8 +38,12 @@ pub struct Model {
 /// What the model needs to know about a run.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
-    /// Payload bytes.
+    /// Payload bytes (the mean of what was published).
     pub payload: usize,
+    /// `encoding=lean`.
+    pub lean: bool,
+    /// permessage-deflate offered (WebSocket sizes are then data-dependent).
+    pub deflate: bool,
     /// Topic name length.
     pub topic_len: usize,
     /// `host:port` length.
@@ -91,11 +103,23 @@ pub fn predict(t: Transport, s: &Shape, row: &TransportFigures) -> Option<Model>
         return None;
     }
     let d = mean_digits(s.published);
-    let event = 51.0 + s.topic_len as f64 + d + s.payload as f64;
+    let event = if s.lean {
+        s.payload as f64
+    } else {
+        51.0 + s.topic_len as f64 + d + s.payload as f64
+    };
     let host = s.host_len as f64;
     let topic = s.topic_len as f64;
+    // `&encoding=lean` on every request.
+    let lean_query = if s.lean { 14.0 } else { 0.0 };
     let (down, up) = match t {
+        // Compressed sizes depend on the data: measured, not modelled.
+        Transport::Ws | Transport::Poll | Transport::LongPoll if s.deflate => return None,
         Transport::Ws => (event + ws_header(event), 0.0),
+        Transport::Sse if s.lean => {
+            let block = 11.0 + d + event;
+            (block + hex_digits(block) + 4.0, 0.0)
+        }
         Transport::Sse => {
             let block = 30.0 + d + event;
             (block + hex_digits(block) + 4.0, 0.0)
@@ -106,10 +130,12 @@ pub fn predict(t: Transport, s: &Shape, row: &TransportFigures) -> Option<Model>
             let full = (row.requests as f64 - empty).max(0.0);
             let per_full_body = 49.0 + d;
             let avg_body = per_full_body + (n / full.max(1.0)) * (event + 1.0) - 1.0;
-            let head = 158.0 + d + digits(avg_body as u64) as f64;
+            // A lean long poll's answer has no `etag: "EPOCH:d"` line.
+            let etag = if long && s.lean { 28.0 + d } else { 0.0 };
+            let head = 158.0 + d + digits(avg_body as u64) as f64 - etag;
             let empty_answer = if long {
                 // A long poll that timed out: 200 with no events.
-                158.0 + d + 2.0 + 49.0 + d
+                158.0 + d + 2.0 + 49.0 + d - etag
             } else {
                 // A short poll with nothing new: 304 Not Modified.
                 118.0 + d
@@ -133,7 +159,7 @@ pub fn predict(t: Transport, s: &Shape, row: &TransportFigures) -> Option<Model>
             } else {
                 4.0 + 8.0 + topic + 5.0 + 7.0 + d + 7.0 + 16.0 + 11.0 + 6.0 + host + 4.0 + 36.0 + d
             };
-            (down / n, row.requests as f64 * request / n)
+            (down / n, row.requests as f64 * (request + lean_query) / n)
         }
         _ => return None,
     };

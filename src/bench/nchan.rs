@@ -18,10 +18,9 @@ use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, StatusCode};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{ClientError, CountedStream, Endpoint, HttpConn, RequestStats, SseParser};
+use crate::client::{ClientError, Endpoint, HttpConn, RequestStats, SseParser, WsStream};
 use crate::metrics::Transport;
 use crate::wire::ByteCount;
 
@@ -34,6 +33,9 @@ pub struct NchanSub {
     bytes: Arc<ByteCount>,
     stats: RequestStats,
     conn: Conn,
+    /// Offer permessage-deflate on a WebSocket (bench/nchan.conf has
+    /// `nchan_deflate_message_for_websocket on`).
+    deflate: bool,
 }
 
 enum Conn {
@@ -49,7 +51,7 @@ enum Conn {
         body: Incoming,
         parser: SseParser,
     },
-    Ws(Box<WebSocketStream<CountedStream>>),
+    Ws(Box<WsStream>),
 }
 
 fn status_error(status: StatusCode, body: &[u8]) -> ClientError {
@@ -69,8 +71,10 @@ impl NchanSub {
         channel: &str,
         transport: Transport,
         poll_interval: Duration,
+        deflate: bool,
     ) -> Result<NchanSub, ClientError> {
         let mut s = NchanSub {
+            deflate,
             transport,
             ep: ep.clone(),
             channel: channel.to_owned(),
@@ -116,7 +120,8 @@ impl NchanSub {
     async fn open_ws(&mut self) -> Result<(), ClientError> {
         let path = self.ep.path(&format!("sub?id={}", self.channel));
         self.stats.requests += 1;
-        let ws = crate::client::open_websocket(&self.ep, &self.bytes, &path).await?;
+        let ws =
+            crate::client::open_websocket_with(&self.ep, &self.bytes, &path, self.deflate).await?;
         self.conn = Conn::Ws(Box::new(ws));
         Ok(())
     }

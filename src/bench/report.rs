@@ -74,12 +74,25 @@ pub struct Params {
     pub rate: f64,
     /// Payload bytes.
     pub payload: usize,
+    /// What the payloads looked like.
+    #[serde(default)]
+    pub payload_kind: super::payload::Kind,
+    /// WebSocket subscribers offered permessage-deflate.
+    #[serde(default)]
+    pub deflate: bool,
+    /// The event encoding subscribers asked for.
+    #[serde(default = "json_encoding")]
+    pub encoding: String,
     /// Publishing time, seconds.
     pub duration_s: f64,
     /// Short-poll interval, seconds.
     pub poll_interval_s: f64,
     /// Long-poll hold, seconds.
     pub longpoll_timeout_s: f64,
+}
+
+fn json_encoding() -> String {
+    "json".to_owned()
 }
 
 /// What the publisher did.
@@ -292,12 +305,15 @@ pub fn table(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} · {} · {} clients/transport · {} ev/s × {} B for {:.1}s · published {} ({:.1}/s)",
+        "{} · {} · {} clients/transport · {} ev/s × {} B {} · encoding {}{} for {:.1}s · published {} ({:.1}/s)",
         r.target,
         r.url,
         r.params.clients,
         r.params.rate,
         r.params.payload,
+        r.params.payload_kind.as_str(),
+        r.params.encoding,
+        if r.params.deflate { " + deflate" } else { "" },
         r.params.duration_s,
         r.publish.published,
         r.publish.rate_achieved
@@ -368,6 +384,14 @@ pub fn table(r: &Report) -> String {
         );
     }
     let _ = writeln!(out, "{}", r.cpu.verdict(r.machine.cpus));
+    let deliveries: u64 = r.transports.iter().map(|t| t.delivered).sum();
+    if let Some(server) = r.cpu.server_s.filter(|_| deliveries > 0) {
+        let _ = writeln!(
+            out,
+            "server CPU per delivery: {:.2} µs ({deliveries} deliveries, all transports of the run)",
+            server * 1e6 / deliveries as f64
+        );
+    }
     let _ = writeln!(
         out,
         "machine: {} × {} · load {:.2} → {:.2}",

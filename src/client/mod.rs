@@ -7,6 +7,7 @@
 //! the server's `/metrics`).
 
 mod endpoint;
+mod lean;
 mod multi;
 mod resume;
 mod sse_parser;
@@ -30,6 +31,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use endpoint::Endpoint;
+pub use lean::{Wire, WsStream, open_websocket_with};
 pub use multi::{MultiSubscriber, parse_list};
 pub use resume::Resume;
 pub use sse_parser::{SseError, SseEvent, SseParser};
@@ -338,6 +340,10 @@ pub struct Subscriber {
     reconnects: u64,
     /// Reconnect attempts that failed (refused, 503, cut).
     failed_reconnects: u64,
+    /// Lean encoding, deflate.
+    wire: Wire,
+    /// The seq of the last lean event (lean events carry none).
+    lean_seq: u64,
 }
 
 enum Conn {
@@ -350,7 +356,7 @@ enum Conn {
         body: Incoming,
         parser: SseParser,
     },
-    Ws(Box<WebSocketStream<CountedStream>>),
+    Ws(Box<WsStream>),
 }
 
 #[derive(Deserialize)]
@@ -426,6 +432,22 @@ impl Subscriber {
         cursor: Cursor,
         opts: SubscribeOptions,
     ) -> Result<Subscriber, ClientError> {
+        Self::connect_with(ep, topic, transport, cursor, opts, Wire::default()).await
+    }
+
+    /// [`Subscriber::connect`], asking for the lean encoding and/or
+    /// permessage-deflate.
+    ///
+    /// # Errors
+    /// As [`Subscriber::connect`].
+    pub async fn connect_with(
+        ep: &Endpoint,
+        topic: &str,
+        transport: Transport,
+        cursor: Cursor,
+        opts: SubscribeOptions,
+        wire: Wire,
+    ) -> Result<Subscriber, ClientError> {
         let bytes = Arc::new(ByteCount::default());
         let mut s = Subscriber {
             transport,
@@ -444,6 +466,8 @@ impl Subscriber {
             restart_hint: None,
             reconnects: 0,
             failed_reconnects: 0,
+            wire,
+            lean_seq: cursor.after.unwrap_or(0),
         };
         if !Transport::SUBSCRIBERS.contains(&transport) {
             return Err(ClientError::Usage(format!(
@@ -512,6 +536,12 @@ impl Subscriber {
                 q.push_str(&format!("&epoch={e}"));
             }
         }
+        if let Some(enc) = self.wire.query() {
+            if !q.is_empty() {
+                q.push('&');
+            }
+            q.push_str(enc);
+        }
         q
     }
 
@@ -539,7 +569,7 @@ impl Subscriber {
     async fn open_ws(&mut self) -> Result<(), ClientError> {
         let path = self.topic_path("ws");
         self.stats.requests += 1;
-        let ws = open_websocket(&self.ep, &self.bytes, &path).await?;
+        let ws = open_websocket_with(&self.ep, &self.bytes, &path, self.wire.deflate).await?;
         self.conn = Conn::Ws(Box::new(ws));
         Ok(())
     }
@@ -679,11 +709,12 @@ impl Subscriber {
         let conn = http.as_mut().expect("connected above");
         // Only a short poll revalidates (304); a long poll waits instead,
         // so the header would be wasted bytes on every request.
-        let headers: Vec<(&str, String)> = etag
+        let mut headers: Vec<(&str, String)> = etag
             .iter()
             .filter(|_| !long)
             .map(|e| ("if-none-match", e.clone()))
             .collect();
+        headers.extend(self.wire.accept_encoding());
         let res = conn.send(Method::GET, &path, &headers, None).await?;
         self.stats.requests += 1;
         let status = res.status();
@@ -695,7 +726,11 @@ impl Subscriber {
         let draining = (status == StatusCode::OK)
             .then(|| retry_hint(res.headers()))
             .flatten();
-        let body = res.into_body().collect().await?.to_bytes();
+        let gzipped = lean::gzipped(res.headers());
+        let mut body = res.into_body().collect().await?.to_bytes();
+        if gzipped {
+            body = lean::gunzip(&body)?;
+        }
         if status == StatusCode::NOT_MODIFIED {
             self.stats.empty += 1;
             return Ok(());
@@ -723,9 +758,15 @@ impl Subscriber {
         if parsed.events.is_empty() {
             self.stats.empty += 1;
         }
-        for raw in parsed.events {
+        // Lean events count back from `next`: they end there.
+        let first = parsed.next + 1 - parsed.events.len() as u64;
+        for (i, raw) in parsed.events.into_iter().enumerate() {
             let json = body.slice_ref(raw.get().as_bytes());
-            self.pending.push_back(Delivery::Event(parse_event(json)?));
+            let event = match self.wire.lean {
+                true => lean::event(first + i as u64, json),
+                false => parse_event(json)?,
+            };
+            self.pending.push_back(Delivery::Event(event));
         }
         // The response's cursor stands even when it delivered nothing (a
         // "from now" poll learns the head and epoch this way).
@@ -769,6 +810,11 @@ impl Subscriber {
         for ev in events {
             let id_cursor = ev.id.as_deref().and_then(|id| cursor_text(id).ok());
             match ev.event.as_str() {
+                "" | "message" if self.wire.lean => {
+                    let seq = id_cursor.and_then(|c| c.after).unwrap_or(0);
+                    let event = lean::event(seq, Bytes::from(ev.data));
+                    self.pending.push_back(Delivery::Event(event));
+                }
                 "" | "message" => {
                     self.pending
                         .push_back(Delivery::Event(parse_event(Bytes::from(ev.data))?));
@@ -807,7 +853,22 @@ impl Subscriber {
                 Message::Close(frame) => return Err(closed_by(frame)),
                 _ => continue,
             };
-            let bytes: Bytes = Bytes::from(text);
+            let mut bytes: Bytes = Bytes::from(text);
+            if self.wire.lean {
+                // `#` and a control message, or an event's data.
+                if bytes.starts_with(b"#") {
+                    bytes = bytes.slice(1..);
+                    let c: Control = serde_json::from_slice(&bytes).map_err(protocol)?;
+                    if let Some(n) = c.next {
+                        self.lean_seq = n;
+                    }
+                } else {
+                    self.lean_seq += 1;
+                    let event = lean::event(self.lean_seq, bytes);
+                    self.pending.push_back(Delivery::Event(event));
+                    return Ok(());
+                }
+            }
             if bytes.starts_with(br#"{"type":"#) {
                 let c: Control = serde_json::from_slice(&bytes).map_err(protocol)?;
                 let kind = c.kind.unwrap_or_default();

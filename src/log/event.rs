@@ -1,6 +1,8 @@
 //! One event, serialized once to the JSON every transport delivers.
 
 use std::io::Write;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -20,7 +22,46 @@ pub struct Event {
     /// checked once when read from a shared store) and shared by every
     /// delivery (a clone is a reference-count increment).
     pub json: EventJson,
+    /// Where `data` sits in `json`, and the other wire forms of the event,
+    /// made on first use and shared by every clone (see [`Forms`]).
+    pub(crate) forms: Arc<Forms>,
 }
+
+/// The wire forms of one event besides its JSON, each made at most once
+/// however many subscribers take it: the lean encoding's bytes and the
+/// permessage-deflate frames (transport/encoding.rs, transport/deflate.rs).
+#[derive(Debug, Default)]
+pub(crate) struct Forms {
+    /// `data` within the event JSON (`None`: a foreign object without it).
+    data: Option<Range<usize>>,
+    made: [OnceLock<Bytes>; Form::COUNT],
+}
+
+/// Which form of an event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Form {
+    /// The v1 JSON, permessage-deflated.
+    JsonDeflated,
+    /// The lean multiplexed form, `TOPIC data`.
+    LeanMulti,
+    /// The lean single-topic form (`data`), permessage-deflated.
+    LeanDeflated,
+    /// The lean multiplexed form, permessage-deflated.
+    LeanMultiDeflated,
+}
+
+impl Form {
+    const COUNT: usize = 4;
+}
+
+/// Cached forms never make two events differ.
+impl PartialEq for Forms {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Forms {}
 
 /// The bytes of one event object: valid UTF-8, one JSON object, one line.
 ///
@@ -84,13 +125,31 @@ impl Event {
             buf,
             r#"{{"topic":"{topic}","seq":{seq},"time":{time_us},"data":"#
         );
+        let data_at = buf.len();
         buf.extend_from_slice(data);
         buf.push(b'}');
         Event {
             seq,
             time_us,
+            forms: Forms::at(Some(data_at..buf.len() - 1)),
             json: EventJson(Bytes::from(buf)),
         }
+    }
+
+    /// The published `data` value's bytes, shared with the event JSON
+    /// (`null` for a foreign object without one).
+    pub(crate) fn data(&self) -> Bytes {
+        match &self.forms.data {
+            Some(r) => self.json.0.slice(r.clone()),
+            None => Bytes::from_static(b"null"),
+        }
+    }
+
+    /// The event's `form`, made by `make` the first time any clone asks.
+    pub(crate) fn form(&self, form: Form, make: impl FnOnce(&Event) -> Bytes) -> Bytes {
+        self.forms.made[form as usize]
+            .get_or_init(|| make(self))
+            .clone()
     }
 
     /// An event whose JSON was read from outside this process (a shared
@@ -102,14 +161,15 @@ impl Event {
     pub fn decode(seq: u64, time_us: u64, json: Bytes) -> Result<Self, BadEvent> {
         let text = std::str::from_utf8(&json).map_err(|_| BadEvent::NotUtf8)?;
         let one_line = !text.bytes().any(|b| b == b'\n' || b == b'\r');
-        let object =
-            text.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
-        if !(one_line && object) {
-            return Err(BadEvent::NotJson);
-        }
+        // One parse both checks the object and finds its `data`.
+        let data = match data_range(text) {
+            Ok(data) if one_line && text.starts_with('{') => data,
+            _ => return Err(BadEvent::NotJson),
+        };
         Ok(Event {
             seq,
             time_us,
+            forms: Forms::at(data),
             json: EventJson(json),
         })
     }
@@ -118,6 +178,31 @@ impl Event {
     pub fn as_str(&self) -> &str {
         self.json.as_str()
     }
+}
+
+impl Forms {
+    fn at(data: Option<Range<usize>>) -> Arc<Forms> {
+        Arc::new(Forms {
+            data,
+            made: Default::default(),
+        })
+    }
+}
+
+/// Where the `data` member's value is in an event object's text; an error
+/// when the text is not one JSON object.
+fn data_range(text: &str) -> Result<Option<Range<usize>>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Data<'a> {
+        #[serde(borrow)]
+        data: Option<&'a serde_json::value::RawValue>,
+    }
+    let parsed = serde_json::from_str::<Data<'_>>(text)?;
+    Ok(parsed.data.map(|raw| {
+        let raw = raw.get();
+        let at = raw.as_ptr() as usize - text.as_ptr() as usize;
+        at..at + raw.len()
+    }))
 }
 
 /// Now, in microseconds since the Unix epoch.
@@ -146,6 +231,9 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
         assert_eq!(v["data"]["bid"], 1.5);
+        assert_eq!(&e.data()[..], br#"{"bid":1.5}"#);
+        let read = Event::decode(17, 1, e.json.bytes().clone()).unwrap();
+        assert_eq!(&read.data()[..], br#"{"bid":1.5}"#);
     }
 
     #[test]

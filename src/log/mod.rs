@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use epoch::Epoch;
+pub(crate) use event::Form;
 pub use event::{BadEvent, Event, EventJson, unix_micros};
 pub use file::Fsync;
 pub use topic::{MAX_TOPIC_LEN, Topic};

@@ -20,13 +20,11 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-use super::{Reply, ws};
+use super::{Reply, deflate, ws};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::wire::ConnMeter;
@@ -39,25 +37,23 @@ pub(crate) fn accept(
     meter: &Arc<ConnMeter>,
 ) -> Result<Reply, ApiError> {
     let accept = ws::accept_key(req.headers())?;
+    let deflate = ws::extension(app, req.headers());
+    let params = deflate.as_ref().map(|d| d.0);
     let on_upgrade = hyper::upgrade::on(req);
     let session_app = app.clone();
-    Ok(ws::switch_protocols(
-        app,
-        on_upgrade,
-        meter,
-        accept,
-        |upgraded| run(session_app, upgraded),
-    ))
+    let mut reply = ws::switch_protocols(app, on_upgrade, meter, accept, move |upgraded| {
+        run(session_app, upgraded, params)
+    });
+    ws::agree(&mut reply, deflate);
+    Ok(reply)
 }
 
 /// Echoes until the peer closes, breaks the protocol, goes quiet for longer
 /// than a subscriber may (`ws_ping_interval + ws_pong_timeout`), or the
 /// server drains.
-async fn run(app: App, upgraded: Upgraded) {
+async fn run(app: App, upgraded: Upgraded, deflate: Option<deflate::Params>) {
     let cfg = app.config();
-    let conf = ws::socket_config(cfg.echo_max_message);
-    let mut ws =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(conf)).await;
+    let mut ws = ws::server_socket(upgraded, deflate, cfg.echo_max_message).await;
     let idle = cfg.ws_ping_interval + cfg.ws_pong_timeout;
     let close_frame = loop {
         let msg = tokio::select! {
@@ -74,7 +70,10 @@ async fn run(app: App, upgraded: Upgraded) {
         let reply = match msg {
             None => break None,
             Some(Err(e)) => break ws::close_for(&e),
-            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => Some(m),
+            // With permessage-deflate, echoes go compressed like any
+            // message this server sends (each on its own).
+            Some(Ok(Message::Text(t))) => Some(deflate::message(deflate, true, t.into())),
+            Some(Ok(Message::Binary(b))) => Some(deflate::message(deflate, false, b)),
             // tungstenite queued the pong (or the close reply); `flush`
             // sends it now rather than on the next read.
             Some(Ok(Message::Ping(_))) => None,

@@ -12,10 +12,16 @@
 //! - [`ws_control`]: subscribe / unsubscribe messages on a multiplexed
 //!   WebSocket;
 //! - [`publish`]: `POST /topics/{t}/events`, the write side;
+//! - [`compress`]: gzip for poll and long-poll answers;
+//! - [`deflate`]: permessage-deflate (RFC 7692) around tokio-tungstenite;
+//! - [`encoding`]: `encoding=json|lean`, the lean event forms;
 //! - [`echo`]: `/echo`, a WebSocket echo for conformance tests (`--echo`);
 //! - [`probe`]: `/probe/{transport}`, timed test traffic for `feedgate doctor`.
 
+pub(crate) mod compress;
+pub(crate) mod deflate;
 pub(crate) mod echo;
+pub(crate) mod encoding;
 pub(crate) mod feed;
 pub(crate) mod poll;
 pub(crate) mod probe;

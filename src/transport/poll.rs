@@ -10,12 +10,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 
+use super::encoding::{Encoding, event_bytes};
 use super::feed::{End, Feed, account};
-use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields};
+use super::{Reply, Wanted, compress, drain_retry, gap_fields, reset_fields};
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
-use crate::log::{Batch, Topic};
+use crate::log::{Batch, Event, Topic};
 use crate::metrics::{Outcome, Transport};
 use crate::params::{ListItem, Query, format_cursor, if_none_match, list_item};
 use crate::response::{self, empty};
@@ -27,9 +28,10 @@ pub(crate) async fn short(
     query: &Query,
     headers: &HeaderMap,
 ) -> Result<Reply, ApiError> {
+    let style = Style::of(query, headers)?;
     let topic = match wanted {
         Wanted::One(topic) => topic,
-        Wanted::Many(list) => return Box::pin(short_many(app, list)).await,
+        Wanted::Many(list) => return Box::pin(short_many(app, list, style)).await,
     };
     let topic = &topic;
     let mut cursor = query.cursor()?;
@@ -52,7 +54,24 @@ pub(crate) async fn short(
         set_cache_headers(res.headers_mut(), &batch);
         return Ok(Reply::new(res, Outcome::NotModified));
     }
-    Ok(answer(app, Transport::Poll, &batch, Outcome::Empty))
+    Ok(answer(app, Transport::Poll, &batch, Outcome::Empty, style))
+}
+
+/// How an answer is written: its encoding (`encoding=`) and whether the
+/// client takes gzip.
+#[derive(Clone, Copy)]
+struct Style {
+    encoding: Encoding,
+    gzip: bool,
+}
+
+impl Style {
+    fn of(query: &Query, headers: &HeaderMap) -> Result<Style, ApiError> {
+        Ok(Style {
+            encoding: Encoding::of(query)?,
+            gzip: compress::accepts_gzip(headers),
+        })
+    }
 }
 
 /// `GET /topics/{topic}/longpoll` and `GET /longpoll?topics=LIST`.
@@ -60,14 +79,16 @@ pub(crate) async fn long(
     app: &App,
     wanted: Wanted,
     query: &Query,
+    headers: &HeaderMap,
     grant: &Grant,
 ) -> Result<Reply, ApiError> {
     let hold = query.timeout(app.config().longpoll_default, app.config().longpoll_max)?;
+    let style = Style::of(query, headers)?;
     let topic = match wanted {
         Wanted::One(topic) => topic,
         // Boxed: held for up to a minute, this future is part of every
         // request's state (router.rs keeps that small).
-        Wanted::Many(list) => return Box::pin(long_many(app, list, hold, grant)).await,
+        Wanted::Many(list) => return Box::pin(long_many(app, list, hold, grant, style)).await,
     };
     let cursor = query.cursor()?;
     let mut feed = Feed::open(app, Transport::LongPoll, vec![(topic, cursor)], grant).await?;
@@ -77,27 +98,27 @@ pub(crate) async fn long(
         tokio::select! {
             next = feed.next() => match next {
                 Ok(d) if d.batch.has_news() => {
-                    return Ok(answer(app, Transport::LongPoll, &d.batch, Outcome::Events));
+                    return Ok(answer(app, Transport::LongPoll, &d.batch, Outcome::Events, style));
                 }
                 // The opening read found nothing yet: keep holding.
                 Ok(_) => {}
                 Err(end) => {
                     // Draining (or a token that ran out): answer now, empty.
                     let batch = feed.idle_batch(0).await?;
-                    let reply = answer(app, Transport::LongPoll, &batch, Outcome::Empty);
+                    let reply = answer(app, Transport::LongPoll, &batch, Outcome::Empty, style);
                     return Ok(retry_hint(app, reply, end));
                 }
             },
             _ = &mut deadline => {
                 let batch = feed.idle_batch(0).await?;
-                return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Timeout));
+                return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Timeout, style));
             }
         }
     }
 }
 
 /// `GET /poll?topics=LIST`: every topic's news now, sharing one batch.
-async fn short_many(app: &App, list: Vec<ListItem>) -> Result<Reply, ApiError> {
+async fn short_many(app: &App, list: Vec<ListItem>, style: Style) -> Result<Reply, ApiError> {
     Feed::poll_gate(app).await?;
     let mut answers = Vec::with_capacity(list.len());
     let share = app.config().max_batch.div_ceil(list.len().max(1));
@@ -108,7 +129,13 @@ async fn short_many(app: &App, list: Vec<ListItem>) -> Result<Reply, ApiError> {
             .await?;
         answers.push((topic, batch));
     }
-    Ok(answer_many(app, Transport::Poll, &answers, Outcome::Empty))
+    Ok(answer_many(
+        app,
+        Transport::Poll,
+        &answers,
+        Outcome::Empty,
+        style,
+    ))
 }
 
 /// `GET /longpoll?topics=LIST`: holds until any topic has news, then
@@ -118,6 +145,7 @@ async fn long_many(
     list: Vec<ListItem>,
     hold: std::time::Duration,
     grant: &Grant,
+    style: Style,
 ) -> Result<Reply, ApiError> {
     let items = list.into_iter().map(|(t, c)| (t, c.unwrap_or_default()));
     let mut feed = Feed::open(app, Transport::LongPoll, items.collect(), grant).await?;
@@ -154,7 +182,7 @@ async fn long_many(
             (topic.clone(), batch)
         })
         .collect();
-    let reply = answer_many(app, Transport::LongPoll, &answers, outcome);
+    let reply = answer_many(app, Transport::LongPoll, &answers, outcome, style);
     Ok(match ended {
         Some(end) => retry_hint(app, reply, end),
         None => reply,
@@ -179,31 +207,52 @@ fn retry_hint(app: &App, mut reply: Reply, end: End) -> Reply {
 }
 
 /// The `200` answer to a multiplexed poll:
-/// `{"events":[…],"topics":{"T":{"epoch":…,"next":N},…},"next":"LIST"}`.
-fn answer_many(app: &App, t: Transport, answers: &[(Topic, Batch)], if_empty: Outcome) -> Reply {
+/// `{"events":[…],"topics":{"T":{"epoch":…,"next":N},…},"next":"LIST"}`;
+/// lean: `{"topics":{"T":{"epoch":…,"next":N,"events":[data…]},…},"next":"LIST"}`.
+fn answer_many(
+    app: &App,
+    t: Transport,
+    answers: &[(Topic, Batch)],
+    if_empty: Outcome,
+    style: Style,
+) -> Reply {
     let tm = app.metrics().transport(t);
     let mut events_len = 64;
     for (_, batch) in answers {
         account(tm, batch);
         events_len += batch.events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 96;
     }
+    let lean = style.encoding.is_lean();
     let mut b = BytesMut::with_capacity(events_len);
-    b.put_slice(br#"{"events":["#);
-    let mut first = true;
-    for e in answers.iter().flat_map(|(_, batch)| &batch.events) {
-        if !std::mem::take(&mut first) {
-            b.put_u8(b',');
-        }
-        b.put_slice(&e.json);
+    if lean {
+        b.put_slice(br#"{"#);
+    } else {
+        b.put_slice(br#"{"events":["#);
+        put_events(
+            &mut b,
+            answers.iter().flat_map(|(_, batch)| &batch.events),
+            Encoding::Json,
+        );
+        b.put_slice(br#"],"#);
     }
-    b.put_slice(br#"],"topics":{"#);
+    b.put_slice(br#""topics":{"#);
     let mut next = String::new();
     for (i, (topic, batch)) in answers.iter().enumerate() {
         if i > 0 {
             b.put_u8(b',');
         }
         b.put_slice(format!(r#""{topic}":"#).as_bytes());
-        b.put_slice(&position(batch));
+        let mut pos = position(batch);
+        if lean {
+            // A topic's events, in its entry: their seqs end at `next`.
+            pos.pop();
+            b.put_slice(&pos);
+            b.put_slice(br#","events":["#);
+            put_events(&mut b, &batch.events, Encoding::Lean);
+            b.put_slice(b"]}");
+        } else {
+            b.put_slice(&pos);
+        }
         list_item(&mut next, topic, Some(batch.epoch), batch.next);
     }
     b.put_slice(format!(r#"}},"next":"{next}"}}"#).as_bytes());
@@ -212,10 +261,34 @@ fn answer_many(app: &App, t: Transport, answers: &[(Topic, Batch)], if_empty: Ou
     } else {
         if_empty
     };
-    let mut res = response::json(StatusCode::OK, b.freeze());
+    let mut res = respond(app, style, b.freeze());
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Reply::new(res, outcome)
+}
+
+/// Events, comma-separated, as `encoding` writes them.
+fn put_events<'a>(
+    b: &mut BytesMut,
+    events: impl IntoIterator<Item = &'a Event>,
+    encoding: Encoding,
+) {
+    for (i, e) in events.into_iter().enumerate() {
+        if i > 0 {
+            b.put_u8(b',');
+        }
+        b.put_slice(&event_bytes(e, encoding, None));
+    }
+}
+
+/// A `200` JSON answer with `body`, gzipped when that pays and the client
+/// takes it.
+fn respond(app: &App, style: Style, body: Bytes) -> Response<crate::response::Body> {
+    let mut extra = HeaderMap::new();
+    let body = compress::encode(style.gzip, app.config().gzip_min, body, &mut extra);
+    let mut res = response::json(StatusCode::OK, body);
+    res.headers_mut().extend(extra);
+    res
 }
 
 /// `{"epoch":"…","next":N}` plus `"gap"` / `"reset"`: where a batch leaves
@@ -237,10 +310,17 @@ fn position(batch: &Batch) -> Vec<u8> {
 
 /// The `200` answer for a batch; `if_empty` is the outcome when it holds no
 /// event.
-fn answer(app: &App, t: Transport, batch: &Batch, if_empty: Outcome) -> Reply {
+fn answer(app: &App, t: Transport, batch: &Batch, if_empty: Outcome, style: Style) -> Reply {
     account(app.metrics().transport(t), batch);
-    let mut res = response::json(StatusCode::OK, body(batch));
-    set_cache_headers(res.headers_mut(), batch);
+    let mut res = respond(app, style, body(batch, style.encoding));
+    if style.encoding.is_lean() && t == Transport::LongPoll {
+        // A lean long poll's body says where it stands; a long poll never
+        // revalidates, so it needs no ETag.
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    } else {
+        set_cache_headers(res.headers_mut(), batch);
+    }
     let outcome = if batch.events.is_empty() {
         if_empty
     } else {
@@ -260,17 +340,13 @@ fn set_cache_headers(h: &mut HeaderMap, batch: &Batch) {
 }
 
 /// `{"epoch":"…","events":[…],"next":M}` plus `"gap"` / `"reset"` when set.
-/// Events are the log's shared JSON bytes, copied in without re-encoding.
-pub(crate) fn body(batch: &Batch) -> Bytes {
+/// Events are the log's shared JSON bytes (lean: their `data`), copied in
+/// without re-encoding.
+pub(crate) fn body(batch: &Batch, encoding: Encoding) -> Bytes {
     let events_len: usize = batch.events.iter().map(|e| e.json.len() + 1).sum();
     let mut b = BytesMut::with_capacity(events_len + 128);
     b.put_slice(format!(r#"{{"epoch":"{}","events":["#, batch.epoch).as_bytes());
-    for (i, e) in batch.events.iter().enumerate() {
-        if i > 0 {
-            b.put_u8(b',');
-        }
-        b.put_slice(&e.json);
-    }
+    put_events(&mut b, &batch.events, encoding);
     b.put_slice(format!(r#"],"next":{}"#, batch.next).as_bytes());
     if let Some(gap) = &batch.gap {
         b.put_slice(format!(r#","gap":{{{}}}"#, gap_fields(gap)).as_bytes());

@@ -19,6 +19,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
+use super::encoding::{self, Encoding};
 use super::feed::{Delivery, End, Feed};
 use super::sse_id;
 use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields, start_of, topic_field};
@@ -37,6 +38,7 @@ pub(crate) async fn subscribe(
     headers: &HeaderMap,
     grant: &Grant,
 ) -> Result<Reply, ApiError> {
+    let encoding = Encoding::of(query)?;
     let (topics, url) = match wanted {
         Wanted::One(topic) => (vec![(topic, cursor(query, headers)?)], None),
         Wanted::Many(list) => {
@@ -72,6 +74,7 @@ pub(crate) async fn subscribe(
         url,
         opened: false,
         ended: false,
+        encoding,
     };
     let frames = futures_util::stream::unfold(state, |mut s| async move {
         let bytes = s.next_frame().await?;
@@ -173,7 +176,13 @@ fn cursor(query: &Query, headers: &HeaderMap) -> Result<Cursor, ApiError> {
         // An empty id is "no id" (an EventSource resets it so): the
         // cursors in the query stand.
         if !text.trim().is_empty() {
-            return cursor_text(text);
+            // A lean stream's ids are bare seqs: the URL's `epoch=` is
+            // theirs.
+            let mut c = cursor_text(text)?;
+            if c.epoch.is_none() && query.epoch.is_some() {
+                c.epoch = query.cursor()?.epoch;
+            }
+            return Ok(c);
         }
     }
     if let Some(text) = &query.last_event_id {
@@ -194,6 +203,7 @@ struct Stream {
     opened: bool,
     /// Whether the last chunk (on drain) went out.
     ended: bool,
+    encoding: Encoding,
 }
 
 impl Stream {
@@ -251,10 +261,15 @@ impl Stream {
                 .as_bytes(),
             );
         }
+        // Lean events carry no seq: gap and reset say where they resume.
+        let next = match self.encoding {
+            Encoding::Lean => format!(r#","next":{}"#, start_of(batch)),
+            Encoding::Json => String::new(),
+        };
         if let Some(reason) = batch.reset {
             b.put_slice(
                 format!(
-                    "event: reset\nid: {start}\ndata: {{{}}}\n\n",
+                    "event: reset\nid: {start}\ndata: {{{}{next}}}\n\n",
                     reset_fields(reason, batch.epoch)
                 )
                 .as_bytes(),
@@ -262,8 +277,22 @@ impl Stream {
         }
         if let Some(gap) = &batch.gap {
             b.put_slice(
-                format!("event: gap\nid: {start}\ndata: {{{}}}\n\n", gap_fields(gap)).as_bytes(),
+                format!(
+                    "event: gap\nid: {start}\ndata: {{{}{next}}}\n\n",
+                    gap_fields(gap)
+                )
+                .as_bytes(),
             );
+        }
+        if self.encoding.is_lean() {
+            // `id:SEQ` (the epoch is the `ready` one) and the data alone.
+            for e in &batch.events {
+                let _ = write!((&mut b).writer(), "id:{}\ndata:", e.seq);
+                b.put_slice(&e.data());
+                b.put_slice(b"\n\n");
+            }
+            self.feed.delivered(batch);
+            return b.freeze();
         }
         for e in &batch.events {
             // Formatted straight into the chunk: no allocation per event.
@@ -326,15 +355,27 @@ impl Stream {
                 format!(r#""epoch":"{}","next":{start}"#, batch.epoch),
             );
         }
+        let next = match self.encoding {
+            Encoding::Lean => format!(r#","next":{start}"#),
+            Encoding::Json => String::new(),
+        };
         if let Some(reason) = batch.reset {
-            control("reset", reset_fields(reason, batch.epoch));
+            control("reset", reset_fields(reason, batch.epoch) + &next);
         }
         if let Some(gap) = &batch.gap {
-            control("gap", gap_fields(gap));
+            control("gap", gap_fields(gap) + &next);
         }
         for e in &batch.events {
-            let _ = write!((&mut b).writer(), "id: {}\ndata: ", id(e.seq));
-            b.put_slice(&e.json);
+            match self.encoding {
+                Encoding::Json => {
+                    let _ = write!((&mut b).writer(), "id: {}\ndata: ", id(e.seq));
+                    b.put_slice(&e.json);
+                }
+                Encoding::Lean => {
+                    let _ = write!((&mut b).writer(), "id:{}\ndata:", id(e.seq));
+                    b.put_slice(&encoding::lean_multi(e, &topic));
+                }
+            }
             b.put_slice(b"\n\n");
         }
         self.feed.delivered(batch);

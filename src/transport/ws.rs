@@ -27,6 +27,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::deflate::{self, Inflating, Params};
+use super::encoding::{self, Encoding};
 use super::feed::{Delivery, End, Feed};
 use super::{Reply, Wanted, gap_fields, reset_fields, start_of, topic_field, ws_control};
 use crate::app::App;
@@ -37,7 +39,7 @@ use crate::params::Query;
 use crate::response::empty;
 use crate::wire::ConnMeter;
 
-pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
+pub(crate) type Socket = WebSocketStream<Inflating<TokioIo<Upgraded>>>;
 
 /// How long a close handshake may take before the socket is just dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -70,6 +72,8 @@ pub(crate) async fn subscribe(
     access: Access,
 ) -> Result<Reply, ApiError> {
     let accept = accept_key(req.headers())?;
+    let encoding = Encoding::of(query)?;
+    let deflate = extension(app, req.headers());
     let (topics, token) = match wanted {
         Wanted::One(topic) => (vec![(topic, query.cursor()?)], None),
         Wanted::Many(list) => {
@@ -84,14 +88,43 @@ pub(crate) async fn subscribe(
         feed,
         settings: Settings::of(app.config()),
         multi: token,
+        encoding,
+        deflate: deflate.as_ref().map(|d| d.0),
     };
-    Ok(switch_protocols(
-        app,
-        on_upgrade,
-        meter,
-        accept,
-        |upgraded| session.run(upgraded),
-    ))
+    let mut reply = switch_protocols(app, on_upgrade, meter, accept, |upgraded| {
+        session.run(upgraded)
+    });
+    agree(&mut reply, deflate);
+    Ok(reply)
+}
+
+/// The permessage-deflate offer this server takes from a handshake, if
+/// `--ws-deflate` is on, and the header that accepts it.
+pub(crate) fn extension(app: &App, h: &HeaderMap) -> Option<(Params, HeaderValue)> {
+    app.config()
+        .ws_deflate
+        .then(|| deflate::negotiate(h))
+        .flatten()
+}
+
+/// Puts the accepted extension, if any, in a `101` reply.
+pub(crate) fn agree(reply: &mut Reply, deflate: Option<(Params, HeaderValue)>) {
+    if let Some((_, v)) = deflate {
+        let h = reply.response.headers_mut();
+        h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
+    }
+}
+
+/// A server socket on `upgraded`, reading compressed client messages when
+/// the handshake agreed to permessage-deflate.
+pub(crate) async fn server_socket(
+    upgraded: Upgraded,
+    deflate: Option<Params>,
+    max_message: usize,
+) -> Socket {
+    let conf = socket_config(max_message);
+    let io = Inflating::new(TokioIo::new(upgraded), Role::Server, deflate, max_message);
+    WebSocketStream::from_raw_socket(io, Role::Server, Some(conf)).await
 }
 
 /// Answers `101 Switching Protocols` and runs `session` on the upgraded
@@ -194,7 +227,10 @@ pub(crate) fn close_for(e: &WsError) -> Option<CloseFrame> {
 
 /// Sends `frame` (if any), then waits briefly for the peer's close so the
 /// handshake completes cleanly; the socket is dropped either way.
-pub(crate) async fn close(ws: &mut Socket, frame: Option<CloseFrame>) {
+pub(crate) async fn close<S>(ws: &mut WebSocketStream<S>, frame: Option<CloseFrame>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let Some(frame) = frame else { return };
     let handshake = async {
         ws.close(Some(frame)).await?;
@@ -231,6 +267,9 @@ struct Session {
     /// A multiplexed session (`/ws?topics=`), with the subscriber's token
     /// for the topics it subscribes to later; `None` for `/topics/{t}/ws`.
     multi: Option<Option<String>>,
+    encoding: Encoding,
+    /// permessage-deflate, when the handshake agreed to it.
+    deflate: Option<Params>,
 }
 
 /// Why a session stops, as the close frame to send (`None`: nobody to
@@ -239,9 +278,8 @@ type Stop = Option<CloseFrame>;
 
 impl Session {
     async fn run(mut self, upgraded: Upgraded) {
-        let conf = socket_config(self.settings.max_message);
-        let io = TokioIo::new(upgraded);
-        let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(conf)).await;
+        let max = self.settings.max_message;
+        let mut ws = server_socket(upgraded, self.deflate, max).await;
         let mut alive = Keepalive::new(self.settings);
         let stop = loop {
             let step = tokio::select! {
@@ -303,7 +341,8 @@ impl Session {
 
     /// Sends one control message.
     async fn reply(&self, ws: &mut Socket, text: String) -> Result<(), Stop> {
-        let send = ws.send(Message::text(text));
+        let text = encoding::control(self.encoding, text, None);
+        let send = ws.send(deflate::message(self.deflate, true, text.into()));
         self.feed.write(send).await.map_err(stop_for)
     }
 
@@ -319,25 +358,31 @@ impl Session {
         };
         let mut control = Vec::with_capacity(3);
         if d.opening {
-            control.push(format!(
+            let json = format!(
                 r#"{{"type":"{ready}",{topic}"epoch":"{}","next":{start}}}"#,
                 batch.epoch
-            ));
+            );
+            control.push(encoding::control(self.encoding, json, None));
         }
+        // Lean gap and reset say where the events resume (`next`).
+        let lean = |json: String| encoding::control(self.encoding, json, Some(start));
         if let Some(reason) = batch.reset {
             let fields = reset_fields(reason, batch.epoch);
-            control.push(format!(r#"{{"type":"reset",{topic}{fields}}}"#));
+            control.push(lean(format!(r#"{{"type":"reset",{topic}{fields}}}"#)));
         }
         if let Some(gap) = &batch.gap {
             let fields = gap_fields(gap);
-            control.push(format!(r#"{{"type":"gap",{topic}{fields}}}"#));
+            control.push(lean(format!(r#"{{"type":"gap",{topic}{fields}}}"#)));
         }
+        let named = self.multi.is_some().then(|| self.feed.position(d.index).0);
         let write = async {
             for text in control {
-                ws.feed(Message::text(text)).await?;
+                ws.feed(deflate::message(self.deflate, true, text.into()))
+                    .await?;
             }
             for e in &batch.events {
-                ws.feed(Message::Text(e.json.utf8())).await?;
+                let m = encoding::ws_event(e, self.encoding, named, self.deflate);
+                ws.feed(m).await?;
             }
             ws.flush().await
         };

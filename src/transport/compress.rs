@@ -1,0 +1,110 @@
+//! HTTP gzip for poll and long-poll answers (`Accept-Encoding: gzip`).
+//!
+//! A poll answer is one body written once, so compressing it costs one
+//! compressor run per answer and no state between requests. Small bodies
+//! are sent as they are: the gzip framing (18 bytes) and the two headers it
+//! needs (`content-encoding`, `vary`: 47 bytes) eat what deflate saves on a
+//! short JSON body; `--gzip-min-bytes` (default 256) is where it starts to
+//! pay on event JSON (docs/benchmarks.md, "Compression").
+//!
+//! A body long enough to be compressed carries `Vary: Accept-Encoding`
+//! whether or not this client asked for gzip, so that a cache never hands
+//! the gzipped answer to a client that did not; a shorter one never
+//! varies, so it does not say so.
+//!
+//! SSE is not compressed: see docs/architecture.md, "Compression", for the
+//! measurement behind that.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use hyper::header::{self, HeaderMap, HeaderValue};
+
+use super::deflate;
+
+/// Whether `h` accepts gzip: `Accept-Encoding` names `gzip` (or `*`) with
+/// a non-zero quality.
+pub(crate) fn accepts_gzip(h: &HeaderMap) -> bool {
+    h.get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let q_zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+}
+
+/// How a body goes out: `body` itself, or gzipped when the client accepts
+/// it and the body is at least `min` bytes (`min` 0: never). Sets the
+/// headers that say so on `out`.
+pub(crate) fn encode(accepts: bool, min: usize, body: Bytes, out: &mut HeaderMap) -> Bytes {
+    if min == 0 || body.len() < min {
+        return body;
+    }
+    out.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if !accepts {
+        return body;
+    }
+    out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    gzip(&body)
+}
+
+/// `body` as a gzip member (RFC 1952), compressed by the worker thread's
+/// DEFLATE compressor (a fresh compressor per answer would allocate and
+/// clear hundreds of KiB for a body of a few hundred bytes).
+fn gzip(body: &[u8]) -> Bytes {
+    let deflated = deflate::compress_final(body);
+    let mut crc = flate2::Crc::new();
+    crc.update(body);
+    let mut z = BytesMut::with_capacity(deflated.len() + 18);
+    // Magic, DEFLATE, no flags, no mtime, no extra flags, OS unknown.
+    z.put_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    z.put_slice(&deflated);
+    z.put_u32_le(crc.sum());
+    z.put_u32_le(body.len() as u32);
+    z.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> bool {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        accepts_gzip(&h)
+    }
+
+    #[test]
+    fn reads_accept_encoding() {
+        assert!(accept("gzip, deflate, br, zstd"));
+        assert!(accept("br;q=1.0, gzip;q=0.8"));
+        assert!(accept("*"));
+        assert!(!accept("gzip;q=0"));
+        assert!(!accept("br, deflate"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn small_bodies_go_as_they_are() {
+        let mut h = HeaderMap::new();
+        let small = encode(true, 256, Bytes::from_static(b"{}"), &mut h);
+        assert_eq!(&small[..], b"{}");
+        assert!(h.is_empty());
+        let big = Bytes::from(r#"{"a":"bbbbbbbb"},"#.repeat(64));
+        let z = encode(true, 256, big.clone(), &mut h);
+        assert!(z.len() < big.len() / 4);
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&z[..]), &mut plain).unwrap();
+        assert_eq!(plain, big);
+        assert_eq!(h.get(header::CONTENT_ENCODING).unwrap(), "gzip");
+        let mut h = HeaderMap::new();
+        assert_eq!(encode(false, 256, big.clone(), &mut h), big);
+        assert_eq!(h.get(header::VARY).unwrap(), "accept-encoding");
+    }
+}

@@ -1,0 +1,187 @@
+//! The event encodings a subscriber may ask for with `encoding=`: `json`
+//! (the default, the v1 event object) and `lean`, which sends an event's
+//! `data` and nothing the subscriber can work out itself.
+//!
+//! Within a topic, events are gapless and in order, so a subscriber that
+//! knows where a stream starts (the `ready` / `subscribed` message, and
+//! `next` on every `gap` and `reset`) knows every event's seq by counting;
+//! the topic is the stream's (or, multiplexed, named in front of the data);
+//! the publish time is left out. docs/protocol.md, "Lean encoding", has the
+//! exact bytes per transport. Each lean form is made once per event and
+//! shared by every subscriber (it is a slice of the event JSON, or cached
+//! on the event: [`Event::form`]).
+
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::deflate::{self, Params};
+use crate::error::ApiError;
+use crate::log::{Event, Form, Topic};
+use crate::params::Query;
+
+/// How events are written to one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Encoding {
+    /// The v1 event object.
+    #[default]
+    Json,
+    /// The event's `data`; see the module docs.
+    Lean,
+}
+
+impl Encoding {
+    /// `encoding=` of a subscription (absent: `json`).
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidQuery`] for another value.
+    pub fn of(query: &Query) -> Result<Self, ApiError> {
+        match query.encoding.as_deref() {
+            None | Some("json") => Ok(Encoding::Json),
+            Some("lean") => Ok(Encoding::Lean),
+            Some(other) => Err(ApiError::InvalidQuery(format!(
+                "encoding={other}: expected json or lean"
+            ))),
+        }
+    }
+
+    /// Whether this is the lean encoding.
+    pub fn is_lean(self) -> bool {
+        self == Encoding::Lean
+    }
+}
+
+/// The lean multiplexed form of an event: `TOPIC data` (a topic has no
+/// space, and a control message starts with `#`, which no topic does).
+pub(crate) fn lean_multi(e: &Event, topic: &Topic) -> Bytes {
+    e.form(Form::LeanMulti, |e| {
+        let data = e.data();
+        let mut b = Vec::with_capacity(topic.as_str().len() + 1 + data.len());
+        b.extend_from_slice(topic.as_str().as_bytes());
+        b.push(b' ');
+        b.extend_from_slice(&data);
+        Bytes::from(b)
+    })
+}
+
+/// The bytes of an event as `encoding` writes it, without framing; `topic`
+/// is set on a multiplexed stream.
+pub(crate) fn event_bytes(e: &Event, encoding: Encoding, topic: Option<&Topic>) -> Bytes {
+    match (encoding, topic) {
+        (Encoding::Json, _) => e.json.bytes().clone(),
+        (Encoding::Lean, None) => e.data(),
+        (Encoding::Lean, Some(t)) => lean_multi(e, t),
+    }
+}
+
+/// The WebSocket message for an event: a text frame of its bytes, or with
+/// permessage-deflate the event's one compressed frame (made by the first
+/// subscriber that needs it, shared by all the others).
+pub(crate) fn ws_event(
+    e: &Event,
+    encoding: Encoding,
+    topic: Option<&Topic>,
+    deflate: Option<Params>,
+) -> Message {
+    let plain = event_bytes(e, encoding, topic);
+    if let Some(p) = deflate
+        && p.may_compress(plain.len())
+    {
+        let form = match (encoding, topic) {
+            (Encoding::Json, _) => Form::JsonDeflated,
+            (Encoding::Lean, None) => Form::LeanDeflated,
+            (Encoding::Lean, Some(_)) => Form::LeanMultiDeflated,
+        };
+        let packed = e.form(form, |_| deflate::compress(&plain));
+        // Deflate does not pay on every event (tiny or random ones):
+        // whichever is smaller goes.
+        if packed.len() < plain.len() {
+            return deflate::frame(packed, true);
+        }
+    }
+    // SAFETY: the event JSON is valid UTF-8 (`EventJson`'s invariant); its
+    // `data` is a whole JSON value within it, so it starts and ends on
+    // character boundaries; a topic is ASCII.
+    Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(plain) })
+}
+
+/// A control message as `encoding` writes it: lean ones start with `#` (no
+/// JSON value does, so a lean frame is an event iff it does not), and a
+/// lean `gap` or `reset` says where the events after it start (`next`), as
+/// lean events carry no seq.
+pub(crate) fn control(encoding: Encoding, json: String, next: Option<u64>) -> String {
+    match encoding {
+        Encoding::Json => json,
+        Encoding::Lean => {
+            let mut s = String::with_capacity(json.len() + 16);
+            s.push('#');
+            match next {
+                Some(n) if json.ends_with('}') => {
+                    s.push_str(&json[..json.len() - 1]);
+                    s.push_str(&format!(r#","next":{n}}}"#));
+                }
+                _ => s.push_str(&json),
+            }
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(m: &Message) -> &[u8] {
+        match m {
+            Message::Frame(f) => f.payload(),
+            Message::Text(t) => t.as_bytes(),
+            _ => panic!("{m:?}"),
+        }
+    }
+
+    #[test]
+    fn every_clone_of_an_event_shares_one_compressed_form() {
+        let topic = Topic::new("t").unwrap();
+        let e = Event::build(
+            &topic,
+            1,
+            2,
+            br#"{"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","c":"bbbbbbbb"}"#,
+        );
+        let clone = e.clone();
+        let p = Some(Params {
+            server_window_bits: 15,
+            client_no_context_takeover: false,
+        });
+        for (enc, named) in [
+            (Encoding::Json, None),
+            (Encoding::Lean, None),
+            (Encoding::Lean, Some(&topic)),
+        ] {
+            let a = ws_event(&e, enc, named, p);
+            let b = ws_event(&clone, enc, named, p);
+            assert!(matches!(a, Message::Frame(_)), "{enc:?} compressed");
+            // The same bytes, not equal ones: compressed once.
+            assert_eq!(payload(&a).as_ptr(), payload(&b).as_ptr(), "{enc:?}");
+        }
+        // Lean, uncompressed: a slice of the event JSON itself.
+        let lean = ws_event(&e, Encoding::Lean, None, None);
+        let json = e.json.bytes();
+        let at = payload(&lean).as_ptr() as usize - json.as_ptr() as usize;
+        assert!(at < json.len());
+        assert_eq!(payload(&lean), &json[at..json.len() - 1]);
+        assert_eq!(
+            payload(&ws_event(&e, Encoding::Lean, Some(&topic), None)),
+            br#"t {"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","c":"bbbbbbbb"}"#
+        );
+    }
+
+    #[test]
+    fn lean_control_messages_start_with_a_hash_and_say_next() {
+        let gap = r#"{"type":"gap","missed":2,"resume_seq":4}"#.to_owned();
+        assert_eq!(control(Encoding::Json, gap.clone(), Some(3)), gap);
+        assert_eq!(
+            control(Encoding::Lean, gap, Some(3)),
+            r##"#{"type":"gap","missed":2,"resume_seq":4,"next":3}"##
+        );
+    }
+}
