@@ -60,6 +60,27 @@ struct Follow {
     told: Option<Epoch>,
 }
 
+impl Follow {
+    /// The delivery `batch` makes, moving the cursor past it; `None` when
+    /// it has nothing to tell. A topic's first publish moves a reader that
+    /// came before it out of `Epoch::NONE` without a reset: it is told the
+    /// epoch as at the opening.
+    fn take(&mut self, index: usize, batch: Batch) -> Option<Delivery> {
+        let new_epoch = self.told != Some(batch.epoch);
+        if !(batch.has_news() || new_epoch) {
+            return None;
+        }
+        let opening = self.told.is_none() || (batch.reset.is_none() && new_epoch);
+        self.told = Some(batch.epoch);
+        self.cursor = batch.next_cursor();
+        Some(Delivery {
+            index,
+            batch,
+            opening,
+        })
+    }
+}
+
 /// What a feed yields: one topic's batch.
 pub(crate) struct Delivery {
     /// Which of the feed's topics, by position in [`Feed::open`]'s list.
@@ -212,22 +233,12 @@ impl Feed {
                         .read_subscribed(&f.sub, &f.topic, &f.cursor, self.batch_limit)
                         .await
                     {
-                        // A topic's first publish moves a reader that
-                        // came before it out of `Epoch::NONE` without a
-                        // reset: it is told the epoch as at the opening.
-                        Ok(batch) if batch.has_news() || f.told != Some(batch.epoch) => {
-                            let opening = f.told.is_none()
-                                || (batch.reset.is_none() && f.told != Some(batch.epoch));
-                            f.told = Some(batch.epoch);
-                            f.cursor = batch.next_cursor();
-                            self.turn = (index + 1) % n;
-                            return Ok(Delivery {
-                                index,
-                                batch,
-                                opening,
-                            });
+                        Ok(batch) => {
+                            if let Some(d) = f.take(index, batch) {
+                                self.turn = (index + 1) % n;
+                                return Ok(d);
+                            }
                         }
-                        Ok(_) => {}
                         Err(e) => {
                             tracing::warn!(topic = %f.topic, error = %e, "log read failed; retrying");
                             failed = true;
@@ -266,17 +277,8 @@ impl Feed {
                 .log()
                 .read_subscribed(&f.sub, &f.topic, &f.cursor, self.batch_limit)
                 .await
-                && (batch.has_news() || f.told != Some(batch.epoch))
             {
-                let opening =
-                    f.told.is_none() || (batch.reset.is_none() && f.told != Some(batch.epoch));
-                f.told = Some(batch.epoch);
-                f.cursor = batch.next_cursor();
-                out.push(Delivery {
-                    index,
-                    batch,
-                    opening,
-                });
+                out.extend(f.take(index, batch));
             }
         }
         out
