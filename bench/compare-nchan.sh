@@ -8,6 +8,7 @@
 #
 #   bench/compare-nchan.sh [--rounds N] BENCH_FLAGS…
 #   e.g. bench/compare-nchan.sh --transports ws --clients 5000 --rate 20 --duration 15s
+#   FEEDGATE_EXTRA="--encoding lean" bench/compare-nchan.sh …   (feedgate side only)
 #
 # Metrics: p50 and p99 publish → delivery latency, server CPU per delivery
 # (server CPU seconds / deliveries of every transport of the run: compare
@@ -30,8 +31,10 @@ fg="$FEEDGATE_ROOT/target/release/feedgate"
 out="$(mktemp -d "${TMPDIR:-/tmp}/compare-nchan.XXXXXX")"
 export RUST_LOG=warn
 
+# FEEDGATE_EXTRA: flags for the feedgate side only (e.g. "--encoding lean").
 feedgate_run() {
-  "$fg" bench --child-server "$@" --quiet --json "$out/feedgate-$n.json" >/dev/null
+  # shellcheck disable=SC2086
+  "$fg" bench --child-server "$@" ${FEEDGATE_EXTRA:-} --quiet --json "$out/feedgate-$n.json" >/dev/null
 }
 nchan_run() {
   FEEDGATE_BIN="$fg" scripts/nchan-bench.sh "$@" --quiet --json "$out/nchan-$n.json" >/dev/null
