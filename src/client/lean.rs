@@ -90,17 +90,7 @@ pub async fn open_websocket_with(
     let conf = WebSocketConfig::default().read_buffer_size(CLIENT_WS_READ_BUFFER);
     let (ws, _) = tokio_tungstenite::client_async_with_config(req, io, Some(conf))
         .await
-        .map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Http(res) => ClientError::Status {
-                status: res.status(),
-                body: res
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default(),
-            },
-            e => ClientError::Ws(e),
-        })?;
+        .map_err(super::handshake_error)?;
     Ok(ws)
 }
 

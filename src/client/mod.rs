@@ -235,18 +235,24 @@ pub async fn open_websocket(
     let conf = WebSocketConfig::default().read_buffer_size(CLIENT_WS_READ_BUFFER);
     let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(conf))
         .await
-        .map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Http(res) => ClientError::Status {
-                status: res.status(),
-                body: res
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default(),
-            },
-            e => ClientError::Ws(e),
-        })?;
+        .map_err(handshake_error)?;
     Ok(ws)
+}
+
+/// A failed WebSocket handshake as the client reports it: a refused
+/// upgrade carries the server's status and (JSON error) body.
+fn handshake_error(e: tokio_tungstenite::tungstenite::Error) -> ClientError {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(res) => ClientError::Status {
+            status: res.status(),
+            body: res
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default(),
+        },
+        e => ClientError::Ws(e),
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection.
