@@ -27,8 +27,10 @@ fi
 [ $# -gt 0 ] || { echo "usage: bench/compare-nchan.sh [--rounds N] BENCH_FLAGS…" >&2; exit 2; }
 
 cargo build --release --quiet --bin feedgate
-fg="$FEEDGATE_ROOT/target/release/feedgate"
 out="$(mktemp -d "${TMPDIR:-/tmp}/compare-nchan.XXXXXX")"
+# A copy: a rebuild during the runs must not change what they measure.
+cp "$FEEDGATE_ROOT/target/release/feedgate" "$out/feedgate"
+fg="$out/feedgate"
 export RUST_LOG=warn
 
 # FEEDGATE_EXTRA: flags for the feedgate side only (e.g. "--encoding lean").

@@ -10,7 +10,7 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -167,6 +167,15 @@ impl Meter for ByteCount {
 pub struct ConnMeter {
     metrics: Arc<Metrics>,
     state: Mutex<MeterState>,
+    /// Where writes go now, as a [`Transport`] index: read on every write,
+    /// so kept out of the lock (the connection's own task is the only
+    /// writer of every field here; the lock and atomics only make the
+    /// meter `Sync`).
+    writing: AtomicU8,
+    /// Since when writes have been refused by a full socket, in
+    /// nanoseconds after `BASE` plus one (0: they are not), so a write
+    /// clears it without taking the lock.
+    blocked_since: AtomicU64,
     /// Signalled when writes start being blocked, so a watchdog sleeps
     /// until then instead of polling every connection.
     blocked: tokio::sync::Notify,
@@ -178,14 +187,17 @@ pub struct ConnMeter {
 struct MeterState {
     /// Where reads go now; `None` means pending.
     reading: Option<Transport>,
-    /// Where writes go now; `None` means `other`.
-    writing: Option<Transport>,
     pending_in: u64,
     /// The gauge this connection is counted under.
     gauge: Transport,
     upgraded: bool,
-    /// Since when writes have been refused by a full socket, if they are.
-    blocked_since: Option<Instant>,
+}
+
+/// The instant `ConnMeter::blocked_since` counts from.
+static BASE: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+fn since_base(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(*BASE).as_nanos()).unwrap_or(u64::MAX - 1) + 1
 }
 
 impl ConnMeter {
@@ -205,13 +217,13 @@ impl ConnMeter {
             metrics,
             _permit: permit,
             blocked: tokio::sync::Notify::new(),
+            writing: AtomicU8::new(Transport::Other as u8),
+            blocked_since: AtomicU64::new(0),
             state: Mutex::new(MeterState {
                 reading: None,
-                writing: None,
                 pending_in: 0,
                 gauge: Transport::Other,
                 upgraded: false,
-                blocked_since: None,
             }),
         }
     }
@@ -231,7 +243,7 @@ impl ConnMeter {
                 tm.wire_in.inc_by(std::mem::take(&mut s.pending_in));
             }
             s.reading = Some(t);
-            s.writing = Some(t);
+            self.writing.store(t as u8, Ordering::Relaxed);
             if s.gauge != t {
                 self.metrics.transport(s.gauge).connections.dec();
                 tm.connections.inc();
@@ -255,7 +267,10 @@ impl ConnMeter {
         loop {
             self.blocked.notified().await;
             loop {
-                let blocked = self.with(|s| s.blocked_since.map(|t| t.elapsed()));
+                let blocked = match self.blocked_since.load(Ordering::Relaxed) {
+                    0 => None,
+                    at => Some(BASE.elapsed().saturating_sub(Duration::from_nanos(at - 1))),
+                };
                 match blocked {
                     None => break,
                     Some(d) if d >= limit => return,
@@ -280,25 +295,26 @@ impl Meter for ConnMeter {
                 s.pending_in += n as u64;
                 // The next request has begun: whatever it provokes before
                 // it is routed (hyper's own 400, say) is `other`.
-                s.writing = None;
+                self.writing
+                    .store(Transport::Other as u8, Ordering::Relaxed);
             }
         })
     }
 
     fn on_write(&self, n: usize) {
-        let t = self.with(|s| {
-            s.blocked_since = None;
-            s.writing.unwrap_or(Transport::Other)
-        });
+        if self.blocked_since.load(Ordering::Relaxed) != 0 {
+            self.blocked_since.store(0, Ordering::Relaxed);
+        }
+        let t = Transport::ALL[usize::from(self.writing.load(Ordering::Relaxed))];
         self.metrics.transport(t).wire_out.inc_by(n as u64);
     }
 
     fn on_write_blocked(&self) {
-        let newly = self.with(|s| {
-            let newly = s.blocked_since.is_none();
-            s.blocked_since.get_or_insert_with(Instant::now);
-            newly
-        });
+        let now = since_base(Instant::now());
+        let newly = self
+            .blocked_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
         if newly {
             self.blocked.notify_one();
         }

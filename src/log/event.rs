@@ -28,8 +28,9 @@ pub struct Event {
 }
 
 /// The wire forms of one event besides its JSON, each made at most once
-/// however many subscribers take it: the lean encoding's bytes and the
-/// permessage-deflate frames (transport/encoding.rs, transport/deflate.rs).
+/// however many subscribers take it: the lean encoding's bytes, the
+/// permessage-deflate payloads and the SSE blocks (transport/encoding.rs,
+/// transport/deflate.rs, transport/sse.rs).
 #[derive(Debug, Default)]
 pub(crate) struct Forms {
     /// `data` within the event JSON (`None`: a foreign object without it).
@@ -48,10 +49,15 @@ pub(crate) enum Form {
     LeanDeflated,
     /// The lean multiplexed form, permessage-deflated.
     LeanMultiDeflated,
+    /// A single-topic SSE stream's block for the event, `id:` to the blank
+    /// line, in the v1 JSON.
+    SseJson,
+    /// The same in the lean encoding.
+    SseLean,
 }
 
 impl Form {
-    const COUNT: usize = 4;
+    const COUNT: usize = 6;
 }
 
 /// Cached forms never make two events differ.

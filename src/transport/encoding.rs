@@ -12,9 +12,9 @@
 //! on the event: [`Event::form`]).
 
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::deflate::{self, Params};
+use super::ws_frames::EventFrame;
 use crate::error::ApiError;
 use crate::log::{Event, Form, Topic};
 use crate::params::Query;
@@ -73,15 +73,16 @@ pub(crate) fn event_bytes(e: &Event, encoding: Encoding, topic: Option<&Topic>) 
     }
 }
 
-/// The WebSocket message for an event: a text frame of its bytes, or with
-/// permessage-deflate the event's one compressed frame (made by the first
-/// subscriber that needs it, shared by all the others).
+/// The WebSocket frame for an event: a text frame of its bytes, or with
+/// permessage-deflate the event's one compressed payload (made by the
+/// first subscriber that needs it, shared by all the others). Either way
+/// the payload is shared; only the frame header is the subscriber's.
 pub(crate) fn ws_event(
     e: &Event,
     encoding: Encoding,
     topic: Option<&Topic>,
     deflate: Option<Params>,
-) -> Message {
+) -> EventFrame {
     let plain = event_bytes(e, encoding, topic);
     if let Some(p) = deflate
         && p.may_compress(plain.len())
@@ -95,13 +96,19 @@ pub(crate) fn ws_event(
         // Deflate does not pay on every event (tiny or random ones):
         // whichever is smaller goes.
         if packed.len() < plain.len() {
-            return deflate::frame(packed, true);
+            return EventFrame {
+                payload: packed,
+                compressed: true,
+            };
         }
     }
-    // SAFETY: the event JSON is valid UTF-8 (`EventJson`'s invariant); its
-    // `data` is a whole JSON value within it, so it starts and ends on
-    // character boundaries; a topic is ASCII.
-    Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(plain) })
+    // The event JSON is valid UTF-8 (`EventJson`'s invariant); its `data`
+    // is a whole JSON value within it, so it starts and ends on character
+    // boundaries; a topic is ASCII: a text frame's payload.
+    EventFrame {
+        payload: plain,
+        compressed: false,
+    }
 }
 
 /// A control message as `encoding` writes it: lean ones start with `#` (no
@@ -130,12 +137,8 @@ pub(crate) fn control(encoding: Encoding, json: String, next: Option<u64>) -> St
 mod tests {
     use super::*;
 
-    fn payload(m: &Message) -> &[u8] {
-        match m {
-            Message::Frame(f) => f.payload(),
-            Message::Text(t) => t.as_bytes(),
-            _ => panic!("{m:?}"),
-        }
+    fn payload(f: &EventFrame) -> &[u8] {
+        &f.payload
     }
 
     #[test]
@@ -159,7 +162,7 @@ mod tests {
         ] {
             let a = ws_event(&e, enc, named, p);
             let b = ws_event(&clone, enc, named, p);
-            assert!(matches!(a, Message::Frame(_)), "{enc:?} compressed");
+            assert!(a.compressed && b.compressed, "{enc:?} compressed");
             // The same bytes, not equal ones: compressed once.
             assert_eq!(payload(&a).as_ptr(), payload(&b).as_ptr(), "{enc:?}");
         }

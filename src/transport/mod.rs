@@ -30,6 +30,7 @@ pub(crate) mod sse;
 pub(crate) mod sse_id;
 pub(crate) mod ws;
 pub(crate) mod ws_control;
+pub(crate) mod ws_frames;
 
 use hyper::Response;
 

@@ -26,7 +26,7 @@ use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields, start_of, topi
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
-use crate::log::{Cursor, Epoch, Topic};
+use crate::log::{Cursor, Epoch, Event, Form, Topic};
 use crate::metrics::{Outcome, Transport};
 use crate::params::{self, ListItem, Query, cursor_text, format_cursor, list_item};
 
@@ -247,6 +247,17 @@ impl Stream {
             return self.encode_many(d);
         }
         let batch = &d.batch;
+        // Each event's block is the same for every subscriber of the topic:
+        // made once and shared. A subscriber that keeps up gets one event
+        // at a time, and that chunk is the block itself: nothing to copy.
+        if let [e] = &batch.events[..]
+            && !d.opening
+            && batch.reset.is_none()
+            && batch.gap.is_none()
+        {
+            self.feed.delivered(batch);
+            return sse_block(e, batch.epoch, self.encoding);
+        }
         let events_len: usize = batch.events.iter().map(|e| e.json.len() + 48).sum();
         let mut b = BytesMut::with_capacity(events_len + 128);
         let start = format_cursor(batch.epoch, start_of(batch));
@@ -284,21 +295,8 @@ impl Stream {
                 .as_bytes(),
             );
         }
-        if self.encoding.is_lean() {
-            // `id:SEQ` (the epoch is the `ready` one) and the data alone.
-            for e in &batch.events {
-                let _ = write!((&mut b).writer(), "id:{}\ndata:", e.seq);
-                b.put_slice(&e.data());
-                b.put_slice(b"\n\n");
-            }
-            self.feed.delivered(batch);
-            return b.freeze();
-        }
         for e in &batch.events {
-            // Formatted straight into the chunk: no allocation per event.
-            let _ = write!((&mut b).writer(), "id: {}:{}\ndata: ", batch.epoch, e.seq);
-            b.put_slice(&e.json);
-            b.put_slice(b"\n\n");
+            b.put_slice(&sse_block(e, batch.epoch, self.encoding));
         }
         self.feed.delivered(batch);
         b.freeze()
@@ -445,4 +443,29 @@ struct IdItem {
     seq: u64,
     /// The URL names this epoch for the topic.
     url_epoch: bool,
+}
+
+/// An event's block on a single-topic stream, `id:` to the blank line:
+/// `id: EPOCH:SEQ` and the event JSON, or lean, `id:SEQ` (the epoch is the
+/// `ready` one) and the data alone. Made once per event ([`Form`]).
+fn sse_block(e: &Event, epoch: Epoch, encoding: Encoding) -> Bytes {
+    let make = |e: &Event| {
+        let mut b = BytesMut::with_capacity(e.json.len() + 48);
+        match encoding {
+            Encoding::Json => {
+                let _ = write!((&mut b).writer(), "id: {epoch}:{}\ndata: ", e.seq);
+                b.put_slice(&e.json);
+            }
+            Encoding::Lean => {
+                let _ = write!((&mut b).writer(), "id:{}\ndata:", e.seq);
+                b.put_slice(&e.data());
+            }
+        }
+        b.put_slice(b"\n\n");
+        b.freeze()
+    };
+    match encoding {
+        Encoding::Json => e.form(Form::SseJson, make),
+        Encoding::Lean => e.form(Form::SseLean, make),
+    }
 }

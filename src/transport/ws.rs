@@ -30,7 +30,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::deflate::{self, Inflating, Params};
 use super::encoding::{self, Encoding};
 use super::feed::{Delivery, End, Feed};
-use super::{Reply, Wanted, gap_fields, reset_fields, start_of, topic_field, ws_control};
+use super::{
+    Reply, Wanted, gap_fields, reset_fields, start_of, topic_field, ws_control, ws_frames,
+};
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
@@ -375,18 +377,37 @@ impl Session {
             control.push(lean(format!(r#"{{"type":"gap",{topic}{fields}}}"#)));
         }
         let named = self.multi.is_some().then(|| self.feed.position(d.index).0);
-        let write = async {
-            for text in control {
-                ws.feed(deflate::message(self.deflate, true, text.into()))
-                    .await?;
+        if !control.is_empty() {
+            let write = async {
+                for text in control {
+                    ws.feed(deflate::message(self.deflate, true, text.into()))
+                        .await?;
+                }
+                ws.flush().await
+            };
+            self.feed.write(write).await?;
+        }
+        // tungstenite holds nothing unsent here (every write through it is
+        // flushed before the session goes on), so event frames go straight
+        // to the socket behind what it wrote.
+        let frame = |e| encoding::ws_event(e, self.encoding, named, self.deflate);
+        let (one, many);
+        let frames: &[_] = match &batch.events[..] {
+            [] => &[],
+            [e] => {
+                one = [frame(e)];
+                &one
             }
-            for e in &batch.events {
-                let m = encoding::ws_event(e, self.encoding, named, self.deflate);
-                ws.feed(m).await?;
+            events => {
+                many = events.iter().map(frame).collect::<Vec<_>>();
+                &many
             }
-            ws.flush().await
         };
-        self.feed.write(write).await?;
+        if !frames.is_empty() {
+            self.feed
+                .write(ws_frames::write(ws.get_mut(), frames))
+                .await?;
+        }
         self.feed.delivered(batch);
         Ok(())
     }
