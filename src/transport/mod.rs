@@ -28,6 +28,7 @@ pub(crate) mod probe;
 pub(crate) mod publish;
 pub(crate) mod sse;
 pub(crate) mod sse_id;
+pub(crate) mod wake_gate;
 pub(crate) mod ws;
 pub(crate) mod ws_control;
 pub(crate) mod ws_frames;

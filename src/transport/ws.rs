@@ -10,8 +10,10 @@
 //! (service restart) when the server drains, which tells clients to come
 //! back — with jitter, so that they do not all come back at once.
 
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +32,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::deflate::{self, Inflating, Params};
 use super::encoding::{self, Encoding};
 use super::feed::{Delivery, End, Feed};
+use super::wake_gate::Gate;
 use super::{
     Reply, Wanted, gap_fields, reset_fields, start_of, topic_field, ws_control, ws_frames,
 };
@@ -278,28 +281,64 @@ struct Session {
 /// tell).
 type Stop = Option<CloseFrame>;
 
+/// What woke a session.
+enum Woke {
+    /// The peer sent something (or went away: `None`).
+    Peer(Option<Result<Message, WsError>>),
+    /// The keep-alive timer fired.
+    Timer,
+    /// The feed has a delivery, or ended.
+    Feed(Result<Delivery, End>),
+}
+
 impl Session {
     async fn run(mut self, upgraded: Upgraded) {
         let max = self.settings.max_message;
         let mut ws = server_socket(upgraded, self.deflate, max).await;
         let mut alive = Keepalive::new(self.settings);
+        // The feed wakes the session once per event; the peer and the
+        // keep-alive timer rarely have news then: each is polled only when
+        // its own waker fired (see wake_gate.rs).
+        let (peer, timer) = (Gate::new(), Gate::new());
         let stop = loop {
-            let step = tokio::select! {
-                msg = ws.next() => {
+            let woke = {
+                let mut next = pin!(self.feed.next());
+                poll_fn(|cx| {
+                    if let Poll::Ready(msg) = peer.poll(cx, |cx| ws.poll_next_unpin(cx)) {
+                        return Poll::Ready(Woke::Peer(msg));
+                    }
+                    if let Poll::Ready(()) = timer.poll(cx, |cx| alive.timer.as_mut().poll(cx)) {
+                        return Poll::Ready(Woke::Timer);
+                    }
+                    next.as_mut().poll(cx).map(Woke::Feed)
+                })
+                .await
+            };
+            let step = match woke {
+                Woke::Peer(msg) => {
+                    // A stream may hold more without waking anyone; the
+                    // timer was reset.
+                    peer.arm();
+                    timer.arm();
                     alive.heard();
                     self.answer(&mut ws, msg).await
                 }
-                _ = alive.due() => match alive.expired() {
-                    true => {
-                        self.feed.limit_hit(Limit::PongTimeout);
-                        Err(Some(policy("no pong within the deadline")))
+                Woke::Timer => {
+                    timer.arm();
+                    match alive.expired() {
+                        true => {
+                            self.feed.limit_hit(Limit::PongTimeout);
+                            Err(Some(policy("no pong within the deadline")))
+                        }
+                        false => self
+                            .feed
+                            .write(ws.send(Message::Ping(Bytes::new())))
+                            .await
+                            .map_err(stop_for),
                     }
-                    false => self.feed.write(ws.send(Message::Ping(Bytes::new()))).await.map_err(stop_for),
-                },
-                next = self.feed.next() => match next {
-                    Ok(d) => self.send(&mut ws, &d).await.map_err(stop_for),
-                    Err(end) => Err(stop_for(end)),
-                },
+                }
+                Woke::Feed(Ok(d)) => self.send(&mut ws, &d).await.map_err(stop_for),
+                Woke::Feed(Err(end)) => Err(stop_for(end)),
             };
             if let Err(stop) = step {
                 break stop;
@@ -435,10 +474,6 @@ impl Keepalive {
         self.awaiting_pong = false;
         let at = Instant::now() + self.settings.ping_interval;
         self.timer.as_mut().reset(at);
-    }
-
-    async fn due(&mut self) {
-        self.timer.as_mut().await;
     }
 
     /// The timer fired: `true` if a ping went unanswered; otherwise a ping
