@@ -45,6 +45,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 mod config;
+pub mod counter;
 pub mod demo;
 #[cfg(feature = "doctor")]
 pub mod doctor;

@@ -8,6 +8,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::counter::ShardedCounter;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -189,13 +190,13 @@ impl Limit {
 /// Per-transport handles for the hot path.
 pub struct TransportMetrics {
     /// Bytes read from sockets attributed to this transport.
-    pub wire_in: IntCounter,
+    pub wire_in: ShardedCounter,
     /// Bytes written to sockets attributed to this transport.
-    pub wire_out: IntCounter,
+    pub wire_out: ShardedCounter,
     /// Bytes of event JSON delivered.
-    pub payload: IntCounter,
+    pub payload: ShardedCounter,
     /// Events delivered.
-    pub delivered: IntCounter,
+    pub delivered: ShardedCounter,
     /// Publish → handed to the socket, seconds.
     pub latency: Histogram,
     /// Connections whose latest request used this transport.
@@ -406,10 +407,10 @@ impl Metrics {
             .map(|t| {
                 let l = t.as_str();
                 TransportMetrics {
-                    wire_in: wire.with_label_values(&[l, "in"]),
-                    wire_out: wire.with_label_values(&[l, "out"]),
-                    payload: payload.with_label_values(&[l]),
-                    delivered: delivered.with_label_values(&[l]),
+                    wire_in: ShardedCounter::new(wire.with_label_values(&[l, "in"])),
+                    wire_out: ShardedCounter::new(wire.with_label_values(&[l, "out"])),
+                    payload: ShardedCounter::new(payload.with_label_values(&[l])),
+                    delivered: ShardedCounter::new(delivered.with_label_values(&[l])),
                     latency: latency.with_label_values(&[l]),
                     connections: connections.with_label_values(&[l]),
                     subscriptions: subscriptions.with_label_values(&[l]),
@@ -496,16 +497,30 @@ impl Metrics {
         c.inc_by(total.saturating_sub(c.get()));
     }
 
+    /// Moves the hot-path counters' per-thread counts into the exported
+    /// series ([`ShardedCounter`]).
+    pub fn fold(&self) {
+        for tm in &self.per_transport {
+            for c in [&tm.wire_in, &tm.wire_out, &tm.payload, &tm.delivered] {
+                c.fold();
+            }
+        }
+    }
+
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> Vec<u8> {
+        self.fold();
         let mut out = Vec::with_capacity(16 * 1024);
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
     }
 
-    /// The registry, for embedding feedgate's families elsewhere.
+    /// The registry, for embedding feedgate's families elsewhere, with
+    /// every count made so far folded in (call [`Metrics::fold`] before
+    /// each later gather).
     pub fn registry(&self) -> &Registry {
+        self.fold();
         &self.registry
     }
 }

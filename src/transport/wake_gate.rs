@@ -16,6 +16,31 @@ use std::task::{Context, Poll};
 
 use futures_util::task::{ArcWake, AtomicWaker, waker_ref};
 
+/// The task a set of gates wakes: registered once per poll of the task,
+/// for all of its gates.
+#[derive(Default)]
+pub(crate) struct Gates {
+    task: Arc<AtomicWaker>,
+}
+
+impl Gates {
+    /// A new gate of this set, open: its first poll goes through.
+    pub fn gate(&self) -> Gate {
+        Gate {
+            flag: Arc::new(Flag {
+                open: AtomicBool::new(true),
+                task: self.task.clone(),
+            }),
+        }
+    }
+
+    /// Makes `cx`'s waker the one the gates wake; call it in every poll
+    /// of the task, before polling its gates.
+    pub fn register(&self, cx: &Context<'_>) {
+        self.task.register(cx.waker());
+    }
+}
+
 /// One branch of a task's wait, polled only when woken (or armed).
 pub(crate) struct Gate {
     flag: Arc<Flag>,
@@ -25,7 +50,7 @@ struct Flag {
     /// The branch's waker fired (or the gate was armed) since its last poll.
     open: AtomicBool,
     /// The task to wake when it fires.
-    task: AtomicWaker,
+    task: Arc<AtomicWaker>,
 }
 
 impl ArcWake for Flag {
@@ -36,26 +61,11 @@ impl ArcWake for Flag {
 }
 
 impl Gate {
-    /// An open gate: the first poll goes through.
-    pub fn new() -> Self {
-        Gate {
-            flag: Arc::new(Flag {
-                open: AtomicBool::new(true),
-                task: AtomicWaker::new(),
-            }),
-        }
-    }
-
     /// Polls the branch with `poll` — with the gate's waker in place of
     /// the task's — if the gate is open, closing it first; `Pending`
-    /// without polling otherwise. The task's waker (from `cx`) is woken
-    /// when the branch's waker fires.
-    pub fn poll<T>(
-        &self,
-        cx: &mut Context<'_>,
-        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
-    ) -> Poll<T> {
-        self.flag.task.register(cx.waker());
+    /// without polling otherwise. The task registered with its [`Gates`]
+    /// is woken when the branch's waker fires.
+    pub fn poll<T>(&self, poll: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
         if !self.flag.open.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
@@ -86,14 +96,16 @@ mod tests {
 
     #[tokio::test]
     async fn polls_a_branch_only_after_its_waker_fired() {
-        let gate = Gate::new();
+        let gates = Gates::default();
+        let gate = gates.gate();
         let branch = Branch {
             polls: AtomicUsize::new(0),
             ready: AtomicBool::new(false),
             waker: std::sync::Mutex::new(None),
         };
         let poll = |cx: &mut Context<'_>| {
-            gate.poll(cx, |cx| {
+            gates.register(cx);
+            gate.poll(|cx| {
                 branch.polls.fetch_add(1, Ordering::SeqCst);
                 *branch.waker.lock().unwrap() = Some(cx.waker().clone());
                 match branch.ready.load(Ordering::SeqCst) {
@@ -124,11 +136,15 @@ mod tests {
 
     #[tokio::test]
     async fn the_branch_waker_wakes_the_task() {
-        let gate = Arc::new(Gate::new());
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let task = tokio::spawn({
-            let gate = gate.clone();
-            async move { poll_fn(|cx| gate.poll(cx, |cx| rx.poll_recv(cx))).await }
+        let task = tokio::spawn(async move {
+            let gates = Gates::default();
+            let gate = gates.gate();
+            poll_fn(|cx| {
+                gates.register(cx);
+                gate.poll(|cx| rx.poll_recv(cx))
+            })
+            .await
         });
         tokio::task::yield_now().await;
         tx.send(()).await.unwrap();

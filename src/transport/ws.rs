@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::deflate::{self, Inflating, Params};
 use super::encoding::{self, Encoding};
 use super::feed::{Delivery, End, Feed};
-use super::wake_gate::Gate;
+use super::wake_gate::Gates;
 use super::{
     Reply, Wanted, gap_fields, reset_fields, start_of, topic_field, ws_control, ws_frames,
 };
@@ -299,15 +299,17 @@ impl Session {
         // The feed wakes the session once per event; the peer and the
         // keep-alive timer rarely have news then: each is polled only when
         // its own waker fired (see wake_gate.rs).
-        let (peer, timer) = (Gate::new(), Gate::new());
+        let gates = Gates::default();
+        let (peer, timer) = (gates.gate(), gates.gate());
         let stop = loop {
             let woke = {
                 let mut next = pin!(self.feed.next());
                 poll_fn(|cx| {
-                    if let Poll::Ready(msg) = peer.poll(cx, |cx| ws.poll_next_unpin(cx)) {
+                    gates.register(cx);
+                    if let Poll::Ready(msg) = peer.poll(|cx| ws.poll_next_unpin(cx)) {
                         return Poll::Ready(Woke::Peer(msg));
                     }
-                    if let Poll::Ready(()) = timer.poll(cx, |cx| alive.timer.as_mut().poll(cx)) {
+                    if let Poll::Ready(()) = timer.poll(|cx| alive.timer.as_mut().poll(cx)) {
                         return Poll::Ready(Woke::Timer);
                     }
                     next.as_mut().poll(cx).map(Woke::Feed)
