@@ -8,55 +8,104 @@
 //! had nothing new: 5–6 % of the server's CPU with 10 000 subscribers
 //! (bench/profile.sh, docs/benchmarks.md). Behind a gate each of them is
 //! polled with a waker of its own, which marks the gate open and wakes the
-//! task; until it fires, polling the gate costs one atomic swap.
+//! task; until it fires, polling the gate costs one atomic load, and the
+//! flags of all of a task's gates share one cache line.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 
-use futures_util::task::{ArcWake, AtomicWaker, waker_ref};
+use futures_util::task::{ArcWake, waker_ref};
 
-/// The task a set of gates wakes: registered once per poll of the task,
-/// for all of its gates.
-#[derive(Default)]
+/// How many gates one task may have.
+const MAX_GATES: usize = 4;
+
+/// The gates of one task: which are open, and the task to wake, in one
+/// allocation, so that the hot path (a poll that finds every gate shut)
+/// touches one cache line.
 pub(crate) struct Gates {
-    task: Arc<AtomicWaker>,
+    shared: Arc<Shared>,
+    /// The waker last given to `shared.task`, kept in the task's own state
+    /// so that re-registering the same waker costs a comparison.
+    last: Option<Waker>,
+    made: usize,
 }
 
-impl Gates {
-    /// A new gate of this set, open: its first poll goes through.
-    pub fn gate(&self) -> Gate {
-        Gate {
-            flag: Arc::new(Flag {
-                open: AtomicBool::new(true),
-                task: self.task.clone(),
-            }),
-        }
-    }
+struct Shared {
+    /// Gate `i` is open: its branch's waker fired (or it was armed) since
+    /// its last poll.
+    open: [AtomicBool; MAX_GATES],
+    /// The task to wake when a branch's waker fires. Waking borrows it, so
+    /// it stays registered until the task's waker changes.
+    task: Mutex<Option<Waker>>,
+}
 
-    /// Makes `cx`'s waker the one the gates wake; call it in every poll
-    /// of the task, before polling its gates.
-    pub fn register(&self, cx: &Context<'_>) {
-        self.task.register(cx.waker());
+/// The waker a gate's branch is polled with.
+struct BranchWaker {
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl ArcWake for BranchWaker {
+    fn wake_by_ref(b: &Arc<Self>) {
+        b.shared.open[b.index].store(true, Ordering::Release);
+        let task = b.shared.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(w) = task.as_ref() {
+            w.wake_by_ref();
+        }
     }
 }
 
 /// One branch of a task's wait, polled only when woken (or armed).
 pub(crate) struct Gate {
-    flag: Arc<Flag>,
+    waker: Arc<BranchWaker>,
 }
 
-struct Flag {
-    /// The branch's waker fired (or the gate was armed) since its last poll.
-    open: AtomicBool,
-    /// The task to wake when it fires.
-    task: Arc<AtomicWaker>,
+impl Default for Gates {
+    fn default() -> Self {
+        Gates {
+            shared: Arc::new(Shared {
+                open: Default::default(),
+                task: Mutex::new(None),
+            }),
+            last: None,
+            made: 0,
+        }
+    }
 }
 
-impl ArcWake for Flag {
-    fn wake_by_ref(flag: &Arc<Self>) {
-        flag.open.store(true, Ordering::Release);
-        flag.task.wake();
+impl Gates {
+    /// A new gate of this set, open: its first poll goes through.
+    ///
+    /// # Panics
+    /// When the set already has `MAX_GATES` gates (a programming error).
+    pub fn gate(&mut self) -> Gate {
+        assert!(self.made < MAX_GATES, "at most {MAX_GATES} gates per task");
+        let index = self.made;
+        self.made += 1;
+        self.shared.open[index].store(true, Ordering::Release);
+        Gate {
+            waker: Arc::new(BranchWaker {
+                shared: self.shared.clone(),
+                index,
+            }),
+        }
+    }
+
+    /// Makes `cx`'s waker the one the gates wake; call it in every poll
+    /// of the task, before polling its gates. Free when it is the same
+    /// waker as last time (a task's waker rarely changes).
+    pub fn register(&mut self, cx: &Context<'_>) {
+        if self.last.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return;
+        }
+        let w = cx.waker().clone();
+        *self
+            .shared
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(w.clone());
+        self.last = Some(w);
     }
 }
 
@@ -66,10 +115,11 @@ impl Gate {
     /// without polling otherwise. The task registered with its [`Gates`]
     /// is woken when the branch's waker fires.
     pub fn poll<T>(&self, poll: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-        if !self.flag.open.swap(false, Ordering::AcqRel) {
+        let open = &self.waker.shared.open[self.waker.index];
+        if !open.load(Ordering::Acquire) || !open.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
-        let waker = waker_ref(&self.flag);
+        let waker = waker_ref(&self.waker);
         poll(&mut Context::from_waker(&waker))
     }
 
@@ -77,7 +127,7 @@ impl Gate {
     /// yielded (a stream may hold more without waking anyone) or whose
     /// state changed outside a poll (a timer that was reset).
     pub fn arm(&self) {
-        self.flag.open.store(true, Ordering::Release);
+        self.waker.shared.open[self.waker.index].store(true, Ordering::Release);
     }
 }
 
@@ -96,14 +146,14 @@ mod tests {
 
     #[tokio::test]
     async fn polls_a_branch_only_after_its_waker_fired() {
-        let gates = Gates::default();
+        let mut gates = Gates::default();
         let gate = gates.gate();
         let branch = Branch {
             polls: AtomicUsize::new(0),
             ready: AtomicBool::new(false),
             waker: std::sync::Mutex::new(None),
         };
-        let poll = |cx: &mut Context<'_>| {
+        let mut poll = |cx: &mut Context<'_>| {
             gates.register(cx);
             gate.poll(|cx| {
                 branch.polls.fetch_add(1, Ordering::SeqCst);
@@ -138,7 +188,7 @@ mod tests {
     async fn the_branch_waker_wakes_the_task() {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
         let task = tokio::spawn(async move {
-            let gates = Gates::default();
+            let mut gates = Gates::default();
             let gate = gates.gate();
             poll_fn(|cx| {
                 gates.register(cx);

@@ -299,7 +299,7 @@ impl Session {
         // The feed wakes the session once per event; the peer and the
         // keep-alive timer rarely have news then: each is polled only when
         // its own waker fired (see wake_gate.rs).
-        let gates = Gates::default();
+        let mut gates = Gates::default();
         let (peer, timer) = (gates.gate(), gates.gate());
         let stop = loop {
             let woke = {
