@@ -325,7 +325,14 @@ impl TopicState {
         });
         let start = after.max(first - 1);
         let skip = (start + 1 - first) as usize;
-        let events: Vec<Event> = self.events.iter().skip(skip).take(max).cloned().collect();
+        // `range`, not `iter().skip()`: the window may hold many events
+        // before the cursor, and skipping them one by one cost a reader
+        // time in proportion to the window.
+        let end = skip.saturating_add(max).min(self.events.len());
+        let events: Vec<Event> = match skip < end {
+            true => self.events.range(skip..end).cloned().collect(),
+            false => Vec::new(),
+        };
         let next = events.last().map_or(start, |e| e.seq);
         Batch {
             epoch: self.epoch,

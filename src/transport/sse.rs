@@ -67,9 +67,11 @@ pub(crate) async fn subscribe(
     let every = app.config().sse_heartbeat;
     let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let quiet_since = Instant::now();
     let state = Stream {
         feed,
         heartbeat,
+        quiet_since,
         retry_ms: app.config().sse_retry.as_millis(),
         url,
         opened: false,
@@ -195,6 +197,11 @@ fn cursor(query: &Query, headers: &HeaderMap) -> Result<Cursor, ApiError> {
 struct Stream {
     feed: Feed,
     heartbeat: Interval,
+    /// When the stream last sent something: a heartbeat is due after
+    /// `--sse-heartbeat` of silence. Kept instead of resetting the
+    /// heartbeat's timer on every event (a timer-wheel update per
+    /// delivery, where this is a clock read).
+    quiet_since: Instant,
     retry_ms: u128,
     /// A multiplexed stream's cursors as its URL gave them, by feed index:
     /// its ids name only the topics that moved from these.
@@ -212,19 +219,28 @@ impl Stream {
         if self.ended {
             return None;
         }
-        tokio::select! {
-            biased;
-            next = self.feed.next() => {
-                let bytes = match next {
-                    Ok(d) => self.encode(&d),
-                    Err(End::Shutdown) => self.restart_chunk(),
-                    Err(_) => return None,
-                };
-                // Events are on their way: a heartbeat now would be wasted.
-                self.heartbeat.reset();
-                Some(bytes)
+        loop {
+            tokio::select! {
+                biased;
+                next = self.feed.next() => {
+                    let bytes = match next {
+                        Ok(d) => self.encode(&d),
+                        Err(End::Shutdown) => self.restart_chunk(),
+                        Err(_) => return None,
+                    };
+                    self.quiet_since = Instant::now();
+                    return Some(bytes);
+                }
+                _ = self.heartbeat.tick() => {
+                    let due = self.quiet_since + self.heartbeat.period();
+                    if due <= Instant::now() {
+                        self.quiet_since = Instant::now();
+                        return Some(Bytes::from_static(b":\n\n"));
+                    }
+                    // Events went out since: the silence starts later.
+                    self.heartbeat.reset_at(due);
+                }
             }
-            _ = self.heartbeat.tick() => Some(Bytes::from_static(b":\n\n")),
         }
     }
 
