@@ -2,6 +2,7 @@
 //! configuration and the shutdown signal.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -14,6 +15,9 @@ use crate::metrics::Metrics;
 use crate::origin::Origins;
 use crate::ratelimit::RateLimiter;
 
+/// How many children of the shutdown token long-lived waiters share.
+const SHUTDOWN_SHARDS: usize = 32;
+
 /// A cheap handle on the server's shared state.
 #[derive(Clone)]
 pub struct App {
@@ -25,6 +29,11 @@ struct Shared {
     metrics: Arc<Metrics>,
     config: Config,
     shutdown: CancellationToken,
+    /// Children of `shutdown` that long-lived waiters share out (see
+    /// [`App::shutdown_shard`]).
+    shutdown_shards: Vec<CancellationToken>,
+    /// The next shard to hand out.
+    next_shard: AtomicUsize,
     tracker: TaskTracker,
     demo: Option<Arc<DemoState>>,
     auth: Auth,
@@ -56,6 +65,10 @@ impl App {
                 telemetry_limiter: crate::telemetry::limiter(),
                 log,
                 metrics,
+                shutdown_shards: (0..SHUTDOWN_SHARDS)
+                    .map(|_| shutdown.child_token())
+                    .collect(),
+                next_shard: AtomicUsize::new(0),
                 shutdown,
                 demo: config
                     .demo
@@ -85,6 +98,18 @@ impl App {
     /// selects on it.
     pub fn shutdown(&self) -> &CancellationToken {
         &self.shared.shutdown
+    }
+
+    /// The shutdown signal for one long-lived waiter (a connection, a
+    /// subscriber's feed): a child of [`App::shutdown`], cancelled with it.
+    /// A token's waiters are one list under one lock, which every waiter
+    /// takes each time it starts or stops waiting — with 10 000 subscribers
+    /// woken per event, once per delivery, from every worker thread. Handed
+    /// out round-robin from `SHUTDOWN_SHARDS` children, the lists are short
+    /// and the locks rarely contended.
+    pub fn shutdown_shard(&self) -> CancellationToken {
+        let i = self.shared.next_shard.fetch_add(1, Ordering::Relaxed);
+        self.shared.shutdown_shards[i % SHUTDOWN_SHARDS].clone()
     }
 
     /// Tracks every connection and session, so drain can wait for them.

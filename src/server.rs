@@ -220,6 +220,9 @@ async fn serve_connection(
         .serve_connection(io, service)
         .with_upgrades();
     tokio::pin!(conn);
+    // Polled with the connection on every wake-up (every SSE event): a
+    // shard of the signal, not the one every connection shares.
+    let stop = app.shutdown_shard();
     let result = tokio::select! {
         res = conn.as_mut() => res,
         _ = watched.stuck_for(app.config().write_timeout) => {
@@ -228,7 +231,7 @@ async fn serve_connection(
             app.metrics().limit_hit(crate::metrics::Limit::WriteTimeout);
             return;
         }
-        _ = app.shutdown().cancelled() => {
+        _ = stop.cancelled() => {
             // Finish the in-flight response (long polls answer now, SSE
             // ends), then close instead of keeping the connection alive.
             conn.as_mut().graceful_shutdown();

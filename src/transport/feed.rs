@@ -49,6 +49,8 @@ pub(crate) struct Feed {
     stalled: bool,
     /// Most events one read takes from one topic.
     batch_limit: usize,
+    /// This feed's share of the shutdown signal ([`App::shutdown_shard`]).
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// One topic a feed follows.
@@ -131,6 +133,7 @@ impl Feed {
             expires: grant.remaining().map(|d| Instant::now() + d),
             stalled,
             batch_limit: app.config().max_batch,
+            stop: app.shutdown_shard(),
         };
         for (topic, cursor) in topics {
             feed.add(topic, cursor).await?;
@@ -255,7 +258,7 @@ impl Feed {
             };
             tokio::select! {
                 biased;
-                _ = self.app.shutdown().cancelled() => return Err(End::Shutdown),
+                _ = self.stop.cancelled() => return Err(End::Shutdown),
                 _ = super::sleep_until(wake) => {}
                 _ = demo_broken(&self.app, self.transport), if !self.stalled => return Err(End::Fault),
                 _ = wait_any(&mut self.follows), if !self.stalled => {}
