@@ -3,6 +3,14 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc rather than the system allocator: an idle SSE stream or held
+/// long poll keeps hyper's 8 KiB read and write buffers, mostly untouched;
+/// jemalloc keeps their untouched pages out of RSS (docs/benchmarks.md,
+/// "Idle connections: server memory").
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = feedgate::cli::Cli::parse();
     tracing_subscriber::fmt()
