@@ -198,6 +198,8 @@ async fn serve_connection(
     let watched = meter.clone();
     let svc_app = app.clone();
     let service = service_fn(move |req: Request<Incoming>| {
+        // Now, before hyper reads on: see `router::detach`.
+        let req = router::detach(req);
         let (app, meter) = (svc_app.clone(), meter.clone());
         // `--allowed-host` is checked before routing, for every path: a
         // DNS-rebound page reads as well as it writes.
