@@ -128,6 +128,13 @@ impl Route<'_> {
 /// allocation each. Must run before the request is handed to a future
 /// (in the service closure).
 pub(crate) fn detach<B>(req: Request<B>) -> Request<B> {
+    // An SSE stream keeps its connection for good: letting hyper allocate
+    // a fresh (untouched) read buffer and free the one the head was read
+    // into measured less memory per idle stream than reusing it.
+    let path = req.uri().path();
+    if path == "/sse" || path.ends_with("/sse") {
+        return req;
+    }
     let (mut parts, body) = req.into_parts();
     // Origin-form (`/path?query`), as every HTTP/1.1 request to an origin
     // server; the rare absolute-form keeps its slices.

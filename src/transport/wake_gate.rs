@@ -11,18 +11,21 @@
 //! task; until it fires, polling the gate costs one atomic load, and the
 //! flags of all of a task's gates share one cache line.
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use futures_util::task::{ArcWake, waker_ref};
-
-/// How many gates one task may have.
+/// How many gates one task may have: a gate's index rides in the low bits
+/// of its waker's pointer to the shared state (aligned to 8).
 const MAX_GATES: usize = 4;
+const INDEX_BITS: usize = MAX_GATES - 1;
 
 /// The gates of one task: which are open, and the task to wake, in one
-/// allocation, so that the hot path (a poll that finds every gate shut)
-/// touches one cache line.
+/// allocation (the only one: a gate's waker is that allocation's pointer
+/// tagged with the gate's index), so that the hot path — a poll that finds
+/// every gate shut — touches one cache line, and an idle session pays for
+/// one small block.
 pub(crate) struct Gates {
     shared: Arc<Shared>,
     /// The waker last given to `shared.task`, kept in the task's own state
@@ -31,6 +34,7 @@ pub(crate) struct Gates {
     made: usize,
 }
 
+#[repr(align(8))]
 struct Shared {
     /// Gate `i` is open: its branch's waker fired (or it was armed) since
     /// its last poll.
@@ -40,16 +44,10 @@ struct Shared {
     task: Mutex<Option<Waker>>,
 }
 
-/// The waker a gate's branch is polled with.
-struct BranchWaker {
-    shared: Arc<Shared>,
-    index: usize,
-}
-
-impl ArcWake for BranchWaker {
-    fn wake_by_ref(b: &Arc<Self>) {
-        b.shared.open[b.index].store(true, Ordering::Release);
-        let task = b.shared.task.lock().unwrap_or_else(PoisonError::into_inner);
+impl Shared {
+    fn fire(&self, index: usize) {
+        self.open[index].store(true, Ordering::Release);
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(w) = task.as_ref() {
             w.wake_by_ref();
         }
@@ -58,7 +56,8 @@ impl ArcWake for BranchWaker {
 
 /// One branch of a task's wait, polled only when woken (or armed).
 pub(crate) struct Gate {
-    waker: Arc<BranchWaker>,
+    shared: Arc<Shared>,
+    index: usize,
 }
 
 impl Default for Gates {
@@ -85,10 +84,8 @@ impl Gates {
         self.made += 1;
         self.shared.open[index].store(true, Ordering::Release);
         Gate {
-            waker: Arc::new(BranchWaker {
-                shared: self.shared.clone(),
-                index,
-            }),
+            shared: self.shared.clone(),
+            index,
         }
     }
 
@@ -115,11 +112,17 @@ impl Gate {
     /// without polling otherwise. The task registered with its [`Gates`]
     /// is woken when the branch's waker fires.
     pub fn poll<T>(&self, poll: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-        let open = &self.waker.shared.open[self.waker.index];
+        let open = &self.shared.open[self.index];
         if !open.load(Ordering::Acquire) || !open.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
-        let waker = waker_ref(&self.waker);
+        let tagged = (Arc::as_ptr(&self.shared) as usize | self.index) as *const ();
+        // SAFETY: `tagged` is this gate's `Arc<Shared>` pointer (aligned to
+        // 8, so the index fits in its low bits) as `VTABLE` expects. The
+        // waker borrows the gate's reference — it is never dropped
+        // (`ManuallyDrop`) and the gate outlives it — while every clone
+        // the branch keeps takes a reference of its own.
+        let waker = ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(tagged, &VTABLE)) });
         poll(&mut Context::from_waker(&waker))
     }
 
@@ -127,8 +130,43 @@ impl Gate {
     /// yielded (a stream may hold more without waking anyone) or whose
     /// state changed outside a poll (a timer that was reset).
     pub fn arm(&self) {
-        self.waker.shared.open[self.waker.index].store(true, Ordering::Release);
+        self.shared.open[self.index].store(true, Ordering::Release);
     }
+}
+
+/// A gate's waker: a strong reference to its `Shared`, tagged with the
+/// gate's index.
+static VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+fn untag(tagged: *const ()) -> (*const Shared, usize) {
+    let p = tagged as usize;
+    ((p & !INDEX_BITS) as *const Shared, p & INDEX_BITS)
+}
+
+unsafe fn waker_clone(tagged: *const ()) -> RawWaker {
+    // SAFETY: `tagged` holds (or borrows from its gate) a strong reference.
+    unsafe { Arc::increment_strong_count(untag(tagged).0) };
+    RawWaker::new(tagged, &VTABLE)
+}
+
+unsafe fn waker_wake(tagged: *const ()) {
+    // SAFETY: as in `waker_wake_by_ref`; then the reference is given up.
+    unsafe {
+        waker_wake_by_ref(tagged);
+        waker_drop(tagged);
+    }
+}
+
+unsafe fn waker_wake_by_ref(tagged: *const ()) {
+    let (shared, index) = untag(tagged);
+    // SAFETY: the waker holds a strong reference, so `Shared` is alive.
+    unsafe { &*shared }.fire(index);
+}
+
+unsafe fn waker_drop(tagged: *const ()) {
+    // SAFETY: gives up the strong reference this waker held.
+    unsafe { Arc::decrement_strong_count(untag(tagged).0) };
 }
 
 #[cfg(test)]
@@ -182,6 +220,13 @@ mod tests {
         gate.arm();
         assert!(poll(&mut cx).is_ready());
         assert_eq!(branch.polls.load(Ordering::SeqCst), 3);
+        // Every waker the branch kept holds its own reference, and gives it
+        // back: only the set and its gate remain.
+        let kept = branch.waker.lock().unwrap().take().unwrap();
+        let copy = kept.clone();
+        assert_eq!(Arc::strong_count(&gates.shared), 4);
+        drop((kept, copy));
+        assert_eq!(Arc::strong_count(&gates.shared), 2);
     }
 
     #[tokio::test]

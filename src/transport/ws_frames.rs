@@ -1,7 +1,6 @@
 //! Event frames written straight to a WebSocket's socket: the frame header
-//! made per subscriber on the stack, the payload shared by every subscriber
-//! (the event JSON, its lean form, or its one compressed form), both in one
-//! vectored write.
+//! made per subscriber, the payload shared by every subscriber (the event
+//! JSON, its lean form, or its one compressed form), one write per batch.
 //!
 //! tungstenite would copy every payload into its own write buffer and frame
 //! it there, once per subscriber (`buffer_frame` and `format_into_buf` were
@@ -12,7 +11,7 @@
 //! session writes here only when tungstenite has nothing buffered, so frames
 //! never interleave.
 
-use std::io::{self, IoSlice};
+use std::io;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -52,10 +51,11 @@ pub(crate) fn header(len: usize, compressed: bool) -> ([u8; 10], usize) {
     (h, used)
 }
 
-/// Writes `frames` to `io` in order and flushes it. One frame (the common
-/// case: a subscriber that keeps up gets each event as it is published) is
-/// a single vectored write of header and shared payload; several (a
-/// subscriber catching up) are gathered into one buffer and written at once.
+/// Writes `frames` to `io` in order and flushes it: headers and payloads
+/// copied into one buffer, written with one plain write. (A vectored write
+/// of header and shared payload copies nothing in user space, but the
+/// kernel's `writev` path cost more than the copy saves: `vfs_writev` and
+/// `fdget_pos` 6.3 % of the server's CPU against `sendto`'s 4.9 %.)
 ///
 /// # Errors
 /// The socket's error.
@@ -63,31 +63,14 @@ pub(crate) async fn write<W: AsyncWrite + Unpin>(
     io: &mut W,
     frames: &[EventFrame],
 ) -> io::Result<()> {
-    match frames {
-        [] => {}
-        [one] => {
-            let (h, used) = header(one.payload.len(), one.compressed);
-            let mut slices = [IoSlice::new(&h[..used]), IoSlice::new(&one.payload)];
-            let mut rest = &mut slices[..];
-            while !rest.is_empty() {
-                let n = io.write_vectored(rest).await?;
-                if n == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                IoSlice::advance_slices(&mut rest, n);
-            }
-        }
-        many => {
-            let len = many.iter().map(|f| f.payload.len() + 10).sum();
-            let mut buf = BytesMut::with_capacity(len);
-            for f in many {
-                let (h, used) = header(f.payload.len(), f.compressed);
-                buf.put_slice(&h[..used]);
-                buf.put_slice(&f.payload);
-            }
-            io.write_all(&buf).await?;
-        }
+    let len = frames.iter().map(|f| f.payload.len() + 10).sum();
+    let mut buf = BytesMut::with_capacity(len);
+    for f in frames {
+        let (h, used) = header(f.payload.len(), f.compressed);
+        buf.put_slice(&h[..used]);
+        buf.put_slice(&f.payload);
     }
+    io.write_all(&buf).await?;
     io.flush().await
 }
 
