@@ -485,3 +485,27 @@ fn sse_block(e: &Event, epoch: Epoch, encoding: Encoding) -> Bytes {
         Encoding::Lean => e.form(Form::SseLean, make),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subscriber of a topic writes the same bytes for an event:
+    /// made once, by the first, and shared (not equal copies).
+    #[test]
+    fn an_event_block_is_made_once_and_shared() {
+        let topic = Topic::new("t").unwrap();
+        let e = Event::build(&topic, 7, 1, br#"{"a":1}"#);
+        let epoch = Epoch(0x0123_4567_89ab_cdef);
+        let a = sse_block(&e, epoch, Encoding::Json);
+        let b = sse_block(&e.clone(), epoch, Encoding::Json);
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        assert_eq!(
+            &a[..],
+            format!("id: {epoch}:7\ndata: {}\n\n", e.as_str()).as_bytes()
+        );
+        let lean = sse_block(&e, epoch, Encoding::Lean);
+        assert_eq!(&lean[..], b"id:7\ndata:{\"a\":1}\n\n");
+        assert_eq!(lean.as_ptr(), sse_block(&e, epoch, Encoding::Lean).as_ptr());
+    }
+}
