@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-const HEARTBEAT: Duration = Duration::from_millis(800);
+const HEARTBEAT: Duration = Duration::from_millis(1500);
 /// A heartbeat chunk as it crosses the wire (HTTP/1.1 chunked).
 const BEAT: &[u8] = b"3\r\n:\n\n\r\n";
 
