@@ -143,7 +143,17 @@ pub fn cursor_text(text: &str) -> Result<Cursor, ApiError> {
 
 /// Formats a cursor as text (`EPOCH:N`), the inverse of [`cursor_text`].
 pub fn format_cursor(epoch: Epoch, seq: u64) -> String {
-    format!("{epoch}:{seq}")
+    CursorText(epoch, seq).to_string()
+}
+
+/// A cursor's text (`EPOCH:N`) to write in place, without a `String`
+/// (the poll `ETag`, an SSE event's `id:`).
+pub struct CursorText(pub Epoch, pub u64);
+
+impl std::fmt::Display for CursorText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0, self.1)
+    }
 }
 
 /// Parses an `If-None-Match` header value holding one poll `ETag`

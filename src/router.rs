@@ -131,8 +131,7 @@ pub(crate) fn detach<B>(req: Request<B>) -> Request<B> {
     // An SSE stream keeps its connection for good: letting hyper allocate
     // a fresh (untouched) read buffer and free the one the head was read
     // into measured less memory per idle stream than reusing it.
-    let path = req.uri().path();
-    if path == "/sse" || path.ends_with("/sse") {
+    if Route::parse(req.uri().path()).transport() == Transport::Sse {
         return req;
     }
     let (mut parts, body) = req.into_parts();

@@ -528,22 +528,9 @@ impl ReadState {
     /// Writes a frame header as the peer would have: masked (with a zero
     /// key) from a client.
     fn write_header(&mut self, first: u8, len: u64) {
-        let masked = if self.role == Role::Server { 0x80 } else { 0 };
-        self.out.put_u8(first);
-        match len {
-            0..=125 => self.out.put_u8(masked | len as u8),
-            126..=0xffff => {
-                self.out.put_u8(masked | 126);
-                self.out.put_u16(len as u16);
-            }
-            _ => {
-                self.out.put_u8(masked | 127);
-                self.out.put_u64(len);
-            }
-        }
-        if masked != 0 {
-            self.out.put_slice(&[0; 4]);
-        }
+        let from_client = self.role == Role::Server;
+        let (h, used) = super::ws_frames::frame_header(first, len, from_client);
+        self.out.put_slice(&h[..used]);
     }
 
     /// Hands tungstenite a frame it fails the way `f` should fail the

@@ -21,7 +21,7 @@ use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::log::{Batch, Event, Topic};
 use crate::metrics::{Outcome, Transport};
-use crate::params::{ListItem, Query, if_none_match, list_item};
+use crate::params::{CursorText, ListItem, Query, if_none_match, list_item};
 use crate::response::{self, empty};
 
 /// `GET /topics/{topic}/poll` and `GET /poll?topics=LIST`.
@@ -335,13 +335,13 @@ fn answer(app: &App, t: Transport, batch: &Batch, if_empty: Outcome, style: Styl
 /// The `ETag` names the cursor the response leaves the client at, so the
 /// next poll's `If-None-Match` says exactly where it stands.
 fn set_cache_headers(h: &mut HeaderMap, batch: &Batch) {
-    // `"EPOCH:N"` (`params::format_cursor`, quoted), written in place: every
-    // poll answer has one, and two formatted strings per answer showed in
-    // the long-poll profile.
+    // The cursor's text, quoted, written in place: every poll answer has
+    // one, and two formatted strings per answer showed in the long-poll
+    // profile.
     const MAX: usize = 48;
     let mut tag = [0u8; MAX];
     let mut w = &mut tag[..];
-    let len = match write!(w, "\"{}:{}\"", batch.epoch, batch.next) {
+    let len = match write!(w, "\"{}\"", CursorText(batch.epoch, batch.next)) {
         Ok(()) => MAX - w.len(),
         Err(_) => return,
     };

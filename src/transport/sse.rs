@@ -28,7 +28,7 @@ use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::log::{Cursor, Epoch, Event, Form, Topic};
 use crate::metrics::{Outcome, Transport};
-use crate::params::{self, ListItem, Query, cursor_text, format_cursor, list_item};
+use crate::params::{self, CursorText, ListItem, Query, cursor_text, format_cursor, list_item};
 
 /// `GET /topics/{topic}/sse` and `GET /sse?topics=LIST`.
 pub(crate) async fn subscribe(
@@ -469,7 +469,8 @@ fn sse_block(e: &Event, epoch: Epoch, encoding: Encoding) -> Bytes {
         let mut b = BytesMut::with_capacity(e.json.len() + 48);
         match encoding {
             Encoding::Json => {
-                let _ = write!((&mut b).writer(), "id: {epoch}:{}\ndata: ", e.seq);
+                let id = CursorText(epoch, e.seq);
+                let _ = write!((&mut b).writer(), "id: {id}\ndata: ");
                 b.put_slice(&e.json);
             }
             Encoding::Lean => {

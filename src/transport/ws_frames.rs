@@ -26,29 +26,40 @@ pub(crate) struct EventFrame {
 const FIN: u8 = 0x80;
 const RSV1: u8 = 0x40;
 const OP_TEXT: u8 = 0x1;
+const MASKED: u8 = 0x80;
 
 /// The header of a final, unmasked text frame of `len` bytes (RFC 6455
 /// §5.2): the bytes and how many of them are used.
-pub(crate) fn header(len: usize, compressed: bool) -> ([u8; 10], usize) {
-    let mut h = [0u8; 10];
-    h[0] = FIN | OP_TEXT | if compressed { RSV1 } else { 0 };
+pub(crate) fn header(len: usize, compressed: bool) -> ([u8; 14], usize) {
+    let first = FIN | OP_TEXT | if compressed { RSV1 } else { 0 };
+    frame_header(first, len as u64, false)
+}
+
+/// A frame header: `first` (FIN, RSV and opcode bits), the length in its
+/// shortest form, and with `zero_mask` the mask bit and an all-zero key
+/// (how `deflate::Inflating` hands tungstenite a client frame it rebuilt).
+pub(crate) fn frame_header(first: u8, len: u64, zero_mask: bool) -> ([u8; 14], usize) {
+    let mut h = [0u8; 14];
+    h[0] = first;
+    let mask = if zero_mask { MASKED } else { 0 };
     let used = match len {
         0..=125 => {
-            h[1] = len as u8;
+            h[1] = mask | len as u8;
             2
         }
         126..=0xffff => {
-            h[1] = 126;
+            h[1] = mask | 126;
             h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
             4
         }
         _ => {
-            h[1] = 127;
-            h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            h[1] = mask | 127;
+            h[2..10].copy_from_slice(&len.to_be_bytes());
             10
         }
     };
-    (h, used)
+    // The key's four bytes are already zero.
+    (h, if zero_mask { used + 4 } else { used })
 }
 
 /// Writes `frames` to `io` in order and flushes it: headers and payloads
@@ -99,6 +110,11 @@ mod tests {
             assert_eq!(parsed.rsv1, compressed);
             assert!(parsed.mask.is_none());
             assert_eq!(parsed.opcode, OpCode::Data(Data::Text));
+            // The same length as a client frame with a zero key.
+            let (h, used) = frame_header(0x81, len as u64, true);
+            let mut cursor = std::io::Cursor::new(&h[..used]);
+            let (parsed, payload_len) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+            assert_eq!((payload_len, parsed.mask), (len as u64, Some([0; 4])));
         }
     }
 
