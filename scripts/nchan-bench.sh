@@ -5,7 +5,8 @@
 #
 #   scripts/nchan-bench.sh [bench flags…]     e.g. --transports ws --clients 1000
 #
-# FEEDGATE_BIN picks the binary (default: a release build of this tree).
+# FEEDGATE_BIN picks the binary (default: a release build of this tree);
+# NCHAN_INFO_FILE, if set, receives "MASTER_PID PORT" once nginx is up.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -37,5 +38,7 @@ log "nginx + nchan on 127.0.0.1:$port (prefix $prefix)"
 nginx -p "$prefix" -c "$prefix/nchan.conf"
 wait_http "http://127.0.0.1:$port/healthz" 10
 export NCHAN_PID="$(cat "$prefix/nginx.pid")"
+# For bench/profile.sh: where the master's PID and the port are, once up.
+[ -z "${NCHAN_INFO_FILE:-}" ] || echo "$NCHAN_PID $port" >"$NCHAN_INFO_FILE"
 # --pid is the master; the bench reads CPU time of it and its workers.
 "$bin" bench --target nchan --url "http://127.0.0.1:$port" --pid "$NCHAN_PID" "$@"
