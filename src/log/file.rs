@@ -11,7 +11,7 @@
 //! event JSON is the one `Event::build` made at publish, stored once.
 //!
 //! In memory the backend keeps what the memory backend keeps — each topic's
-//! retained window, its head `watch` and the placeholders of subscribers to
+//! retained window, its head signal and the placeholders of subscribers to
 //! unpublished topics — in a [`MemoryLog`] used as an index: reads and
 //! subscriptions are served from it and never touch the disk. The disk is
 //! for durability; a restart reads the segments back (through
@@ -136,7 +136,7 @@ struct Shared {
     /// `--retention-events`.
     max_events: usize,
     segment_events: u64,
-    /// Retained windows, head watches and placeholders: reads and
+    /// Retained windows, head signals and placeholders: reads and
     /// subscriptions are served from here.
     index: MemoryLog,
     /// Published topics (the ones with files).

@@ -1,12 +1,11 @@
-//! The in-memory backend: a bounded ring of events per topic and a `watch`
-//! channel that wakes the topic's waiting readers.
+//! The in-memory backend: a bounded ring of events per topic and a head
+//! signal (`head_signal.rs`) that wakes the topic's waiting readers.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use tokio::sync::watch;
-
+use super::head_signal::{self, HeadSender};
 use super::{
     Appended, Batch, Cursor, Epoch, Event, Gap, Head, LogError, ResetReason, Retention,
     Subscription, unix_micros,
@@ -40,10 +39,10 @@ struct Topics {
     published: usize,
 }
 
-/// One topic: its events behind a lock, its head behind a `watch`.
+/// One topic: its events behind a lock, its head behind a [`HeadSender`].
 pub(crate) struct Topic {
     state: Mutex<TopicState>,
-    head: watch::Sender<Head>,
+    head: HeadSender,
 }
 
 /// The retained window of one topic's log. Shared with the Redis backend,
@@ -245,7 +244,7 @@ impl MemoryLog {
 
 impl Topic {
     pub(crate) fn new(epoch: Epoch) -> Self {
-        let (head, _) = watch::channel(Head { seq: 0, epoch });
+        let head = head_signal::channel(Head { seq: 0, epoch });
         Topic {
             state: Mutex::new(TopicState::new(epoch)),
             head,

@@ -14,6 +14,7 @@
 mod epoch;
 mod event;
 pub(crate) mod file;
+pub(crate) mod head_signal;
 pub(crate) mod memory;
 pub(crate) mod redis;
 mod topic;
@@ -21,7 +22,7 @@ mod topic;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use head_signal::HeadReceiver;
 
 pub use epoch::Epoch;
 pub(crate) use event::Form;
@@ -176,12 +177,12 @@ pub enum LogError {
     Unavailable(String),
 }
 
-/// Waits for a topic's head to move. Cheap to hold: a `watch` receiver.
+/// Waits for a topic's head to move. Cheap to hold: a [`HeadReceiver`].
 #[derive(Clone)]
 pub struct Subscription {
     // Declared before `_lease`, so it is dropped first: a lease that
     // looks at the receiver count when it goes sees this one gone.
-    head: watch::Receiver<Head>,
+    head: HeadReceiver,
     /// Keeps a backend's state for a topic that has no events yet, and lets
     /// it go with the last subscriber (see `memory::Placeholder`).
     _lease: Option<Arc<dyn Send + Sync>>,
@@ -196,13 +197,13 @@ pub struct Subscription {
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
-            .field("head", &*self.head.borrow())
+            .field("head", &self.head.head())
             .finish_non_exhaustive()
     }
 }
 
 impl Subscription {
-    pub(crate) fn new(head: watch::Receiver<Head>) -> Self {
+    pub(crate) fn new(head: HeadReceiver) -> Self {
         Subscription {
             head,
             _lease: None,
@@ -211,7 +212,7 @@ impl Subscription {
     }
 
     /// A subscription that holds `lease` until its last clone is dropped.
-    pub(crate) fn leased(head: watch::Receiver<Head>, lease: Arc<dyn Send + Sync>) -> Self {
+    pub(crate) fn leased(head: HeadReceiver, lease: Arc<dyn Send + Sync>) -> Self {
         Subscription {
             head,
             _lease: Some(lease),
@@ -227,7 +228,7 @@ impl Subscription {
 
     /// The head as last published.
     pub fn head(&self) -> Head {
-        *self.head.borrow()
+        self.head.head()
     }
 
     /// Resolves once the log holds something a reader at `cursor` has not
@@ -242,18 +243,9 @@ impl Subscription {
         let epoch = cursor
             .epoch
             .filter(|_| !cursor.continues_into_first_epoch());
-        // A loop over `changed()` rather than `wait_for`: a multiplexed
-        // subscriber holds one of these futures per topic it follows, and
-        // this one is smaller (192 bytes against 264).
-        loop {
-            let head = *self.head.borrow_and_update();
-            if head.seq > after || epoch.is_some_and(|e| e != head.epoch) {
-                return;
-            }
-            if self.head.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
+        self.head
+            .wait_for(|head| head.seq > after || epoch.is_some_and(|e| e != head.epoch))
+            .await;
     }
 }
 

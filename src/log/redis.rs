@@ -26,7 +26,7 @@
 //! `XREAD` on a connection of its own (blocking commands would stall the
 //! multiplexed connection publishes use). It feeds a bounded local window
 //! (the in-memory backend's [`TopicState`]) and wakes local subscribers
-//! through the topic's `watch`, so a thousand subscribers at the head cost
+//! through the topic's head signal, so a thousand subscribers at the head cost
 //! one Redis read per batch of events. Older cursors, `after=0`, other
 //! epochs and cursors ahead of the local head are answered from Redis.
 //!
@@ -43,10 +43,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::head_signal::{self, HeadSender};
 use super::memory::{TopicState, duration_micros, lock};
 use super::{
     Appended, Batch, Cursor, Epoch, Event, Gap, Head, LogError, Retention, Subscription,
@@ -248,7 +249,7 @@ struct Topic {
     state: Mutex<TopicState>,
     /// The epoch's entry in the `epochs` stream, where the reader resumes.
     since: Mutex<String>,
-    head: watch::Sender<Head>,
+    head: HeadSender,
     last_used: Mutex<Instant>,
     /// Asks the reader to re-read the epoch now (a read saw a newer one).
     resync: Notify,
@@ -540,9 +541,7 @@ impl RedisLog {
         let topic = name.as_str();
         let keys = Keys::new(topic);
         let time_us = unix_micros();
-        let seen = lock(&self.shared.topics)
-            .get(topic)
-            .map(|t| *t.head.borrow());
+        let seen = lock(&self.shared.topics).get(topic).map(|t| t.head.head());
         let mut inv = self.shared.append.prepare_invoke();
         inv.key(&keys.meta)
             .key(&keys.log)
@@ -578,7 +577,7 @@ impl RedisLog {
                 return Ok(batch);
             }
         }
-        let seen = local.as_ref().map(|t| *t.head.borrow());
+        let seen = local.as_ref().map(|t| t.head.head());
         let keys = local
             .as_ref()
             .map_or_else(|| Keys::new(topic), |t| t.keys.clone());
@@ -591,7 +590,7 @@ impl RedisLog {
             None if snap.epoch == Epoch::NONE => return Ok(answer(snap, cursor, max).0),
             None => self.insert(topic, keys, &snap),
         };
-        let local_epoch = seen.unwrap_or_else(|| *t.head.borrow()).epoch;
+        let local_epoch = seen.unwrap_or_else(|| t.head.head()).epoch;
         for entry in &snap.entries {
             if let Entry::Corrupt { seq, why } = entry {
                 t.note_corrupt(snap.epoch, *seq, why);
@@ -687,7 +686,7 @@ impl RedisLog {
         if let Some(t) = topics.get(name) {
             return t.clone();
         }
-        let (head, _) = watch::channel(Head {
+        let head = head_signal::channel(Head {
             seq: snap.head,
             epoch: snap.epoch,
         });
@@ -919,7 +918,7 @@ async fn sync(weak: &Weak<Shared>, topic: &Topic) -> Result<bool, String> {
     let Some(log) = weak.upgrade().map(|shared| RedisLog { shared }) else {
         return Ok(false);
     };
-    let seen = *topic.head.borrow();
+    let seen = topic.head.head();
     let snap = log
         .snapshot(&topic.name, &topic.keys, &Cursor::default(), 0, Some(seen))
         .await

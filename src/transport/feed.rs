@@ -339,7 +339,9 @@ impl Feed {
 
     /// The end condition that holds now, if any.
     fn check_end(&self) -> Result<(), End> {
-        if self.app.shutdown().is_cancelled() {
+        // This feed's shard, not the root token: `is_cancelled` takes the
+        // token's lock, and every subscriber asks once per delivery.
+        if self.stop.is_cancelled() {
             return Err(End::Shutdown);
         }
         if self.expires.is_some_and(|e| Instant::now() >= e) {
