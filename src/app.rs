@@ -34,6 +34,9 @@ struct Shared {
     shutdown_shards: Vec<CancellationToken>,
     /// The next shard to hand out.
     next_shard: AtomicUsize,
+    /// The same signal for subscribers' feeds, which wait on it once per
+    /// delivery.
+    stop: crate::stop_signal::StopSignal,
     tracker: TaskTracker,
     demo: Option<Arc<DemoState>>,
     auth: Auth,
@@ -69,6 +72,7 @@ impl App {
                     .map(|_| shutdown.child_token())
                     .collect(),
                 next_shard: AtomicUsize::new(0),
+                stop: crate::stop_signal::StopSignal::new(shutdown.clone()),
                 shutdown,
                 demo: config
                     .demo
@@ -110,6 +114,12 @@ impl App {
     pub fn shutdown_shard(&self) -> CancellationToken {
         let i = self.shared.next_shard.fetch_add(1, Ordering::Relaxed);
         self.shared.shutdown_shards[i % SHUTDOWN_SHARDS].clone()
+    }
+
+    /// The shutdown signal for a subscriber's feed: see
+    /// [`crate::stop_signal`]. Inside a Tokio runtime.
+    pub(crate) fn stop_watch(&self) -> crate::stop_signal::StopWatch {
+        self.shared.stop.watch()
     }
 
     /// Tracks every connection and session, so drain can wait for them.

@@ -58,6 +58,7 @@ mod ratelimit;
 pub(crate) mod response;
 pub(crate) mod router;
 mod server;
+mod stop_signal;
 mod telemetry;
 pub(crate) mod transport;
 pub mod wire;

@@ -49,8 +49,8 @@ pub(crate) struct Feed {
     stalled: bool,
     /// Most events one read takes from one topic.
     batch_limit: usize,
-    /// This feed's share of the shutdown signal ([`App::shutdown_shard`]).
-    stop: tokio_util::sync::CancellationToken,
+    /// The shutdown signal, as a feed waits on it ([`App::stop_watch`]).
+    stop: crate::stop_signal::StopWatch,
 }
 
 /// One topic a feed follows.
@@ -133,7 +133,7 @@ impl Feed {
             expires: grant.remaining().map(|d| Instant::now() + d),
             stalled,
             batch_limit: app.config().max_batch,
-            stop: app.shutdown_shard(),
+            stop: app.stop_watch(),
         };
         for (topic, cursor) in topics {
             feed.add(topic, cursor).await?;
@@ -258,7 +258,7 @@ impl Feed {
             };
             tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => return Err(End::Shutdown),
+                _ = self.stop.stopped() => return Err(End::Shutdown),
                 _ = super::sleep_until(wake) => {}
                 _ = demo_broken(&self.app, self.transport), if !self.stalled => return Err(End::Fault),
                 _ = wait_any(&mut self.follows), if !self.stalled => {}
@@ -339,9 +339,7 @@ impl Feed {
 
     /// The end condition that holds now, if any.
     fn check_end(&self) -> Result<(), End> {
-        // This feed's shard, not the root token: `is_cancelled` takes the
-        // token's lock, and every subscriber asks once per delivery.
-        if self.stop.is_cancelled() {
+        if self.stop.is_stopped() {
             return Err(End::Shutdown);
         }
         if self.expires.is_some_and(|e| Instant::now() >= e) {
