@@ -9,7 +9,10 @@
 //! timing the stream out. When the server drains, the stream's last chunk
 //! is a jittered `retry:` and a `restart` event, then it ends.
 
+use std::future::poll_fn;
 use std::io::Write;
+use std::pin::pin;
+use std::task::Poll;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -22,6 +25,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use super::encoding::{self, Encoding};
 use super::feed::{Delivery, End, Feed};
 use super::sse_id;
+use super::wake_gate::{Gate, Gates};
 use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields, start_of, topic_field};
 use crate::app::App;
 use crate::auth::Grant;
@@ -68,7 +72,11 @@ pub(crate) async fn subscribe(
     let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let quiet_since = Instant::now();
+    let mut gates = Gates::default();
+    let beat = gates.gate();
     let state = Stream {
+        gates,
+        beat,
         feed,
         heartbeat,
         quiet_since,
@@ -211,6 +219,9 @@ struct Stream {
     /// Whether the last chunk (on drain) went out.
     ended: bool,
     encoding: Encoding,
+    /// The heartbeat's gate, and the task's gates it belongs to.
+    gates: Gates,
+    beat: Gate,
 }
 
 impl Stream {
@@ -220,9 +231,22 @@ impl Stream {
             return None;
         }
         loop {
-            tokio::select! {
-                biased;
-                next = self.feed.next() => {
+            // The feed wakes the task once per event; the heartbeat's timer
+            // is polled only when its own waker fired (see wake_gate.rs).
+            let woke = {
+                let mut next = pin!(self.feed.next());
+                let (gates, beat, heartbeat) = (&mut self.gates, &self.beat, &mut self.heartbeat);
+                poll_fn(|cx| {
+                    gates.register(cx);
+                    if let Poll::Ready(next) = next.as_mut().poll(cx) {
+                        return Poll::Ready(Some(next));
+                    }
+                    beat.poll(|cx| heartbeat.poll_tick(cx)).map(|_| None)
+                })
+                .await
+            };
+            match woke {
+                Some(next) => {
                     let bytes = match next {
                         Ok(d) => self.encode(&d),
                         Err(End::Shutdown) => self.restart_chunk(),
@@ -231,7 +255,9 @@ impl Stream {
                     self.quiet_since = Instant::now();
                     return Some(bytes);
                 }
-                _ = self.heartbeat.tick() => {
+                None => {
+                    // The tick was taken (or the timer moves): poll it again.
+                    self.beat.arm();
                     let due = self.quiet_since + self.heartbeat.period();
                     if due <= Instant::now() {
                         self.quiet_since = Instant::now();
