@@ -23,7 +23,7 @@ const SHARDS: usize = 32;
 /// The server's shutdown, for long-lived waiters.
 pub(crate) struct StopSignal {
     token: CancellationToken,
-    shards: Arc<[Shard]>,
+    shards: Vec<Arc<Shard>>,
     next: AtomicUsize,
     started: Once,
 }
@@ -38,7 +38,7 @@ struct Shard {
 struct Waiters {
     slots: Vec<Option<Waker>>,
     /// Empty slots, reused before `slots` grows.
-    free: Vec<usize>,
+    free: Vec<u32>,
 }
 
 impl Shard {
@@ -61,22 +61,24 @@ impl Shard {
     }
 }
 
-/// One waiter's view of the signal (a subscriber's feed).
+/// One waiter's view of the signal (a subscriber's feed). Every
+/// subscriber's session holds one: 32 bytes.
 pub(crate) struct StopWatch {
-    shard: Arc<[Shard]>,
-    index: usize,
-    /// This watch's slot in its shard, once it waited.
-    slot: Option<usize>,
+    shard: Arc<Shard>,
+    /// This watch's slot in its shard once it waited (`NO_SLOT` before).
+    slot: u32,
     /// The waker in that slot.
     waker: Option<Waker>,
 }
+
+const NO_SLOT: u32 = u32::MAX;
 
 impl StopSignal {
     /// Follows `token`.
     pub fn new(token: CancellationToken) -> Self {
         StopSignal {
             token,
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
             next: AtomicUsize::new(0),
             started: Once::new(),
         }
@@ -95,23 +97,19 @@ impl StopSignal {
                 }
             });
         });
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % SHARDS;
         StopWatch {
-            shard: self.shards.clone(),
-            index: self.next.fetch_add(1, Ordering::Relaxed) % SHARDS,
-            slot: None,
+            shard: self.shards[index].clone(),
+            slot: NO_SLOT,
             waker: None,
         }
     }
 }
 
 impl StopWatch {
-    fn shard(&self) -> &Shard {
-        &self.shard[self.index]
-    }
-
     /// Whether the server is stopping: one atomic load.
     pub fn is_stopped(&self) -> bool {
-        self.shard().stopped.load(Ordering::Acquire)
+        self.shard.stopped.load(Ordering::Acquire)
     }
 
     /// `Ready` once the server is stopping; otherwise makes sure `cx`'s
@@ -124,25 +122,25 @@ impl StopWatch {
             return Poll::Pending;
         }
         let waker = cx.waker().clone();
-        let shard = &self.shard[self.index];
+        let shard = &self.shard;
         let mut waiters = shard.lock();
         // Under the lock: a stop that took the wakers already is seen here.
         if shard.stopped.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
         let index = match self.slot {
-            Some(i) => i,
-            None => match waiters.free.pop() {
+            NO_SLOT => match waiters.free.pop() {
                 Some(i) => i,
                 None => {
                     waiters.slots.push(None);
-                    waiters.slots.len() - 1
+                    u32::try_from(waiters.slots.len() - 1).expect("fewer than 2^32 feeds")
                 }
             },
+            i => i,
         };
-        waiters.slots[index] = Some(waker.clone());
+        waiters.slots[index as usize] = Some(waker.clone());
         drop(waiters);
-        self.slot = Some(index);
+        self.slot = index;
         self.waker = Some(waker);
         Poll::Pending
     }
@@ -155,10 +153,10 @@ impl StopWatch {
 
 impl Drop for StopWatch {
     fn drop(&mut self) {
-        if let Some(i) = self.slot {
-            let mut waiters = self.shard[self.index].lock();
-            waiters.slots[i] = None;
-            waiters.free.push(i);
+        if self.slot != NO_SLOT {
+            let mut waiters = self.shard.lock();
+            waiters.slots[self.slot as usize] = None;
+            waiters.free.push(self.slot);
         }
     }
 }

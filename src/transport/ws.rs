@@ -534,10 +534,12 @@ mod size_tests {
 
     /// Every idle WebSocket holds one of these futures; keep it small (it
     /// was 2.5 KiB while it cloned the whole `Config` and inlined the Redis
-    /// backend's read future).
+    /// backend's read future). The task that holds it is allocated in
+    /// jemalloc's 1792-byte class: at 1712 bytes the future pushed it into
+    /// the 2048 class, and an idle WebSocket cost 4.05 KiB instead of 3.58.
     #[test]
     fn the_session_future_stays_small() {
         let size = size_of_return(super::Session::run);
-        assert!(size <= 2048, "Session::run future is {size} bytes");
+        assert!(size <= 1664, "Session::run future is {size} bytes");
     }
 }
