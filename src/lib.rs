@@ -61,6 +61,7 @@ mod server;
 mod stop_signal;
 mod telemetry;
 pub(crate) mod transport;
+mod waker_slots;
 pub mod wire;
 
 pub use app::App;

@@ -17,6 +17,8 @@ use std::task::{Context, Poll, Waker};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::waker_slots::WakerSlots;
+
 /// Shards of waiters: the feeds of one shard share a lock.
 const SHARDS: usize = 32;
 
@@ -31,30 +33,20 @@ pub(crate) struct StopSignal {
 #[derive(Default)]
 struct Shard {
     stopped: AtomicBool,
-    waiters: Mutex<Waiters>,
-}
-
-#[derive(Default)]
-struct Waiters {
-    slots: Vec<Option<Waker>>,
-    /// Empty slots, reused before `slots` grows.
-    free: Vec<u32>,
+    waiters: Mutex<WakerSlots>,
 }
 
 impl Shard {
-    fn lock(&self) -> MutexGuard<'_, Waiters> {
+    fn lock(&self) -> MutexGuard<'_, WakerSlots> {
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Marks the shard stopped and wakes every waiter.
     fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
-        let woken: Vec<Waker> = self
-            .lock()
-            .slots
-            .iter_mut()
-            .filter_map(Option::take)
-            .collect();
+        // Watches keep their (now void) slot numbers: none registers again,
+        // the stop is seen first.
+        let woken: Vec<Waker> = self.lock().take().collect();
         for waker in woken {
             waker.wake();
         }
@@ -65,13 +57,11 @@ impl Shard {
 /// subscriber's session holds one: 32 bytes.
 pub(crate) struct StopWatch {
     shard: Arc<Shard>,
-    /// This watch's slot in its shard once it waited (`NO_SLOT` before).
-    slot: u32,
+    /// This watch's slot in its shard, once it waited.
+    slot: Option<u32>,
     /// The waker in that slot.
     waker: Option<Waker>,
 }
-
-const NO_SLOT: u32 = u32::MAX;
 
 impl StopSignal {
     /// Follows `token`.
@@ -100,7 +90,7 @@ impl StopSignal {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % SHARDS;
         StopWatch {
             shard: self.shards[index].clone(),
-            slot: NO_SLOT,
+            slot: None,
             waker: None,
         }
     }
@@ -128,19 +118,8 @@ impl StopWatch {
         if shard.stopped.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
-        let index = match self.slot {
-            NO_SLOT => match waiters.free.pop() {
-                Some(i) => i,
-                None => {
-                    waiters.slots.push(None);
-                    u32::try_from(waiters.slots.len() - 1).expect("fewer than 2^32 feeds")
-                }
-            },
-            i => i,
-        };
-        waiters.slots[index as usize] = Some(waker.clone());
+        self.slot = Some(waiters.put(self.slot, &waker));
         drop(waiters);
-        self.slot = index;
         self.waker = Some(waker);
         Poll::Pending
     }
@@ -153,10 +132,13 @@ impl StopWatch {
 
 impl Drop for StopWatch {
     fn drop(&mut self) {
-        if self.slot != NO_SLOT {
+        if let Some(slot) = self.slot {
             let mut waiters = self.shard.lock();
-            waiters.slots[self.slot as usize] = None;
-            waiters.free.push(self.slot);
+            // Under the lock: once the stop took the wakers, the slots are
+            // void and there is nothing to give back.
+            if !self.shard.stopped.load(Ordering::Acquire) {
+                waiters.remove(slot);
+            }
         }
     }
 }
@@ -188,7 +170,7 @@ mod tests {
             assert!(w.poll_stopped(&cx).is_pending());
             assert!(!w.is_stopped());
         }
-        let slots: usize = signal.shards.iter().map(|s| s.lock().slots.len()).sum();
+        let slots: usize = signal.shards.iter().map(|s| s.lock().len()).sum();
         assert_eq!(slots, 40);
         token.cancel();
         // The relay is a task: wait for it through a watch of our own.
@@ -213,7 +195,7 @@ mod tests {
             let mut w = signal.watch();
             assert!(w.poll_stopped(&cx).is_pending());
         }
-        let slots: usize = signal.shards.iter().map(|s| s.lock().slots.len()).sum();
+        let slots: usize = signal.shards.iter().map(|s| s.lock().len()).sum();
         assert!(
             slots <= SHARDS,
             "{slots} slots for one live watch at a time"

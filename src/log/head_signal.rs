@@ -15,11 +15,12 @@
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
 
 use super::Head;
+use crate::waker_slots::WakerSlots;
 
 /// The publishing side: one per topic.
 pub(crate) struct HeadSender {
@@ -32,7 +33,7 @@ pub(crate) struct HeadReceiver {
     /// The slot this receiver's waker holds in the current waiter list:
     /// (the list's generation, index). Registering again before the next
     /// publish reuses it, so one receiver holds at most one slot.
-    slot: Option<(u64, usize)>,
+    slot: Option<(u64, u32)>,
 }
 
 struct Shared {
@@ -48,11 +49,8 @@ struct State {
     head: Head,
     /// Bumped by every publish that moves the head: the waiter list is new.
     generation: u64,
-    /// Wakers of the receivers waiting since the last publish; a receiver
-    /// that stopped waiting leaves its slot empty.
-    waiters: Vec<Option<Waker>>,
-    /// Empty slots of `waiters`, reused before it grows.
-    free: Vec<usize>,
+    /// Wakers of the receivers waiting since the last publish.
+    waiters: WakerSlots,
 }
 
 impl Shared {
@@ -68,8 +66,7 @@ pub(crate) fn channel(head: Head) -> HeadSender {
             state: Mutex::new(State {
                 head,
                 generation: 0,
-                waiters: Vec::new(),
-                free: Vec::new(),
+                waiters: WakerSlots::default(),
             }),
             receivers: AtomicUsize::new(0),
             released: Notify::new(),
@@ -119,13 +116,11 @@ impl HeadSender {
                 return false;
             }
             state.generation = state.generation.wrapping_add(1);
-            state.free.clear();
-            let capacity = state.waiters.len();
-            std::mem::replace(&mut state.waiters, Vec::with_capacity(capacity))
+            state.waiters.take()
         };
         // Outside the lock: a woken task on the other worker can register
         // for the next publish at once.
-        for waker in woken.into_iter().flatten() {
+        for waker in woken {
             waker.wake();
         }
         true
@@ -147,8 +142,7 @@ impl Drop for HeadReceiver {
         if let Some((generation, index)) = self.slot {
             let mut state = self.shared.lock();
             if state.generation == generation {
-                state.waiters[index] = None;
-                state.free.push(index);
+                state.waiters.remove(index);
             }
         }
         if self.shared.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -179,29 +173,13 @@ impl HeadReceiver {
         if ready(&state.head) {
             return Poll::Ready(state.head);
         }
-        let state = &mut *state;
-        match self.slot {
-            Some((generation, index)) if generation == state.generation => {
-                let slot = &mut state.waiters[index];
-                if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *slot = Some(cx.waker().clone());
-                }
-            }
-            _ => {
-                let waker = Some(cx.waker().clone());
-                let index = match state.free.pop() {
-                    Some(i) => {
-                        state.waiters[i] = waker;
-                        i
-                    }
-                    None => {
-                        state.waiters.push(waker);
-                        state.waiters.len() - 1
-                    }
-                };
-                self.slot = Some((state.generation, index));
-            }
-        }
+        // A slot from before the last publish is void.
+        let held = self
+            .slot
+            .filter(|(generation, _)| *generation == state.generation)
+            .map(|(_, index)| index);
+        let index = state.waiters.put(held, cx.waker());
+        self.slot = Some((state.generation, index));
         Poll::Pending
     }
 }
@@ -210,7 +188,7 @@ impl HeadReceiver {
 mod tests {
     use super::*;
     use crate::log::Epoch;
-    use std::task::Wake;
+    use std::task::{Wake, Waker};
 
     fn head(seq: u64) -> Head {
         Head {
@@ -286,7 +264,7 @@ mod tests {
         assert!(poll_beyond(&mut a, &waker, 0).is_pending());
         drop(a);
         assert_eq!(tx.receiver_count(), 1);
-        assert_eq!(tx.shared.lock().free, vec![0]);
+        assert_eq!(tx.shared.lock().waiters.free(), [0]);
         // The freed slot is reused rather than the list growing: churn on
         // a quiet topic cannot grow it without bound.
         for _ in 0..100 {
@@ -295,7 +273,10 @@ mod tests {
         }
         assert!(poll_beyond(&mut b, &waker, 0).is_pending());
         assert_eq!(tx.shared.lock().waiters.len(), 1);
-        assert!(tx.shared.lock().free.is_empty(), "b holds the one slot");
+        assert!(
+            tx.shared.lock().waiters.free().is_empty(),
+            "b holds the one slot"
+        );
     }
 
     #[tokio::test]
