@@ -174,8 +174,40 @@ impl Auth {
     /// # Errors
     /// As [`Auth::check_subscribe`].
     pub fn check_token(&self, token: Option<&str>, topic: &str) -> Result<Grant, ApiError> {
-        let Some((key, validation)) = &self.jwt else {
+        let Some(claims) = self.claims(token)? else {
             return Ok(Grant { expires: None });
+        };
+        if !claims.topics.iter().any(|p| topic_matches(p, topic)) {
+            return Err(ApiError::Forbidden(format!(
+                "the token does not grant topic {topic:?}"
+            )));
+        }
+        Ok(Grant {
+            expires: Some(expiry(claims.exp, SystemTime::now())?),
+        })
+    }
+
+    /// Checks the token of a subscription that names no topic yet (a
+    /// WebSocket on `/ws` that will subscribe by message): when tokens are
+    /// required, it must be present, signed and unexpired, and the socket
+    /// holds only until it expires, whatever it subscribes to later.
+    ///
+    /// # Errors
+    /// As [`Auth::check_subscribe`], but no topic is checked.
+    pub fn check_bearer(&self, token: Option<&str>) -> Result<Grant, ApiError> {
+        match self.claims(token)? {
+            None => Ok(Grant { expires: None }),
+            Some(claims) => Ok(Grant {
+                expires: Some(expiry(claims.exp, SystemTime::now())?),
+            }),
+        }
+    }
+
+    /// The claims of a subscriber's token; `None` when tokens are not
+    /// required.
+    fn claims(&self, token: Option<&str>) -> Result<Option<Claims>, ApiError> {
+        let Some((key, validation)) = &self.jwt else {
+            return Ok(None);
         };
         let Some(token) = token else {
             return Err(ApiError::Unauthorized(
@@ -185,14 +217,7 @@ impl Auth {
         let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|e| ApiError::Forbidden(format!("the token was refused: {}", describe(&e))))?
             .claims;
-        if !claims.topics.iter().any(|p| topic_matches(p, topic)) {
-            return Err(ApiError::Forbidden(format!(
-                "the token does not grant topic {topic:?}"
-            )));
-        }
-        Ok(Grant {
-            expires: Some(expiry(claims.exp, SystemTime::now())?),
-        })
+        Ok(Some(claims))
     }
 }
 

@@ -365,7 +365,9 @@ fn wanted(
             if list.is_empty() && !is_ws {
                 return Err(ApiError::InvalidQuery("topics= names no topic".into()));
             }
-            let mut grant = Grant::default();
+            // The token itself first: a socket that names no topic yet
+            // still needs one, and holds only until it expires.
+            let mut grant = app.auth().check_bearer(token)?;
             for (topic, _) in &list {
                 grant = grant.and(app.auth().check_token(token, topic.as_str())?);
             }

@@ -213,3 +213,35 @@ async fn a_compressed_message_that_inflates_past_the_limit_is_closed_1009() {
     assert_eq!(b0, 0x88);
     assert_eq!(&close[..2], &1009u16.to_be_bytes());
 }
+
+/// Issue 20, case 2: a continuation frame of a compressed message whose
+/// 64-bit length is 2^64 − 1 once panicked the connection task (the
+/// fragment sum overflowed). RFC 6455 §5.2: the length's most significant
+/// bit MUST be 0; the socket is failed with 1002 and the server serves on.
+#[tokio::test]
+async fn a_64_bit_length_with_its_top_bit_set_is_closed_1002_not_a_panic() {
+    let s = start(Config::default()).await;
+    for huge in [u64::MAX, 1 << 63] {
+        let (res, mut ws) = open(s.addr(), "/ws?topics=t", Some(BROWSER_OFFER)).await;
+        assert!(res.header("sec-websocket-extensions").is_some());
+        let packed = deflate(DOC.as_bytes());
+        // RSV1, text, not final: a compressed message begins.
+        ws.write_all(&client_frame(0x41, &packed[..4]))
+            .await
+            .unwrap();
+        // A final continuation announcing `huge` payload bytes.
+        let mut head = vec![0x80, 0x80 | 127];
+        head.extend_from_slice(&huge.to_be_bytes());
+        head.extend_from_slice(&[1, 2, 3, 4]);
+        ws.write_all(&head).await.unwrap();
+        let close = loop {
+            let (b0, payload) = frame(&mut ws).await;
+            if b0 == 0x88 {
+                break payload;
+            }
+        };
+        assert_eq!(&close[..2], &1002u16.to_be_bytes(), "length {huge:#x}");
+    }
+    let res = http(s.addr(), "GET", "/healthz", &[], b"").await;
+    assert_eq!(res.status, 200);
+}

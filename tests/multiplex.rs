@@ -377,7 +377,10 @@ async fn with_topics_in_different_epochs_ids_are_lists_that_resume() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-async fn ws_raw(ws: &mut Ws) -> String {
+async fn ws_raw<S>(ws: &mut S) -> String
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
     loop {
         match tokio::time::timeout(PATIENCE, ws.next())
             .await
@@ -390,7 +393,10 @@ async fn ws_raw(ws: &mut Ws) -> String {
     }
 }
 
-async fn ws_text(ws: &mut Ws) -> Value {
+async fn ws_text<S>(ws: &mut S) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
     serde_json::from_str(&ws_raw(ws).await).unwrap()
 }
 
@@ -575,4 +581,64 @@ async fn a_token_must_grant_every_topic_asked_for() {
     );
     send(&mut ws, json!({"type": "subscribe", "topic": "news.b"})).await;
     assert_eq!(ws_text(&mut ws).await["type"], "subscribed");
+}
+
+/// Issue 20, case 7: an `unsubscribe` that followed its `subscribe` before
+/// the first delivery was answered `unsubscribed` alone (23 and 41 of 5000
+/// pairs). Every subscribe is answered `subscribed`, before the
+/// `unsubscribed` of the same topic.
+#[tokio::test]
+async fn every_subscribe_is_answered_even_when_unsubscribed_at_once() {
+    const PAIRS: usize = 2000;
+    let s = start(Config::default()).await;
+    // Half the topics hold an event (an opening with news), half do not.
+    for i in (0..PAIRS).step_by(2) {
+        publish(&s, &format!("t{i}"), "1").await;
+    }
+    let url = format!("ws://{}/ws", s.addr());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // All pairs queued at once, so the unsubscribe of most is read before
+    // the feed has delivered the subscribe's opening.
+    let mut out = Vec::with_capacity(2 * PAIRS);
+    for i in 0..PAIRS {
+        let t = format!("t{i}");
+        out.push(Ok(Message::text(
+            serde_json::json!({"type":"subscribe","topic":t,"after":"0"}).to_string(),
+        )));
+        out.push(Ok(Message::text(
+            serde_json::json!({"type":"unsubscribe","topic":t}).to_string(),
+        )));
+    }
+    // Written while the answers are read: neither side waits on the other.
+    let (mut sink, mut ws) = ws.split();
+    let writer = tokio::spawn(async move {
+        let mut out = futures_util::stream::iter(out);
+        sink.send_all(&mut out).await.unwrap();
+        sink
+    });
+    // state per topic: 0 nothing yet, 1 subscribed, 2 unsubscribed.
+    let mut state = vec![0u8; PAIRS];
+    let mut done = 0;
+    while done < PAIRS {
+        let m = ws_text(&mut ws).await;
+        let Some(topic) = m["topic"].as_str() else {
+            continue;
+        };
+        let i: usize = topic[1..].parse().unwrap();
+        match m["type"].as_str() {
+            Some("subscribed") => {
+                assert_eq!(state[i], 0, "{topic} subscribed twice or late");
+                state[i] = 1;
+            }
+            Some("unsubscribed") => {
+                assert_eq!(state[i], 1, "{topic} unsubscribed before subscribed");
+                state[i] = 2;
+                done += 1;
+            }
+            // An event of a topic between its two answers.
+            _ if m["seq"].is_u64() => assert_eq!(state[i], 1, "{topic}: event outside"),
+            other => panic!("unexpected {other:?}: {m}"),
+        }
+    }
+    drop(writer.await.unwrap());
 }

@@ -582,3 +582,57 @@ async fn allowed_hosts_refuse_a_dns_rebound_page() {
     let refused = "feedgate_requests_total{result=\"error\",transport=\"other\"}";
     assert_eq!(sample(&m, refused), 7.0);
 }
+
+/// Issue 20, case 1: `/ws` without `topics=` (how FeedgateSocket starts
+/// when created empty) once upgraded with no token at all, and a socket
+/// that subscribed by message kept receiving after its token expired.
+#[tokio::test]
+async fn a_websocket_that_subscribes_by_message_needs_a_token_and_ends_with_it() {
+    let s = start(Config {
+        jwt: Some(JwtKey::Secret(b"k".to_vec())),
+        ..Config::default()
+    })
+    .await;
+    let res = http(s.addr(), "GET", "/ws", &WS_HEADERS, b"").await;
+    assert_eq!((res.status, code(&res).as_str()), (401, "unauthorized"));
+    let forged = jwt(b"not-k", &["news"], 60);
+    let res = http(
+        s.addr(),
+        "GET",
+        &format!("/ws?token={forged}"),
+        &WS_HEADERS,
+        b"",
+    )
+    .await;
+    assert_eq!((res.status, code(&res).as_str()), (403, "forbidden"));
+
+    let token = jwt(b"k", &["news"], 2);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", s.addr()))
+            .await
+            .unwrap();
+    use futures_util::SinkExt;
+    ws.send(Message::text(
+        r#"{"type":"subscribe","topic":"news","after":"0"}"#,
+    ))
+    .await
+    .unwrap();
+    let mut subscribed = false;
+    let close = loop {
+        match tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(f))) => break f.unwrap(),
+            Some(Ok(Message::Text(t))) if t.contains(r#""type":"subscribed""#) => {
+                subscribed = true;
+                publish(&s, "news", "1").await;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    assert!(subscribed, "the subscribe was answered");
+    assert_eq!(close.code, CloseCode::Policy);
+    assert_eq!(close.reason.as_str(), "token expired");
+}

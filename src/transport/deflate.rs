@@ -414,8 +414,10 @@ impl ReadState {
                 self.passing -= n as u64;
                 continue;
             }
-            let Some(h) = Header::parse(&self.raw) else {
-                return;
+            let h = match Header::parse(&self.raw) {
+                Ok(Some(h)) => h,
+                Ok(None) => return,
+                Err(Invalid) => return self.fail(Failure::Protocol),
             };
             let control = h.opcode & 0x8 != 0;
             let starts_compressed = h.rsv1 && matches!(h.opcode, 1 | 2) && !h.rsv23;
@@ -438,10 +440,20 @@ impl ReadState {
             let gathered = self.gathering.as_ref().map_or(0, |(_, b)| b.len() as u64);
             // Compressed bytes cannot be more than a few times smaller than
             // what they inflate to only in theory; cap them at the limit too.
-            if gathered + h.payload > self.max_message as u64 {
+            // Lengths come from the peer: every sum is checked.
+            let within = gathered
+                .checked_add(h.payload)
+                .is_some_and(|n| n <= self.max_message as u64);
+            if !within {
                 return self.fail(Failure::TooBig);
             }
-            let total = h.len + h.payload as usize;
+            // Cannot fail: the payload is at most `max_message` (a usize).
+            let Some(total) = usize::try_from(h.payload)
+                .ok()
+                .and_then(|p| p.checked_add(h.len))
+            else {
+                return self.fail(Failure::TooBig);
+            };
             if self.raw.len() < total {
                 self.raw.reserve(total - self.raw.len());
                 return;
@@ -567,27 +579,47 @@ struct Header {
     payload: u64,
 }
 
+/// A frame header RFC 6455 forbids outright (the socket fails with 1002).
+#[derive(Debug, PartialEq, Eq)]
+struct Invalid;
+
 impl Header {
-    /// The header at the start of `b`, once all of it is there.
-    fn parse(b: &[u8]) -> Option<Header> {
-        let (&b0, rest) = b.split_first()?;
-        let &b1 = rest.first()?;
+    /// The header at the start of `b`: `Ok(None)` until all of it is there.
+    ///
+    /// # Errors
+    /// [`Invalid`] for a 64-bit length with its most significant bit set
+    /// (RFC 6455 §5.2: it MUST be 0).
+    fn parse(b: &[u8]) -> Result<Option<Header>, Invalid> {
+        let (Some(&b0), Some(&b1)) = (b.first(), b.get(1)) else {
+            return Ok(None);
+        };
         let (payload, mut len) = match b1 & 0x7f {
-            126 => (
-                u64::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?)),
-                4,
-            ),
-            127 => (u64::from_be_bytes(b.get(2..10)?.try_into().ok()?), 10),
+            126 => match b.get(2..4).and_then(|f| <[u8; 2]>::try_from(f).ok()) {
+                Some(n) => (u64::from(u16::from_be_bytes(n)), 4),
+                None => return Ok(None),
+            },
+            127 => match b.get(2..10).and_then(|f| <[u8; 8]>::try_from(f).ok()) {
+                Some(n) => (u64::from_be_bytes(n), 10),
+                None => return Ok(None),
+            },
             n => (u64::from(n), 2),
         };
+        if payload >> 63 != 0 {
+            return Err(Invalid);
+        }
         let mask = if b1 & 0x80 != 0 {
-            let key: [u8; 4] = b.get(len..len + 4)?.try_into().ok()?;
+            let Some(key) = b
+                .get(len..len + 4)
+                .and_then(|k| <[u8; 4]>::try_from(k).ok())
+            else {
+                return Ok(None);
+            };
             len += 4;
             Some(key)
         } else {
             None
         };
-        Some(Header {
+        Ok(Some(Header {
             fin: b0 & 0x80 != 0,
             rsv1: b0 & 0x40 != 0,
             rsv23: b0 & 0x30 != 0,
@@ -595,7 +627,7 @@ impl Header {
             mask,
             len,
             payload,
-        })
+        }))
     }
 }
 

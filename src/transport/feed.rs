@@ -160,6 +160,16 @@ impl Feed {
         Ok(())
     }
 
+    /// Holds the feed to `grant` too: it ends when the earlier of its
+    /// grants expires (a topic added later never extends the socket's
+    /// life).
+    pub fn restrict(&mut self, grant: &Grant) {
+        if let Some(d) = grant.remaining() {
+            let at = Instant::now() + d;
+            self.expires = Some(self.expires.map_or(at, |e| e.min(at)));
+        }
+    }
+
     /// Stops following `topic`; `false` when it was not followed.
     pub fn remove(&mut self, topic: &Topic) -> bool {
         let Some(i) = self.follows.iter().position(|f| f.topic == *topic) else {
@@ -285,6 +295,29 @@ impl Feed {
             }
         }
         out
+    }
+
+    /// The opening delivery of `topic` if the subscriber has not had it
+    /// yet (no events: those follow in later deliveries, or never, once
+    /// the topic is removed); `None` once it was delivered.
+    ///
+    /// # Errors
+    /// The log's error when it cannot be reached.
+    pub async fn opening_of(&mut self, topic: &Topic) -> Result<Option<Delivery>, ApiError> {
+        let Some(index) = self
+            .follows
+            .iter()
+            .position(|f| f.topic == *topic && f.told.is_none())
+        else {
+            return Ok(None);
+        };
+        let f = &mut self.follows[index];
+        let batch = self
+            .app
+            .log()
+            .read_subscribed(&f.sub, &f.topic, &f.cursor, 0)
+            .await?;
+        Ok(f.take(index, batch))
     }
 
     /// An answer without events at each topic's cursor, for a long poll

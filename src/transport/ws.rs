@@ -39,6 +39,7 @@ use super::{
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
+use crate::log::Topic;
 use crate::metrics::{Limit, Outcome, Transport};
 use crate::params::Query;
 use crate::response::empty;
@@ -367,8 +368,9 @@ impl Session {
                 let token = self.multi.as_ref().and_then(Option::as_deref);
                 let app = self.feed.app().clone();
                 match ws_control::handle(&app, token, &mut self.feed, &text).await {
-                    Some(reply) => self.reply(ws, reply).await,
-                    None => Ok(()),
+                    ws_control::Answer::Nothing => Ok(()),
+                    ws_control::Answer::Reply(reply) => self.reply(ws, reply).await,
+                    ws_control::Answer::Unsubscribe(topic) => self.unsubscribe(ws, topic).await,
                 }
             }
             Some(Ok(Message::Text(_) | Message::Binary(_))) => {
@@ -380,6 +382,18 @@ impl Session {
             Some(Ok(Message::Ping(_))) => self.feed.write(ws.flush()).await.map_err(stop_for),
             Some(Ok(_)) => Ok(()),
         }
+    }
+
+    /// Stops following `topic` and says so — after its `subscribed`, if
+    /// the feed had not delivered that yet.
+    async fn unsubscribe(&mut self, ws: &mut Socket, topic: Topic) -> Result<(), Stop> {
+        match self.feed.opening_of(&topic).await {
+            Ok(Some(d)) => self.send(ws, &d).await.map_err(stop_for)?,
+            Ok(None) => {}
+            Err(e) => self.reply(ws, ws_control::unavailable(&topic, &e)).await?,
+        }
+        self.feed.remove(&topic);
+        self.reply(ws, ws_control::unsubscribed(&topic)).await
     }
 
     /// Sends one control message.

@@ -34,18 +34,24 @@ struct Request {
     after: Option<serde_json::Value>,
 }
 
-/// Acts on one client text message; the text frame to answer with, if the
-/// answer is not the feed's to give.
-pub(crate) async fn handle(
-    app: &App,
-    token: Option<&str>,
-    feed: &mut Feed,
-    text: &str,
-) -> Option<String> {
+/// What the session does about one client message.
+pub(crate) enum Answer {
+    /// Nothing now: a subscribe's answer is the feed's opening delivery.
+    Nothing,
+    /// Send this control message.
+    Reply(String),
+    /// Stop following this (followed) topic, then answer `unsubscribed`;
+    /// a subscribe not yet answered is answered first, so every subscribe
+    /// gets its `subscribed`, in order.
+    Unsubscribe(Topic),
+}
+
+/// Acts on one client text message.
+pub(crate) async fn handle(app: &App, token: Option<&str>, feed: &mut Feed, text: &str) -> Answer {
     let req: Request = match serde_json::from_str(text) {
         Ok(r) => r,
         Err(e) => {
-            return Some(error(
+            return Answer::Reply(error(
                 "invalid_message",
                 None,
                 &format!("not a control message: {e}"),
@@ -56,14 +62,14 @@ pub(crate) async fn handle(
     let result = match req.kind.as_str() {
         "subscribe" => subscribe(app, token, feed, name, req.after)
             .await
-            .map(|()| None),
-        "unsubscribe" => unsubscribe(feed, name).map(Some),
+            .map(|()| Answer::Nothing),
+        "unsubscribe" => unsubscribe(feed, name).map(Answer::Unsubscribe),
         other => Err(Refusal::new(
             "unsupported",
             format!("unknown message type {other:?}: subscribe or unsubscribe"),
         )),
     };
-    result.unwrap_or_else(|r| Some(error(r.code, name, &r.message)))
+    result.unwrap_or_else(|r| Answer::Reply(error(r.code, name, &r.message)))
 }
 
 /// Why a message was refused: an error code and a message.
@@ -112,20 +118,32 @@ async fn subscribe(
     if feed.len() >= max {
         return Err(ApiError::TooManyTopics(max).into());
     }
-    app.auth().check_token(token, topic.as_str())?;
+    let grant = app.auth().check_token(token, topic.as_str())?;
+    feed.restrict(&grant);
     feed.add(topic, cursor).await?;
     Ok(())
 }
 
-fn unsubscribe(feed: &mut Feed, name: Option<&str>) -> Result<String, Refusal> {
+fn unsubscribe(feed: &Feed, name: Option<&str>) -> Result<Topic, Refusal> {
     let topic = topic(name)?;
-    if !feed.remove(&topic) {
+    if !feed.follows(&topic) {
         return Err(Refusal::new(
             "not_subscribed",
             format!("{topic} is not followed"),
         ));
     }
-    Ok(format!(r#"{{"type":"unsubscribed","topic":"{topic}"}}"#))
+    Ok(topic)
+}
+
+/// `{"type":"unsubscribed","topic":…}`.
+pub(crate) fn unsubscribed(topic: &Topic) -> String {
+    format!(r#"{{"type":"unsubscribed","topic":"{topic}"}}"#)
+}
+
+/// The error that answers a subscribe whose opening the log could not
+/// give (it is down): the subscribe is still answered.
+pub(crate) fn unavailable(topic: &Topic, e: &ApiError) -> String {
+    error(e.code(), Some(topic.as_str()), &e.to_string())
 }
 
 fn topic(name: Option<&str>) -> Result<Topic, Refusal> {
