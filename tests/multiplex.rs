@@ -596,7 +596,7 @@ async fn every_subscribe_is_answered_even_when_unsubscribed_at_once() {
         publish(&s, &format!("t{i}"), "1").await;
     }
     let url = format!("ws://{}/ws", s.addr());
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     // All pairs queued at once, so the unsubscribe of most is read before
     // the feed has delivered the subscribe's opening.
     let mut out = Vec::with_capacity(2 * PAIRS);
