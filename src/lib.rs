@@ -50,6 +50,8 @@ pub mod demo;
 #[cfg(feature = "doctor")]
 pub mod doctor;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod log;
 pub mod metrics;
 pub mod origin;

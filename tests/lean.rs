@@ -230,6 +230,20 @@ async fn polls_are_gzipped_above_the_threshold_only() {
     assert_eq!(out, plain.body);
     let long = http(s.addr(), "GET", "/longpoll?topics=z@0", &gz, b"").await;
     assert_eq!(long.header("content-encoding"), Some("gzip"));
+    // Issue 20, case 8: an explicit `gzip;q=0` refuses gzip whatever `*`
+    // says, and `q` is case-insensitive.
+    for refusal in ["gzip;q=0, *", "*, gzip;q=0", "gzip;Q=0"] {
+        let res = http(
+            s.addr(),
+            "GET",
+            "/topics/z/poll?after=0",
+            &[("accept-encoding", refusal)],
+            b"",
+        )
+        .await;
+        assert_eq!(res.header("content-encoding"), None, "{refusal}");
+        assert_eq!(res.body, plain.body, "{refusal}");
+    }
     // One event: below --gzip-min-bytes, sent as it is, varying on nothing.
     let small = http(s.addr(), "GET", "/topics/z/longpoll?after=19", &gz, b"").await;
     assert_eq!(small.header("content-encoding"), None);

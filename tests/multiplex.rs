@@ -321,10 +321,10 @@ async fn sse_ids_are_compact_for_topics_of_one_epoch() {
     let mut sse = RawSse::open(&s, &path, None).await;
     let got = sse.until_data(1).await;
     assert_eq!(data_pairs(&got), pairs(&[("a", 1)]));
-    // Eleven topics: the epoch once and a byte each.
+    // Eleven topics: the epoch and the LIST's tag once, and a byte each.
     let id = got.last().unwrap().id.clone().unwrap();
     assert!(
-        id.starts_with('~') && id.len() <= 1 + (8usize + 11).div_ceil(3) * 4,
+        id.starts_with('~') && id.len() <= 1 + (8usize + 4 + 11).div_ceil(3) * 4,
         "{id}"
     );
     // A LIST written by hand resumes too, with a leading shared epoch.
@@ -641,4 +641,40 @@ async fn every_subscribe_is_answered_even_when_unsubscribed_at_once() {
         }
     }
     drop(writer.await.unwrap());
+}
+
+/// Issue 20, case 6: a compact id kept from `/sse?topics=a@0,b@0` and sent
+/// back with `topics=b@0,a@0` resumed `a` from `b`'s seq (31–100 skipped)
+/// and re-sent `b`'s; `topics=c,d` took it too. Such an id is valid only for
+/// the LIST it was made for, in the same order.
+#[tokio::test]
+async fn a_compact_sse_id_is_refused_for_another_list() {
+    let s = start(Config::default()).await;
+    for i in 1..=30 {
+        publish(&s, "a", &i.to_string()).await;
+    }
+    for i in 1..=100 {
+        publish(&s, "b", &i.to_string()).await;
+    }
+    let mut sse = RawSse::open(&s, "/sse?topics=a@0,b@0", None).await;
+    let got = sse.until_data(130).await;
+    let id = got.last().unwrap().id.clone().unwrap();
+    assert!(id.starts_with('~'), "{id}");
+    drop(sse);
+    for i in 31..=130 {
+        publish(&s, "a", &i.to_string()).await;
+    }
+    for other in ["/sse?topics=b@0,a@0", "/sse?topics=c,d", "/sse?topics=a@0"] {
+        let mut conn = TcpStream::connect(s.addr()).await.unwrap();
+        let req = format!("GET {other} HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {id}\r\n\r\n");
+        conn.write_all(req.as_bytes()).await.unwrap();
+        let res = read_response(&mut conn).await;
+        assert_eq!(res.status, 400, "{other}");
+        assert_eq!(res.json()["error"]["code"], "invalid_cursor", "{other}");
+    }
+    // With its own LIST the id resumes both topics exactly.
+    let mut sse = RawSse::open(&s, "/sse?topics=a@0,b@0", Some(&id)).await;
+    let got = data_pairs(&sse.until_data(100).await);
+    let want: Vec<(String, u64)> = (31..=130).map(|i| ("a".to_owned(), i)).collect();
+    assert_eq!(got, want);
 }

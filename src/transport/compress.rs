@@ -20,23 +20,67 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 
 use super::deflate;
 
-/// Whether `h` accepts gzip: `Accept-Encoding` names `gzip` (or `*`) with
-/// a non-zero quality.
+/// Whether `h` accepts gzip (RFC 9110 §12.5.3): an explicit `gzip` (or
+/// `x-gzip`) entry decides by its quality, whatever `*` says; without one,
+/// `*` decides; a quality of 0 refuses. Parameter names are
+/// case-insensitive (`Q=0`); an entry whose quality is not a valid
+/// `qvalue` is ignored, and so is a header that is not text.
 pub(crate) fn accepts_gzip(h: &HeaderMap) -> bool {
-    h.get_all(header::ACCEPT_ENCODING)
+    let (mut gzip, mut any) = (None, None);
+    let entries = h
+        .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or("");
-            let q_zero = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
-        })
+        .flat_map(|v| v.split(','));
+    for entry in entries {
+        let mut parts = entry.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let Some(q) = weight(parts) else { continue };
+        let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if coding == "*" {
+            &mut any
+        } else {
+            continue;
+        };
+        // Named twice: a refusal anywhere holds.
+        *slot = Some(slot.map_or(q, |was: u16| was.min(q)));
+    }
+    gzip.or(any).is_some_and(|q| q > 0)
+}
+
+/// An entry's quality in thousandths (1000 without `q`); `None` when its
+/// `q` is not a `qvalue`.
+fn weight<'a>(params: impl Iterator<Item = &'a str>) -> Option<u16> {
+    let mut q = 1000;
+    for p in params {
+        let Some((name, value)) = p.split_once('=') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("q") {
+            q = qvalue(value.trim())?;
+        }
+    }
+    Some(q)
+}
+
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in
+/// thousandths.
+fn qvalue(text: &str) -> Option<u16> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// How a body goes out: `body` itself, or gzipped when the client accepts
@@ -88,6 +132,38 @@ mod tests {
         assert!(!accept("gzip;q=0"));
         assert!(!accept("br, deflate"));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    /// Issue 20, case 8: an explicit `gzip;q=0` refuses gzip whatever `*`
+    /// says, and `q` is case-insensitive.
+    #[test]
+    fn an_explicit_refusal_wins_over_the_wildcard() {
+        for refused in [
+            "gzip;q=0, *",
+            "*, gzip;q=0",
+            "gzip;Q=0",
+            "gzip ; q = 0.000",
+            "*;q=0",
+            "gzip;q=0.5, gzip;q=0",
+            "gzip;q=2",
+            "gzip;q=0.0001",
+            "gzip;q=abc",
+            "gzip;q=",
+            "identity",
+        ] {
+            assert!(!accept(refused), "{refused}");
+        }
+        for accepted in [
+            "GZIP",
+            "x-gzip",
+            "*;q=0, gzip",
+            "gzip;q=0.001",
+            "gzip;q=1.000",
+            "br;q=0, *;q=0.1",
+            "gzip;level=9",
+        ] {
+            assert!(accept(accepted), "{accepted}");
+        }
     }
 
     #[test]

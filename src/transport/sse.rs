@@ -43,15 +43,16 @@ pub(crate) async fn subscribe(
     grant: &Grant,
 ) -> Result<Reply, ApiError> {
     let encoding = Encoding::of(query)?;
-    let (topics, url) = match wanted {
-        Wanted::One(topic) => (vec![(topic, cursor(query, headers)?)], None),
+    let (topics, url, list_tag) = match wanted {
+        Wanted::One(topic) => (vec![(topic, cursor(query, headers)?)], None, 0),
         Wanted::Many(list) => {
             let max = app.config().max_topics_per_connection;
             let url: Vec<Option<Cursor>> = list.iter().map(|(_, c)| *c).collect();
+            let tag = sse_id::list_tag(list.iter().map(|(t, _)| t.as_str()));
             let topics = match compact_id(query, headers)? {
                 // A compact id holds every topic's position, by URL order.
                 Some(id) => {
-                    let at = sse_id::decode(id, list.len())?;
+                    let at = sse_id::decode(id, tag, list.len())?;
                     list.into_iter().map(|(t, _)| t).zip(at).collect()
                 }
                 None => {
@@ -64,7 +65,7 @@ pub(crate) async fn subscribe(
                         .collect()
                 }
             };
-            (topics, Some(url))
+            (topics, Some(url), tag)
         }
     };
     let feed = Feed::open(app, Transport::Sse, topics, grant).await?;
@@ -82,6 +83,7 @@ pub(crate) async fn subscribe(
         quiet_since,
         retry_ms: app.config().sse_retry.as_millis(),
         url,
+        list_tag,
         opened: false,
         ended: false,
         encoding,
@@ -214,6 +216,8 @@ struct Stream {
     /// A multiplexed stream's cursors as its URL gave them, by feed index:
     /// its ids name only the topics that moved from these.
     url: Option<Vec<Option<Cursor>>>,
+    /// The URL LIST's tag, which its compact ids carry ([`sse_id::list_tag`]).
+    list_tag: u32,
     /// Whether the first chunk (with `retry:`) went out.
     opened: bool,
     /// Whether the last chunk (on drain) went out.
@@ -369,7 +373,7 @@ impl Stream {
                     (c.epoch.unwrap_or(Epoch::NONE), c.after.unwrap_or(0))
                 }
             });
-            sse_id::encode(common, positions).unwrap_or_else(|| {
+            sse_id::encode(common, self.list_tag, positions).unwrap_or_else(|| {
                 let mut items = others.clone();
                 items.extend(self.moved(d.index, batch.epoch, seq));
                 self.format_id(&items, batch.epoch)
