@@ -138,9 +138,20 @@ for i in $(seq 1 300); do
 done
 bg silent-ws python3 "$ROOT/scripts/ops_probe.py" silent-ws "$FG" quiet --hold 10
 
+# Before any client has reported a switch: every panel must show data (a
+# fresh, healthy gateway has no "No data" panel; the switch series exist at
+# 0 from the start).
+log "every dashboard query before the first client report"
+python3 "$ROOT/scripts/check_dashboard.py" "$DASHBOARD" \
+  --prometheus "$PROM" --wait 60 --min-samples 18 \
+  --wait-for 'transport:feedgate_wire_bytes_per_event:ratio_rate1m' \
+  --rate-interval 15s --interval 5s --range 15s
+curl -fsSG "$PROM/api/v1/query" \
+  --data-urlencode 'query=sum(feedgate_client_transport_switches_total) == 0' |
+  grep -q '"result":\[{' || { echo "a switch was reported before this pass: it checked nothing" >&2; exit 1; }
+
 # A client's transport switch report, twice: the second once Prometheus has
-# the first, so "why clients fall back" sees an increase (the series only
-# appears with the first report).
+# the first, so "why clients fall back" sees an increase.
 report_switch() {
   curl -fsS -o /dev/null --max-time 5 -H 'content-type: application/json' \
     -d '{"from":"ws","to":"sse","reason":"cut","code":1006,"after_s":60}' "$FG/telemetry/switch"

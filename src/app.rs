@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::config::{Config, ConfigError};
 use crate::demo::DemoState;
-use crate::log::Log;
+use crate::log::{FormCache, Log};
 use crate::metrics::Metrics;
 use crate::origin::Origins;
 use crate::ratelimit::RateLimiter;
@@ -44,6 +44,8 @@ struct Shared {
     publish_limiter: Option<RateLimiter>,
     probes: Arc<crate::transport::probe::Gate>,
     telemetry_limiter: RateLimiter,
+    /// The byte budget of events' cached wire forms (`--encoding-cache`).
+    forms: Arc<FormCache>,
 }
 
 impl App {
@@ -66,6 +68,7 @@ impl App {
                 publish_limiter: RateLimiter::new(config.publish_rate, config.publish_burst),
                 probes: Arc::default(),
                 telemetry_limiter: crate::telemetry::limiter(),
+                forms: FormCache::new(config.encoding_cache),
                 log,
                 metrics,
                 shutdown_shards: (0..SHUTDOWN_SHARDS)
@@ -150,6 +153,11 @@ impl App {
     /// Admission of `/probe/*` requests.
     pub(crate) fn probes(&self) -> &Arc<crate::transport::probe::Gate> {
         &self.shared.probes
+    }
+
+    /// The byte budget events' cached wire forms share (`log/forms.rs`).
+    pub(crate) fn forms(&self) -> &Arc<FormCache> {
+        &self.shared.forms
     }
 
     /// The per-client rate limiter of `POST /telemetry/switch`.

@@ -147,6 +147,10 @@ pub struct ServeArgs {
     /// Most events per poll response or SSE write.
     #[arg(long, default_value_t = DEFAULT.max_batch)]
     pub max_batch: usize,
+    /// Bytes of cached event encodings (deflated, lean, SSE blocks) kept in
+    /// all; the oldest are dropped beyond it and made again if asked for.
+    #[arg(long, default_value_t = DEFAULT.encoding_cache)]
+    pub encoding_cache: usize,
     /// Long-poll hold when the client sends no `timeout`.
     #[arg(long, default_value = DEFAULT_TEXT.longpoll_default.as_str(), value_parser = duration)]
     pub longpoll_default: Duration,
@@ -332,6 +336,7 @@ impl ServeArgs {
             accept_backlog: self.accept_backlog,
             max_body: self.max_body,
             max_batch: self.max_batch,
+            encoding_cache: self.encoding_cache,
             longpoll_default: self.longpoll_default,
             longpoll_max: self.longpoll_max,
             sse_heartbeat: self.sse_heartbeat,

@@ -53,6 +53,9 @@ pub struct Config {
     pub max_body: usize,
     /// Most events in one poll / long-poll response or one SSE write.
     pub max_batch: usize,
+    /// Bytes of events' cached wire forms (deflated, lean, SSE blocks) the
+    /// whole server keeps; the oldest are let go beyond it (log/forms.rs).
+    pub encoding_cache: usize,
     /// Long-poll hold when the client sends no `timeout`.
     pub longpoll_default: Duration,
     /// Longest long-poll hold, whatever the client asks.
@@ -124,6 +127,7 @@ impl Default for Config {
             accept_backlog: 4096,
             max_body: 1 << 20,
             max_batch: 1_000,
+            encoding_cache: 64 << 20,
             longpoll_default: Duration::from_secs(30),
             longpoll_max: Duration::from_secs(60),
             sse_heartbeat: Duration::from_secs(15),

@@ -228,6 +228,8 @@ pub struct Metrics {
     pub topics: IntGauge,
     /// Events retained across all topics.
     pub log_events: IntGauge,
+    /// Bytes of events' cached wire forms (`--encoding-cache` bounds it).
+    pub encoding_cache_bytes: IntGauge,
     /// Entries of a shared log that were not valid events, skipped and
     /// told to readers as a gap. The log counts them; this follows.
     log_corrupt_entries: IntCounter,
@@ -351,6 +353,12 @@ impl Metrics {
             "Events retained in the log across all topics.",
         )
         .expect("valid metric");
+        let encoding_cache_bytes = IntGauge::new(
+            "feedgate_encoding_cache_bytes",
+            "Bytes of cached event encodings (permessage-deflate payloads, lean forms, SSE \
+             blocks), made once and shared by every subscriber; --encoding-cache bounds it.",
+        )
+        .expect("valid metric");
         let log_corrupt_entries = IntCounter::new(
             "feedgate_log_corrupt_entries_total",
             "Entries of the shared log (Redis) that were not valid events: never sent, \
@@ -394,6 +402,7 @@ impl Metrics {
             Box::new(limit_rejections.clone()),
             Box::new(topics.clone()),
             Box::new(log_events.clone()),
+            Box::new(encoding_cache_bytes.clone()),
             Box::new(log_corrupt_entries.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -433,6 +442,16 @@ impl Metrics {
         });
         let limit_children =
             std::array::from_fn(|l| limit_rejections.with_label_values(&[Limit::ALL[l].as_str()]));
+        // And what clients can report (bounded label values, see
+        // telemetry.rs): the fallback panel shows 0 on a fresh server.
+        for from in crate::telemetry::TRANSPORTS {
+            client_cut_after.with_label_values(&[from]);
+            for to in crate::telemetry::TRANSPORTS {
+                for reason in crate::telemetry::REASONS {
+                    client_switches.with_label_values(&[from, to, reason]);
+                }
+            }
+        }
 
         Metrics {
             registry,
@@ -444,6 +463,7 @@ impl Metrics {
             limit_children,
             topics,
             log_events,
+            encoding_cache_bytes,
             log_corrupt_entries,
             corrupt_sync: Mutex::new(()),
             client_switches,

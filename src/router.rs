@@ -447,6 +447,8 @@ fn metrics(app: &App) -> Reply {
     let m = app.metrics();
     m.topics.set(topics as i64);
     m.log_events.set(events as i64);
+    m.encoding_cache_bytes
+        .set(i64::try_from(app.forms().bytes()).unwrap_or(i64::MAX));
     m.observe_corrupt_entries(app.log().corrupt_entries());
     let mut res = Response::new(response::full(m.render()));
     res.headers_mut()

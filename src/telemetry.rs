@@ -22,7 +22,6 @@ use std::net::IpAddr;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use serde::Deserialize;
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -50,14 +49,15 @@ pub(crate) fn limiter() -> RateLimiter {
     RateLimiter::new(RATE, BURST).expect("a positive rate")
 }
 
-/// One report as sent; every field optional.
-#[derive(Debug, Default, Deserialize)]
-struct Report {
-    from: Option<String>,
-    to: Option<String>,
-    reason: Option<String>,
-    code: Option<u16>,
-    after_s: Option<f64>,
+/// One report as sent: a JSON object whose every field is optional and
+/// may hold any JSON value. A value of another type than documented is
+/// counted as `other` (labels) or left out (`code`, `after_s`), never
+/// refused: the report still says a switch happened.
+type Report = serde_json::Map<String, serde_json::Value>;
+
+/// The text of field `name`, if it is a string.
+fn text<'a>(r: &'a Report, name: &str) -> Option<&'a str> {
+    r.get(name).and_then(serde_json::Value::as_str)
 }
 
 /// `value` if it is one of `known`, else `other`.
@@ -81,14 +81,21 @@ pub(crate) async fn switch(
         }
     })?;
     let body = read_body(req, MAX_BODY, app.config().body_read_timeout).await?;
-    let r: Report =
-        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    let from = bounded(r.from.as_deref(), &TRANSPORTS);
-    let to = bounded(r.to.as_deref(), &TRANSPORTS);
-    let reason = bounded(r.reason.as_deref(), &REASONS);
-    let after = r.after_s.filter(|s| s.is_finite() && *s >= 0.0);
+    let r: Report = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::InvalidJson(format!("a report is one JSON object: {e}")))?;
+    let from = bounded(text(&r, "from"), &TRANSPORTS);
+    let to = bounded(text(&r, "to"), &TRANSPORTS);
+    let reason = bounded(text(&r, "reason"), &REASONS);
+    let after = r
+        .get("after_s")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0);
+    let code = r
+        .get("code")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok());
     app.metrics().client_switch(from, to, reason, after);
-    tracing::debug!(%client, from, to, reason, code = r.code, after_s = after, "client switched transport");
+    tracing::debug!(%client, from, to, reason, code, after_s = after, "client switched transport");
     let mut res = Response::new(response::empty());
     *res.status_mut() = StatusCode::NO_CONTENT;
     Ok(Reply::new(res, Outcome::Ok))

@@ -103,6 +103,21 @@ async fn every_known_series_exists_at_zero_from_the_start() {
         assert_eq!(m.get(&key), Some(&open), "{key}");
     }
 
+    // Issue 20, case 10: what clients report (POST /telemetry/switch) is
+    // there before the first report, so the dashboard's fallback panel
+    // says 0, not "No data".
+    let reported = ["ws", "sse", "longpoll", "poll", "other"];
+    for from in reported {
+        zero(format!(
+            "feedgate_client_stream_cut_after_seconds_count{{transport=\"{from}\"}}"
+        ));
+        for to in reported {
+            zero(format!(
+                "feedgate_client_transport_switches_total{{from=\"{from}\",reason=\"cut\",to=\"{to}\"}}"
+            ));
+        }
+    }
+
     zero("feedgate_log_corrupt_entries_total".into());
     zero("feedgate_events_published_total".into());
     s.shutdown().await.unwrap();

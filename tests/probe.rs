@@ -331,11 +331,18 @@ async fn telemetry_counts_switches_with_bounded_labels() {
     assert_eq!(count("ws", "sse", "cut"), 2.0);
     assert_eq!(count("other", "sse", "other"), 1.0);
     assert_eq!(count("other", "other", "other"), 1.0);
-    let series = m
-        .keys()
-        .filter(|k| k.starts_with("feedgate_client_transport_switches_total{"))
-        .count();
-    assert_eq!(series, 3, "no label value made up by a client");
+    let series: Vec<_> = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("feedgate_client_transport_switches_total{"))
+        .collect();
+    // Every combination of the bounded values exists (at 0 until
+    // reported), and no label value was made up by a client.
+    assert_eq!(
+        series.len(),
+        5 * 5 * 9,
+        "no label value made up by a client"
+    );
+    assert_eq!(series.iter().filter(|(_, v)| **v > 0.0).count(), 3);
     assert_eq!(
         sample(
             &m,
@@ -350,6 +357,34 @@ async fn telemetry_counts_switches_with_bounded_labels() {
         ),
         1.0
     );
+}
+
+/// Issue 20, case 9: every field is optional and any other value is
+/// counted as `other` (or, for `code` and `after_s`, left out); only a body
+/// that is not one JSON object is refused.
+#[tokio::test]
+async fn telemetry_takes_any_value_in_any_field() {
+    let s = start(locked()).await;
+    for odd in [
+        r#"{"from":5}"#,
+        r#"{"after_s":"60"}"#,
+        r#"{"code":70000}"#,
+        r#"{"from":null,"to":["ws"],"reason":{"r":1},"code":-1,"after_s":-3}"#,
+        r#"{"from":"ws","to":"sse","reason":"cut","after_s":"7"}"#,
+    ] {
+        assert_eq!(switch(&s, odd).await, 204, "{odd}");
+    }
+    assert_eq!(switch(&s, "[]").await, 400, "not an object");
+    assert_eq!(switch(&s, "5").await, 400, "not an object");
+    let m = scrape(s.addr()).await;
+    let other =
+        "feedgate_client_transport_switches_total{from=\"other\",reason=\"other\",to=\"other\"}";
+    assert_eq!(sample(&m, other), 4.0);
+    let cut = "feedgate_client_transport_switches_total{from=\"ws\",reason=\"cut\",to=\"sse\"}";
+    assert_eq!(sample(&m, cut), 1.0);
+    // A cut without a numeric `after_s` observes no duration.
+    let cut_after = "feedgate_client_stream_cut_after_seconds_count{transport=\"ws\"}";
+    assert_eq!(sample(&m, cut_after), 0.0);
 }
 
 #[tokio::test]
@@ -377,4 +412,34 @@ async fn telemetry_is_rate_limited_and_origin_checked() {
             "feedgate_limit_rejections_total{limit=\"telemetry_rate\"}"
         ) >= 1.0
     );
+}
+
+/// A finished probe does not leave its keep-alive connection counted under
+/// the probed transport: probes answer `Connection: close`.
+#[tokio::test]
+async fn a_finished_probe_leaves_no_connection_behind() {
+    use tokio::io::AsyncWriteExt;
+    let s = start(Config::default()).await;
+    for (transport, path) in [
+        ("poll", "/probe/poll"),
+        ("longpoll", "/probe/longpoll?hold=0"),
+        ("sse", "/probe/sse?count=1&idle=0"),
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        conn.write_all(req.as_bytes()).await.unwrap();
+        let all = read_to_close(&mut conn).await;
+        let head = String::from_utf8_lossy(&all).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(head.contains("connection: close"), "{path}: {head}");
+        let key = format!("feedgate_connections{{transport=\"{transport}\"}}");
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while sample(&scrape(s.addr()).await, &key) != 0.0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{key} stays above 0"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
 }

@@ -2,13 +2,14 @@
 
 use std::io::Write;
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::Topic;
+use super::forms::{Form, FormCache, Forms};
 
 /// An event as stored in the log and written by every transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,51 +24,9 @@ pub struct Event {
     /// delivery (a clone is a reference-count increment).
     pub json: EventJson,
     /// Where `data` sits in `json`, and the other wire forms of the event,
-    /// made on first use and shared by every clone (see [`Forms`]).
+    /// made on first use and shared by every clone (see `log/forms.rs`).
     pub(crate) forms: Arc<Forms>,
 }
-
-/// The wire forms of one event besides its JSON, each made at most once
-/// however many subscribers take it: the lean encoding's bytes, the
-/// permessage-deflate payloads and the SSE blocks (transport/encoding.rs,
-/// transport/deflate.rs, transport/sse.rs).
-#[derive(Debug, Default)]
-pub(crate) struct Forms {
-    /// `data` within the event JSON (`None`: a foreign object without it).
-    data: Option<Range<usize>>,
-    made: [OnceLock<Bytes>; Form::COUNT],
-}
-
-/// Which form of an event.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Form {
-    /// The v1 JSON, permessage-deflated.
-    JsonDeflated,
-    /// The lean multiplexed form, `TOPIC data`.
-    LeanMulti,
-    /// The lean single-topic form (`data`), permessage-deflated.
-    LeanDeflated,
-    /// The lean multiplexed form, permessage-deflated.
-    LeanMultiDeflated,
-    /// A single-topic SSE stream's block for the event, `id:` to the blank
-    /// line, in the v1 JSON.
-    SseJson,
-    /// The same in the lean encoding.
-    SseLean,
-}
-
-impl Form {
-    const COUNT: usize = 6;
-}
-
-/// Cached forms never make two events differ.
-impl PartialEq for Forms {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Forms {}
 
 /// The bytes of one event object: valid UTF-8, one JSON object, one line.
 ///
@@ -151,11 +110,15 @@ impl Event {
         }
     }
 
-    /// The event's `form`, made by `make` the first time any clone asks.
-    pub(crate) fn form(&self, form: Form, make: impl FnOnce(&Event) -> Bytes) -> Bytes {
-        self.forms.made[form as usize]
-            .get_or_init(|| make(self))
-            .clone()
+    /// The event's `form`: kept from the last time any clone asked, else
+    /// made by `make` and kept within `cache`'s budget.
+    pub(crate) fn form(
+        &self,
+        form: Form,
+        cache: &Arc<FormCache>,
+        make: impl FnOnce(&Event) -> Bytes,
+    ) -> Bytes {
+        cache.get(&self.forms, form, || make(self))
     }
 
     /// An event whose JSON was read from outside this process (a shared
@@ -183,15 +146,6 @@ impl Event {
     /// The event JSON as text.
     pub fn as_str(&self) -> &str {
         self.json.as_str()
-    }
-}
-
-impl Forms {
-    fn at(data: Option<Range<usize>>) -> Arc<Forms> {
-        Arc::new(Forms {
-            data,
-            made: Default::default(),
-        })
     }
 }
 

@@ -14,6 +14,7 @@
 mod epoch;
 mod event;
 pub(crate) mod file;
+mod forms;
 pub(crate) mod head_signal;
 pub(crate) mod memory;
 pub(crate) mod redis;
@@ -25,9 +26,10 @@ use std::time::Duration;
 use head_signal::HeadReceiver;
 
 pub use epoch::Epoch;
-pub(crate) use event::Form;
 pub use event::{BadEvent, Event, EventJson, unix_micros};
 pub use file::Fsync;
+pub(crate) use forms::Form;
+pub use forms::FormCache;
 pub use topic::{MAX_TOPIC_LEN, Topic};
 
 /// Where a reader wants to start: a position in one epoch of a topic's log.

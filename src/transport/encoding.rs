@@ -11,12 +11,14 @@
 //! shared by every subscriber (it is a slice of the event JSON, or cached
 //! on the event: [`Event::form`]).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::deflate::{self, Params};
 use super::ws_frames::EventFrame;
 use crate::error::ApiError;
-use crate::log::{Event, Form, Topic};
+use crate::log::{Event, Form, FormCache, Topic};
 use crate::params::Query;
 
 /// How events are written to one subscriber.
@@ -52,8 +54,8 @@ impl Encoding {
 
 /// The lean multiplexed form of an event: `TOPIC data` (a topic has no
 /// space, and a control message starts with `#`, which no topic does).
-pub(crate) fn lean_multi(e: &Event, topic: &Topic) -> Bytes {
-    e.form(Form::LeanMulti, |e| {
+pub(crate) fn lean_multi(e: &Event, topic: &Topic, cache: &Arc<FormCache>) -> Bytes {
+    e.form(Form::LeanMulti, cache, |e| {
         let data = e.data();
         let mut b = Vec::with_capacity(topic.as_str().len() + 1 + data.len());
         b.extend_from_slice(topic.as_str().as_bytes());
@@ -63,13 +65,26 @@ pub(crate) fn lean_multi(e: &Event, topic: &Topic) -> Bytes {
     })
 }
 
+/// The bytes of an event as `encoding` writes it on a single-topic
+/// stream, without framing: slices of the event JSON, never made.
+pub(crate) fn single_bytes(e: &Event, encoding: Encoding) -> Bytes {
+    match encoding {
+        Encoding::Json => e.json.bytes().clone(),
+        Encoding::Lean => e.data(),
+    }
+}
+
 /// The bytes of an event as `encoding` writes it, without framing; `topic`
 /// is set on a multiplexed stream.
-pub(crate) fn event_bytes(e: &Event, encoding: Encoding, topic: Option<&Topic>) -> Bytes {
+pub(crate) fn event_bytes(
+    e: &Event,
+    encoding: Encoding,
+    topic: Option<&Topic>,
+    cache: &Arc<FormCache>,
+) -> Bytes {
     match (encoding, topic) {
-        (Encoding::Json, _) => e.json.bytes().clone(),
-        (Encoding::Lean, None) => e.data(),
-        (Encoding::Lean, Some(t)) => lean_multi(e, t),
+        (Encoding::Lean, Some(t)) => lean_multi(e, t, cache),
+        _ => single_bytes(e, encoding),
     }
 }
 
@@ -82,8 +97,9 @@ pub(crate) fn ws_event(
     encoding: Encoding,
     topic: Option<&Topic>,
     deflate: Option<Params>,
+    cache: &Arc<FormCache>,
 ) -> EventFrame {
-    let plain = event_bytes(e, encoding, topic);
+    let plain = event_bytes(e, encoding, topic, cache);
     if let Some(p) = deflate
         && p.may_compress(plain.len())
     {
@@ -92,7 +108,7 @@ pub(crate) fn ws_event(
             (Encoding::Lean, None) => Form::LeanDeflated,
             (Encoding::Lean, Some(_)) => Form::LeanMultiDeflated,
         };
-        let packed = e.form(form, |_| deflate::compress(&plain));
+        let packed = e.form(form, cache, |_| deflate::compress(&plain));
         // Deflate does not pay on every event (tiny or random ones):
         // whichever is smaller goes.
         if packed.len() < plain.len() {
@@ -151,6 +167,7 @@ mod tests {
             br#"{"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","c":"bbbbbbbb"}"#,
         );
         let clone = e.clone();
+        let cache = FormCache::new(1 << 20);
         let p = Some(Params {
             server_window_bits: 15,
             client_no_context_takeover: false,
@@ -160,20 +177,20 @@ mod tests {
             (Encoding::Lean, None),
             (Encoding::Lean, Some(&topic)),
         ] {
-            let a = ws_event(&e, enc, named, p);
-            let b = ws_event(&clone, enc, named, p);
+            let a = ws_event(&e, enc, named, p, &cache);
+            let b = ws_event(&clone, enc, named, p, &cache);
             assert!(a.compressed && b.compressed, "{enc:?} compressed");
             // The same bytes, not equal ones: compressed once.
             assert_eq!(payload(&a).as_ptr(), payload(&b).as_ptr(), "{enc:?}");
         }
         // Lean, uncompressed: a slice of the event JSON itself.
-        let lean = ws_event(&e, Encoding::Lean, None, None);
+        let lean = ws_event(&e, Encoding::Lean, None, None, &cache);
         let json = e.json.bytes();
         let at = payload(&lean).as_ptr() as usize - json.as_ptr() as usize;
         assert!(at < json.len());
         assert_eq!(payload(&lean), &json[at..json.len() - 1]);
         assert_eq!(
-            payload(&ws_event(&e, Encoding::Lean, Some(&topic), None)),
+            payload(&ws_event(&e, Encoding::Lean, Some(&topic), None, &cache)),
             br#"t {"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","c":"bbbbbbbb"}"#
         );
     }

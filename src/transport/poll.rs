@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use super::encoding::{Encoding, event_bytes};
+use super::encoding::{Encoding, single_bytes};
 use super::feed::{End, Feed, account};
 use super::{Reply, Wanted, compress, drain_retry, gap_fields, reset_fields};
 use crate::app::App;
@@ -280,7 +280,7 @@ fn put_events<'a>(
         if i > 0 {
             b.put_u8(b',');
         }
-        b.put_slice(&event_bytes(e, encoding, None));
+        b.put_slice(&single_bytes(e, encoding));
     }
 }
 

@@ -269,23 +269,30 @@ pub(crate) async fn probe(
     };
     let slot = app.probes().admit(app, client)?;
     let hello = hello(app, t, &p, req.headers(), req.version());
-    match t {
-        Transport::Poll => Ok(poll(hello, &p)),
-        Transport::LongPoll => Ok(long_poll(app, hello, &p, slot).await),
-        Transport::Sse => Ok(sse(app, hello, p, slot)),
-        _ => {
-            let accept = accept.expect("checked above");
+    let mut reply = match (t, accept) {
+        (Transport::Poll, _) => poll(hello, &p),
+        (Transport::LongPoll, _) => long_poll(app, hello, &p, slot).await,
+        (Transport::Sse, _) => sse(app, hello, p, slot),
+        (_, Some(accept)) => {
             let on_upgrade = hyper::upgrade::on(req);
             let session_app = app.clone();
-            Ok(ws::switch_protocols(
+            return Ok(ws::switch_protocols(
                 app,
                 on_upgrade,
                 meter,
                 accept,
                 move |up| ws_session(session_app, up, hello, p, slot),
-            ))
+            ));
         }
-    }
+        (_, None) => return Err(ApiError::NotFound(req.uri().path().to_owned())),
+    };
+    // A probe's connection is the doctor's, used once: kept alive it would
+    // stay counted under the probed transport in `feedgate_connections`.
+    reply
+        .response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Ok(reply)
 }
 
 /// The short-poll probe: the hello and the padding, at once.

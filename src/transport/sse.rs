@@ -12,6 +12,7 @@
 use std::future::poll_fn;
 use std::io::Write;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -30,7 +31,7 @@ use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields, start_of, topi
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
-use crate::log::{Cursor, Epoch, Event, Form, Topic};
+use crate::log::{Cursor, Epoch, Event, Form, FormCache, Topic};
 use crate::metrics::{Outcome, Transport};
 use crate::params::{self, CursorText, ListItem, Query, cursor_text, format_cursor, list_item};
 
@@ -302,7 +303,7 @@ impl Stream {
             && batch.gap.is_none()
         {
             self.feed.delivered(batch);
-            return sse_block(e, batch.epoch, self.encoding);
+            return sse_block(e, batch.epoch, self.encoding, self.feed.app().forms());
         }
         let events_len: usize = batch.events.iter().map(|e| e.json.len() + 48).sum();
         let mut b = BytesMut::with_capacity(events_len + 128);
@@ -342,7 +343,12 @@ impl Stream {
             );
         }
         for e in &batch.events {
-            b.put_slice(&sse_block(e, batch.epoch, self.encoding));
+            b.put_slice(&sse_block(
+                e,
+                batch.epoch,
+                self.encoding,
+                self.feed.app().forms(),
+            ));
         }
         self.feed.delivered(batch);
         b.freeze()
@@ -417,7 +423,7 @@ impl Stream {
                 }
                 Encoding::Lean => {
                     let _ = write!((&mut b).writer(), "id:{}\ndata:", id(e.seq));
-                    b.put_slice(&encoding::lean_multi(e, &topic));
+                    b.put_slice(&encoding::lean_multi(e, &topic, self.feed.app().forms()));
                 }
             }
             b.put_slice(b"\n\n");
@@ -494,7 +500,7 @@ struct IdItem {
 /// An event's block on a single-topic stream, `id:` to the blank line:
 /// `id: EPOCH:SEQ` and the event JSON, or lean, `id:SEQ` (the epoch is the
 /// `ready` one) and the data alone. Made once per event ([`Form`]).
-fn sse_block(e: &Event, epoch: Epoch, encoding: Encoding) -> Bytes {
+fn sse_block(e: &Event, epoch: Epoch, encoding: Encoding, cache: &Arc<FormCache>) -> Bytes {
     let make = |e: &Event| {
         let mut b = BytesMut::with_capacity(e.json.len() + 48);
         match encoding {
@@ -512,8 +518,8 @@ fn sse_block(e: &Event, epoch: Epoch, encoding: Encoding) -> Bytes {
         b.freeze()
     };
     match encoding {
-        Encoding::Json => e.form(Form::SseJson, make),
-        Encoding::Lean => e.form(Form::SseLean, make),
+        Encoding::Json => e.form(Form::SseJson, cache, make),
+        Encoding::Lean => e.form(Form::SseLean, cache, make),
     }
 }
 
@@ -528,15 +534,17 @@ mod tests {
         let topic = Topic::new("t").unwrap();
         let e = Event::build(&topic, 7, 1, br#"{"a":1}"#);
         let epoch = Epoch(0x0123_4567_89ab_cdef);
-        let a = sse_block(&e, epoch, Encoding::Json);
-        let b = sse_block(&e.clone(), epoch, Encoding::Json);
+        let cache = FormCache::new(1 << 20);
+        let a = sse_block(&e, epoch, Encoding::Json, &cache);
+        let b = sse_block(&e.clone(), epoch, Encoding::Json, &cache);
         assert_eq!(a.as_ptr(), b.as_ptr());
         assert_eq!(
             &a[..],
             format!("id: {epoch}:7\ndata: {}\n\n", e.as_str()).as_bytes()
         );
-        let lean = sse_block(&e, epoch, Encoding::Lean);
+        let lean = sse_block(&e, epoch, Encoding::Lean, &cache);
         assert_eq!(&lean[..], b"id:7\ndata:{\"a\":1}\n\n");
-        assert_eq!(lean.as_ptr(), sse_block(&e, epoch, Encoding::Lean).as_ptr());
+        let again = sse_block(&e, epoch, Encoding::Lean, &cache);
+        assert_eq!(lean.as_ptr(), again.as_ptr());
     }
 }

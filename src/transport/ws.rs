@@ -370,7 +370,11 @@ impl Session {
                 match ws_control::handle(&app, token, &mut self.feed, &text).await {
                     ws_control::Answer::Nothing => Ok(()),
                     ws_control::Answer::Reply(reply) => self.reply(ws, reply).await,
-                    ws_control::Answer::Unsubscribe(topic) => self.unsubscribe(ws, topic).await,
+                    // Boxed: rare, and its log read would otherwise set
+                    // the size of every idle session's state.
+                    ws_control::Answer::Unsubscribe(topic) => {
+                        Box::pin(self.unsubscribe(ws, topic)).await
+                    }
                 }
             }
             Some(Ok(Message::Text(_) | Message::Binary(_))) => {
@@ -445,7 +449,8 @@ impl Session {
         // tungstenite holds nothing unsent here (every write through it is
         // flushed before the session goes on), so event frames go straight
         // to the socket behind what it wrote.
-        let frame = |e| encoding::ws_event(e, self.encoding, named, self.deflate);
+        let forms = self.feed.app().forms();
+        let frame = |e| encoding::ws_event(e, self.encoding, named, self.deflate, forms);
         let (one, many);
         let frames: &[_] = match &batch.events[..] {
             [] => &[],
