@@ -36,7 +36,7 @@ struct Shared {
     next_shard: AtomicUsize,
     /// The same signal for subscribers' feeds, which wait on it once per
     /// delivery.
-    stop: crate::stop_signal::StopSignal,
+    stop: crate::sync::stop_signal::StopSignal,
     tracker: TaskTracker,
     demo: Option<Arc<DemoState>>,
     auth: Auth,
@@ -75,7 +75,7 @@ impl App {
                     .map(|_| shutdown.child_token())
                     .collect(),
                 next_shard: AtomicUsize::new(0),
-                stop: crate::stop_signal::StopSignal::new(shutdown.clone()),
+                stop: crate::sync::stop_signal::StopSignal::new(shutdown.clone()),
                 shutdown,
                 demo: config
                     .demo
@@ -120,8 +120,8 @@ impl App {
     }
 
     /// The shutdown signal for a subscriber's feed: see
-    /// [`crate::stop_signal`]. Inside a Tokio runtime.
-    pub(crate) fn stop_watch(&self) -> crate::stop_signal::StopWatch {
+    /// [`crate::sync::stop_signal`]. Inside a Tokio runtime.
+    pub(crate) fn stop_watch(&self) -> crate::sync::stop_signal::StopWatch {
         self.shared.stop.watch()
     }
 

@@ -9,8 +9,8 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::log::{Cursor, Epoch};
-use crate::transport::deflate::{Inflating, Params};
-use crate::transport::sse_id;
+use crate::transport::sse::id as sse_id;
+use crate::transport::ws::deflate::{Inflating, Params};
 
 /// What a server socket's deflate reader hands tungstenite when the client
 /// sends `input`, read in pieces cut at `cuts` (offsets into `input`).

@@ -5,13 +5,18 @@
 //! # Layout
 //!
 //! - [`log`]: the change log — per-topic gapless sequences, epochs, gaps,
-//!   resets; the in-memory, file (durable, local disk) and Redis Streams
-//!   backends.
-//! - `transport`: a subscriber `Feed`, one encoder per transport (poll + long
-//!   poll, SSE, WebSocket), publish, and the path probe `feedgate doctor`
-//!   talks to.
+//!   resets, the events' cached wire forms; the in-memory, file (durable,
+//!   local disk) and Redis Streams backends.
+//! - `transport`: a subscriber `Feed`, one encoder per transport (`poll`
+//!   for short and long poll, `sse/`, `ws/` with its handshake, session,
+//!   control messages, frames and permessage-deflate), publish, and the
+//!   path probe `feedgate doctor` talks to.
 //! - `server`: accept loop, connection limit, hyper, graceful shutdown.
 //! - `router`: classifies requests by transport and dispatches them.
+//! - `http`: what every endpoint shares — response bodies and JSON errors,
+//!   gzip, request bodies within limits, event-stream headers.
+//! - [`sync`]: the hand-made concurrency primitives (waker slots, head and
+//!   stop signals, wake gates, sharded counters), each with a loom test.
 //! - [`wire`]: the byte-counting IO wrapper and per-connection attribution.
 //! - [`metrics`]: the Prometheus families, one registry per server.
 //! - [`params`]: parsers for topic names, query strings, cursors and CLI
@@ -45,25 +50,23 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 mod config;
-pub mod counter;
 pub mod demo;
 #[cfg(feature = "doctor")]
 pub mod doctor;
 mod error;
 #[doc(hidden)]
 pub mod fuzz_api;
+pub(crate) mod http;
 pub mod log;
 pub mod metrics;
 pub mod origin;
 pub mod params;
 mod ratelimit;
-pub(crate) mod response;
 pub(crate) mod router;
 mod server;
-mod stop_signal;
+pub mod sync;
 mod telemetry;
 pub(crate) mod transport;
-mod waker_slots;
 pub mod wire;
 
 pub use app::App;

@@ -15,12 +15,13 @@ use crate::app::App;
 use crate::assets;
 use crate::auth::{self, Grant};
 use crate::error::ApiError;
+use crate::http::response::{self, MeteredBody};
 use crate::metrics::{CONTENT_TYPE, Outcome, Transport};
 use crate::params::{self, Query};
 use crate::ratelimit;
-use crate::response::{self, MeteredBody};
 use crate::telemetry;
-use crate::transport::{Reply, Wanted, echo, poll, probe, publish, sse, ws};
+use crate::transport::ws::echo;
+use crate::transport::{Reply, Wanted, poll, probe, publish, sse, ws};
 use crate::wire::ConnMeter;
 
 /// What a path names.
@@ -420,7 +421,8 @@ async fn demo_control(
     if method == Method::POST {
         check_origin(app, req.headers())?;
         app.auth().check_publish(req.headers())?;
-        let body = publish::read_body(req, 64 << 10, app.config().body_read_timeout).await?;
+        let body =
+            crate::http::body::read_body(req, 64 << 10, app.config().body_read_timeout).await?;
         let bad = |e: serde_json::Error| ApiError::InvalidJson(e.to_string());
         match route {
             Route::DemoSettings => {

@@ -28,10 +28,10 @@ use crate::app::App;
 use crate::config::{Config, LogBackend};
 use crate::demo;
 use crate::error::ApiError;
+use crate::http::response::{self, MeteredBody};
 use crate::log::Log;
 use crate::metrics::{Metrics, Outcome, Transport};
 use crate::origin::Hosts;
-use crate::response::{self, MeteredBody};
 use crate::router;
 use crate::wire::{ConnMeter, CountingIo};
 

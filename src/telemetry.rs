@@ -25,11 +25,11 @@ use hyper::{Request, Response, StatusCode};
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::http::body::read_body;
+use crate::http::response;
 use crate::metrics::{Limit, Outcome};
 use crate::ratelimit::RateLimiter;
-use crate::response;
 use crate::transport::Reply;
-use crate::transport::publish::read_body;
 
 /// Largest body accepted, bytes.
 pub const MAX_BODY: usize = 1024;

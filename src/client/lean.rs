@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::{CLIENT_WS_READ_BUFFER, ClientError, CountedStream, Endpoint, ReceivedEvent};
-use crate::transport::deflate::{CLIENT_OFFER, Inflating};
+use crate::transport::ws::deflate::{CLIENT_OFFER, Inflating};
 use crate::wire::ByteCount;
 
 /// A client WebSocket that inflates permessage-deflate messages when the

@@ -5,11 +5,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use super::head_signal::{self, HeadSender};
+use super::HeadSender;
 use super::{
     Appended, Batch, Cursor, Epoch, Event, Gap, Head, LogError, ResetReason, Retention,
     Subscription, unix_micros,
 };
+use crate::sync::head_signal;
 
 /// Every topic's log, in this process. Cheap to clone.
 #[derive(Clone)]

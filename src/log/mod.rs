@@ -15,7 +15,6 @@ mod epoch;
 mod event;
 pub(crate) mod file;
 mod forms;
-pub(crate) mod head_signal;
 pub(crate) mod memory;
 pub(crate) mod redis;
 mod topic;
@@ -23,7 +22,10 @@ mod topic;
 use std::sync::Arc;
 use std::time::Duration;
 
-use head_signal::HeadReceiver;
+/// A topic's head as the memory and Redis backends publish it.
+pub(crate) type HeadSender = crate::sync::head_signal::HeadSender<Head>;
+/// A subscriber's wait on a topic's head.
+pub(crate) type HeadReceiver = crate::sync::head_signal::HeadReceiver<Head>;
 
 pub use epoch::Epoch;
 pub use event::{BadEvent, Event, EventJson, unix_micros};

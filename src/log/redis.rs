@@ -47,12 +47,13 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::head_signal::{self, HeadSender};
+use super::HeadSender;
 use super::memory::{TopicState, duration_micros, lock};
 use super::{
     Appended, Batch, Cursor, Epoch, Event, Gap, Head, LogError, Retention, Subscription,
     Topic as TopicName, unix_micros,
 };
+use crate::sync::head_signal;
 
 /// Prefix of every key feedgate writes.
 const PREFIX: &str = "feedgate:";

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::deflate::{self, Params};
-use super::ws_frames::EventFrame;
+use super::ws::deflate::{self, Params};
+use super::ws::frames::EventFrame;
 use crate::error::ApiError;
 use crate::log::{Event, Form, FormCache, Topic};
 use crate::params::Query;

@@ -50,7 +50,7 @@ pub(crate) struct Feed {
     /// Most events one read takes from one topic.
     batch_limit: usize,
     /// The shutdown signal, as a feed waits on it ([`App::stop_watch`]).
-    stop: crate::stop_signal::StopWatch,
+    stop: crate::sync::stop_signal::StopWatch,
 }
 
 /// One topic a feed follows.

@@ -1,44 +1,32 @@
-//! The transports, one file each, and what they share: a subscriber is a
-//! [`feed::Feed`] of cursors into the log, and each transport only encodes
-//! what its feed yields.
+//! The transports, and what they share: a subscriber is a [`feed::Feed`] of
+//! cursors into the log, and each transport only encodes what its feed
+//! yields. A transport never knows which connection (TCP or TLS, HTTP/1.1
+//! or HTTP/2) it runs on, and never checks who may use it: the request
+//! reached it through `admit`.
 //!
 //! - [`feed`]: the subscriber — cursors, log waits and retries, fairness
 //!   between topics, and why it ends;
+//! - [`encoding`]: `encoding=json|lean`, the lean event forms;
 //! - [`poll`]: short poll and long poll (`application/json` bodies);
 //! - [`sse`]: Server-Sent Events (`text/event-stream`);
-//! - [`sse_id`]: the compact id of a multiplexed SSE stream;
-//! - [`sse_id`]: the compact id of a multiplexed SSE stream;
 //! - [`ws`]: WebSocket (RFC 6455) via hyper's upgrade and tokio-tungstenite;
-//! - [`ws_control`]: subscribe / unsubscribe messages on a multiplexed
-//!   WebSocket;
 //! - [`publish`]: `POST /topics/{t}/events`, the write side;
-//! - [`compress`]: gzip for poll and long-poll answers;
-//! - [`deflate`]: permessage-deflate (RFC 7692) around tokio-tungstenite;
-//! - [`encoding`]: `encoding=json|lean`, the lean event forms;
-//! - [`echo`]: `/echo`, a WebSocket echo for conformance tests (`--echo`);
 //! - [`probe`]: `/probe/{transport}`, timed test traffic for `feedgate doctor`.
 
-pub(crate) mod compress;
-pub(crate) mod deflate;
-pub(crate) mod echo;
 pub(crate) mod encoding;
 pub(crate) mod feed;
 pub(crate) mod poll;
 pub(crate) mod probe;
 pub(crate) mod publish;
 pub(crate) mod sse;
-pub(crate) mod sse_id;
-pub(crate) mod wake_gate;
 pub(crate) mod ws;
-pub(crate) mod ws_control;
-pub(crate) mod ws_frames;
 
 use hyper::Response;
 
+use crate::http::response::Body;
 use crate::log::{Batch, Epoch, Gap, ResetReason, Topic};
 use crate::metrics::Outcome;
 use crate::params::ListItem;
-use crate::response::Body;
 
 /// What a subscriber asked for: one topic (`/topics/{t}/…`, whose cursor
 /// comes from `after`, `epoch` or `Last-Event-ID`), or a multiplexed list

@@ -15,14 +15,15 @@ use hyper::{Response, StatusCode};
 
 use super::encoding::{Encoding, single_bytes};
 use super::feed::{End, Feed, account};
-use super::{Reply, Wanted, compress, drain_retry, gap_fields, reset_fields};
+use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields};
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
+use crate::http::gzip as compress;
+use crate::http::response::{self, empty};
 use crate::log::{Batch, Event, Topic};
 use crate::metrics::{Outcome, Transport};
 use crate::params::{CursorText, ListItem, Query, if_none_match, list_item};
-use crate::response::{self, empty};
 
 /// `GET /topics/{topic}/poll` and `GET /poll?topics=LIST`.
 pub(crate) async fn short(
@@ -286,7 +287,7 @@ fn put_events<'a>(
 
 /// A `200` JSON answer with `body`, gzipped when that pays and the client
 /// takes it.
-fn respond(app: &App, style: Style, body: Bytes) -> Response<crate::response::Body> {
+fn respond(app: &App, style: Style, body: Bytes) -> Response<crate::http::response::Body> {
     let mut extra = HeaderMap::new();
     let body = compress::encode(style.gzip, app.config().gzip_min, body, &mut extra);
     let mut res = response::json(StatusCode::OK, body);

@@ -49,13 +49,14 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-use super::{Reply, ws};
+use super::Reply;
+use super::ws::handshake as ws;
 use crate::app::App;
 use crate::error::ApiError;
+use crate::http::response;
 use crate::log::unix_micros;
 use crate::metrics::{Limit, Outcome, Transport};
 use crate::ratelimit::RateLimiter;
-use crate::response;
 use crate::wire::ConnMeter;
 
 /// Most timed events per stream probe.
@@ -429,14 +430,7 @@ fn sse(app: &App, hello: serde_json::Value, p: Params, slot: Slot) -> Reply {
     );
     let frames = opening.chain(rest).map(|b| Ok(Frame::data(b)));
     let mut res = Response::new(StreamBody::new(frames.boxed()).boxed_unsync());
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // As on a real stream: what a proxy does with it is what is tested.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    crate::http::event_stream::headers(res.headers_mut());
     Reply::new(res, Outcome::Stream)
 }
 

@@ -24,9 +24,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{Reply, deflate, ws};
+use super::{deflate, handshake as ws};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::transport::Reply;
 use crate::wire::ConnMeter;
 
 /// `GET /echo`: validates the handshake, answers `101`, and echoes on the

@@ -15,10 +15,17 @@
 //! SSE is not compressed: see docs/architecture.md, "Compression", for the
 //! measurement behind that.
 
+use std::cell::RefCell;
+
 use bytes::{BufMut, Bytes, BytesMut};
+use flate2::{Compress, Compression, FlushCompress, Status};
 use hyper::header::{self, HeaderMap, HeaderValue};
 
-use super::deflate;
+thread_local! {
+    /// The gzip answers' compressor: one run per poll answer, not per
+    /// event, so the default level.
+    static GZIP: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(6), false));
+}
 
 /// Whether `h` accepts gzip (RFC 9110 §12.5.3): an explicit `gzip` (or
 /// `x-gzip`) entry decides by its quality, whatever `*` says; without one,
@@ -102,7 +109,7 @@ pub(crate) fn encode(accepts: bool, min: usize, body: Bytes, out: &mut HeaderMap
 /// DEFLATE compressor (a fresh compressor per answer would allocate and
 /// clear hundreds of KiB for a body of a few hundred bytes).
 fn gzip(body: &[u8]) -> Bytes {
-    let deflated = deflate::compress_final(body);
+    let deflated = compress_final(body);
     let mut crc = flate2::Crc::new();
     crc.update(body);
     let mut z = BytesMut::with_capacity(deflated.len() + 18);
@@ -112,6 +119,29 @@ fn gzip(body: &[u8]) -> Bytes {
     z.put_u32_le(crc.sum());
     z.put_u32_le(body.len() as u32);
     z.freeze()
+}
+
+/// `data` as one complete raw DEFLATE stream (final block), with the
+/// per-thread gzip compressor: what a gzip body holds.
+fn compress_final(data: &[u8]) -> Vec<u8> {
+    GZIP.with(|c| {
+        let mut c = c.borrow_mut();
+        c.reset();
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        let mut input = data;
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(256));
+            }
+            let before = c.total_in();
+            let status = c.compress_vec(input, &mut out, FlushCompress::Finish);
+            input = &input[(c.total_in() - before) as usize..];
+            if matches!(status, Ok(Status::StreamEnd) | Err(_)) {
+                break;
+            }
+        }
+        out
+    })
 }
 
 #[cfg(test)]

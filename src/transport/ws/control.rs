@@ -17,11 +17,11 @@
 
 use serde::Deserialize;
 
-use super::feed::Feed;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::log::{Cursor, Topic};
 use crate::params;
+use crate::transport::feed::Feed;
 
 /// One message from the client.
 #[derive(Deserialize)]

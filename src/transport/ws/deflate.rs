@@ -157,9 +157,6 @@ thread_local! {
     /// small JSON zlib-rs needs 9 to match what zlib makes at 6 (a ticker
     /// event: 93.6 B at 9, 94.7 B at 6, zlib 93.6 B).
     static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(9), false));
-    /// The gzip answers' compressor: one run per poll answer, not per
-    /// event, so the default level.
-    static GZIP: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(6), false));
 }
 
 /// `data` compressed as one permessage-deflate message on its own: raw
@@ -189,29 +186,6 @@ pub fn compress(data: &[u8]) -> Bytes {
             out.push(0);
         }
         Bytes::from(out)
-    })
-}
-
-/// `data` as one complete raw DEFLATE stream (final block), with the
-/// per-thread gzip compressor: what a gzip body holds.
-pub fn compress_final(data: &[u8]) -> Vec<u8> {
-    GZIP.with(|c| {
-        let mut c = c.borrow_mut();
-        c.reset();
-        let mut out = Vec::with_capacity(data.len() / 2 + 64);
-        let mut input = data;
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(256));
-            }
-            let before = c.total_in();
-            let status = c.compress_vec(input, &mut out, FlushCompress::Finish);
-            input = &input[(c.total_in() - before) as usize..];
-            if matches!(status, Ok(Status::StreamEnd) | Err(_)) {
-                break;
-            }
-        }
-        out
     })
 }
 
@@ -541,7 +515,7 @@ impl ReadState {
     /// key) from a client.
     fn write_header(&mut self, first: u8, len: u64) {
         let from_client = self.role == Role::Server;
-        let (h, used) = super::ws_frames::frame_header(first, len, from_client);
+        let (h, used) = super::frames::frame_header(first, len, from_client);
         self.out.put_slice(&h[..used]);
     }
 

@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::waker_slots::WakerSlots;
+use crate::sync::waker_slots::WakerSlots;
 
 /// Shards of waiters: the feeds of one shard share a lock.
 const SHARDS: usize = 32;

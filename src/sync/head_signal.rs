@@ -19,25 +19,24 @@ use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
 
-use super::Head;
-use crate::waker_slots::WakerSlots;
+use crate::sync::waker_slots::WakerSlots;
 
 /// The publishing side: one per topic.
-pub(crate) struct HeadSender {
-    shared: Arc<Shared>,
+pub(crate) struct HeadSender<H> {
+    shared: Arc<Shared<H>>,
 }
 
 /// A subscriber's side. Cheap to clone; each clone waits on its own.
-pub(crate) struct HeadReceiver {
-    shared: Arc<Shared>,
+pub(crate) struct HeadReceiver<H> {
+    shared: Arc<Shared<H>>,
     /// The slot this receiver's waker holds in the current waiter list:
     /// (the list's generation, index). Registering again before the next
     /// publish reuses it, so one receiver holds at most one slot.
     slot: Option<(u64, u32)>,
 }
 
-struct Shared {
-    state: Mutex<State>,
+struct Shared<H> {
+    state: Mutex<State<H>>,
     /// Live receivers, for a backend that lets a topic go with its last
     /// subscriber.
     receivers: AtomicUsize,
@@ -45,22 +44,22 @@ struct Shared {
     released: Notify,
 }
 
-struct State {
-    head: Head,
+struct State<H> {
+    head: H,
     /// Bumped by every publish that moves the head: the waiter list is new.
     generation: u64,
     /// Wakers of the receivers waiting since the last publish.
     waiters: WakerSlots,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<H> Shared<H> {
+    fn lock(&self) -> MutexGuard<'_, State<H>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// A sender and nothing waiting on it yet.
-pub(crate) fn channel(head: Head) -> HeadSender {
+pub(crate) fn channel<H>(head: H) -> HeadSender<H> {
     HeadSender {
         shared: Arc::new(Shared {
             state: Mutex::new(State {
@@ -74,14 +73,14 @@ pub(crate) fn channel(head: Head) -> HeadSender {
     }
 }
 
-impl HeadSender {
+impl<H: Copy> HeadSender<H> {
     /// The head as last published.
-    pub fn head(&self) -> Head {
+    pub fn head(&self) -> H {
         self.shared.lock().head
     }
 
     /// A new receiver.
-    pub fn subscribe(&self) -> HeadReceiver {
+    pub fn subscribe(&self) -> HeadReceiver<H> {
         self.shared.receivers.fetch_add(1, Ordering::AcqRel);
         HeadReceiver {
             shared: self.shared.clone(),
@@ -109,7 +108,7 @@ impl HeadSender {
 
     /// Lets `modify` change the head; when it says it did, wakes every
     /// receiver waiting. Returns what `modify` said.
-    pub fn send_if_modified(&self, modify: impl FnOnce(&mut Head) -> bool) -> bool {
+    pub fn send_if_modified(&self, modify: impl FnOnce(&mut H) -> bool) -> bool {
         let woken = {
             let mut state = self.shared.lock();
             if !modify(&mut state.head) {
@@ -127,7 +126,7 @@ impl HeadSender {
     }
 }
 
-impl Clone for HeadReceiver {
+impl<H> Clone for HeadReceiver<H> {
     fn clone(&self) -> Self {
         self.shared.receivers.fetch_add(1, Ordering::AcqRel);
         HeadReceiver {
@@ -137,7 +136,7 @@ impl Clone for HeadReceiver {
     }
 }
 
-impl Drop for HeadReceiver {
+impl<H> Drop for HeadReceiver<H> {
     fn drop(&mut self) {
         if let Some((generation, index)) = self.slot {
             let mut state = self.shared.lock();
@@ -151,24 +150,20 @@ impl Drop for HeadReceiver {
     }
 }
 
-impl HeadReceiver {
+impl<H: Copy> HeadReceiver<H> {
     /// The head as last published.
-    pub fn head(&self) -> Head {
+    pub fn head(&self) -> H {
         self.shared.lock().head
     }
 
     /// Resolves with the head once `ready` holds for it: at once when it
     /// already does. Cancel-safe. Never resolves if the sender is dropped
     /// first and `ready` never held.
-    pub async fn wait_for(&mut self, mut ready: impl FnMut(&Head) -> bool) -> Head {
+    pub async fn wait_for(&mut self, mut ready: impl FnMut(&H) -> bool) -> H {
         poll_fn(|cx| self.poll_ready(cx, &mut ready)).await
     }
 
-    fn poll_ready(
-        &mut self,
-        cx: &Context<'_>,
-        ready: &mut impl FnMut(&Head) -> bool,
-    ) -> Poll<Head> {
+    fn poll_ready(&mut self, cx: &Context<'_>, ready: &mut impl FnMut(&H) -> bool) -> Poll<H> {
         let mut state = self.shared.lock();
         if ready(&state.head) {
             return Poll::Ready(state.head);
@@ -187,14 +182,19 @@ impl HeadReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::Epoch;
     use std::task::{Wake, Waker};
 
+    /// A head as the log's: where the newest event is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Head {
+        seq: u64,
+    }
+
+    type HeadSender = super::HeadSender<Head>;
+    type HeadReceiver = super::HeadReceiver<Head>;
+
     fn head(seq: u64) -> Head {
-        Head {
-            seq,
-            epoch: Epoch::NONE,
-        }
+        Head { seq }
     }
 
     fn move_to(tx: &HeadSender, seq: u64) -> bool {

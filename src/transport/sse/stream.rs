@@ -19,21 +19,23 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::encoding::{self, Encoding};
-use super::feed::{Delivery, End, Feed};
-use super::sse_id;
-use super::wake_gate::{Gate, Gates};
-use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields, start_of, topic_field};
+use super::id as sse_id;
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::log::{Cursor, Epoch, Event, Form, FormCache, Topic};
 use crate::metrics::{Outcome, Transport};
 use crate::params::{self, CursorText, ListItem, Query, cursor_text, format_cursor, list_item};
+use crate::sync::wake_gate::{Gate, Gates};
+use crate::transport::encoding::{self, Encoding};
+use crate::transport::feed::{Delivery, End, Feed};
+use crate::transport::{
+    Reply, Wanted, drain_retry, gap_fields, reset_fields, start_of, topic_field,
+};
 
 /// `GET /topics/{topic}/sse` and `GET /sse?topics=LIST`.
 pub(crate) async fn subscribe(
@@ -95,14 +97,7 @@ pub(crate) async fn subscribe(
     });
     let mut res = Response::new(StreamBody::new(frames.boxed()).boxed_unsync());
     *res.status_mut() = StatusCode::OK;
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Tells nginx not to buffer this response, whatever its config says.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    crate::http::event_stream::headers(res.headers_mut());
     Ok(Reply::new(res, Outcome::Stream))
 }
 
