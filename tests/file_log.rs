@@ -459,6 +459,37 @@ async fn a_corrupt_tail_is_cut_and_never_served() {
     child.terminate();
 }
 
+/// Runs `feedgate serve ARGS`, which must refuse to start: its stderr.
+/// Fails (killing it) if it is still running after [`PATIENCE`].
+fn refused_to_start(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_feedgate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Its stderr ends when it exits.
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        let _ = tx.send(text);
+    });
+    match rx.recv_timeout(PATIENCE) {
+        Ok(text) => {
+            assert!(!child.wait().unwrap().success(), "{text}");
+            text
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("feedgate {args:?} started instead of refusing");
+        }
+    }
+}
+
 /// A bit flipped in an acknowledged record in the middle of the newest
 /// segment. Before, the start cut the file there and gave seqs 101–200 to
 /// new events in the same epoch. Now the server refuses to start, naming
@@ -489,13 +520,7 @@ async fn a_damaged_log_refuses_to_start_and_the_flag_resets_every_client() {
     bytes[at + 24 + 40] ^= 0x01;
     std::fs::write(&seg, &bytes).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_feedgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log", flag.as_str()])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = refused_to_start(&["--log", flag.as_str()]);
     let place = format!("{} at byte {at}: a record whose checksum", seg.display());
     assert!(stderr.contains(&place), "{stderr}");
     assert!(stderr.contains("--log-recover"), "{stderr}");
