@@ -26,11 +26,12 @@
 //! failed write or fsync cuts the file back to its last whole, synced
 //! record, answers `503 unavailable`, and leaves nothing half-visible.
 //!
-//! At start ([`recover`]) a torn last write (bad bytes at the end of the
-//! newest segment with no valid record after them) is cut off and logged;
+//! At start ([`recover`]) a torn last write (bad bytes after the last valid
+//! record, with no valid record after them) is cut off and logged;
 //! any other damage refuses to open, unless `--log-recover`, which keeps
-//! what is readable under a new epoch so every client is told to reset. A
-//! seq is never given to a second event in the same epoch.
+//! what is readable under a new epoch so every client is told to reset.
+//! Only a torn last write's seqs are given again in the same epoch (with
+//! `always`, seqs never acknowledged).
 //!
 //! Descriptors: one per published topic (its newest segment), one for the
 //! lock; a segment rotated out is closed at once, or with `batch`/`always`
@@ -972,6 +973,22 @@ mod tests {
         assert!(!next.exists());
         assert_eq!(seqs(&everything(&log)), (1..=64).collect::<Vec<_>>());
         assert_eq!(log.append(&name("t"), b"0").await.unwrap().seq, 65);
+        // A whole new segment, empty, after a segment whose last record is
+        // torn (a power loss during a group commit): nothing valid follows
+        // the torn record, so it is the log's last write.
+        let dir = TempDir::new();
+        let epoch = filled(&dir.0, Fsync::Always, 100, 64).await;
+        let first = segment_path(&topic_dir(&dir.0, &name("t")), 1);
+        let next = segment_path(&topic_dir(&dir.0, &name("t")), 65);
+        let mut bytes = fs::read(&first).unwrap();
+        bytes.truncate(bytes.len() - 5);
+        fs::write(&first, &bytes).unwrap();
+        fs::write(&next, encode_header(epoch, 65)).unwrap();
+        let log = FileLog::open(&dir.0, Fsync::Always, retention(100), 10, false).unwrap();
+        assert!(!next.exists());
+        assert_eq!(seqs(&everything(&log)), (1..=63).collect::<Vec<_>>());
+        let a = log.append(&name("t"), b"0").await.unwrap();
+        assert_eq!((a.seq, a.epoch, log.corrupt_entries()), (64, epoch, 0));
     }
 
     /// `--log-recover`: the newest gapless run of readable events stays,

@@ -1,10 +1,11 @@
 //! Reading a topic's segments back at start, and what damage found there
 //! means.
 //!
-//! The rule: a bad stretch at the very end of the newest segment, with no
-//! valid record after it, is a torn last write (a crash in the middle of an
-//! append). It is cut off, logged, and the topic goes on in its epoch: with
-//! `--fsync always` nothing in it was acknowledged.
+//! The rule: bad bytes after the topic's last valid record, with no valid
+//! record after them (the end of the newest segment, and any newer segment
+//! without a valid record), are a torn last write: what a crash in the
+//! middle of an append leaves. They are cut off, logged, and the topic goes
+//! on in its epoch: with `--fsync always` nothing in them was acknowledged.
 //!
 //! Anything else — a bad record with valid ones after it, bytes missing or
 //! added in the middle, a bad segment header, a missing stretch of seqs, a
@@ -82,12 +83,15 @@ struct SegmentFile {
     scan: Scan,
 }
 
-/// The torn end of the newest segment.
+/// A torn last write: what follows the topic's last valid record.
 struct Torn {
-    path: PathBuf,
-    /// Where it starts; 0: the whole file (its header never made it).
-    at: usize,
+    /// The segment cut back, and where to.
+    cut: Option<(PathBuf, usize)>,
+    /// Newer segments with no valid record, removed whole.
+    removed: Vec<PathBuf>,
+    /// Bytes it spans.
     bytes: usize,
+    /// What is wrong with its first bad bytes.
     why: &'static str,
 }
 
@@ -112,17 +116,22 @@ pub(super) fn recover(
         return rebuild(shared, name, dir, epoch, &files, damage);
     }
     if let Some(torn) = torn {
+        let (path, offset) = torn.cut.clone().unwrap_or_default();
         tracing::warn!(
-            topic = %name, path = %torn.path.display(), offset = torn.at, cut_bytes = torn.bytes,
+            topic = %name, path = %path.display(), offset, cut_bytes = torn.bytes,
+            removed = ?torn.removed,
             "torn last write ({}): cut back to the last whole record", torn.why
         );
-        if torn.at == 0 {
-            fs::remove_file(&torn.path)?;
-            sync_dir(dir)?;
-        } else {
-            let f = OpenOptions::new().write(true).open(&torn.path)?;
-            f.set_len(torn.at as u64)?;
+        if let Some((path, at)) = torn.cut {
+            let f = OpenOptions::new().write(true).open(path)?;
+            f.set_len(at as u64)?;
             f.sync_all()?;
+        }
+        for path in &torn.removed {
+            fs::remove_file(path)?;
+        }
+        if !torn.removed.is_empty() {
+            sync_dir(dir)?;
         }
     }
     open_writer(shared, name, dir, epoch, files)
@@ -157,31 +166,60 @@ fn read_segments(dir: &Path, name: &Topic) -> io::Result<Vec<SegmentFile>> {
         .collect()
 }
 
-/// Takes the bad places after the last valid record of the newest segment
-/// off its items: a torn last write. A newest segment with no valid header
-/// and no valid record is taken off entirely.
+/// Takes what follows the topic's last valid record off `files` when bad
+/// bytes are in it: a torn last write. That is the end of the newest
+/// segment, and any newer segment with no valid record (a rotation whose
+/// first record, or header, never made it whole); such a segment, and one
+/// left without even a valid header, is taken off whole.
 fn take_torn_tail(files: &mut Vec<SegmentFile>) -> Option<Torn> {
-    let last = files.last_mut()?;
-    let items = &mut last.scan.items;
-    let keep = items
+    // The file of the last valid record, and the index just after it.
+    let (file, item) = files
         .iter()
-        .rposition(|(_, item)| matches!(item, Item::Record(_)))
-        .map_or(0, |i| i + 1);
-    let (at, Item::Bad(why)) = *items.get(keep)? else {
-        return None;
-    };
-    items.truncate(keep);
-    let torn = Torn {
-        path: last.path.clone(),
-        at,
-        bytes: last.len - at,
-        why,
-    };
-    last.len = at;
-    if at == 0 {
-        files.pop();
+        .enumerate()
+        .rev()
+        .find_map(|(i, f)| {
+            let last = f
+                .scan
+                .items
+                .iter()
+                .rposition(|(_, item)| matches!(item, Item::Record(_)));
+            last.map(|j| (i, j + 1))
+        })
+        .unwrap_or((0, 0));
+    let tail = files.get(file..)?;
+    let why = tail
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| &f.scan.items[if i == 0 { item } else { 0 }..])
+        .find_map(|(_, item)| match item {
+            Item::Bad(why) => Some(*why),
+            Item::Record(_) => None,
+        })?;
+    let mut bytes = 0;
+    let mut removed = Vec::new();
+    for f in files.drain(file + 1..).rev() {
+        bytes += f.len;
+        removed.push(f.path);
     }
-    Some(torn)
+    let f = &mut files[file];
+    let mut cut = None;
+    if let Some(&(at, _)) = f.scan.items.get(item) {
+        bytes += f.len - at;
+        f.scan.items.truncate(item);
+        f.len = at;
+        if at == 0 {
+            removed.push(f.path.clone());
+            files.pop();
+        } else {
+            cut = Some((f.path.clone(), at));
+        }
+    }
+    Some(Torn {
+        cut,
+        removed,
+        bytes,
+        why,
+    })
 }
 
 /// The topic's epoch (its first valid header's), and every damaged place:
