@@ -122,6 +122,13 @@ pub struct ServeArgs {
     /// `batch` (fsync every 100 ms) or `never` (the OS flushes).
     #[arg(long, default_value = "always")]
     pub fsync: crate::log::Fsync,
+    /// With `--log file:DIR`: start even when the log is damaged (not just
+    /// torn at its end). Each damaged topic keeps its newest gapless run of
+    /// readable events under a new epoch, so every subscriber is told to
+    /// reset; the damaged files go to DIR/damaged/. Without it, such a log
+    /// refuses to start, naming the file and byte offset.
+    #[arg(long)]
+    pub log_recover: bool,
     /// Events retained per topic.
     #[arg(long, default_value_t = DEFAULT.retention.max_events)]
     pub retention_events: usize,
@@ -326,6 +333,7 @@ impl ServeArgs {
             publish_burst: self.publish_burst,
             trusted_proxies: self.trusted_proxies.clone(),
             log,
+            log_recover: self.log_recover,
             retention: Retention {
                 max_events: self.retention_events,
                 max_age: self.retention_age,

@@ -36,6 +36,11 @@ pub enum LogBackend {
 pub struct Config {
     /// The change-log backend.
     pub log: LogBackend,
+    /// With [`LogBackend::File`]: open a log damaged other than by a torn
+    /// last write anyway, each damaged topic keeping its newest gapless run
+    /// of readable events under a new epoch (every client is told to reset).
+    /// Off, such a log refuses to open, naming the file and offset.
+    pub log_recover: bool,
     /// Events (and optionally age) kept per topic.
     pub retention: Retention,
     /// Most topics; creating one more answers 503.
@@ -120,6 +125,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             log: LogBackend::Memory,
+            log_recover: false,
             retention: Retention::default(),
             max_topics: 10_000,
             max_topics_per_connection: 100,

@@ -168,7 +168,8 @@ async fn open_log(config: &Config) -> io::Result<Log> {
         LogBackend::Memory => Ok(Log::memory(config.retention, config.max_topics)),
         LogBackend::Redis(url) => Log::redis(url, config.retention, config.max_topics),
         LogBackend::File { dir, fsync } => {
-            Log::file(dir, *fsync, config.retention, config.max_topics).await
+            let recover = config.log_recover;
+            Log::file(dir, *fsync, config.retention, config.max_topics, recover).await
         }
     }
 }

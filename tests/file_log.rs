@@ -1,7 +1,9 @@
 //! The durable file log (`--log file:DIR`): restarts keep epochs, seqs,
 //! events and every transport's cursors; SIGKILL loses no acknowledged
-//! event; a torn tail is cut and never served; a full disk answers 503 and
-//! recovers.
+//! event; a torn last write is cut and never served; damage anywhere else
+//! refuses to start, and `--log-recover` starts in a new epoch that every
+//! client is told about; rotated segments hold no descriptor; a full disk
+//! answers 503 and recovers.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use feedgate::client::{self, Delivery, Endpoint};
+use feedgate::client::{self, Delivery, Endpoint, SubscribeOptions, Subscriber};
 use feedgate::log::{Cursor, Epoch, Fsync};
 use feedgate::metrics::Transport;
 use feedgate::{Config, LogBackend, RunningServer};
@@ -393,9 +395,10 @@ async fn sigkill_loses_no_acknowledged_event() {
     assert!(total > cycles, "publishers got through: {total}");
 }
 
-/// A torn or garbled tail (a crash mid-write) is cut back to the last
-/// whole record at start, logged, and never served; the server is healthy
-/// and goes on from there, in the same epoch.
+/// A torn or garbled last write (a crash mid-write: bad bytes at the end
+/// of the newest segment, no valid record after them) is cut back to the
+/// last whole record at start, logged, and never served; the server is
+/// healthy and goes on from there, in the same epoch.
 #[tokio::test]
 async fn a_corrupt_tail_is_cut_and_never_served() {
     let dir = TempDir::new("torn");
@@ -454,6 +457,158 @@ async fn a_corrupt_tail_is_cut_and_never_served() {
     assert!(body.get("reset").is_none(), "{body}");
     assert_eq!(body["events"][0]["data"]["n"], "new");
     child.terminate();
+}
+
+/// Runs `feedgate serve ARGS`, which must refuse to start: its stderr.
+/// Fails (killing it) if it is still running after [`PATIENCE`].
+fn refused_to_start(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_feedgate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Its stderr ends when it exits.
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        let _ = tx.send(text);
+    });
+    match rx.recv_timeout(PATIENCE) {
+        Ok(text) => {
+            assert!(!child.wait().unwrap().success(), "{text}");
+            text
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("feedgate {args:?} started instead of refusing");
+        }
+    }
+}
+
+/// A bit flipped in an acknowledged record in the middle of the newest
+/// segment. Before, the start cut the file there and gave seqs 101–200 to
+/// new events in the same epoch. Now the server refuses to start, naming
+/// the file and byte offset, and changes nothing; with `--log-recover` it
+/// starts with the topic in a new epoch, so a client holding a cursor of
+/// the old epoch is told `reset` on every transport, and no seq is given
+/// twice: the next publish is 201.
+#[tokio::test]
+async fn a_damaged_log_refuses_to_start_and_the_flag_resets_every_client() {
+    let dir = TempDir::new("damaged");
+    let flag = dir.log_flag();
+    let (child, url) = Server::spawn(&["--log", flag.as_str()]);
+    let ep = Endpoint::parse(&url).unwrap();
+    for i in 1..=200 {
+        client::publish(&ep, "d", format!(r#"{{"n":{i}}}"#))
+            .await
+            .unwrap();
+    }
+    let (old, stored) = all_events(addr_of(&url), "d").await;
+    assert_eq!(stored.len(), 200);
+    let old: Epoch = old.parse().unwrap();
+    child.terminate();
+
+    let seg = dir.path().join("t.d").join("00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let json = br#"{"topic":"d","seq":101,"#;
+    let at = bytes.windows(json.len()).position(|w| w == json).unwrap() - 24;
+    bytes[at + 24 + 40] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let stderr = refused_to_start(&["--log", flag.as_str()]);
+    let place = format!("{} at byte {at}: a record whose checksum", seg.display());
+    assert!(stderr.contains(&place), "{stderr}");
+    assert!(stderr.contains("--log-recover"), "{stderr}");
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing changed");
+
+    let (child, url) = Server::spawn(&["--log", flag.as_str(), "--log-recover"]);
+    let ep = Endpoint::parse(&url).unwrap();
+    let opts = SubscribeOptions {
+        poll_interval: Duration::from_millis(20),
+        longpoll_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let mut new = None;
+    for t in [
+        Transport::Poll,
+        Transport::LongPoll,
+        Transport::Sse,
+        Transport::Ws,
+    ] {
+        let held = Cursor::at(150, old);
+        let mut sub = Subscriber::connect(&ep, "d", t, held, opts.clone())
+            .await
+            .unwrap();
+        match next(&mut sub).await {
+            Delivery::Reset { reason, epoch } => {
+                assert_eq!(reason, "epoch_changed", "{t:?}");
+                assert_ne!(epoch, old, "{t:?}");
+                assert_eq!(*new.get_or_insert(epoch), epoch, "{t:?}");
+            }
+            other => panic!("{t:?}: {other:?}, not a reset"),
+        }
+        // Then the newest gapless run that could be read: 102 onwards.
+        let got = events(&mut sub, 2).await;
+        assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), [102, 103]);
+        if t == Transport::Ws {
+            sub.close().await;
+        }
+    }
+    assert_eq!(client::publish(&ep, "d", "{}").await.unwrap(), 201);
+    let m = scrape(addr_of(&url)).await;
+    assert_eq!(sample(&m, "feedgate_log_corrupt_entries_total"), 1.0);
+    child.terminate();
+
+    // The rebuilt log is sound: the next start needs no flag.
+    let (child, url) = Server::spawn(&["--log", flag.as_str()]);
+    let (e, stored) = all_events(addr_of(&url), "d").await;
+    assert_eq!(e, new.unwrap().to_string());
+    let seqs: Vec<u64> = stored.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (102..=201).collect::<Vec<_>>());
+    child.terminate();
+}
+
+/// The issue's count: 10 topics × 256 events with `--retention-events 256`
+/// are 4 segments per topic; the server holds one `.seg` descriptor per
+/// topic whatever `--fsync` (it held 40 with `never`: a rotated segment was
+/// closed only after an fsync).
+#[tokio::test]
+async fn the_server_holds_one_segment_descriptor_per_topic() {
+    for fsync in ["never", "always"] {
+        let dir = TempDir::new("fds");
+        let flag = dir.log_flag();
+        let args = [
+            "--log",
+            flag.as_str(),
+            "--fsync",
+            fsync,
+            "--retention-events",
+            "256",
+            "--publish-rate",
+            "0",
+        ];
+        let (mut child, url) = Server::spawn(&args);
+        let ep = Endpoint::parse(&url).unwrap();
+        for t in 0..10 {
+            for _ in 0..256 {
+                client::publish(&ep, &format!("t{t}"), "{}").await.unwrap();
+            }
+        }
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let fd_dir = format!("/proc/{}/fd", child.child().id());
+        let segments = std::fs::read_dir(fd_dir)
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|p| p.starts_with(&root) && p.to_string_lossy().contains(".seg"))
+            .count();
+        assert_eq!(segments, 10, "--fsync {fsync}");
+        child.terminate();
+    }
 }
 
 /// A full disk: publishes answer 503 `unavailable` with nothing appended

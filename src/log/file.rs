@@ -3,12 +3,10 @@
 //! cursors stay valid across it and no client is told to reset.
 //!
 //! On disk, per topic `T`, a directory `DIR/t.T/` holds segment files named
-//! by the first seq they hold (`00000000000000000001.seg`). A segment starts
-//! with a header (magic, version, the topic's epoch, its first seq, a
-//! CRC-32) and continues with records, each
-//! `len u32 | crc32 u32 | seq u64 | time_us u64 | event JSON (len bytes)`,
-//! little-endian, the CRC covering `len` and everything after the CRC. The
-//! event JSON is the one `Event::build` made at publish, stored once.
+//! by the first seq they hold (`00000000000000000001.seg`): a header with
+//! the topic's epoch, then one record per event holding the JSON
+//! `Event::build` made at publish, each with its length and CRC-32
+//! ([`segment`] has the format).
 //!
 //! In memory the backend keeps what the memory backend keeps — each topic's
 //! retained window, its head signal and the placeholders of subscribers to
@@ -28,8 +26,16 @@
 //! failed write or fsync cuts the file back to its last whole, synced
 //! record, answers `503 unavailable`, and leaves nothing half-visible.
 //!
-//! At start a torn or corrupt tail (a crash mid-write) is detected by length
-//! and CRC, cut back to the last whole record, logged, and never served.
+//! At start ([`recover`]) a torn last write (bad bytes after the last valid
+//! record, with no valid record after them) is cut off and logged;
+//! any other damage refuses to open, unless `--log-recover`, which keeps
+//! what is readable under a new epoch so every client is told to reset.
+//! Only a torn last write's seqs are given again in the same epoch (with
+//! `always`, seqs never acknowledged).
+//!
+//! Descriptors: one per published topic (its newest segment), one for the
+//! lock; a segment rotated out is closed at once, or with `batch`/`always`
+//! once its last records are fsynced.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -41,7 +47,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::memory::{MemoryLog, lock};
@@ -49,6 +54,11 @@ use super::{
     Appended, Batch, Cursor, Epoch, Event, LogError, Retention, Subscription, Topic as TopicName,
     unix_micros,
 };
+use recover::{Recovered, recover};
+use segment::{HEADER_LEN, encode, encode_header};
+
+mod recover;
+mod segment;
 
 /// When a publish is fsynced, relative to its `201`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,13 +110,6 @@ impl std::fmt::Display for Fsync {
     }
 }
 
-/// First bytes of every segment.
-const MAGIC: &[u8; 8] = b"FGLOGSEG";
-const VERSION: u32 = 1;
-/// magic, version, reserved, epoch, first seq, crc, pad.
-const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8 + 4 + 4;
-/// len, crc, seq, time.
-const RECORD_HEAD: usize = 4 + 4 + 8 + 8;
 /// A segment is closed and a new one started past this many bytes…
 const SEGMENT_BYTES: u64 = 64 << 20;
 /// …or past this many events (and a quarter of the retention, so that
@@ -143,8 +146,9 @@ struct Shared {
     writers: Mutex<HashMap<TopicName, Arc<Writer>>>,
     /// Serializes topic creation (rare; it touches directories).
     creating: tokio::sync::Mutex<()>,
-    /// Records found corrupt at start and skipped (a torn tail is cut, not
-    /// counted: it was never acknowledged with `always`).
+    /// Damaged places found at start and recovered from with
+    /// `--log-recover` (a torn last write is cut, not counted: it was never
+    /// acknowledged with `always`).
     corrupt: AtomicU64,
     /// The last I/O error, until a write succeeds again.
     failing: Mutex<Option<String>>,
@@ -193,12 +197,20 @@ struct Segment {
 
 impl FileLog {
     /// Opens (or creates) the log in `dir`, reading back every topic.
-    /// Blocking: call it off the runtime's worker threads.
+    /// `repair` (`--log-recover`) opens a damaged log anyway, each damaged
+    /// topic in a new epoch. Blocking: call it off the runtime's worker
+    /// threads.
+    ///
+    /// # Errors
+    /// When the directory cannot be read, written or locked, or
+    /// ([`io::ErrorKind::InvalidData`]) holds damage other than a torn last
+    /// write and `repair` is off: the message names each file and offset.
     pub(crate) fn open(
         dir: &Path,
         fsync: Fsync,
         retention: Retention,
         max_topics: usize,
+        repair: bool,
     ) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let lock_file = OpenOptions::new()
@@ -233,7 +245,9 @@ impl FileLog {
             failing: Mutex::new(None),
             _lock: lock_file,
         });
+        recover::finish_rebuilds(dir)?;
         let mut topics = 0;
+        let mut damaged = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let file_name = entry.file_name();
@@ -247,10 +261,14 @@ impl FileLog {
                 tracing::warn!(path = %entry.path().display(), "not a topic directory; ignored");
                 continue;
             };
-            let Some((writer, events)) = recover(&shared, name, &entry.path())? else {
-                continue;
+            let (writer, events) = match recover(&shared, name, &entry.path(), repair)? {
+                Recovered::Topic(writer, events) => (Arc::new(writer), events),
+                Recovered::Empty => continue,
+                Recovered::Damaged(damage) => {
+                    damaged.push(damage);
+                    continue;
+                }
             };
-            let writer = Arc::new(writer);
             let mut first = None;
             for e in events {
                 first = Some(shared.index.push(&writer.name, writer.epoch, e));
@@ -260,6 +278,12 @@ impl FileLog {
             }
             topics += 1;
             lock(&shared.writers).insert(writer.name.clone(), writer);
+        }
+        if !damaged.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                recover::refusal(dir, &damaged),
+            ));
         }
         let (_, events) = shared.index.stats();
         tracing::info!(dir = %dir.display(), topics, events, fsync = fsync.as_str(), "file log opened");
@@ -286,7 +310,7 @@ impl FileLog {
             }
             let seq = st.written + 1;
             let event = Event::build(name, seq, unix_micros(), data);
-            if let Err(e) = writer.write(&mut st, &event, shared.segment_events) {
+            if let Err(e) = writer.write(&mut st, &event, shared) {
                 let _ = writer.repair(&mut st);
                 return Err(shared.fail(name, &e));
             }
@@ -427,14 +451,22 @@ impl Writer {
     /// Writes `event` at the end of the newest segment, starting a new
     /// segment first when that one is full. On error the caller cuts the
     /// file back ([`Writer::repair`]).
-    fn write(&self, st: &mut WriterState, event: &Event, segment_events: u64) -> io::Result<()> {
-        // A segment read back at start whose tail could not be trusted is
-        // not appended to (it is not open): a new one starts.
+    fn write(&self, st: &mut WriterState, event: &Event, shared: &Shared) -> io::Result<()> {
+        // A closed newest segment (after a roll-back dropped the one after
+        // it) is not reopened: a new one starts.
         let full = st.segments.back().is_none_or(|s| {
-            s.file.is_none() || s.count >= segment_events || s.len >= SEGMENT_BYTES
+            s.file.is_none() || s.count >= shared.segment_events || s.len >= SEGMENT_BYTES
         });
         if full {
             let seg = new_segment(&self.dir, self.epoch, event.seq)?;
+            // The segment rotated out takes no more appends. With `never`
+            // nothing will fsync it, so its descriptor goes now; otherwise
+            // now if it is synced, else once a sync round has synced it.
+            if let Some(old) = st.segments.back_mut()
+                && (shared.fsync == Fsync::Never || old.synced_len >= old.len)
+            {
+                old.file = None;
+            }
             st.segments.push_back(seg);
             st.dir_dirty = true;
         }
@@ -509,7 +541,7 @@ impl Writer {
             };
             let mut result = files.iter().try_for_each(|(_, f, _)| f.sync_data());
             if result.is_ok() && dir_dirty {
-                result = File::open(&self.dir).and_then(|d| d.sync_all());
+                result = sync_dir(&self.dir);
             }
             let mut st = lock(&self.state);
             let mut answered = Vec::new();
@@ -620,6 +652,12 @@ fn topic_dir(root: &Path, name: &TopicName) -> PathBuf {
     root.join(format!("{TOPIC_DIR_PREFIX}{name}"))
 }
 
+/// Makes the entries of `dir` (files created, renamed or removed in it)
+/// durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.seg"))
 }
@@ -636,8 +674,8 @@ fn create_topic(root: &Path, name: TopicName) -> io::Result<Writer> {
             f.sync_data()?;
         }
         seg.synced_len = seg.len;
-        File::open(&dir)?.sync_all()?;
-        File::open(root)?.sync_all()?;
+        sync_dir(&dir)?;
+        sync_dir(root)?;
         Ok(seg)
     })();
     let seg = match made {
@@ -688,267 +726,6 @@ fn new_segment(dir: &Path, epoch: Epoch, first_seq: u64) -> io::Result<Segment> 
     })
 }
 
-fn encode_header(epoch: Epoch, first_seq: u64) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    h[16..24].copy_from_slice(&epoch.0.to_le_bytes());
-    h[24..32].copy_from_slice(&first_seq.to_le_bytes());
-    let crc = crc32(&h[..32]);
-    h[32..36].copy_from_slice(&crc.to_le_bytes());
-    h
-}
-
-/// (epoch, first seq) from a header, if it is whole and ours.
-fn decode_header(h: &[u8]) -> Option<(Epoch, u64)> {
-    if h.len() < HEADER_LEN || &h[..8] != MAGIC {
-        return None;
-    }
-    if u32_at(h, 8) != VERSION || u32_at(h, 32) != crc32(&h[..32]) {
-        return None;
-    }
-    let epoch = Epoch(u64_at(h, 16));
-    let first = u64_at(h, 24);
-    (epoch != Epoch::NONE && first > 0).then_some((epoch, first))
-}
-
-fn encode(event: &Event) -> Vec<u8> {
-    let json: &[u8] = &event.json;
-    let mut r = Vec::with_capacity(RECORD_HEAD + json.len());
-    r.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    r.extend_from_slice(&[0; 4]);
-    r.extend_from_slice(&event.seq.to_le_bytes());
-    r.extend_from_slice(&event.time_us.to_le_bytes());
-    r.extend_from_slice(json);
-    let crc = crc32_update(crc32(&r[..4]), &r[8..]);
-    r[4..8].copy_from_slice(&crc.to_le_bytes());
-    r
-}
-
-/// What a segment's bytes hold.
-struct Scan {
-    events: Vec<Event>,
-    /// Bytes of the header and the whole, valid records.
-    valid_len: usize,
-    /// Why the rest (if any) is not valid.
-    stop: Option<&'static str>,
-}
-
-/// Reads the records after the header, expecting `first_seq` onwards, up
-/// to the first one that is cut short, fails its CRC, is out of sequence
-/// or is not an event ([`Event::decode`]).
-fn scan(bytes: &[u8], first_seq: u64) -> Scan {
-    let mut at = HEADER_LEN;
-    let mut events = Vec::new();
-    let mut expect = first_seq;
-    let stop = loop {
-        let rest = &bytes[at..];
-        if rest.is_empty() {
-            break None;
-        }
-        if rest.len() < RECORD_HEAD {
-            break Some("a record cut short");
-        }
-        let len = u32_at(rest, 0) as usize;
-        let crc = u32_at(rest, 4);
-        let seq = u64_at(rest, 8);
-        let time = u64_at(rest, 16);
-        if rest.len() < RECORD_HEAD + len {
-            break Some("a record cut short");
-        }
-        let whole = &rest[..RECORD_HEAD + len];
-        if crc != crc32_update(crc32(&whole[..4]), &whole[8..]) {
-            break Some("a record with a bad checksum");
-        }
-        if seq != expect {
-            break Some("a record out of sequence");
-        }
-        let json = Bytes::copy_from_slice(&whole[RECORD_HEAD..]);
-        match Event::decode(seq, time, json) {
-            Ok(e) => events.push(e),
-            Err(_) => break Some("a record that is not an event"),
-        }
-        expect += 1;
-        at += whole.len();
-    };
-    Scan {
-        events,
-        valid_len: at,
-        stop,
-    }
-}
-
-/// Reads a topic's segments back: its writer, and its retained events
-/// (oldest first). `None` when the directory holds no event (it is then
-/// removed: a topic exists from its first stored event).
-///
-/// Events must be contiguous: a segment that does not continue the one
-/// before (a corrupt or missing one in between) restarts the window there,
-/// so readers behind it are told about a gap. The newest segment's torn or
-/// corrupt tail is cut off.
-fn recover(
-    shared: &Shared,
-    name: TopicName,
-    dir: &Path,
-) -> io::Result<Option<(Writer, VecDeque<Event>)>> {
-    let mut paths: Vec<(u64, PathBuf)> = fs::read_dir(dir)?
-        .filter_map(|e| {
-            let path = e.ok()?.path();
-            let seq = path
-                .file_name()?
-                .to_str()?
-                .strip_suffix(".seg")?
-                .parse()
-                .ok()?;
-            Some((seq, path))
-        })
-        .collect();
-    paths.sort();
-    let max_events = shared.max_events;
-    let mut events: VecDeque<Event> = VecDeque::new();
-    let mut segments: VecDeque<Segment> = VecDeque::new();
-    let mut epoch = None;
-    let mut head = 0u64;
-    let count = paths.len();
-    for (i, (named, path)) in paths.into_iter().enumerate() {
-        let newest = i + 1 == count;
-        let bytes = fs::read(&path)?;
-        let header = decode_header(&bytes).filter(|(_, first)| *first == named);
-        let Some((seg_epoch, first)) = header else {
-            // A segment whose header never made it whole was created by a
-            // write that was never acknowledged.
-            tracing::warn!(path = %path.display(), "segment without a valid header; removed");
-            fs::remove_file(&path)?;
-            continue;
-        };
-        let scan = scan(&bytes, first);
-        if let Some(why) = scan.stop {
-            let cut = bytes.len() - scan.valid_len;
-            if newest {
-                tracing::warn!(
-                    topic = %name, path = %path.display(), cut_bytes = cut,
-                    "torn or corrupt tail ({why}): cut back to the last whole record"
-                );
-                let f = OpenOptions::new().write(true).open(&path)?;
-                f.set_len(scan.valid_len as u64)?;
-                f.sync_all()?;
-            } else {
-                tracing::error!(
-                    topic = %name, path = %path.display(), cut_bytes = cut,
-                    "corrupt segment ({why}): its later records are skipped"
-                );
-                shared.corrupt.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let continues = epoch == Some(seg_epoch) && first == head + 1;
-        if !continues && scan.events.is_empty() {
-            // Nothing to read in it, and it does not follow on: drop it.
-            tracing::warn!(topic = %name, path = %path.display(), "empty segment out of sequence; removed");
-            fs::remove_file(&path)?;
-            continue;
-        }
-        if !continues {
-            if epoch.is_some() {
-                tracing::error!(topic = %name, path = %path.display(), "segment does not continue the one before: readers behind it get a gap");
-                shared.corrupt.fetch_add(1, Ordering::Relaxed);
-            }
-            events.clear();
-            epoch = Some(seg_epoch);
-        }
-        let n = scan.events.len() as u64;
-        for e in scan.events {
-            head = e.seq;
-            events.push_back(e);
-            if events.len() > max_events {
-                events.pop_front();
-            }
-        }
-        segments.push_back(Segment {
-            first_seq: first,
-            path,
-            file: None,
-            len: scan.valid_len as u64,
-            synced_len: scan.valid_len as u64,
-            count: n,
-        });
-    }
-    let Some(epoch) = epoch.filter(|_| !events.is_empty()) else {
-        tracing::warn!(topic = %name, dir = %dir.display(), "topic directory without events; removed");
-        fs::remove_dir_all(dir)?;
-        return Ok(None);
-    };
-    // Appends go on in the newest segment (it ends at the head, cut back
-    // to its last whole record if need be).
-    if let Some(seg) = segments.back_mut() {
-        let file = OpenOptions::new().read(true).write(true).open(&seg.path)?;
-        file.set_len(seg.len)?;
-        seg.file = Some(Arc::new(file));
-    }
-    let writer = Writer {
-        name,
-        dir: dir.to_owned(),
-        epoch,
-        state: Mutex::new(WriterState {
-            segments,
-            written: head,
-            durable: head,
-            pending: VecDeque::new(),
-            syncing: false,
-            dir_dirty: false,
-            broken: false,
-        }),
-    };
-    Ok(Some((writer, events)))
-}
-
-/// The little-endian u32 at `at` (the caller checked the length).
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut w = [0; 4];
-    w.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(w)
-}
-
-/// The little-endian u64 at `at` (the caller checked the length).
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut w = [0; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
-/// CRC-32 (IEEE 802.3, the zlib one) of `data`.
-fn crc32(data: &[u8]) -> u32 {
-    crc32_update(0, data)
-}
-
-/// Continues a CRC-32 over more bytes.
-fn crc32_update(crc: u32, data: &[u8]) -> u32 {
-    let mut c = !crc;
-    for &b in data {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
-
-static CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -989,24 +766,18 @@ mod tests {
         b.events.iter().map(|e| e.seq).collect()
     }
 
-    #[test]
-    fn crc32_is_the_ieee_one() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(crc32_update(crc32(b"1234"), b"56789"), 0xCBF4_3926);
-    }
-
     #[tokio::test]
     async fn a_reopened_log_keeps_epoch_seqs_and_events() {
         for fsync in [Fsync::Always, Fsync::Batch, Fsync::Never] {
             let dir = TempDir::new();
-            let log = FileLog::open(&dir.0, fsync, retention(100), 10).unwrap();
+            let log = FileLog::open(&dir.0, fsync, retention(100), 10, false).unwrap();
             for i in 1..=5 {
                 let a = log.append(&name("t"), format!("{i}").as_bytes()).await;
                 assert_eq!(a.unwrap().seq, i);
             }
             let before = log.read(&name("t"), &Cursor::at(0, Epoch::NONE), 100);
             drop(log);
-            let log = FileLog::open(&dir.0, fsync, retention(100), 10).unwrap();
+            let log = FileLog::open(&dir.0, fsync, retention(100), 10, false).unwrap();
             let after = log.read(&name("t"), &Cursor::at(0, Epoch::NONE), 100);
             assert_eq!(after.epoch, before.epoch, "{fsync}");
             assert_eq!(after.events, before.events, "{fsync}");
@@ -1019,7 +790,7 @@ mod tests {
     #[tokio::test]
     async fn reads_and_subscriptions_create_nothing_on_disk() {
         let dir = TempDir::new();
-        let log = FileLog::open(&dir.0, Fsync::Always, retention(10), 1).unwrap();
+        let log = FileLog::open(&dir.0, Fsync::Always, retention(10), 1, false).unwrap();
         let b = log.read(&name("ghost"), &Cursor::at(0, Epoch::NONE), 10);
         assert_eq!((b.epoch, b.next), (Epoch::NONE, 0));
         let sub = log.subscribe(&name("waiting"));
@@ -1038,7 +809,7 @@ mod tests {
     #[tokio::test]
     async fn segments_rotate_and_old_ones_are_deleted() {
         let dir = TempDir::new();
-        let log = FileLog::open(&dir.0, Fsync::Never, retention(100), 10).unwrap();
+        let log = FileLog::open(&dir.0, Fsync::Never, retention(100), 10, false).unwrap();
         for _ in 0..1000 {
             log.append(&name("t"), b"{}").await.unwrap();
         }
@@ -1046,44 +817,294 @@ mod tests {
         // 100 retained in segments of 64: at most three segments.
         assert!(segs <= 3, "{segs} segments");
         drop(log);
-        let log = FileLog::open(&dir.0, Fsync::Never, retention(100), 10).unwrap();
+        let log = FileLog::open(&dir.0, Fsync::Never, retention(100), 10, false).unwrap();
         let b = log.read(&name("t"), &Cursor::at(0, Epoch::NONE), 1000);
         assert_eq!(seqs(&b), (901..=1000).collect::<Vec<_>>());
     }
 
-    #[tokio::test]
-    async fn a_torn_tail_is_cut_to_the_last_whole_record() {
-        let dir = TempDir::new();
-        let log = FileLog::open(&dir.0, Fsync::Always, retention(100), 10).unwrap();
-        for _ in 0..3 {
-            log.append(&name("t"), br#"{"x":1}"#).await.unwrap();
+    /// Publishes `n` events (`{"n":i}`) to topic `t` of a fresh log, and
+    /// closes it: the topic's epoch.
+    async fn filled(dir: &Path, fsync: Fsync, keep: usize, n: u64) -> Epoch {
+        let log = FileLog::open(dir, fsync, retention(keep), 10, false).unwrap();
+        let mut epoch = Epoch::NONE;
+        for i in 1..=n {
+            let data = format!(r#"{{"n":{i}}}"#);
+            epoch = log.append(&name("t"), data.as_bytes()).await.unwrap().epoch;
         }
-        drop(log);
+        epoch
+    }
+
+    /// Where the record of `seq` starts in a segment of topic `t`.
+    fn record_at(bytes: &[u8], seq: u64) -> usize {
+        let json = format!(r#"{{"topic":"t","seq":{seq},"#);
+        let at = bytes.windows(json.len()).position(|w| w == json.as_bytes());
+        at.expect("the record") - segment::RECORD_HEAD
+    }
+
+    /// Opening refuses: the error's text, after checking it is
+    /// `InvalidData` and says how to open anyway.
+    fn refused(dir: &Path, keep: usize) -> String {
+        let Err(e) = FileLog::open(dir, Fsync::Always, retention(keep), 10, false) else {
+            panic!("a damaged log opened");
+        };
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        let text = e.to_string();
+        assert!(text.contains("--log-recover"), "{text}");
+        text
+    }
+
+    fn everything(log: &FileLog) -> Batch {
+        log.read(&name("t"), &Cursor::at(0, Epoch::NONE), 10_000)
+    }
+
+    #[tokio::test]
+    async fn a_flipped_bit_mid_segment_refuses_to_open_and_changes_nothing() {
+        let dir = TempDir::new();
+        filled(&dir.0, Fsync::Always, 1000, 200).await;
         let seg = segment_path(&topic_dir(&dir.0, &name("t")), 1);
-        let whole = fs::metadata(&seg).unwrap().len();
-        // Half of a fourth record (a write torn by a crash)...
         let mut bytes = fs::read(&seg).unwrap();
-        let fourth = encode(&Event::build(&name("t"), 4, 1, b"2"));
-        bytes.extend_from_slice(&fourth[..fourth.len() / 2]);
+        let at = record_at(&bytes, 101);
+        bytes[at + segment::RECORD_HEAD + 30] ^= 0x01;
         fs::write(&seg, &bytes).unwrap();
-        let log = FileLog::open(&dir.0, Fsync::Always, retention(100), 10).unwrap();
-        assert_eq!(fs::metadata(&seg).unwrap().len(), whole);
-        assert_eq!(log.append(&name("t"), b"4").await.unwrap().seq, 4);
+        let why = refused(&dir.0, 1000);
+        let place = format!("{} at byte {at}: a record whose checksum", seg.display());
+        assert!(why.contains(&place), "{why}");
+        assert_eq!(fs::read(&seg).unwrap(), bytes, "nothing cut");
+        // Still refused the second time: nothing was "repaired" by the first.
+        refused(&dir.0, 1000);
+    }
+
+    #[tokio::test]
+    async fn seven_bytes_cut_out_mid_segment_refuse_to_open() {
+        let dir = TempDir::new();
+        let old = filled(&dir.0, Fsync::Always, 1000, 200).await;
+        let seg = segment_path(&topic_dir(&dir.0, &name("t")), 1);
+        let mut bytes = fs::read(&seg).unwrap();
+        let at = record_at(&bytes, 101);
+        bytes.drain(at + 30..at + 37);
+        fs::write(&seg, &bytes).unwrap();
+        let why = refused(&dir.0, 1000);
+        assert!(
+            why.contains(&format!("{} at byte {at}", seg.display())),
+            "{why}"
+        );
+        assert_eq!(fs::read(&seg).unwrap(), bytes, "nothing cut");
+        // Recovered: the records after the cut are found where they moved
+        // to, and kept, in a new epoch.
+        let log = FileLog::open(&dir.0, Fsync::Always, retention(1000), 10, true).unwrap();
+        let b = everything(&log);
+        assert_ne!(b.epoch, old);
+        assert_eq!(seqs(&b), (102..=200).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_flipped_bit_in_a_segment_header_refuses_to_open() {
+        // One segment (the issue's case: the topic was deleted), then the
+        // middle and the newest of three.
+        for (keep, n, first) in [(1000, 200, 1), (100, 150, 65), (100, 150, 129)] {
+            let dir = TempDir::new();
+            let old = filled(&dir.0, Fsync::Always, keep, n).await;
+            let seg = segment_path(&topic_dir(&dir.0, &name("t")), first);
+            let mut bytes = fs::read(&seg).unwrap();
+            bytes[20] ^= 0x10;
+            fs::write(&seg, &bytes).unwrap();
+            let why = refused(&dir.0, keep);
+            let place = format!(
+                "{} at byte 0: a segment header whose checksum",
+                seg.display()
+            );
+            assert!(why.contains(&place), "{why}");
+            assert_eq!(fs::read(&seg).unwrap(), bytes, "nothing removed");
+            // Recovered: its records are still readable, and all kept.
+            let log = FileLog::open(&dir.0, Fsync::Always, retention(keep), 10, true).unwrap();
+            let b = everything(&log);
+            assert_ne!(b.epoch, old);
+            let oldest = n + 1 - keep.min(n as usize) as u64;
+            assert_eq!(seqs(&b), (oldest..=n).collect::<Vec<_>>(), "{first}");
+            assert_eq!(log.append(&name("t"), b"1").await.unwrap().seq, n + 1);
+            assert_eq!(log.corrupt_entries(), 1);
+        }
+    }
+
+    /// A crash mid-append leaves the newest segment ending in bad bytes
+    /// with nothing valid after them: cut off and logged, not counted, and
+    /// the topic goes on in its epoch.
+    #[tokio::test]
+    async fn a_torn_last_write_is_cut_in_every_shape() {
+        let fifth = encode(&Event::build(&name("t"), 5, 1, br#"{"n":5}"#));
+        let shapes = [
+            "half a record",
+            "a length past the end",
+            "zeros",
+            "a head cut short",
+            "a flipped bit in the last record",
+        ];
+        for shape in shapes {
+            let dir = TempDir::new();
+            let epoch = filled(&dir.0, Fsync::Always, 100, 4).await;
+            let seg = segment_path(&topic_dir(&dir.0, &name("t")), 1);
+            let mut bytes = fs::read(&seg).unwrap();
+            match shape {
+                "half a record" => bytes.extend(&fifth[..fifth.len() / 2]),
+                "a length past the end" => bytes.extend(&fifth[..fifth.len() - 1]),
+                "zeros" => bytes.extend([0; 100]),
+                "a head cut short" => bytes.extend(&fifth[..10]),
+                _ => {
+                    let n = bytes.len();
+                    bytes[n - 2] ^= 0x55;
+                }
+            }
+            fs::write(&seg, &bytes).unwrap();
+            let log = FileLog::open(&dir.0, Fsync::Always, retention(100), 10, false).unwrap();
+            let b = everything(&log);
+            let kept = if shape.starts_with("a flipped") { 3 } else { 4 };
+            assert_eq!(seqs(&b), (1..=kept).collect::<Vec<_>>(), "{shape}");
+            assert_eq!(b.epoch, epoch, "{shape}");
+            assert_eq!(log.corrupt_entries(), 0, "{shape}");
+            let a = log.append(&name("t"), b"0").await.unwrap();
+            assert_eq!((a.seq, a.epoch), (kept + 1, epoch), "{shape}");
+        }
+        // A new segment whose header never made it whole, after full ones.
+        let dir = TempDir::new();
+        let epoch = filled(&dir.0, Fsync::Always, 100, 64).await;
+        let next = segment_path(&topic_dir(&dir.0, &name("t")), 65);
+        fs::write(&next, &encode_header(epoch, 65)[..20]).unwrap();
+        let log = FileLog::open(&dir.0, Fsync::Always, retention(100), 10, false).unwrap();
+        assert!(!next.exists());
+        assert_eq!(seqs(&everything(&log)), (1..=64).collect::<Vec<_>>());
+        assert_eq!(log.append(&name("t"), b"0").await.unwrap().seq, 65);
+        // A whole new segment, empty, after a segment whose last record is
+        // torn (a power loss during a group commit): nothing valid follows
+        // the torn record, so it is the log's last write.
+        let dir = TempDir::new();
+        let epoch = filled(&dir.0, Fsync::Always, 100, 64).await;
+        let first = segment_path(&topic_dir(&dir.0, &name("t")), 1);
+        let next = segment_path(&topic_dir(&dir.0, &name("t")), 65);
+        let mut bytes = fs::read(&first).unwrap();
+        bytes.truncate(bytes.len() - 5);
+        fs::write(&first, &bytes).unwrap();
+        fs::write(&next, encode_header(epoch, 65)).unwrap();
+        let log = FileLog::open(&dir.0, Fsync::Always, retention(100), 10, false).unwrap();
+        assert!(!next.exists());
+        assert_eq!(seqs(&everything(&log)), (1..=63).collect::<Vec<_>>());
+        let a = log.append(&name("t"), b"0").await.unwrap();
+        assert_eq!((a.seq, a.epoch, log.corrupt_entries()), (64, epoch, 0));
+    }
+
+    /// `--log-recover`: the newest gapless run of readable events stays,
+    /// in a new epoch (so a cursor of the old one is a reset), no seq of
+    /// the old epoch is given again, the damage is counted, the damaged
+    /// files are kept aside, and the next start finds a sound log.
+    #[tokio::test]
+    async fn recovering_keeps_the_newest_readable_run_in_a_new_epoch() {
+        let dir = TempDir::new();
+        let old = filled(&dir.0, Fsync::Always, 1000, 200).await;
+        let seg = segment_path(&topic_dir(&dir.0, &name("t")), 1);
+        let mut bytes = fs::read(&seg).unwrap();
+        let at = record_at(&bytes, 101);
+        bytes[at + segment::RECORD_HEAD + 30] ^= 0x01;
+        fs::write(&seg, &bytes).unwrap();
+        let log = FileLog::open(&dir.0, Fsync::Always, retention(1000), 10, true).unwrap();
+        assert_eq!(log.corrupt_entries(), 1);
+        let b = everything(&log);
+        let new = b.epoch;
+        assert_ne!(new, old);
+        assert_eq!(seqs(&b), (102..=200).collect::<Vec<_>>());
+        let held = log.read(&name("t"), &Cursor::at(150, old), 10);
+        assert_eq!(held.reset, Some(super::super::ResetReason::EpochChanged));
+        assert_eq!(held.epoch, new);
+        assert_eq!(seqs(&held)[0], 102);
+        let a = log.append(&name("t"), b"201").await.unwrap();
+        assert_eq!((a.seq, a.epoch), (201, new));
         drop(log);
-        let mut bytes = fs::read(&seg).unwrap();
-        let n = bytes.len();
-        bytes[n - 2] ^= 0x55;
-        fs::write(&seg, &bytes).unwrap();
-        let log = FileLog::open(&dir.0, Fsync::Always, retention(100), 10).unwrap();
-        let b = log.read(&name("t"), &Cursor::at(0, Epoch::NONE), 100);
-        assert_eq!(seqs(&b), vec![1, 2, 3]);
-        assert_eq!(log.append(&name("t"), b"5").await.unwrap().seq, 4);
+        let aside: Vec<PathBuf> = fs::read_dir(dir.0.join("damaged"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            fs::read(aside[0].join(seg.file_name().unwrap())).unwrap(),
+            bytes
+        );
+        let log = FileLog::open(&dir.0, Fsync::Always, retention(1000), 10, false).unwrap();
+        let b = everything(&log);
+        assert_eq!((b.epoch, seqs(&b)), (new, (102..=201).collect::<Vec<_>>()));
+        assert_eq!(log.corrupt_entries(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_cut_short_by_a_crash_is_finished_or_dropped() {
+        let dir = TempDir::new();
+        let epoch = filled(&dir.0, Fsync::Always, 100, 3).await;
+        // Crashed after the damaged directory was moved aside: the rebuilt
+        // one is complete and takes its place.
+        fs::rename(topic_dir(&dir.0, &name("t")), dir.0.join("rebuild.t")).unwrap();
+        // Crashed before: the damaged one is still there; the rebuild goes.
+        fs::create_dir_all(dir.0.join("rebuild.u")).unwrap();
+        fs::create_dir_all(topic_dir(&dir.0, &name("u"))).unwrap();
+        let log = FileLog::open(&dir.0, Fsync::Always, retention(100), 10, false).unwrap();
+        let b = everything(&log);
+        assert_eq!((b.epoch, seqs(&b)), (epoch, vec![1, 2, 3]));
+        assert!(!dir.0.join("rebuild.t").exists());
+        assert!(!dir.0.join("rebuild.u").exists());
+    }
+
+    /// This process's open descriptors on segment files under `dir`.
+    fn open_segments(dir: &Path) -> usize {
+        let dir = fs::canonicalize(dir).unwrap();
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .filter(|p| p.starts_with(&dir) && p.to_string_lossy().contains(".seg"))
+            .count()
+    }
+
+    /// Whether every record written is fsynced, in every topic.
+    fn all_durable(log: &FileLog) -> bool {
+        lock(&log.shared.writers).values().all(|w| {
+            let st = lock(&w.state);
+            st.written == st.durable && st.segments.iter().all(|s| s.synced_len >= s.len)
+        })
+    }
+
+    /// A rotated segment's descriptor is closed whatever `--fsync`: with
+    /// `batch` once the flush has synced it. One per topic stays open.
+    #[tokio::test]
+    async fn rotated_segments_are_closed_in_every_fsync_mode() {
+        for fsync in [Fsync::Always, Fsync::Batch, Fsync::Never] {
+            let dir = TempDir::new();
+            let log = FileLog::open(&dir.0, fsync, retention(256), 100, false).unwrap();
+            for t in 0..10 {
+                for _ in 0..256 {
+                    log.append(&name(&format!("t{t}")), b"{}").await.unwrap();
+                }
+            }
+            let on_disk: usize = (0..10)
+                .map(|t| {
+                    fs::read_dir(topic_dir(&dir.0, &name(&format!("t{t}"))))
+                        .unwrap()
+                        .count()
+                })
+                .sum();
+            assert_eq!(on_disk, 40, "{fsync}: 4 segments of 64 per topic");
+            if fsync == Fsync::Batch {
+                // The flush task's next rounds; no signal tells of them.
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while !all_durable(&log) {
+                    assert!(std::time::Instant::now() < deadline, "never flushed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            assert_eq!(open_segments(&dir.0), 10, "{fsync}");
+            drop(log);
+            assert_eq!(open_segments(&dir.0), 0, "{fsync}");
+        }
     }
 
     #[tokio::test]
     async fn concurrent_publishers_share_fsyncs_and_stay_gapless() {
         let dir = TempDir::new();
-        let log = FileLog::open(&dir.0, Fsync::Always, retention(10_000), 10).unwrap();
+        let log = FileLog::open(&dir.0, Fsync::Always, retention(10_000), 10, false).unwrap();
         let tasks: Vec<_> = (0..16)
             .map(|_| {
                 let log = log.clone();
@@ -1108,7 +1129,7 @@ mod tests {
             .unwrap();
         let _g = rt.enter();
         let dir = TempDir::new();
-        let _log = FileLog::open(&dir.0, Fsync::Never, retention(10), 10).unwrap();
-        assert!(FileLog::open(&dir.0, Fsync::Never, retention(10), 10).is_err());
+        let _log = FileLog::open(&dir.0, Fsync::Never, retention(10), 10, false).unwrap();
+        assert!(FileLog::open(&dir.0, Fsync::Never, retention(10), 10, false).is_err());
     }
 }

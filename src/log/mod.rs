@@ -292,21 +292,25 @@ impl Log {
 
     /// A durable log in the directory `dir` (created if missing), read back
     /// from what an earlier run left there: epochs, seqs and retained
-    /// events survive restarts. `fsync` says when a publish is on disk.
-    /// Must be called inside a Tokio runtime.
+    /// events survive restarts. `fsync` says when a publish is on disk;
+    /// `recover` (`--log-recover`) opens a damaged log anyway, each damaged
+    /// topic in a new epoch. Must be called inside a Tokio runtime.
     ///
     /// # Errors
     /// When the directory cannot be created, read or locked (another
-    /// process uses it), or a segment cannot be read.
+    /// process uses it), or a segment cannot be read; `InvalidData`, naming
+    /// the file and byte offset, when it is damaged other than by a torn
+    /// last write and `recover` is off.
     pub async fn file(
         dir: &std::path::Path,
         fsync: Fsync,
         retention: Retention,
         max_topics: usize,
+        recover: bool,
     ) -> std::io::Result<Self> {
         let dir = dir.to_owned();
         let log = tokio::task::spawn_blocking(move || {
-            file::FileLog::open(&dir, fsync, retention, max_topics)
+            file::FileLog::open(&dir, fsync, retention, max_topics, recover)
         })
         .await
         .map_err(std::io::Error::other)??;
