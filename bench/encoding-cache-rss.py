@@ -7,8 +7,8 @@ Starts `feedgate serve` (the binary given, on a free 127.0.0.1 port, with
 encoding — SSE json, SSE lean, WebSocket lean multiplexed, WebSocket json
 deflate, WebSocket lean deflate, WebSocket lean multiplexed deflate — one
 reader at a time, each leaving when it has every event. Prints the server's
-RSS (VmRSS) before the readers and after each, and
-`feedgate_encoding_cache_bytes`.
+RSS (VmRSS) before the readers and after each (12 s after: jemalloc returns
+freed pages after a 10 s decay), and `feedgate_encoding_cache_bytes`.
 
     pip install websockets
     cargo build --release
@@ -17,9 +17,10 @@ RSS (VmRSS) before the readers and after each, and
 
 import asyncio
 import json
-import os
+import random
 import re
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ import websockets
 
 EVENTS = 300
 PAD = 100_000
+SETTLE_S = 12
 
 
 def free_port():
@@ -51,8 +53,10 @@ def cache_mib(base):
 
 def publish_all(base):
     for n in range(1, EVENTS + 1):
-        # Varied text: deflate has work to do but cannot shrink it away.
-        pad = "".join(chr(97 + (i * 7 + n * 13) % 26) for i in range(PAD))
+        # Random letters: deflate saves about 40 % (what 26 symbols allow),
+        # so every form of an event is of the event's order of size.
+        rng = random.Random(n)
+        pad = "".join(rng.choices(string.ascii_lowercase, k=PAD))
         body = json.dumps({"n": n, "pad": pad}).encode()
         req = urllib.request.Request(f"{base}/topics/big/events", data=body, method="POST",
                                      headers={"content-type": "application/json"})
@@ -106,7 +110,7 @@ def main():
             except OSError:
                 time.sleep(0.1)
         publish_all(base)
-        time.sleep(0.5)
+        time.sleep(SETTLE_S)
         base_rss = rss_mib(server.pid)
         print(f"flags: {' '.join(extra) or '(defaults)'}")
         print(f"after publishing {EVENTS} x {PAD // 1000} KB: RSS {base_rss:.1f} MiB, "
@@ -128,7 +132,8 @@ def main():
         print("|---|---|---|---|")
         for name, read in readers:
             read()
-            time.sleep(0.3)
+            # jemalloc hands freed pages back after its 10 s decay.
+            time.sleep(SETTLE_S)
             rss = rss_mib(server.pid)
             print(f"| {name} | {rss:.1f} | +{rss - base_rss:.1f} | {cache_mib(base):.1f} |")
     finally:
