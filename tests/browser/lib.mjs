@@ -138,9 +138,10 @@ export function assertExactlyOnce(assert, seqs) {
 /**
  * Publishes to every topic, one event each per tick, until stop(): each
  * topic's publishes are sequential, so its seqs are what it acknowledged.
- * stop() resolves to {topic: last seq published}.
+ * `data(topic, n)` is the n-th tick's value. stop() resolves to {topic:
+ * last seq published}.
  */
-export function publisher(topics, everyMs = 100, base = BASE) {
+export function publisher(topics, everyMs = 100, base = BASE, data = (topic, n) => ({ n })) {
   const last = Object.fromEntries(topics.map((t) => [t, 0]));
   let running = true;
   let failures = 0;
@@ -153,7 +154,7 @@ export function publisher(topics, everyMs = 100, base = BASE) {
             const res = await fetch(`${base}/topics/${t}/events`, {
               method: 'POST',
               headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ n }),
+              body: JSON.stringify(data(t, n)),
             });
             if (res.status !== 201) throw new Error(`${res.status}`);
             last[t] = Math.max(last[t], (await res.json()).seq);
