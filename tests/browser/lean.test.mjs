@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 import {
   BASE,
+  FAST,
   assertEveryTopic,
+  closeAndTake,
   assertExactlyOnce,
   launch,
   publisher,
@@ -23,15 +25,6 @@ import {
 const N = 40;
 const TOPIC = `browser-lean-${Date.now()}`;
 const ALL = ['ws', 'sse', 'longpoll', 'poll'];
-// Short intervals, so that a whole fallback ladder runs in seconds.
-const FAST = {
-  probeTimeout: 1500,
-  probeInterval: 1500,
-  pollInterval: 200,
-  reconnectDelay: 100,
-  maxReconnectDelay: 1000,
-  remember: false,
-};
 let browser;
 
 /** Fresh topic names: nobody has published to them. */
@@ -40,6 +33,21 @@ const fresh = (name, n) => Array.from({ length: n }, (_, i) => `lean-${name}-${D
 /** Publishes `{topic, seq}` to each topic (fresh, so seq is the tick):
  *  the recorders check that the data names the seq and topic it came with. */
 const naming = (topics, everyMs) => publisher(topics, everyMs, BASE, (topic, seq) => ({ topic, seq }));
+
+/**
+ * Stops publishing, waits until the page's socket has every event, closes
+ * it and the page, and checks that each topic got all its events once, in
+ * order, their data naming their topic and seq. Returns the recorder.
+ */
+async function settle(page, pub) {
+  const last = await pub.stop();
+  await waitCaughtUp(page, last);
+  const rec = await closeAndTake(page);
+  await page.close();
+  assert.deepEqual(rec.bad, [], 'data, topic and seq agree');
+  assertEveryTopic(assert, rec.seqs, last);
+  return rec;
+}
 
 before(async () => {
   await setFaults({});
@@ -60,10 +68,7 @@ for (const t of ALL) {
   test(`${t}: lean events arrive once each, with their seqs`, { timeout: 30_000 }, async () => {
     const { page, errors } = await recordingPage(browser.context, TOPIC, { transports: [t], after: 0, encoding: 'lean' });
     await page.waitForFunction((n) => window.rec.seqs.length >= n, N);
-    const rec = await page.evaluate(() => {
-      window.sock.close();
-      return window.rec;
-    });
+    const rec = await closeAndTake(page);
     await page.close();
     assert.equal(rec.mismatch, undefined);
     assert.equal(rec.seqs[0], 1);
@@ -83,15 +88,7 @@ for (const t of ALL) {
     await page.goto(`${BASE}/healthz`);
     await startMultiRecorder(page, topics.map((x) => `${x}@0`), { transports: [t], encoding: 'lean', pollInterval: 200 });
     await page.waitForFunction((n) => window.rec.count >= n, 30);
-    const last = await pub.stop();
-    await waitCaughtUp(page, last);
-    const rec = await page.evaluate(() => {
-      window.sock.close();
-      return window.rec;
-    });
-    await page.close();
-    assert.deepEqual(rec.bad, [], 'data, topic and seq agree');
-    assertEveryTopic(assert, rec.seqs, last);
+    const rec = await settle(page, pub);
     assert.equal(rec.by[t], rec.count, `all on ${t}`);
     assert.deepEqual(errors.filter((e) => !e.includes('status of 404')), []);
   });
@@ -109,7 +106,7 @@ for (const [label, count] of [
     await page.goto(`${BASE}/healthz`);
     // One topic: the v1 endpoints (a string); several: `topics=LIST`.
     const spec = count === 1 ? topics[0] : topics.map((x) => `${x}@0`);
-    await startMultiRecorder(page, spec, { ...FAST, encoding: 'lean', after: 0 });
+    await startMultiRecorder(page, spec, { ...FAST, remember: false, encoding: 'lean', after: 0 });
     const on = (t) =>
       page.waitForFunction(([t, n]) => window.sock.transport === t && (window.rec.by[t] || 0) >= n, [t, 5 * count], { timeout: 20_000 });
     await on('sse');
@@ -119,15 +116,7 @@ for (const [label, count] of [
     await on('poll');
     await setFaults({});
     await on('ws');
-    const last = await pub.stop();
-    await waitCaughtUp(page, last);
-    const rec = await page.evaluate(() => {
-      window.sock.close();
-      return window.rec;
-    });
-    await page.close();
-    assert.deepEqual(rec.bad, [], 'data, topic and seq agree');
-    assertEveryTopic(assert, rec.seqs, last);
+    const rec = await settle(page, pub);
     assert.deepEqual(rec.changes.map((c) => c.transport), ['sse', 'longpoll', 'poll', 'ws']);
     assert.deepEqual(rec.gaps, []);
     assert.deepEqual(rec.resets, []);

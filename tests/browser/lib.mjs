@@ -18,6 +18,23 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
+/** Short intervals, so that a whole fallback ladder runs in seconds. */
+export const FAST = Object.freeze({
+  probeTimeout: 1500,
+  probeInterval: 1500,
+  pollInterval: 200,
+  reconnectDelay: 100,
+  maxReconnectDelay: 1000,
+});
+
+/** Closes the page's socket and returns what its recorder saw. */
+export async function closeAndTake(page) {
+  return page.evaluate(() => {
+    window.sock.close();
+    return window.rec;
+  });
+}
+
 /** Launches chromium with a fresh profile; `close()` also removes it. */
 export async function launch() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'feedgate-chromium-'));

@@ -7,16 +7,9 @@
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
-import { BASE, assertExactlyOnce, launch, metricSum, metricsText, recordingPage, setFaults, startRecorder, waitOn } from './lib.mjs';
+import { BASE, FAST as SHORT, assertExactlyOnce, launch, metricSum, metricsText, recordingPage, setFaults, startRecorder, waitOn } from './lib.mjs';
 
-const FAST = {
-  probeTimeout: 1500,
-  probeInterval: 1500,
-  pollInterval: 200,
-  reconnectDelay: 100,
-  maxReconnectDelay: 1000,
-  remember: false,
-};
+const FAST = { ...SHORT, remember: false };
 const SWITCHES = 'feedgate_client_transport_switches_total';
 
 let browser;
