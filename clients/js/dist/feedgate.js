@@ -1587,7 +1587,7 @@ var FeedgateSocket = class _FeedgateSocket extends EventTarget {
     } catch (e) {
       token = Promise.reject(e);
     }
-    if (token instanceof Promise || typeof /** @type {any} */
+    if (typeof /** @type {any} */
     token?.then === "function") {
       const limit = this.#o.requestTimeout;
       timer = setTimeout(() => conn.fail(`no token within ${limit} ms`), limit);

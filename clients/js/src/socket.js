@@ -494,7 +494,7 @@ export class FeedgateSocket extends EventTarget {
     } catch (e) {
       token = Promise.reject(e);
     }
-    if (token instanceof Promise || typeof (/** @type {any} */ (token)?.then) === 'function') {
+    if (typeof (/** @type {any} */ (token)?.then) === 'function') {
       const limit = this.#o.requestTimeout;
       timer = setTimeout(() => conn.fail(`no token within ${limit} ms`), limit);
       /** @type {Promise<string | null | undefined>} */ (token).then(
