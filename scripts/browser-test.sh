@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Browser tests: the demo page and clients/js/feedgate.js in a real browser
-# (Debian's chromium, driven by npm's playwright-core; no browser download).
+# Browser tests: the demo page and the browser client (clients/js, served as
+# /feedgate.js; its npm pack tarball too) in a real browser (Debian's chromium,
+# driven by npm's playwright-core; no browser download).
 #
 # Installs what is missing, builds feedgate, starts two servers on free
 # 127.0.0.1 ports — `serve --demo` (fast publisher, short retention so gaps

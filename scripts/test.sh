@@ -13,6 +13,9 @@ ensure_apt curl ca-certificates
 log "cargo test (unit + integration)"
 cargo test --all-targets
 
+log "browser client package: types, unit tests, bundle, size, npm pack"
+./scripts/js-test.sh
+
 log "Autobahn WebSocket conformance cases (kosoku)"
 ./scripts/autobahn-test.sh
 

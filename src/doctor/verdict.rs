@@ -10,21 +10,52 @@
 //!   the next heartbeat, long polls before their hold ends);
 //! - `slow`: delivers, but late, without bunching (a long or loaded path).
 
+use std::sync::LazyLock;
+
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::checks::{Arrival, HeaderLimit, LongPollRun, Plan, PollRun, StreamRun};
 
 /// Where docs/nginx/feedgate.conf is referenced from advice.
 const CONF: &str = "docs/nginx/feedgate.conf";
-/// A delay past this (plus the clock uncertainty) is late.
-const LATE_S: f64 = 0.5;
-/// A delay past this without bunching is slow.
-const SLOW_S: f64 = 1.0;
-/// A poll round trip past this is slow.
-const SLOW_RTT_MS: f64 = 1000.0;
-/// Two messages sent `g` apart that arrive less than this share of `g`
-/// apart were held and released together.
-const BUNCHED_SHARE: f64 = 0.3;
+
+/// The verdict rules and the cases that test them, shared with the browser
+/// client's `diagnose()` so that both judge a path alike.
+const FIXTURE: &str = include_str!("../../clients/js/src/doctor/verdicts.json");
+
+/// The thresholds of the verdicts (their meaning is in the fixture's
+/// `about`).
+#[derive(Debug, Deserialize)]
+struct Rules {
+    /// A delay past this (plus the clock uncertainty) is late.
+    late_s: f64,
+    /// A delay past this without bunching is slow.
+    slow_s: f64,
+    /// Two messages sent `g` apart that arrive less than this share of
+    /// `g` apart were held and released together.
+    bunched_share: f64,
+    /// Late, with at least this share of pairs bunched: buffered.
+    buffered_share: f64,
+    /// An idle stream cut within the keep-alive plus this was cut too early.
+    keepalive_slack_s: f64,
+    /// A long poll answered this much before its hold ended was cut.
+    hold_slack_s: f64,
+    /// A poll round trip past this is slow.
+    slow_rtt_ms: f64,
+}
+
+/// The fixture's `rules`, parsed once (a unit test parses it at build
+/// time's content, so a bad fixture fails `cargo test`, not a user).
+static RULES: LazyLock<Rules> = LazyLock::new(|| {
+    #[derive(Deserialize)]
+    struct Fixture {
+        rules: Rules,
+    }
+    serde_json::from_str::<Fixture>(FIXTURE)
+        .expect("clients/js/src/doctor/verdicts.json holds the rules (checked by the tests)")
+        .rules
+});
 
 /// The verdict on one transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +127,7 @@ fn bunched_pairs(events: &[Arrival]) -> (usize, usize) {
         .filter(|w| {
             let sent_gap = (w[1].sent_us as f64 - w[0].sent_us as f64) / 1e6;
             let arrival_gap = w[1].at_s - w[0].at_s;
-            sent_gap > 0.0 && arrival_gap < BUNCHED_SHARE * sent_gap
+            sent_gap > 0.0 && arrival_gap < RULES.bunched_share * sent_gap
         })
         .count();
     (bunched, pairs)
@@ -155,7 +186,7 @@ pub fn stream(
         advice: Vec::new(),
         facts: Value::Null,
     };
-    let late = max_delay > LATE_S + uncertainty;
+    let late = max_delay > RULES.late_s + uncertainty;
     if run.hello.is_none() && run.events.is_empty() {
         r.verdict = Verdict::Blocked;
         r.detail = match (&run.error, run.status) {
@@ -181,7 +212,9 @@ pub fn stream(
             r.advice
                 .push("FeedgateSocket: `transports: ['ws', 'longpoll', 'poll']`".into());
         }
-    } else if (late && pairs > 0 && bunched * 2 >= pairs) || (late && run.events.len() < 2) {
+    } else if (late && pairs > 0 && bunched as f64 >= RULES.buffered_share * pairs as f64)
+        || (late && run.events.len() < 2)
+    {
         r.verdict = Verdict::Buffered;
         r.detail = format!(
             "events held back: up to {:.1} s late, {bunched} of {pairs} arrived together",
@@ -199,7 +232,7 @@ pub fn stream(
                 "a proxy holds WebSocket frames: check for a TLS-inspecting or buffering middlebox; FeedgateSocket: `transports: ['sse', 'longpoll', 'poll']`".into(),
             );
         }
-    } else if max_delay > SLOW_S + uncertainty {
+    } else if max_delay > RULES.slow_s + uncertainty {
         r.verdict = Verdict::Slow;
         r.detail = format!("events arrive, up to {max_delay:.1} s late (not bunched)");
         r.advice
@@ -219,7 +252,7 @@ pub fn stream(
     } else if run.end.is_none() && run.ended_how != "deadline" {
         // The stream went silent and the path closed it.
         let keep_s = keep.unwrap_or(f64::INFINITY);
-        if silence <= keep_s + 1.0 {
+        if silence <= keep_s + RULES.keepalive_slack_s {
             r.verdict = Verdict::Cut;
             r.detail = format!(
                 "idle stream cut after {silence:.1} s of silence ({}); feedgate's {} every {} would come too late",
@@ -300,7 +333,7 @@ pub fn long_poll(run: &LongPollRun) -> TransportReport {
             "server_held_s": run.server_held_s,
         }),
     };
-    let held = run.error.is_none() && run.answered_after_s + 0.5 >= run.hold_s;
+    let held = run.error.is_none() && run.answered_after_s + RULES.hold_slack_s >= run.hold_s;
     if let Some(e) = &run.quick_error {
         r.verdict = Verdict::Blocked;
         r.detail = format!("refused: {e}");
@@ -319,7 +352,7 @@ pub fn long_poll(run: &LongPollRun) -> TransportReport {
         r.advice.push(format!(
             "FeedgateSocket: `longpollTimeout: {below}` (seconds, below the cut), or nginx: `proxy_read_timeout 75s;` in the long-poll location, above feedgate's --longpoll-max ({CONF})"
         ));
-    } else if run.quick_rtt_ms.is_some_and(|ms| ms > SLOW_RTT_MS) {
+    } else if run.quick_rtt_ms.is_some_and(|ms| ms > RULES.slow_rtt_ms) {
         r.verdict = Verdict::Slow;
         r.detail = format!(
             "held {:.0} s, but a round trip takes {:.0} ms",
@@ -364,7 +397,7 @@ pub fn poll(run: &PollRun) -> TransportReport {
         ));
         return r;
     }
-    if run.rtt_ms > SLOW_RTT_MS {
+    if run.rtt_ms > RULES.slow_rtt_ms {
         r.verdict = Verdict::Slow;
         r.detail = format!("answered in {:.0} ms", run.rtt_ms);
     } else {
@@ -645,5 +678,93 @@ mod tests {
         assert_eq!(recommended(&all), ["sse", "poll"]);
         let slow = [rep("poll", Verdict::Slow), rep("ws", Verdict::Blocked)];
         assert_eq!(recommended(&slow), ["poll"]);
+    }
+
+    /// A case of the fixture shared with the browser client.
+    #[derive(Deserialize)]
+    struct Case {
+        name: String,
+        kind: String,
+        verdict: String,
+        #[serde(default)]
+        transport: String,
+        #[serde(default = "yes")]
+        hello: bool,
+        #[serde(default)]
+        arrivals_s: Vec<f64>,
+        end_at_s: Option<f64>,
+        #[serde(default)]
+        ended_at_s: f64,
+        #[serde(default)]
+        ended: String,
+        rtt_ms: Option<f64>,
+        #[serde(default)]
+        hold_s: f64,
+        #[serde(default)]
+        answered_after_s: f64,
+        error: Option<String>,
+        quick_error: Option<String>,
+    }
+
+    fn yes() -> bool {
+        true
+    }
+
+    /// The stream probe the cases assume.
+    #[derive(Deserialize)]
+    struct CasePlan {
+        count: u32,
+        interval_s: f64,
+        idle_s: f64,
+        sse_heartbeat_s: f64,
+        ws_ping_s: f64,
+    }
+
+    #[test]
+    fn the_shared_cases_get_their_verdicts() {
+        #[derive(Deserialize)]
+        struct Fixture {
+            plan: CasePlan,
+            cases: Vec<Case>,
+        }
+        let fixture: Fixture = serde_json::from_str(FIXTURE).expect("the fixture parses");
+        let plan = &fixture.plan;
+        assert_eq!(plan.count, PLAN.count);
+        assert_eq!(plan.interval_s, PLAN.interval.as_secs_f64());
+        assert_eq!(plan.idle_s, PLAN.idle.as_secs_f64());
+        let hello = stream_run(&[], None, 0.0, "").hello.expect("a hello");
+        assert_eq!(hello["sse_heartbeat_s"], plan.sse_heartbeat_s);
+        assert_eq!(hello["ws_ping_s"], plan.ws_ping_s);
+        assert!(fixture.cases.len() >= 10, "{} cases", fixture.cases.len());
+        for c in &fixture.cases {
+            let r = match c.kind.as_str() {
+                "stream" => {
+                    let t = if c.transport == "ws" { "ws" } else { "sse" };
+                    let mut run = stream_run(&c.arrivals_s, c.end_at_s, c.ended_at_s, &c.ended);
+                    if !c.hello {
+                        run.hello = None;
+                        run.hello_at = None;
+                    }
+                    stream(t, &run, &poll_run(), PLAN, &to_unix)
+                }
+                "longpoll" => long_poll(&LongPollRun {
+                    quick_rtt_ms: c.rtt_ms,
+                    quick_error: c.quick_error.clone(),
+                    hold_s: c.hold_s,
+                    answered_after_s: c.answered_after_s,
+                    error: c.error.clone(),
+                    status: Some(200),
+                    ..Default::default()
+                }),
+                "poll" => poll(&PollRun {
+                    status: Some(200),
+                    rtt_ms: c.rtt_ms.unwrap_or_default(),
+                    error: c.error.clone(),
+                    ..Default::default()
+                }),
+                other => panic!("{}: unknown kind {other}", c.name),
+            };
+            assert_eq!(r.verdict.as_str(), c.verdict, "{}: {}", c.name, r.detail);
+        }
     }
 }

@@ -4,16 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
-import { assertExactlyOnce, launch, recordingPage, setFaults, startRecorder, waitOn } from './lib.mjs';
+import { FAST, assertExactlyOnce, launch, recordingPage, setFaults, startRecorder, waitOn } from './lib.mjs';
 
-// Short intervals, so that a whole fallback ladder runs in seconds.
-const FAST = {
-  probeTimeout: 1500,
-  probeInterval: 1500,
-  pollInterval: 200,
-  reconnectDelay: 100,
-  maxReconnectDelay: 1000,
-};
 
 let browser;
 before(async () => {

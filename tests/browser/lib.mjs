@@ -18,6 +18,23 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
+/** Short intervals, so that a whole fallback ladder runs in seconds. */
+export const FAST = Object.freeze({
+  probeTimeout: 1500,
+  probeInterval: 1500,
+  pollInterval: 200,
+  reconnectDelay: 100,
+  maxReconnectDelay: 1000,
+});
+
+/** Closes the page's socket and returns what its recorder saw. */
+export async function closeAndTake(page) {
+  return page.evaluate(() => {
+    window.sock.close();
+    return window.rec;
+  });
+}
+
 /** Launches chromium with a fresh profile; `close()` also removes it. */
 export async function launch() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'feedgate-chromium-'));
@@ -138,9 +155,10 @@ export function assertExactlyOnce(assert, seqs) {
 /**
  * Publishes to every topic, one event each per tick, until stop(): each
  * topic's publishes are sequential, so its seqs are what it acknowledged.
- * stop() resolves to {topic: last seq published}.
+ * `data(topic, n)` is the n-th tick's value. stop() resolves to {topic:
+ * last seq published}.
  */
-export function publisher(topics, everyMs = 100, base = BASE) {
+export function publisher(topics, everyMs = 100, base = BASE, data = (topic, n) => ({ n })) {
   const last = Object.fromEntries(topics.map((t) => [t, 0]));
   let running = true;
   let failures = 0;
@@ -153,7 +171,7 @@ export function publisher(topics, everyMs = 100, base = BASE) {
             const res = await fetch(`${base}/topics/${t}/events`, {
               method: 'POST',
               headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ n }),
+              body: JSON.stringify(data(t, n)),
             });
             if (res.status !== 201) throw new Error(`${res.status}`);
             last[t] = Math.max(last[t], (await res.json()).seq);

@@ -1,0 +1,16 @@
+export { FeedgateSocket } from "./socket.js";
+export { TRANSPORTS } from "./options.js";
+export { diagnose } from "./doctor/diagnose.js";
+export type FeedgateOptions = import("./options.js").FeedgateOptions;
+export type Transport = import("./options.js").Transport;
+export type CursorInput = import("./options.js").CursorInput;
+export type TokenSource = import("./options.js").TokenSource;
+export type FeedgateEvent = import("./events.js").FeedgateEvent;
+export type FeedgateSocketEventMap = import("./events.js").FeedgateSocketEventMap;
+export type SwitchCause = import("./events.js").SwitchCause;
+export type Published = import("./socket.js").Published;
+export type DiagnoseOptions = import("./doctor/diagnose.js").DiagnoseOptions;
+export type Diagnosis = import("./doctor/diagnose.js").Diagnosis;
+export type TransportReport = import("./doctor/verdicts.js").TransportReport;
+export type Verdict = import("./doctor/verdicts.js").Verdict;
+export { FeedgateCloseEvent, FeedgateMessageEvent, GapEvent, ResetEvent, TopicErrorEvent, TransportChangeEvent } from "./events.js";
