@@ -1,10 +1,7 @@
-//! The state every request handler shares: the log, the metrics, the
-//! configuration and the shutdown signal.
+//! The state every request handler shares, and why each part is here.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
@@ -12,11 +9,9 @@ use crate::config::{Config, ConfigError};
 use crate::demo::DemoState;
 use crate::log::{FormCache, Log};
 use crate::metrics::Metrics;
-use crate::origin::Origins;
-use crate::ratelimit::RateLimiter;
-
-/// How many children of the shutdown token long-lived waiters share.
-const SHUTDOWN_SHARDS: usize = 32;
+use crate::origin::{Hosts, Origins};
+use crate::ratelimit::{self, ProbeGate, RateLimiter};
+use crate::sync::stop_signal::{StopSignal, StopWatch};
 
 /// A cheap handle on the server's shared state.
 #[derive(Clone)]
@@ -25,26 +20,34 @@ pub struct App {
 }
 
 struct Shared {
+    /// The change log every transport reads and publish appends to.
     log: Log,
+    /// The server's Prometheus families; shared with the caller of
+    /// `server::run_with_metrics` (the bench reads them directly).
     metrics: Arc<Metrics>,
+    /// Every limit and interval, as started.
     config: Config,
-    shutdown: CancellationToken,
-    /// Children of `shutdown` that long-lived waiters share out (see
-    /// [`App::shutdown_shard`]).
-    shutdown_shards: Vec<CancellationToken>,
-    /// The next shard to hand out.
-    next_shard: AtomicUsize,
-    /// The same signal for subscribers' feeds, which wait on it once per
-    /// delivery.
-    stop: crate::sync::stop_signal::StopSignal,
+    /// The shutdown: every long-lived waiter (feeds, connections, the demo
+    /// publisher, probes) watches it; `server::run` stops it to drain.
+    stop: StopSignal,
+    /// Every connection and session task, so the drain can wait for them.
     tracker: TaskTracker,
+    /// The demo's settings and injected faults (`--demo` only).
     demo: Option<Arc<DemoState>>,
+    /// Publish token and subscriber JWT rules, asked by admission.
     auth: Auth,
+    /// `--allowed-origin`: asked by admission and for CORS answers.
     origins: Origins,
+    /// `--allowed-host`: asked by admission before routing.
+    hosts: Hosts,
+    /// Per-client publish rate (`--publish-rate`); `None` when off.
     publish_limiter: Option<RateLimiter>,
-    probes: Arc<crate::transport::probe::Gate>,
+    /// `/probe/*`: a rate per client and bounded concurrency.
+    probes: Arc<ProbeGate>,
+    /// `POST /telemetry/switch`: a rate per client.
     telemetry_limiter: RateLimiter,
-    /// The byte budget of events' cached wire forms (`--encoding-cache`).
+    /// The byte budget of events' cached wire forms (`--encoding-cache`),
+    /// shared by every transport that encodes.
     forms: Arc<FormCache>,
 }
 
@@ -52,31 +55,28 @@ impl App {
     /// Bundles the parts of a running server.
     ///
     /// # Errors
-    /// When the configured JWT key is unusable.
+    /// When the configured JWT key or an `--allowed-host` is unusable.
     pub fn new(
         log: Log,
         metrics: Arc<Metrics>,
         config: Config,
-        shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Result<Self, ConfigError> {
-        let auth = Auth::new(config.publish_token.clone(), config.jwt.clone())?;
+        let auth = Auth::new(config.publish_token.clone(), config.jwt.clone())
+            .map_err(|_| ConfigError::JwtKey)?;
+        let hosts = Hosts::new(&config.allowed_hosts).map_err(ConfigError::AllowedHost)?;
         Ok(App {
             shared: Arc::new(Shared {
                 auth,
                 origins: Origins::new(&config.allowed_origins),
+                hosts,
                 publish_limiter: RateLimiter::new(config.publish_rate, config.publish_burst),
                 probes: Arc::default(),
-                telemetry_limiter: crate::telemetry::limiter(),
+                telemetry_limiter: ratelimit::telemetry(),
                 forms: FormCache::new(config.encoding_cache),
                 log,
                 metrics,
-                shutdown_shards: (0..SHUTDOWN_SHARDS)
-                    .map(|_| shutdown.child_token())
-                    .collect(),
-                next_shard: AtomicUsize::new(0),
-                stop: crate::sync::stop_signal::StopSignal::new(shutdown.clone()),
-                shutdown,
+                stop: StopSignal::default(),
                 demo: config
                     .demo
                     .then(|| Arc::new(DemoState::new(config.demo_rate))),
@@ -101,28 +101,20 @@ impl App {
         &self.shared.config
     }
 
-    /// Cancelled when the server starts draining. Every long-lived handler
-    /// selects on it.
-    pub fn shutdown(&self) -> &CancellationToken {
-        &self.shared.shutdown
-    }
-
-    /// The shutdown signal for one long-lived waiter (a connection, a
-    /// subscriber's feed): a child of [`App::shutdown`], cancelled with it.
-    /// A token's waiters are one list under one lock, which every waiter
-    /// takes each time it starts or stops waiting — with 10 000 subscribers
-    /// woken per event, once per delivery, from every worker thread. Handed
-    /// out round-robin from `SHUTDOWN_SHARDS` children, the lists are short
-    /// and the locks rarely contended.
-    pub fn shutdown_shard(&self) -> CancellationToken {
-        let i = self.shared.next_shard.fetch_add(1, Ordering::Relaxed);
-        self.shared.shutdown_shards[i % SHUTDOWN_SHARDS].clone()
-    }
-
-    /// The shutdown signal for a subscriber's feed: see
-    /// [`crate::sync::stop_signal`]. Inside a Tokio runtime.
-    pub(crate) fn stop_watch(&self) -> crate::sync::stop_signal::StopWatch {
+    /// A watch on the shutdown, for one long-lived waiter (see
+    /// [`crate::sync::stop_signal`]): 32 bytes, one atomic load to ask.
+    pub(crate) fn stop_watch(&self) -> StopWatch {
         self.shared.stop.watch()
+    }
+
+    /// Whether the server is draining.
+    pub fn stopping(&self) -> bool {
+        self.shared.stop.is_stopped()
+    }
+
+    /// Starts the drain: every watch is stopped and woken.
+    pub(crate) fn stop(&self) {
+        self.shared.stop.stop();
     }
 
     /// Tracks every connection and session, so drain can wait for them.
@@ -150,8 +142,13 @@ impl App {
         self.shared.publish_limiter.as_ref()
     }
 
+    /// `--allowed-host`.
+    pub(crate) fn hosts(&self) -> &Hosts {
+        &self.shared.hosts
+    }
+
     /// Admission of `/probe/*` requests.
-    pub(crate) fn probes(&self) -> &Arc<crate::transport::probe::Gate> {
+    pub(crate) fn probes(&self) -> &Arc<ProbeGate> {
         &self.shared.probes
     }
 

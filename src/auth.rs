@@ -22,27 +22,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::config::ConfigError;
 use crate::error::ApiError;
 
-/// How subscriber JWTs are verified.
-#[derive(Clone)]
-pub enum JwtKey {
-    /// A shared secret, HS256.
-    Secret(Vec<u8>),
-    /// A PEM public key: RSA (RS256) or EC P-256 (ES256).
-    PublicPem(Vec<u8>),
-}
+pub use crate::config::JwtKey;
 
-impl std::fmt::Debug for JwtKey {
-    // Never print key material.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JwtKey::Secret(_) => f.write_str("JwtKey::Secret(…)"),
-            JwtKey::PublicPem(_) => f.write_str("JwtKey::PublicPem(…)"),
-        }
-    }
-}
+/// A `--jwt-public-key` that is neither an RSA nor an EC public key in PEM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an RSA or EC public key in PEM")]
+pub struct BadKey;
 
 /// The access rules of one server.
 pub struct Auth {
@@ -101,9 +88,8 @@ impl Auth {
     /// Builds the rules.
     ///
     /// # Errors
-    /// [`ConfigError::JwtKey`] when the public key is not a usable RSA or EC
-    /// PEM key.
-    pub fn new(publish_token: Option<String>, jwt: Option<JwtKey>) -> Result<Auth, ConfigError> {
+    /// [`BadKey`] when the public key is not a usable RSA or EC PEM key.
+    pub fn new(publish_token: Option<String>, jwt: Option<JwtKey>) -> Result<Auth, BadKey> {
         let jwt = match jwt {
             None => None,
             Some(JwtKey::Secret(s)) => {
@@ -115,7 +101,7 @@ impl Auth {
                 } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
                     Some((k, validation(Algorithm::ES256)))
                 } else {
-                    return Err(ConfigError::JwtKey);
+                    return Err(BadKey);
                 }
             }
         };

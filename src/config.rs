@@ -9,10 +9,28 @@
 
 use std::time::Duration;
 
-use crate::auth::JwtKey;
 use crate::demo;
 use crate::log::Retention;
 use crate::origin::Hosts;
+
+/// How subscriber JWTs are verified.
+#[derive(Clone)]
+pub enum JwtKey {
+    /// A shared secret, HS256.
+    Secret(Vec<u8>),
+    /// A PEM public key: RSA (RS256) or EC P-256 (ES256).
+    PublicPem(Vec<u8>),
+}
+
+impl std::fmt::Debug for JwtKey {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwtKey::Secret(_) => f.write_str("JwtKey::Secret(…)"),
+            JwtKey::PublicPem(_) => f.write_str("JwtKey::PublicPem(…)"),
+        }
+    }
+}
 
 /// Which change-log backend to run.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -9,8 +9,6 @@ use tokio::sync::watch;
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::error::ApiError;
 use crate::log::{Log, Topic};
 use crate::metrics::Metrics;
@@ -155,13 +153,13 @@ impl Faults {
     }
 }
 
-/// Publishes a realistic quote on [`TOPIC`] at the demo rate until
-/// `shutdown`.
+/// Publishes a realistic quote on [`TOPIC`] at the demo rate until the
+/// server stops.
 pub(crate) async fn publisher(
     demo: Arc<DemoState>,
     log: Log,
     metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
+    mut stop: crate::sync::stop_signal::StopWatch,
 ) {
     let topic = Topic::new(TOPIC).expect("the demo topic is a valid name");
     let mut settings_rx = demo.settings.subscribe();
@@ -172,7 +170,7 @@ pub(crate) async fn publisher(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = stop.stopped() => return,
                 _ = settings_rx.changed() => break,
                 _ = tick.tick() => {}
             }

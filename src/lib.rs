@@ -12,7 +12,9 @@
 //!   control messages, frames and permessage-deflate), publish, and the
 //!   path probe `feedgate doctor` talks to.
 //! - `server`: accept loop, connection limit, hyper, graceful shutdown.
-//! - `router`: classifies requests by transport and dispatches them.
+//! - `admit`: the one admission step — route, `Host`, client address,
+//!   origin, token, rate — every request passes before a transport sees it.
+//! - `router`: admits each request, dispatches it, counts it.
 //! - `http`: what every endpoint shares — response bodies and JSON errors,
 //!   gzip, request bodies within limits, event-stream headers.
 //! - [`sync`]: the hand-made concurrency primitives (waker slots, head and
@@ -25,7 +27,8 @@
 //! - [`config`]: every limit and interval, with defaults.
 //! - [`auth`]: publish token and subscriber JWTs.
 //! - [`origin`]: Origin checks and CORS.
-//! - [`ratelimit`]: per-client publish rate limiting.
+//! - [`ratelimit`]: per-client rates (publishes, probes, telemetry) in
+//!   bounded tables, the client behind trusted proxies, probe slots.
 //! - `telemetry`: `POST /telemetry/switch`, the transport switches clients
 //!   report, counted by reason.
 //! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
@@ -42,6 +45,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::await_holding_lock)]
 
+mod admit;
 mod app;
 mod assets;
 pub mod auth;

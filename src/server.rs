@@ -11,11 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,10 +27,8 @@ use crate::app::App;
 use crate::config::{Config, LogBackend};
 use crate::demo;
 use crate::error::ApiError;
-use crate::http::response::{self, MeteredBody};
 use crate::log::Log;
-use crate::metrics::{Metrics, Outcome, Transport};
-use crate::origin::Hosts;
+use crate::metrics::Metrics;
 use crate::router;
 use crate::wire::{ConnMeter, CountingIo};
 
@@ -78,23 +75,13 @@ pub async fn run_with_metrics(
     config
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let hosts = Arc::new(
-        Hosts::new(&config.allowed_hosts)
-            .map_err(|h| io::Error::new(io::ErrorKind::InvalidInput, h))?,
-    );
     let log = open_log(&config).await?;
-    let token = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let app = App::new(log, metrics, config, token.clone(), tracker.clone())
+    let app = App::new(log, metrics, config, tracker.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     if let Some(d) = app.demo() {
         let (log, metrics) = (app.log().clone(), app.metrics().clone());
-        tracker.spawn(demo::publisher(
-            d.clone(),
-            log,
-            metrics,
-            app.shutdown().clone(),
-        ));
+        tracker.spawn(demo::publisher(d.clone(), log, metrics, app.stop_watch()));
     }
     if let Some(age) = app.config().retention.max_age {
         tracker.spawn(expire_periodically(app.clone(), age));
@@ -117,14 +104,7 @@ pub async fn run_with_metrics(
         let _ = stream.set_nodelay(true);
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
-                let hosts = hosts.clone();
-                tracker.spawn(serve_connection(
-                    app.clone(),
-                    hosts,
-                    stream,
-                    peer.ip(),
-                    permit,
-                ));
+                tracker.spawn(serve_connection(app.clone(), stream, peer.ip(), permit));
             }
             Err(_) => {
                 app.metrics()
@@ -137,7 +117,7 @@ pub async fn run_with_metrics(
     }
     drop(listener);
     tracing::info!("shutting down: draining connections");
-    token.cancel();
+    app.stop();
     tracker.close();
     if tokio::time::timeout(app.config().drain_timeout, tracker.wait())
         .await
@@ -155,9 +135,10 @@ pub async fn run_with_metrics(
 /// so idle topics are trimmed too.
 async fn expire_periodically(app: App, age: Duration) {
     let mut tick = tokio::time::interval((age / 10).max(Duration::from_millis(100)));
+    let mut stop = app.stop_watch();
     loop {
         tokio::select! {
-            _ = app.shutdown().cancelled() => return,
+            _ = stop.stopped() => return,
             _ = tick.tick() => app.log().expire(),
         }
     }
@@ -189,7 +170,6 @@ async fn accept_error(e: io::Error) {
 /// to the WebSocket session, which keeps the permit via the meter).
 async fn serve_connection(
     app: App,
-    hosts: Arc<Hosts>,
     stream: TcpStream,
     peer: std::net::IpAddr,
     permit: OwnedSemaphorePermit,
@@ -201,16 +181,7 @@ async fn serve_connection(
     let service = service_fn(move |req: Request<Incoming>| {
         // Now, before hyper reads on: see `router::detach`.
         let req = router::detach(req);
-        let (app, meter) = (svc_app.clone(), meter.clone());
-        // `--allowed-host` is checked before routing, for every path: a
-        // DNS-rebound page reads as well as it writes.
-        let wrong_host = hosts.refused(req.headers());
-        async move {
-            match wrong_host {
-                Some(host) => Ok(refuse_host(&app, meter, &host)),
-                None => router::handle(app, meter, peer, req).await,
-            }
-        }
+        router::handle(svc_app.clone(), meter.clone(), peer, req)
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -229,11 +200,11 @@ async fn serve_connection(
         .with_upgrades();
     tokio::pin!(conn);
     // Polled with the connection on every wake-up (every SSE event): a
-    // shard of the signal, not the one every connection shares. (Gating
-    // the watchdog and the signal as the WebSocket session does saved
-    // nothing measurable here, and its state pushed every connection's
-    // task into a larger allocation: +0.3 KiB per idle long poll.)
-    let stop = app.shutdown_shard();
+    // watch asks with one atomic load. (Gating the watchdog and the signal
+    // as the WebSocket session does saved nothing measurable here, and its
+    // state pushed every connection's task into a larger allocation: +0.3
+    // KiB per idle long poll.)
+    let mut stop = app.stop_watch();
     let result = tokio::select! {
         res = conn.as_mut() => res,
         _ = watched.stuck_for(app.config().write_timeout) => {
@@ -242,7 +213,7 @@ async fn serve_connection(
             app.metrics().limit_hit(crate::metrics::Limit::WriteTimeout);
             return;
         }
-        _ = stop.cancelled() => {
+        _ = stop.stopped() => {
             // Finish the in-flight response (long polls answer now, SSE
             // ends), then close instead of keeping the connection alive.
             conn.as_mut().graceful_shutdown();
@@ -252,21 +223,6 @@ async fn serve_connection(
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
-}
-
-/// The answer to a request for a `Host` not in `--allowed-host`: 403, and
-/// the connection is closed (it may be a refused WebSocket upgrade).
-fn refuse_host(app: &App, meter: Arc<ConnMeter>, host: &str) -> Response<MeteredBody> {
-    meter.route(Transport::Other);
-    app.metrics().request(Transport::Other, Outcome::Error);
-    let e = ApiError::Forbidden(format!(
-        "host {host:?} is not served here (see --allowed-host)"
-    ));
-    let (mut parts, body) = response::error(&e).into_parts();
-    parts
-        .headers
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    Response::from_parts(parts, MeteredBody::new(body, meter))
 }
 
 /// Answers a connection over the limit with a 503 and closes it. The

@@ -12,9 +12,10 @@
 //! close code) is only logged.
 //!
 //! The endpoint is best effort for clients and cheap for the server: no
-//! token, a body of at most [`MAX_BODY`] bytes, a per-client rate limit
-//! (`X-Forwarded-For` believed from a `--trusted-proxy`, as for publishes),
-//! and the same origin check as a publish (a page on a foreign origin
+//! token, a body of at most [`MAX_BODY`] bytes, and — at admission — a
+//! per-client rate limit (`X-Forwarded-For` believed from a
+//! `--trusted-proxy`, as for publishes) and the same origin check as a
+//! publish (a page on a foreign origin
 //! cannot inflate the counts through its visitors). Any content type is
 //! accepted, so that `navigator.sendBeacon` with a string works.
 
@@ -27,27 +28,17 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::http::body::read_body;
 use crate::http::response;
-use crate::metrics::{Limit, Outcome};
-use crate::ratelimit::RateLimiter;
+use crate::metrics::Outcome;
 use crate::transport::Reply;
 
 /// Largest body accepted, bytes.
 pub const MAX_BODY: usize = 1024;
-/// Reports a client may send per second, and in a burst.
-const RATE: f64 = 0.5;
-const BURST: f64 = 10.0;
-
 /// The `from` / `to` label values: the subscriber transports, and `other`.
 pub const TRANSPORTS: [&str; 5] = ["ws", "sse", "longpoll", "poll", "other"];
 /// The `reason` label values (see docs/protocol.md for what each means).
 pub const REASONS: [&str; 9] = [
     "refused", "stalled", "buffered", "cut", "closed", "timeout", "error", "climb", "other",
 ];
-
-/// The per-client limiter of reports.
-pub(crate) fn limiter() -> RateLimiter {
-    RateLimiter::new(RATE, BURST).expect("a positive rate")
-}
 
 /// One report as sent: a JSON object whose every field is optional and
 /// may hold any JSON value. A value of another type than documented is
@@ -68,18 +59,13 @@ fn bounded(value: Option<&str>, known: &[&'static str]) -> &'static str {
         .unwrap_or("other")
 }
 
-/// `POST /telemetry/switch` from `client`: `204` once counted.
+/// `POST /telemetry/switch` from `client` (admitted: origin and rate
+/// checked): `204` once counted.
 pub(crate) async fn switch(
     app: &App,
     client: IpAddr,
     req: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
-    app.telemetry_limiter().check(client).map_err(|wait| {
-        app.metrics().limit_hit(Limit::TelemetryRate);
-        ApiError::RateLimited {
-            retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
-        }
-    })?;
     let body = read_body(req, MAX_BODY, app.config().body_read_timeout).await?;
     let r: Report = serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidJson(format!("a report is one JSON object: {e}")))?;

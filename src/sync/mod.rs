@@ -1,7 +1,7 @@
 //! The small concurrency primitives feedgate makes itself, where the
 //! general ones cost too much per subscriber on the fan-out path. Each
-//! has a `loom` model test (`cargo test --features loom`, see
-//! docs/architecture.md).
+//! has a `loom` model test (`RUSTFLAGS="--cfg feedgate_loom" cargo test
+//! --release --lib sync::`, see [`shim`] and docs/architecture.md).
 //!
 //! - [`waker_slots`]: a waker per waiting task in a slab, taken all at once;
 //! - [`head_signal`]: a topic's head and the readers waiting beyond it;
@@ -12,6 +12,7 @@
 
 pub(crate) mod head_signal;
 pub mod sharded_counter;
+mod shim;
 pub(crate) mod stop_signal;
 pub(crate) mod wake_gate;
 pub(crate) mod waker_slots;

@@ -1,5 +1,6 @@
-//! The shutdown signal as a subscriber's feed waits on it: registered once,
-//! not once per wait.
+//! The server's shutdown, the one signal everything long-lived waits on:
+//! subscribers' feeds, connections, the demo publisher, probes. Registered
+//! once per waiter, not once per wait.
 //!
 //! A feed waits on the log and on shutdown together, once per delivery.
 //! Selecting on a `CancellationToken` each time took the token's lock to
@@ -7,27 +8,22 @@
 //! and took it out again: 2–3 % of the server's CPU with 10 000 WebSocket
 //! subscribers (bench/profile.sh). A [`StopWatch`] keeps its waker in a slot
 //! of its shard for as long as it lives and replaces it only when the task's
-//! waker changes; asking whether the server stops is one atomic load. A
-//! task started with the first watch waits on the token and, once it is
-//! cancelled, marks every shard and wakes what waits there.
+//! waker changes; asking whether the server stops is one atomic load.
+//! [`StopSignal::stop`] marks every shard and wakes what waits there.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
+use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
 
-use tokio_util::sync::CancellationToken;
+use super::shim::{Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
+use super::waker_slots::WakerSlots;
 
-use crate::sync::waker_slots::WakerSlots;
-
-/// Shards of waiters: the feeds of one shard share a lock.
+/// Shards of waiters: the waiters of one shard share a lock.
 const SHARDS: usize = 32;
 
-/// The server's shutdown, for long-lived waiters.
+/// The server's shutdown.
 pub(crate) struct StopSignal {
-    token: CancellationToken,
     shards: Vec<Arc<Shard>>,
     next: AtomicUsize,
-    started: Once,
 }
 
 #[derive(Default)]
@@ -43,18 +39,21 @@ impl Shard {
 
     /// Marks the shard stopped and wakes every waiter.
     fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
-        // Watches keep their (now void) slot numbers: none registers again,
-        // the stop is seen first.
-        let woken: Vec<Waker> = self.lock().take().collect();
+        // Under the lock: a watch that registers now either sees the mark
+        // or has its waker taken below.
+        let woken: Vec<Waker> = {
+            let mut waiters = self.lock();
+            self.stopped.store(true, Ordering::Release);
+            waiters.take().collect()
+        };
         for waker in woken {
             waker.wake();
         }
     }
 }
 
-/// One waiter's view of the signal (a subscriber's feed). Every
-/// subscriber's session holds one: 32 bytes.
+/// One waiter's view of the signal. Every subscriber's session holds one:
+/// 32 bytes.
 pub(crate) struct StopWatch {
     shard: Arc<Shard>,
     /// This watch's slot in its shard, once it waited.
@@ -63,30 +62,34 @@ pub(crate) struct StopWatch {
     waker: Option<Waker>,
 }
 
-impl StopSignal {
-    /// Follows `token`.
-    pub fn new(token: CancellationToken) -> Self {
+impl Default for StopSignal {
+    fn default() -> Self {
         StopSignal {
-            token,
             shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
             next: AtomicUsize::new(0),
-            started: Once::new(),
+        }
+    }
+}
+
+impl StopSignal {
+    /// Stops the server: every watch, made before or after, is stopped,
+    /// and every waiting one is woken once.
+    pub fn stop(&self) {
+        for shard in &self.shards {
+            shard.stop();
         }
     }
 
-    /// A watch for one waiter, on the next shard round-robin. Must be
-    /// called inside a Tokio runtime: the first call starts the task that
-    /// relays the token's cancellation.
+    /// Whether the server is stopping.
+    pub fn is_stopped(&self) -> bool {
+        // The last shard is marked last.
+        self.shards
+            .last()
+            .is_some_and(|s| s.stopped.load(Ordering::Acquire))
+    }
+
+    /// A watch for one waiter, on the next shard round-robin.
     pub fn watch(&self) -> StopWatch {
-        self.started.call_once(|| {
-            let (token, shards) = (self.token.clone(), self.shards.clone());
-            tokio::spawn(async move {
-                token.cancelled().await;
-                for shard in shards.iter() {
-                    shard.stop();
-                }
-            });
-        });
         let index = self.next.fetch_add(1, Ordering::Relaxed) % SHARDS;
         StopWatch {
             shard: self.shards[index].clone(),
@@ -156,10 +159,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn cancelling_the_token_wakes_and_stops_every_watch() {
-        let token = CancellationToken::new();
-        let signal = StopSignal::new(token.clone());
+    #[test]
+    fn a_stop_wakes_and_stops_every_watch_once() {
+        let signal = StopSignal::default();
         let counters: Vec<Arc<Counter>> = (0..40).map(|_| Arc::default()).collect();
         let mut watches: Vec<StopWatch> = (0..40).map(|_| signal.watch()).collect();
         for (w, c) in watches.iter_mut().zip(&counters) {
@@ -172,23 +174,18 @@ mod tests {
         }
         let slots: usize = signal.shards.iter().map(|s| s.lock().len()).sum();
         assert_eq!(slots, 40);
-        token.cancel();
-        // The relay is a task: wait for it through a watch of our own.
-        let mut last = signal.watch();
-        tokio::time::timeout(std::time::Duration::from_secs(5), last.stopped())
-            .await
-            .expect("the relay marks every shard");
-        // The relay goes through every shard without yielding (and this
-        // test's runtime has one thread): all are marked and woken by now.
+        assert!(!signal.is_stopped());
+        signal.stop();
+        assert!(signal.is_stopped());
         assert!(watches.iter().all(StopWatch::is_stopped));
         for c in &counters {
             assert_eq!(c.0.load(Ordering::SeqCst), 1, "woken exactly once");
         }
     }
 
-    #[tokio::test]
-    async fn a_dropped_watch_gives_its_slot_back() {
-        let signal = StopSignal::new(CancellationToken::new());
+    #[test]
+    fn a_dropped_watch_gives_its_slot_back() {
+        let signal = StopSignal::default();
         let waker = Waker::from(Arc::new(Counter::default()));
         let cx = Context::from_waker(&waker);
         for _ in 0..100 {
@@ -204,9 +201,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_made_after_the_stop_is_stopped() {
-        let token = CancellationToken::new();
-        token.cancel();
-        let signal = StopSignal::new(token);
+        let signal = StopSignal::default();
+        signal.stop();
         let mut w = signal.watch();
         tokio::time::timeout(std::time::Duration::from_secs(5), w.stopped())
             .await

@@ -49,7 +49,7 @@ pub(crate) struct Feed {
     stalled: bool,
     /// Most events one read takes from one topic.
     batch_limit: usize,
-    /// The shutdown signal, as a feed waits on it ([`App::stop_watch`]).
+    /// The shutdown, as a feed waits on it ([`App::stop_watch`]).
     stop: crate::sync::stop_signal::StopWatch,
 }
 
@@ -219,9 +219,10 @@ impl Feed {
     /// The 503 of a refusing fault.
     pub async fn poll_gate(app: &App) -> Result<(), ApiError> {
         if demo_gate(app, Transport::Poll)? == Fault::Stall {
+            let mut stop = app.stop_watch();
             tokio::select! {
                 _ = tokio::time::sleep(app.config().longpoll_max) => {}
-                _ = app.shutdown().cancelled() => {}
+                _ = stop.stopped() => {}
             }
         }
         Ok(())

@@ -20,17 +20,15 @@
 //!   `X-Feedgate-Probe-Bytes`: fewer bytes received means the path
 //!   compresses.
 //!
-//! Every parameter is capped (see the constants); probes are rate-limited
-//! per client IP (as publishes are, `X-Forwarded-For` from a
-//! `--trusted-proxy` believed) and their number at once is bounded, per
-//! client and in all. Their wire bytes count under the transport they test
+//! Every parameter is capped (see the constants); admission rate-limits
+//! probes per client IP (as publishes are, `X-Forwarded-For` from a
+//! `--trusted-proxy` believed) and bounds their number at once, per client
+//! and in all (`ratelimit::ProbeGate`). Their wire bytes count under the transport they test
 //! (they are that transport's traffic on the path); they deliver no event,
 //! so `feedgate_events_delivered_total` and the latency histogram never see
 //! them. The exact bytes are written down in docs/protocol.md.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -42,7 +40,6 @@ use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -55,8 +52,9 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::http::response;
 use crate::log::unix_micros;
-use crate::metrics::{Limit, Outcome, Transport};
-use crate::ratelimit::RateLimiter;
+use crate::metrics::{Outcome, Transport};
+use crate::ratelimit::ProbeSlot;
+use crate::sync::stop_signal::StopWatch;
 use crate::wire::ConnMeter;
 
 /// Most timed events per stream probe.
@@ -71,13 +69,6 @@ const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
 pub const MAX_IDLE: Duration = Duration::from_secs(300);
 /// Most padding bytes per message.
 pub const MAX_PAD: usize = 4096;
-/// Probes that may run at once, in all and per client.
-const MAX_PROBES: usize = 64;
-const MAX_PROBES_PER_CLIENT: usize = 8;
-/// Probes a client may start per second, and in a burst: a doctor run
-/// makes about a dozen requests.
-const PROBE_RATE: f64 = 1.0;
-const PROBE_BURST: f64 = 30.0;
 /// The header naming the uncompressed length of a poll probe's body.
 pub const BYTES_HEADER: &str = "x-feedgate-probe-bytes";
 /// Request headers that reveal a proxy on the path, reported back.
@@ -88,80 +79,6 @@ const PROXY_HEADERS: [&str; 5] = [
     "x-forwarded-proto",
     "x-real-ip",
 ];
-
-/// Admission of probes: a rate per client, and bounded concurrency.
-pub(crate) struct Gate {
-    rate: RateLimiter,
-    slots: Arc<Semaphore>,
-    per_client: Mutex<HashMap<IpAddr, usize>>,
-}
-
-impl Default for Gate {
-    fn default() -> Self {
-        Gate {
-            rate: RateLimiter::new(PROBE_RATE, PROBE_BURST).expect("a positive rate"),
-            slots: Arc::new(Semaphore::new(MAX_PROBES)),
-            per_client: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-/// A running probe's place; given back when dropped (the stream ends, the
-/// socket closes, the long poll answers).
-pub(crate) struct Slot {
-    gate: Arc<Gate>,
-    client: IpAddr,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut per = self.gate.lock_clients();
-        if let Some(n) = per.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                per.remove(&self.client);
-            }
-        }
-    }
-}
-
-impl Gate {
-    fn lock_clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.per_client.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Admits one probe from `client`.
-    ///
-    /// # Errors
-    /// [`ApiError::RateLimited`] (429) past the client's rate;
-    /// [`ApiError::Overloaded`] (503) when too many probes run already.
-    pub fn admit(self: &Arc<Self>, app: &App, client: IpAddr) -> Result<Slot, ApiError> {
-        self.rate.check(client).map_err(|wait| {
-            app.metrics().limit_hit(Limit::ProbeRate);
-            ApiError::RateLimited {
-                retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
-            }
-        })?;
-        let busy = || {
-            app.metrics().limit_hit(Limit::ProbeSlots);
-            ApiError::Overloaded("too many probes are running; retry in a minute".into())
-        };
-        let permit = self.slots.clone().try_acquire_owned().map_err(|_| busy())?;
-        let mut per = self.lock_clients();
-        let n = per.entry(client).or_insert(0);
-        if *n >= MAX_PROBES_PER_CLIENT {
-            drop(per);
-            return Err(busy());
-        }
-        *n += 1;
-        Ok(Slot {
-            gate: self.clone(),
-            client,
-            _permit: permit,
-        })
-    }
-}
 
 /// What a probe was asked for, capped.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -252,23 +169,22 @@ fn padding(pad: usize) -> String {
         .collect()
 }
 
-/// `GET /probe/{transport}` from `client`.
+/// `GET /probe/{transport}`, admitted with its `slot` (given back when the
+/// probe ends).
 pub(crate) async fn probe(
     app: &App,
     t: Transport,
-    client: IpAddr,
+    slot: ProbeSlot,
     req: &mut Request<Incoming>,
     meter: &Arc<ConnMeter>,
 ) -> Result<Reply, ApiError> {
     let p = Params::parse(req.uri().query(), app.config().longpoll_default)?;
-    // A WebSocket probe is checked before it takes a slot: a refused
-    // upgrade (the path dropped `Upgrade`) must answer the same 400 as a
-    // real subscription would.
+    // A refused upgrade (the path dropped `Upgrade`) answers the same 400
+    // as a real subscription would.
     let accept = match t {
         Transport::Ws => Some(ws::accept_key(req.headers())?),
         _ => None,
     };
-    let slot = app.probes().admit(app, client)?;
     let hello = hello(app, t, &p, req.headers(), req.version());
     let mut reply = match (t, accept) {
         (Transport::Poll, _) => poll(hello, &p),
@@ -309,11 +225,12 @@ fn poll(mut hello: serde_json::Value, p: &Params) -> Reply {
 
 /// The long-poll probe: holds `hold`, then answers the hello with
 /// `held_ms` (shorter when the server drains: `"ended":"shutdown"`).
-async fn long_poll(app: &App, mut hello: serde_json::Value, p: &Params, slot: Slot) -> Reply {
+async fn long_poll(app: &App, mut hello: serde_json::Value, p: &Params, slot: ProbeSlot) -> Reply {
     let start = Instant::now();
+    let mut stop = app.stop_watch();
     let ended = tokio::select! {
         _ = tokio::time::sleep(p.hold) => "hold",
-        _ = app.shutdown().cancelled() => "shutdown",
+        _ = stop.stopped() => "shutdown",
     };
     drop(slot);
     hello["held_ms"] = (start.elapsed().as_millis() as u64).into();
@@ -366,16 +283,13 @@ impl Script {
 
     /// The next message's JSON and SSE event name once it is due; `None`
     /// when the script is over. `shutdown` ends the silence at once.
-    async fn next(
-        &mut self,
-        shutdown: &tokio_util::sync::CancellationToken,
-    ) -> Option<(&'static str, String)> {
+    async fn next(&mut self, stop: &mut StopWatch) -> Option<(&'static str, String)> {
         if self.step == Step::Done {
             return None;
         }
         let ended = tokio::select! {
             _ = tokio::time::sleep_until(self.due) => "script",
-            _ = shutdown.cancelled() => "shutdown",
+            _ = stop.stopped() => "shutdown",
         };
         let now = unix_micros();
         let msg = match self.step {
@@ -409,8 +323,8 @@ impl Script {
 }
 
 /// The SSE probe: `text/event-stream` with the real stream's headers.
-fn sse(app: &App, hello: serde_json::Value, p: Params, slot: Slot) -> Reply {
-    let shutdown = app.shutdown().clone();
+fn sse(app: &App, hello: serde_json::Value, p: Params, slot: ProbeSlot) -> Reply {
+    let stop = app.stop_watch();
     let first = Bytes::from(format!(
         "retry: {}\nevent: hello\ndata: {hello}\n\n",
         app.config().sse_retry.as_millis()
@@ -418,16 +332,14 @@ fn sse(app: &App, hello: serde_json::Value, p: Params, slot: Slot) -> Reply {
     let mut script = Script::new(p);
     script.sent_bytes = first.len() as u64;
     let opening = futures_util::stream::once(async move { first });
-    let rest = futures_util::stream::unfold(
-        (script, shutdown, slot),
-        |(mut s, shutdown, slot)| async move {
-            let (event, data) = s.next(&shutdown).await?;
+    let rest =
+        futures_util::stream::unfold((script, stop, slot), |(mut s, mut stop, slot)| async move {
+            let (event, data) = s.next(&mut stop).await?;
             let mut b = BytesMut::with_capacity(data.len() + 24);
             b.extend_from_slice(format!("event: {event}\ndata: {data}\n\n").as_bytes());
             s.sent_bytes += b.len() as u64;
-            Some((b.freeze(), (s, shutdown, slot)))
-        },
-    );
+            Some((b.freeze(), (s, stop, slot)))
+        });
     let frames = opening.chain(rest).map(|b| Ok(Frame::data(b)));
     let mut res = Response::new(StreamBody::new(frames.boxed()).boxed_unsync());
     crate::http::event_stream::headers(res.headers_mut());
@@ -437,7 +349,13 @@ fn sse(app: &App, hello: serde_json::Value, p: Params, slot: Slot) -> Reply {
 /// The WebSocket probe: one text frame per message, then a close 1000.
 /// No ping is sent, so the silence is real; the peer's close, pings and
 /// messages are answered or ignored as on a subscriber socket.
-async fn ws_session(app: App, upgraded: Upgraded, hello: serde_json::Value, p: Params, slot: Slot) {
+async fn ws_session(
+    app: App,
+    upgraded: Upgraded,
+    hello: serde_json::Value,
+    p: Params,
+    slot: ProbeSlot,
+) {
     let cfg = app.config();
     let conf = ws::socket_config(4096);
     let mut sock =
@@ -450,7 +368,7 @@ async fn ws_session(app: App, upgraded: Upgraded, hello: serde_json::Value, p: P
     if !matches!(sent, Ok(Ok(()))) {
         return;
     }
-    let shutdown = app.shutdown().clone();
+    let mut stop = app.stop_watch();
     let close = loop {
         tokio::select! {
             msg = sock.next() => match msg {
@@ -465,7 +383,7 @@ async fn ws_session(app: App, upgraded: Upgraded, hello: serde_json::Value, p: P
                 }
                 Some(Ok(_)) => {}
             },
-            next = script.next(&shutdown) => match next {
+            next = script.next(&mut stop) => match next {
                 Some((kind, text)) => {
                     script.sent_bytes += text.len() as u64;
                     let sent = tokio::time::timeout(write_timeout, sock.send(Message::text(text))).await;
@@ -473,7 +391,7 @@ async fn ws_session(app: App, upgraded: Upgraded, hello: serde_json::Value, p: P
                         break None;
                     }
                     if kind == "end" {
-                        break Some(if shutdown.is_cancelled() {
+                        break Some(if stop.is_stopped() {
                             ws::restarting()
                         } else {
                             CloseFrame { code: CloseCode::Normal, reason: "probe done".into() }

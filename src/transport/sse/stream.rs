@@ -30,7 +30,6 @@ use crate::error::ApiError;
 use crate::log::{Cursor, Epoch, Event, Form, FormCache, Topic};
 use crate::metrics::{Outcome, Transport};
 use crate::params::{self, CursorText, ListItem, Query, cursor_text, format_cursor, list_item};
-use crate::sync::wake_gate::{Gate, Gates};
 use crate::transport::encoding::{self, Encoding};
 use crate::transport::feed::{Delivery, End, Feed};
 use crate::transport::{
@@ -76,11 +75,7 @@ pub(crate) async fn subscribe(
     let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let quiet_since = Instant::now();
-    let mut gates = Gates::default();
-    let beat = gates.gate();
     let state = Stream {
-        gates,
-        beat,
         feed,
         heartbeat,
         quiet_since,
@@ -219,9 +214,6 @@ struct Stream {
     /// Whether the last chunk (on drain) went out.
     ended: bool,
     encoding: Encoding,
-    /// The heartbeat's gate, and the task's gates it belongs to.
-    gates: Gates,
-    beat: Gate,
 }
 
 impl Stream {
@@ -231,17 +223,18 @@ impl Stream {
             return None;
         }
         loop {
-            // The feed wakes the task once per event; the heartbeat's timer
-            // is polled only when its own waker fired (see wake_gate.rs).
+            // The feed first: a stream that keeps up with a busy topic is
+            // woken by it. (Polling the heartbeat only when its own waker
+            // fired, as the WebSocket session gates its peer and timer,
+            // measured within the spread here: docs/benchmarks.md.)
             let woke = {
                 let mut next = pin!(self.feed.next());
-                let (gates, beat, heartbeat) = (&mut self.gates, &self.beat, &mut self.heartbeat);
+                let heartbeat = &mut self.heartbeat;
                 poll_fn(|cx| {
-                    gates.register(cx);
                     if let Poll::Ready(next) = next.as_mut().poll(cx) {
                         return Poll::Ready(Some(next));
                     }
-                    beat.poll(|cx| heartbeat.poll_tick(cx)).map(|_| None)
+                    heartbeat.poll_tick(cx).map(|_| None)
                 })
                 .await
             };
@@ -256,8 +249,6 @@ impl Stream {
                     return Some(bytes);
                 }
                 None => {
-                    // The tick was taken (or the timer moves): poll it again.
-                    self.beat.arm();
                     let due = self.quiet_since + self.heartbeat.period();
                     if due <= Instant::now() {
                         self.quiet_since = Instant::now();

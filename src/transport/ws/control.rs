@@ -118,7 +118,7 @@ async fn subscribe(
     if feed.len() >= max {
         return Err(ApiError::TooManyTopics(max).into());
     }
-    let grant = app.auth().check_token(token, topic.as_str())?;
+    let grant = crate::admit::admit_topic(app, token, &topic)?;
     feed.restrict(&grant);
     feed.add(topic, cursor).await?;
     Ok(())

@@ -37,8 +37,8 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 use hyper::header::{HeaderMap, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
@@ -507,16 +507,23 @@ impl ReadState {
 
     /// Hands tungstenite one final frame holding `payload`.
     fn emit(&mut self, opcode: u8, payload: &[u8]) {
-        self.write_header(0x80 | opcode, payload.len() as u64);
+        let header = FrameHeader {
+            opcode: OpCode::from(opcode),
+            ..FrameHeader::default()
+        };
+        self.write_header(header, payload.len() as u64);
         self.out.extend_from_slice(payload);
     }
 
-    /// Writes a frame header as the peer would have: masked (with a zero
-    /// key) from a client.
-    fn write_header(&mut self, first: u8, len: u64) {
-        let from_client = self.role == Role::Server;
-        let (h, used) = super::frames::frame_header(first, len, from_client);
-        self.out.put_slice(&h[..used]);
+    /// Writes `header` (final, no reserved bit unless it says so) for a
+    /// payload of `len`, as the peer would have: masked with a zero key
+    /// from a client.
+    fn write_header(&mut self, mut header: FrameHeader, len: u64) {
+        if self.role == Role::Server {
+            header.mask = Some([0; 4]);
+        }
+        // Cannot fail: the buffer grows as it is written.
+        let _ = header.format(len, &mut (&mut self.out).writer());
     }
 
     /// Hands tungstenite a frame it fails the way `f` should fail the
@@ -526,9 +533,20 @@ impl ReadState {
         self.gathering = None;
         match f {
             // A text frame with all reserved bits set: 1002.
-            Failure::Protocol => self.write_header(0xf1, 0),
+            Failure::Protocol => {
+                let header = FrameHeader {
+                    rsv1: true,
+                    rsv2: true,
+                    rsv3: true,
+                    ..text_header()
+                };
+                self.write_header(header, 0);
+            }
             // A frame announced bigger than the limit: 1009.
-            Failure::TooBig => self.write_header(0x81, self.max_message as u64 + 1),
+            Failure::TooBig => {
+                let too_big = (self.max_message as u64).saturating_add(1);
+                self.write_header(text_header(), too_big);
+            }
         }
         self.failed = true;
     }
@@ -557,49 +575,39 @@ struct Header {
 #[derive(Debug, PartialEq, Eq)]
 struct Invalid;
 
+/// A final text frame's header.
+fn text_header() -> FrameHeader {
+    FrameHeader {
+        opcode: OpCode::Data(Data::Text),
+        ..FrameHeader::default()
+    }
+}
+
 impl Header {
-    /// The header at the start of `b`: `Ok(None)` until all of it is there.
+    /// The header at the start of `b` (tungstenite's parser): `Ok(None)`
+    /// until all of it is there.
     ///
     /// # Errors
-    /// [`Invalid`] for a 64-bit length with its most significant bit set
-    /// (RFC 6455 §5.2: it MUST be 0).
+    /// [`Invalid`] for a reserved opcode, or a 64-bit length with its most
+    /// significant bit set (RFC 6455 §5.2: it MUST be 0).
     fn parse(b: &[u8]) -> Result<Option<Header>, Invalid> {
-        let (Some(&b0), Some(&b1)) = (b.first(), b.get(1)) else {
-            return Ok(None);
-        };
-        let (payload, mut len) = match b1 & 0x7f {
-            126 => match b.get(2..4).and_then(|f| <[u8; 2]>::try_from(f).ok()) {
-                Some(n) => (u64::from(u16::from_be_bytes(n)), 4),
-                None => return Ok(None),
-            },
-            127 => match b.get(2..10).and_then(|f| <[u8; 8]>::try_from(f).ok()) {
-                Some(n) => (u64::from_be_bytes(n), 10),
-                None => return Ok(None),
-            },
-            n => (u64::from(n), 2),
+        let mut cursor = std::io::Cursor::new(b);
+        let (h, payload) = match FrameHeader::parse(&mut cursor) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return Ok(None),
+            Err(_) => return Err(Invalid),
         };
         if payload >> 63 != 0 {
             return Err(Invalid);
         }
-        let mask = if b1 & 0x80 != 0 {
-            let Some(key) = b
-                .get(len..len + 4)
-                .and_then(|k| <[u8; 4]>::try_from(k).ok())
-            else {
-                return Ok(None);
-            };
-            len += 4;
-            Some(key)
-        } else {
-            None
-        };
         Ok(Some(Header {
-            fin: b0 & 0x80 != 0,
-            rsv1: b0 & 0x40 != 0,
-            rsv23: b0 & 0x30 != 0,
-            opcode: b0 & 0x0f,
-            mask,
-            len,
+            fin: h.is_final,
+            rsv1: h.rsv1,
+            rsv23: h.rsv2 || h.rsv3,
+            opcode: u8::from(h.opcode),
+            mask: h.mask,
+            // At most 14 bytes.
+            len: cursor.position() as usize,
             payload,
         }))
     }

@@ -56,10 +56,11 @@ async fn run(app: App, upgraded: Upgraded, deflate: Option<deflate::Params>) {
     let cfg = app.config();
     let mut ws = ws::server_socket(upgraded, deflate, cfg.echo_max_message).await;
     let idle = cfg.ws_ping_interval + cfg.ws_pong_timeout;
+    let mut stop = app.stop_watch();
     let close_frame = loop {
         let msg = tokio::select! {
             biased;
-            _ = app.shutdown().cancelled() => break Some(ws::restarting()),
+            _ = stop.stopped() => break Some(ws::restarting()),
             msg = tokio::time::timeout(idle, ws.next()) => msg,
         };
         let Ok(msg) = msg else {

@@ -18,4 +18,4 @@ pub(crate) mod handshake;
 pub(crate) mod session;
 
 pub use handshake::accept_key;
-pub(crate) use session::{Access, subscribe};
+pub(crate) use session::subscribe;

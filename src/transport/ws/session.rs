@@ -32,8 +32,8 @@ use super::handshake::{
     switch_protocols,
 };
 use super::{control, frames};
+use crate::admit::Access;
 use crate::app::App;
-use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::log::Topic;
 use crate::metrics::{Limit, Transport};
@@ -43,13 +43,6 @@ use crate::transport::encoding::{self, Encoding};
 use crate::transport::feed::{Delivery, End, Feed};
 use crate::transport::{Reply, Wanted, gap_fields, reset_fields, start_of, topic_field};
 use crate::wire::ConnMeter;
-
-/// What a WebSocket subscriber may read: its grant, and its token, kept to
-/// check topics it subscribes to later.
-pub(crate) struct Access {
-    pub grant: Grant,
-    pub token: Option<String>,
-}
 
 /// `GET /topics/{topic}/ws` and `GET /ws?topics=LIST`: validates the
 /// handshake, answers `101`, and runs the session on the upgraded socket
