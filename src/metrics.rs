@@ -14,6 +14,14 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// The `from` / `to` label values of client-reported transport switches
+/// (`POST /telemetry/switch`): the subscriber transports, and `other`.
+pub const SWITCH_TRANSPORTS: [&str; 5] = ["ws", "sse", "longpoll", "poll", "other"];
+/// Their `reason` label values (docs/protocol.md says what each means).
+pub const SWITCH_REASONS: [&str; 9] = [
+    "refused", "stalled", "buffered", "cut", "closed", "timeout", "error", "climb", "other",
+];
+
 /// What a byte, a request or a connection is attributed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -444,10 +452,10 @@ impl Metrics {
             std::array::from_fn(|l| limit_rejections.with_label_values(&[Limit::ALL[l].as_str()]));
         // And what clients can report (bounded label values, see
         // telemetry.rs): the fallback panel shows 0 on a fresh server.
-        for from in crate::telemetry::TRANSPORTS {
+        for from in SWITCH_TRANSPORTS {
             client_cut_after.with_label_values(&[from]);
-            for to in crate::telemetry::TRANSPORTS {
-                for reason in crate::telemetry::REASONS {
+            for to in SWITCH_TRANSPORTS {
+                for reason in SWITCH_REASONS {
                     client_switches.with_label_values(&[from, to, reason]);
                 }
             }

@@ -28,17 +28,11 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::http::body::read_body;
 use crate::http::response;
-use crate::metrics::Outcome;
+use crate::metrics::{Outcome, SWITCH_REASONS as REASONS, SWITCH_TRANSPORTS as TRANSPORTS};
 use crate::transport::Reply;
 
 /// Largest body accepted, bytes.
 pub const MAX_BODY: usize = 1024;
-/// The `from` / `to` label values: the subscriber transports, and `other`.
-pub const TRANSPORTS: [&str; 5] = ["ws", "sse", "longpoll", "poll", "other"];
-/// The `reason` label values (see docs/protocol.md for what each means).
-pub const REASONS: [&str; 9] = [
-    "refused", "stalled", "buffered", "cut", "closed", "timeout", "error", "climb", "other",
-];
 
 /// One report as sent: a JSON object whose every field is optional and
 /// may hold any JSON value. A value of another type than documented is

@@ -31,9 +31,9 @@ use crate::auth::{self, Grant};
 use crate::error::ApiError;
 use crate::log::Topic;
 use crate::metrics::{Limit, Transport};
+use crate::params::ListItem;
 use crate::params::{self, Query};
 use crate::ratelimit::{self, ProbeRefusal, ProbeSlot};
-use crate::transport::Wanted;
 
 /// A request let in, and what its handler needs.
 pub(crate) enum Admitted {
@@ -66,6 +66,16 @@ pub(crate) enum Admitted {
     Page,
     /// `GET /feedgate.js`.
     Script,
+}
+
+/// What a subscriber asked for: one topic (`/topics/{t}/…`, whose cursor
+/// comes from `after`, `epoch` or `Last-Event-ID`), or a multiplexed list
+/// (`/poll?topics=LIST` and the like, each item with its own cursor).
+pub(crate) enum Wanted {
+    /// One topic.
+    One(Topic),
+    /// A `topics=` LIST, each topic with its cursor.
+    Many(Vec<ListItem>),
 }
 
 /// A subscription let in.

@@ -9,14 +9,13 @@
 //! the publish time is left out. docs/protocol.md, "Lean encoding", has the
 //! exact bytes per transport. Each lean form is made once per event and
 //! shared by every subscriber (it is a slice of the event JSON, or cached
-//! on the event: [`Event::form`]).
+//! on the event: [`Event::form`]). WebSocket frames of these bytes are
+//! made in `ws/frames.rs`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::ws::deflate::{self, Params};
-use super::ws::frames::EventFrame;
 use crate::error::ApiError;
 use crate::log::{Event, Form, FormCache, Topic};
 use crate::params::Query;
@@ -88,45 +87,6 @@ pub(crate) fn event_bytes(
     }
 }
 
-/// The WebSocket frame for an event: a text frame of its bytes, or with
-/// permessage-deflate the event's one compressed payload (made by the
-/// first subscriber that needs it, shared by all the others). Either way
-/// the payload is shared; only the frame header is the subscriber's.
-pub(crate) fn ws_event(
-    e: &Event,
-    encoding: Encoding,
-    topic: Option<&Topic>,
-    deflate: Option<Params>,
-    cache: &Arc<FormCache>,
-) -> EventFrame {
-    let plain = event_bytes(e, encoding, topic, cache);
-    if let Some(p) = deflate
-        && p.may_compress(plain.len())
-    {
-        let form = match (encoding, topic) {
-            (Encoding::Json, _) => Form::JsonDeflated,
-            (Encoding::Lean, None) => Form::LeanDeflated,
-            (Encoding::Lean, Some(_)) => Form::LeanMultiDeflated,
-        };
-        let packed = e.form(form, cache, |_| deflate::compress(&plain));
-        // Deflate does not pay on every event (tiny or random ones):
-        // whichever is smaller goes.
-        if packed.len() < plain.len() {
-            return EventFrame {
-                payload: packed,
-                compressed: true,
-            };
-        }
-    }
-    // The event JSON is valid UTF-8 (`EventJson`'s invariant); its `data`
-    // is a whole JSON value within it, so it starts and ends on character
-    // boundaries; a topic is ASCII: a text frame's payload.
-    EventFrame {
-        payload: plain,
-        compressed: false,
-    }
-}
-
 /// A control message as `encoding` writes it: lean ones start with `#` (no
 /// JSON value does, so a lean frame is an event iff it does not), and a
 /// lean `gap` or `reset` says where the events after it start (`next`), as
@@ -152,48 +112,6 @@ pub(crate) fn control(encoding: Encoding, json: String, next: Option<u64>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn payload(f: &EventFrame) -> &[u8] {
-        &f.payload
-    }
-
-    #[test]
-    fn every_clone_of_an_event_shares_one_compressed_form() {
-        let topic = Topic::new("t").unwrap();
-        let e = Event::build(
-            &topic,
-            1,
-            2,
-            br#"{"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","c":"bbbbbbbb"}"#,
-        );
-        let clone = e.clone();
-        let cache = FormCache::new(1 << 20);
-        let p = Some(Params {
-            server_window_bits: 15,
-            client_no_context_takeover: false,
-        });
-        for (enc, named) in [
-            (Encoding::Json, None),
-            (Encoding::Lean, None),
-            (Encoding::Lean, Some(&topic)),
-        ] {
-            let a = ws_event(&e, enc, named, p, &cache);
-            let b = ws_event(&clone, enc, named, p, &cache);
-            assert!(a.compressed && b.compressed, "{enc:?} compressed");
-            // The same bytes, not equal ones: compressed once.
-            assert_eq!(payload(&a).as_ptr(), payload(&b).as_ptr(), "{enc:?}");
-        }
-        // Lean, uncompressed: a slice of the event JSON itself.
-        let lean = ws_event(&e, Encoding::Lean, None, None, &cache);
-        let json = e.json.bytes();
-        let at = payload(&lean).as_ptr() as usize - json.as_ptr() as usize;
-        assert!(at < json.len());
-        assert_eq!(payload(&lean), &json[at..json.len() - 1]);
-        assert_eq!(
-            payload(&ws_event(&e, Encoding::Lean, Some(&topic), None, &cache)),
-            br#"t {"a":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","c":"bbbbbbbb"}"#
-        );
-    }
 
     #[test]
     fn lean_control_messages_start_with_a_hash_and_say_next() {

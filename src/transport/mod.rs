@@ -23,18 +23,10 @@ pub(crate) mod ws;
 
 use hyper::Response;
 
+pub(crate) use crate::admit::Wanted;
 use crate::http::response::Body;
 use crate::log::{Batch, Epoch, Gap, ResetReason, Topic};
 use crate::metrics::Outcome;
-use crate::params::ListItem;
-
-/// What a subscriber asked for: one topic (`/topics/{t}/…`, whose cursor
-/// comes from `after`, `epoch` or `Last-Event-ID`), or a multiplexed list
-/// (`/poll?topics=LIST` and the like, each item with its own cursor).
-pub(crate) enum Wanted {
-    One(Topic),
-    Many(Vec<ListItem>),
-}
 
 /// `{"topic":"T",` — the start of a multiplexed control message's JSON.
 pub(crate) fn topic_field(topic: &Topic) -> String {

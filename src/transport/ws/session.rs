@@ -286,7 +286,7 @@ impl Session {
         // flushed before the session goes on), so event frames go straight
         // to the socket behind what it wrote.
         let forms = self.feed.app().forms();
-        let frame = |e| encoding::ws_event(e, self.encoding, named, self.deflate, forms);
+        let frame = |e| frames::event(e, self.encoding, named, self.deflate, forms);
         let (one, many);
         let frames: &[_] = match &batch.events[..] {
             [] => &[],
