@@ -470,8 +470,11 @@ impl Writer {
             st.segments.push_back(seg);
             st.dir_dirty = true;
         }
-        let seg = st.segments.back_mut().expect("a segment");
-        let file = seg.file.as_ref().expect("the newest segment is open");
+        // A writer always holds its newest segment open; were it not, the
+        // publish fails (503) rather than the task.
+        let lost = || io::Error::other("the topic's newest segment is not open");
+        let seg = st.segments.back_mut().ok_or_else(lost)?;
+        let file = seg.file.as_ref().ok_or_else(lost)?;
         let record = encode(event);
         file.write_all_at(&record, seg.len)?;
         seg.len += record.len() as u64;
@@ -509,9 +512,10 @@ impl Writer {
                 continue;
             }
             let durable = st.durable;
-            let seg = st.segments.back_mut().expect("a segment");
-            seg.count = (durable + 1).saturating_sub(seg.first_seq);
-            seg.len = seg.synced_len;
+            if let Some(seg) = st.segments.back_mut() {
+                seg.count = (durable + 1).saturating_sub(seg.first_seq);
+                seg.len = seg.synced_len;
+            }
             break;
         }
         st.written = st.durable;
@@ -559,8 +563,8 @@ impl Writer {
                     }
                     st.durable = target;
                     let mut first = None;
-                    while st.pending.front().is_some_and(|(e, _)| e.seq <= target) {
-                        let (event, tx) = st.pending.pop_front().expect("a pending event");
+                    while let Some((event, tx)) = st.pending.pop_front_if(|(e, _)| e.seq <= target)
+                    {
                         let seq = event.seq;
                         first = Some(shared.index.push(&self.name, self.epoch, event));
                         answered.push((

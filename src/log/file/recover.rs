@@ -384,7 +384,9 @@ fn rebuild(
     let per_segment = usize::try_from(shared.segment_events).unwrap_or(usize::MAX);
     for chunk in run.chunks(per_segment) {
         let seg = new_segment(&staging, epoch, chunk[0].seq)?;
-        let file = seg.file.expect("a new segment is open");
+        let file = seg
+            .file
+            .ok_or_else(|| io::Error::other("a new segment is not open"))?;
         let mut at = seg.len;
         for e in chunk {
             let record = segment::encode(e);
