@@ -35,6 +35,13 @@ impl fmt::Display for Epoch {
     }
 }
 
+/// On the wire: its 16 hex digits, as a JSON string.
+impl serde::Serialize for Epoch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Why a string is not an epoch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("an epoch is 1 to 16 hex digits")]

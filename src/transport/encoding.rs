@@ -88,25 +88,24 @@ pub(crate) fn event_bytes(
 }
 
 /// A control message as `encoding` writes it: lean ones start with `#` (no
-/// JSON value does, so a lean frame is an event iff it does not), and a
-/// lean `gap` or `reset` says where the events after it start (`next`), as
-/// lean events carry no seq.
-pub(crate) fn control(encoding: Encoding, json: String, next: Option<u64>) -> String {
+/// JSON value does, so a lean frame is an event iff it does not). A lean
+/// `gap` or `reset` also says where the events after it start (`next`), as
+/// lean events carry no seq: see `signal.rs`.
+pub(crate) fn control(encoding: Encoding, json: String) -> String {
     match encoding {
         Encoding::Json => json,
         Encoding::Lean => {
-            let mut s = String::with_capacity(json.len() + 16);
+            let mut s = String::with_capacity(json.len() + 1);
             s.push('#');
-            match next {
-                Some(n) if json.ends_with('}') => {
-                    s.push_str(&json[..json.len() - 1]);
-                    s.push_str(&format!(r#","next":{n}}}"#));
-                }
-                _ => s.push_str(&json),
-            }
+            s.push_str(&json);
             s
         }
     }
+}
+
+/// Where a gap or reset says the events resume: in the lean encoding only.
+pub(crate) fn lean_next(encoding: Encoding, start: u64) -> Option<u64> {
+    encoding.is_lean().then_some(start)
 }
 
 #[cfg(test)]
@@ -115,10 +114,23 @@ mod tests {
 
     #[test]
     fn lean_control_messages_start_with_a_hash_and_say_next() {
-        let gap = r#"{"type":"gap","missed":2,"resume_seq":4}"#.to_owned();
-        assert_eq!(control(Encoding::Json, gap.clone(), Some(3)), gap);
+        use crate::log::Gap;
+        use crate::transport::signal::{GapFields, Signal};
+        let gap = GapFields::from(&Gap {
+            missed: 2,
+            resume_seq: 4,
+        });
+        let signal = |enc| {
+            Signal::new(Some("gap"), None, gap)
+                .next(lean_next(enc, 3))
+                .json()
+        };
         assert_eq!(
-            control(Encoding::Lean, gap, Some(3)),
+            control(Encoding::Json, signal(Encoding::Json)),
+            r#"{"type":"gap","missed":2,"resume_seq":4}"#
+        );
+        assert_eq!(
+            control(Encoding::Lean, signal(Encoding::Lean)),
             r##"#{"type":"gap","missed":2,"resume_seq":4,"next":3}"##
         );
     }

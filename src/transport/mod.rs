@@ -10,6 +10,7 @@
 //! - [`poll`]: short poll and long poll (`application/json` bodies);
 //! - [`sse`]: Server-Sent Events (`text/event-stream`);
 //! - [`ws`]: WebSocket (RFC 6455) via hyper's upgrade and tokio-tungstenite;
+//! - [`signal`]: the control messages (opening, gap, reset, …) as serde types;
 //! - [`publish`]: `POST /topics/{t}/events`, the write side;
 //! - [`probe`]: `/probe/{transport}`, timed test traffic for `feedgate doctor`.
 
@@ -18,6 +19,7 @@ pub(crate) mod feed;
 pub(crate) mod poll;
 pub(crate) mod probe;
 pub(crate) mod publish;
+pub(crate) mod signal;
 pub(crate) mod sse;
 pub(crate) mod ws;
 
@@ -25,13 +27,8 @@ use hyper::Response;
 
 pub(crate) use crate::admit::Wanted;
 use crate::http::response::Body;
-use crate::log::{Batch, Epoch, Gap, ResetReason, Topic};
+use crate::log::Batch;
 use crate::metrics::Outcome;
-
-/// `{"topic":"T",` — the start of a multiplexed control message's JSON.
-pub(crate) fn topic_field(topic: &Topic) -> String {
-    format!(r#""topic":"{topic}","#)
-}
 
 /// What a handler answers: the response, and how to count the request.
 pub(crate) struct Reply {
@@ -49,19 +46,6 @@ impl Reply {
 /// the batch's signals but none of its events would continue from.
 pub(crate) fn start_of(batch: &Batch) -> u64 {
     batch.events.first().map_or(batch.next, |e| e.seq - 1)
-}
-
-/// `"missed":k,"resume_seq":s` — the fields of every transport's gap
-/// signal (a `gap` object on polls, an SSE `gap` event, a WebSocket
-/// `{"type":"gap",…}` message).
-pub(crate) fn gap_fields(gap: &Gap) -> String {
-    format!(r#""missed":{},"resume_seq":{}"#, gap.missed, gap.resume_seq)
-}
-
-/// `"reason":"…","epoch":"…"` — the fields of every transport's reset
-/// signal; `epoch` is the log's current epoch.
-pub(crate) fn reset_fields(reason: ResetReason, epoch: Epoch) -> String {
-    format!(r#""reason":"{}","epoch":"{epoch}""#, reason.as_str())
 }
 
 /// The reconnect delay a draining server tells one client (SSE `retry:`,

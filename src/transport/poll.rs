@@ -15,7 +15,8 @@ use hyper::{Response, StatusCode};
 
 use super::encoding::{Encoding, single_bytes};
 use super::feed::{End, Feed, account};
-use super::{Reply, Wanted, drain_retry, gap_fields, reset_fields};
+use super::signal::{GapFields, ResetFields};
+use super::{Reply, Wanted, drain_retry};
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
@@ -298,18 +299,14 @@ fn respond(app: &App, style: Style, body: Bytes) -> Response<crate::http::respon
 /// `{"epoch":"…","next":N}` plus `"gap"` / `"reset"`: where a batch leaves
 /// its reader, and what it must be told.
 fn position(batch: &Batch) -> Vec<u8> {
-    let mut s = format!(r#"{{"epoch":"{}","next":{}"#, batch.epoch, batch.next);
-    if let Some(gap) = &batch.gap {
-        s.push_str(&format!(r#","gap":{{{}}}"#, gap_fields(gap)));
-    }
-    if let Some(reason) = batch.reset {
-        s.push_str(&format!(
-            r#","reset":{{{}}}"#,
-            reset_fields(reason, batch.epoch)
-        ));
-    }
-    s.push('}');
-    s.into_bytes()
+    let mut b = BytesMut::with_capacity(64);
+    let _ = fmt::Write::write_fmt(
+        &mut b,
+        format_args!(r#"{{"epoch":"{}","next":{}"#, batch.epoch, batch.next),
+    );
+    put_signals(&mut b, batch);
+    b.put_u8(b'}');
+    b.to_vec()
 }
 
 /// The `200` answer for a batch; `if_empty` is the outcome when it holds no
@@ -365,14 +362,22 @@ pub(crate) fn body(batch: &Batch, encoding: Encoding) -> Bytes {
     );
     put_events(&mut b, &batch.events, encoding);
     let _ = fmt::Write::write_fmt(&mut b, format_args!(r#"],"next":{}"#, batch.next));
-    if let Some(gap) = &batch.gap {
-        b.put_slice(format!(r#","gap":{{{}}}"#, gap_fields(gap)).as_bytes());
-    }
-    if let Some(reason) = batch.reset {
-        b.put_slice(format!(r#","reset":{{{}}}"#, reset_fields(reason, batch.epoch)).as_bytes());
-    }
+    put_signals(&mut b, batch);
     b.put_u8(b'}');
     b.freeze()
+}
+
+/// `,"gap":{…}` and `,"reset":{…}`, as the batch needs them.
+fn put_signals(b: &mut BytesMut, batch: &Batch) {
+    if let Some(gap) = &batch.gap {
+        b.put_slice(br#","gap":"#);
+        let _ = serde_json::to_writer(b.writer(), &GapFields::from(gap));
+    }
+    if let Some(reason) = batch.reset {
+        b.put_slice(br#","reset":"#);
+        let fields = ResetFields::new(reason, batch.epoch);
+        let _ = serde_json::to_writer(b.writer(), &fields);
+    }
 }
 
 #[cfg(test)]

@@ -32,9 +32,8 @@ use crate::metrics::{Outcome, Transport};
 use crate::params::{self, CursorText, ListItem, Query, cursor_text, format_cursor, list_item};
 use crate::transport::encoding::{self, Encoding};
 use crate::transport::feed::{Delivery, End, Feed};
-use crate::transport::{
-    Reply, Wanted, drain_retry, gap_fields, reset_fields, start_of, topic_field,
-};
+use crate::transport::signal::{GapFields, OpeningFields, ResetFields, Signal};
+use crate::transport::{Reply, Wanted, drain_retry, start_of};
 
 /// `GET /topics/{topic}/sse` and `GET /sse?topics=LIST`.
 pub(crate) async fn subscribe(
@@ -295,37 +294,35 @@ impl Stream {
         let mut b = BytesMut::with_capacity(events_len + 128);
         let start = format_cursor(batch.epoch, start_of(batch));
         if d.opening {
-            b.put_slice(
-                format!(
-                    "retry: {}\nevent: ready\nid: {start}\ndata: {{\"epoch\":\"{}\",\"next\":{}}}\n\n",
-                    self.retry_ms,
-                    batch.epoch,
-                    start_of(batch)
-                )
-                .as_bytes(),
+            let _ = writeln!((&mut b).writer(), "retry: {}", self.retry_ms);
+        }
+        let mut control = |name: &str, data: String| {
+            let _ = write!(
+                (&mut b).writer(),
+                "event: {name}\nid: {start}\ndata: {data}\n\n"
+            );
+        };
+        if d.opening {
+            let opening = OpeningFields::new(batch.epoch);
+            control(
+                "ready",
+                Signal::new(None, None, opening)
+                    .next(Some(start_of(batch)))
+                    .json(),
             );
         }
         // Lean events carry no seq: gap and reset say where they resume.
-        let next = match self.encoding {
-            Encoding::Lean => format!(r#","next":{}"#, start_of(batch)),
-            Encoding::Json => String::new(),
-        };
+        let next = encoding::lean_next(self.encoding, start_of(batch));
         if let Some(reason) = batch.reset {
-            b.put_slice(
-                format!(
-                    "event: reset\nid: {start}\ndata: {{{}{next}}}\n\n",
-                    reset_fields(reason, batch.epoch)
-                )
-                .as_bytes(),
-            );
+            let fields = ResetFields::new(reason, batch.epoch);
+            control("reset", Signal::new(None, None, fields).next(next).json());
         }
         if let Some(gap) = &batch.gap {
-            b.put_slice(
-                format!(
-                    "event: gap\nid: {start}\ndata: {{{}{next}}}\n\n",
-                    gap_fields(gap)
-                )
-                .as_bytes(),
+            control(
+                "gap",
+                Signal::new(None, None, GapFields::from(gap))
+                    .next(next)
+                    .json(),
             );
         }
         for e in &batch.events {
@@ -377,29 +374,33 @@ impl Stream {
             b.put_slice(format!("retry: {}\n", self.retry_ms).as_bytes());
         }
         let start = start_of(batch);
-        let field = topic_field(&topic);
-        let mut control = |name: &str, fields: String| {
+        let mut control = |name: &str, data: String| {
             let _ = write!(
                 (&mut b).writer(),
-                "event: {name}\nid: {}\ndata: {{{field}{fields}}}\n\n",
+                "event: {name}\nid: {}\ndata: {data}\n\n",
                 id(start)
             );
         };
+        let named = Some(&topic);
         if d.opening {
+            let opening = OpeningFields::new(batch.epoch);
             control(
                 "subscribed",
-                format!(r#""epoch":"{}","next":{start}"#, batch.epoch),
+                Signal::new(None, named, opening).next(Some(start)).json(),
             );
         }
-        let next = match self.encoding {
-            Encoding::Lean => format!(r#","next":{start}"#),
-            Encoding::Json => String::new(),
-        };
+        let next = encoding::lean_next(self.encoding, start);
         if let Some(reason) = batch.reset {
-            control("reset", reset_fields(reason, batch.epoch) + &next);
+            let fields = ResetFields::new(reason, batch.epoch);
+            control("reset", Signal::new(None, named, fields).next(next).json());
         }
         if let Some(gap) = &batch.gap {
-            control("gap", gap_fields(gap) + &next);
+            control(
+                "gap",
+                Signal::new(None, named, GapFields::from(gap))
+                    .next(next)
+                    .json(),
+            );
         }
         for e in &batch.events {
             match self.encoding {

@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::log::{Cursor, Topic};
 use crate::params;
 use crate::transport::feed::Feed;
+use crate::transport::signal::{ErrorMessage, NoFields, Signal};
 
 /// One message from the client.
 #[derive(Deserialize)]
@@ -137,7 +138,7 @@ fn unsubscribe(feed: &Feed, name: Option<&str>) -> Result<Topic, Refusal> {
 
 /// `{"type":"unsubscribed","topic":…}`.
 pub(crate) fn unsubscribed(topic: &Topic) -> String {
-    format!(r#"{{"type":"unsubscribed","topic":"{topic}"}}"#)
+    Signal::new(Some("unsubscribed"), Some(topic), NoFields {}).json()
 }
 
 /// The error that answers a subscribe whose opening the log could not
@@ -156,11 +157,5 @@ fn topic(name: Option<&str>) -> Result<Topic, Refusal> {
 /// every control message (a frame is an event iff it does not start with
 /// `{"type":`).
 fn error(code: &str, topic: Option<&str>, message: &str) -> String {
-    let text = |s: &str| serde_json::Value::from(s).to_string();
-    let topic = topic.map_or(String::new(), |t| format!(r#","topic":{}"#, text(t)));
-    format!(
-        r#"{{"type":"error","code":{}{topic},"message":{}}}"#,
-        text(code),
-        text(message)
-    )
+    ErrorMessage::new(code, topic, message).json()
 }

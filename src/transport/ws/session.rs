@@ -41,7 +41,8 @@ use crate::params::Query;
 use crate::sync::wake_gate::Gates;
 use crate::transport::encoding::{self, Encoding};
 use crate::transport::feed::{Delivery, End, Feed};
-use crate::transport::{Reply, Wanted, gap_fields, reset_fields, start_of, topic_field};
+use crate::transport::signal::{GapFields, OpeningFields, ResetFields, Signal};
+use crate::transport::{Reply, Wanted, start_of};
 use crate::wire::ConnMeter;
 
 /// `GET /topics/{topic}/ws` and `GET /ws?topics=LIST`: validates the
@@ -238,7 +239,7 @@ impl Session {
 
     /// Sends one control message.
     async fn reply(&self, ws: &mut Socket, text: String) -> Result<(), Stop> {
-        let text = encoding::control(self.encoding, text, None);
+        let text = encoding::control(self.encoding, text);
         let send = ws.send(deflate::message(self.deflate, true, text.into()));
         self.feed.write(send).await.map_err(stop_for)
     }
@@ -249,29 +250,34 @@ impl Session {
         let batch = &d.batch;
         let start = start_of(batch);
         // A multiplexed socket names the topic in every control message.
-        let (ready, topic) = match self.multi {
-            Some(_) => ("subscribed", topic_field(self.feed.position(d.index).0)),
-            None => ("ready", String::new()),
+        let named = self.multi.is_some().then(|| self.feed.position(d.index).0);
+        let ready = if named.is_some() {
+            "subscribed"
+        } else {
+            "ready"
         };
+        let lean_next = encoding::lean_next(self.encoding, start);
         let mut control = Vec::with_capacity(3);
         if d.opening {
-            let json = format!(
-                r#"{{"type":"{ready}",{topic}"epoch":"{}","next":{start}}}"#,
-                batch.epoch
-            );
-            control.push(encoding::control(self.encoding, json, None));
+            let opening = OpeningFields::new(batch.epoch);
+            let json = Signal::new(Some(ready), named, opening)
+                .next(Some(start))
+                .json();
+            control.push(encoding::control(self.encoding, json));
         }
-        // Lean gap and reset say where the events resume (`next`).
-        let lean = |json: String| encoding::control(self.encoding, json, Some(start));
         if let Some(reason) = batch.reset {
-            let fields = reset_fields(reason, batch.epoch);
-            control.push(lean(format!(r#"{{"type":"reset",{topic}{fields}}}"#)));
+            let fields = ResetFields::new(reason, batch.epoch);
+            let json = Signal::new(Some("reset"), named, fields)
+                .next(lean_next)
+                .json();
+            control.push(encoding::control(self.encoding, json));
         }
         if let Some(gap) = &batch.gap {
-            let fields = gap_fields(gap);
-            control.push(lean(format!(r#"{{"type":"gap",{topic}{fields}}}"#)));
+            let json = Signal::new(Some("gap"), named, GapFields::from(gap))
+                .next(lean_next)
+                .json();
+            control.push(encoding::control(self.encoding, json));
         }
-        let named = self.multi.is_some().then(|| self.feed.position(d.index).0);
         if !control.is_empty() {
             let write = async {
                 for text in control {
