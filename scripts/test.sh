@@ -16,6 +16,9 @@ cargo test --all-targets
 log "browser client package: types, unit tests, bundle, size, npm pack"
 ./scripts/js-test.sh
 
+log "loom model tests of the concurrency primitives (src/sync/)"
+./scripts/loom-test.sh
+
 log "Autobahn WebSocket conformance cases (kosoku)"
 ./scripts/autobahn-test.sh
 

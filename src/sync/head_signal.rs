@@ -13,13 +13,13 @@
 //! and wakes it front to back.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
 
-use crate::sync::waker_slots::WakerSlots;
+use super::shim::{Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
+use super::waker_slots::WakerSlots;
 
 /// The publishing side: one per topic.
 pub(crate) struct HeadSender<H> {
@@ -163,7 +163,13 @@ impl<H: Copy> HeadReceiver<H> {
         poll_fn(|cx| self.poll_ready(cx, &mut ready)).await
     }
 
-    fn poll_ready(&mut self, cx: &Context<'_>, ready: &mut impl FnMut(&H) -> bool) -> Poll<H> {
+    /// `Ready` with the head once `ready` holds for it; otherwise this
+    /// receiver's waker is in the waiter list for the next publish.
+    pub(crate) fn poll_ready(
+        &mut self,
+        cx: &Context<'_>,
+        ready: &mut impl FnMut(&H) -> bool,
+    ) -> Poll<H> {
         let mut state = self.shared.lock();
         if ready(&state.head) {
             return Poll::Ready(state.head);
@@ -179,7 +185,7 @@ impl<H: Copy> HeadReceiver<H> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(feedgate_loom)))]
 mod tests {
     use super::*;
     use std::task::{Wake, Waker};

@@ -11,6 +11,8 @@
 //! - [`sharded_counter`]: hot-path counters in per-thread slots.
 
 pub(crate) mod head_signal;
+#[cfg(all(test, feedgate_loom))]
+mod models;
 pub mod sharded_counter;
 mod shim;
 pub(crate) mod stop_signal;

@@ -12,9 +12,10 @@
 //! flags of all of a task's gates share one cache line.
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use super::shim::{Arc, AtomicBool, Mutex, Ordering};
 
 /// How many gates one task may have: a gate's index rides in the low bits
 /// of its waker's pointer to the shared state (aligned to 8).
@@ -116,7 +117,10 @@ impl Gate {
         if !open.load(Ordering::Acquire) || !open.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
-        let tagged = (Arc::as_ptr(&self.shared) as usize | self.index) as *const ();
+        // The index in the pointer's low bits, its provenance kept.
+        let tagged = Arc::as_ptr(&self.shared)
+            .map_addr(|a| a | self.index)
+            .cast::<()>();
         // SAFETY: `tagged` is this gate's `Arc<Shared>` pointer (aligned to
         // 8, so the index fits in its low bits) as `VTABLE` expects. The
         // waker borrows the gate's reference — it is never dropped
@@ -140,8 +144,8 @@ static VTABLE: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
 
 fn untag(tagged: *const ()) -> (*const Shared, usize) {
-    let p = tagged as usize;
-    ((p & !INDEX_BITS) as *const Shared, p & INDEX_BITS)
+    let index = tagged.addr() & INDEX_BITS;
+    (tagged.map_addr(|a| a & !INDEX_BITS).cast::<Shared>(), index)
 }
 
 unsafe fn waker_clone(tagged: *const ()) -> RawWaker {
@@ -169,7 +173,7 @@ unsafe fn waker_drop(tagged: *const ()) {
     unsafe { Arc::decrement_strong_count(untag(tagged).0) };
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(feedgate_loom)))]
 mod tests {
     use super::*;
     use std::future::poll_fn;
