@@ -51,6 +51,13 @@ local function current(seen_epoch, seen_head)
   local back = seen_epoch == epoch and tonumber(seen_head) > head
   local promoted = writer and writer ~= id and id2 ~= NO_ID
   if back or promoted then
+    -- Entries past the head are no part of this log (a stream edited by
+    -- hand); the next seq must be writable.
+    local top = string.format('%d-0', head)
+    for _, e in ipairs(redis.call('XRANGE', KEYS[2], '(' .. top, '+')) do
+      redis.call('XDEL', KEYS[2], e[1])
+    end
+    if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('XSETID', KEYS[2], top) end
     epoch = ARGV[2]
     redis.call('HSET', KEYS[1], 'epoch', epoch, 'replid', id)
     notify(epoch .. ' ' .. head)

@@ -1,0 +1,1 @@
+//! A master killed mid-burst loses nothing silently; `--redis-wait`.

@@ -1,0 +1,1 @@
+//! Redis connections per gateway node stay flat as topics grow.
