@@ -550,6 +550,15 @@ impl Target {
         out
     }
 
+    /// `CLIENT LIST`'s count on each Redis node that answers, replicas
+    /// included.
+    pub async fn clients_per_node(&self) -> std::collections::BTreeMap<String, usize> {
+        match self {
+            Target::Single(r) => [(format!("127.0.0.1:{}", r.port), r.clients().await)].into(),
+            Target::Cluster(c) => c.clients().await.into_iter().collect(),
+        }
+    }
+
     /// Drops every key, as a Redis that lost its data.
     pub async fn flushall(&self) {
         for m in self.masters().await {
