@@ -4,9 +4,10 @@
 # `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`.
 #
 #   ./scripts/redis-cluster.sh start DIR   # prints FEEDGATE_REDIS_CLUSTER=redis+cluster://…
+#                                          # and FEEDGATE_REDIS_CLUSTER_DIR=DIR
 #   ./scripts/redis-cluster.sh stop DIR    # kills the six servers, removes DIR
 #
-# Everything lives in DIR (configs, nodes-*.conf, logs, pids). No
+# Everything lives in DIR (DIR/PORT/redis.conf, nodes.conf, logs, pids). No
 # persistence: a killed master's data is gone, its replica takes over.
 # cluster-node-timeout is 2 s, so a failover takes a few seconds.
 set -euo pipefail
@@ -29,11 +30,22 @@ start)
     for _try in 1 2 3 4 5; do
       port=$(free_port)
       mkdir -p "$dir/$port"
-      if redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/$port" \
-        --cluster-enabled yes --cluster-config-file nodes.conf \
-        --cluster-node-timeout 2000 --save '' --appendonly no \
-        --daemonize yes --pidfile "$dir/$port/redis.pid" \
-        --logfile "$dir/$port/redis.log" >/dev/null; then
+      # A config file, so that a test can start a node it killed again
+      # (`redis-server DIR/PORT/redis.conf`): it rejoins as a replica.
+      cat >"$dir/$port/redis.conf" <<EOF
+port $port
+bind 127.0.0.1
+dir $dir/$port
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout 2000
+save ""
+appendonly no
+daemonize yes
+pidfile $dir/$port/redis.pid
+logfile $dir/$port/redis.log
+EOF
+      if redis-server "$dir/$port/redis.conf" >/dev/null; then
         # Up when it answers; gone when the port was taken meanwhile.
         for _ in $(seq 50); do
           redis-cli -p "$port" ping >/dev/null 2>&1 && break
@@ -80,6 +92,7 @@ start)
     IFS=,
     echo "FEEDGATE_REDIS_CLUSTER=redis+cluster://${addrs[*]}"
   )
+  echo "FEEDGATE_REDIS_CLUSTER_DIR=$(cd "$dir" && pwd)"
   ;;
 stop)
   if [ -f "$dir/ports" ]; then

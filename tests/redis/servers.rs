@@ -153,15 +153,6 @@ impl RedisServer {
         command_calls(&mut self.conn().await).await
     }
 
-    /// The pub/sub channels someone subscribes to (`PUBSUB CHANNELS`).
-    pub async fn channels(&self) -> Vec<String> {
-        redis::cmd("PUBSUB")
-            .arg("CHANNELS")
-            .query_async(&mut self.conn().await)
-            .await
-            .unwrap()
-    }
-
     pub async fn clients(&self) -> usize {
         clients(&mut self.conn().await).await
     }
@@ -409,6 +400,66 @@ impl Cluster {
             .find(|(first, last, _)| (*first..=*last).contains(&slot))
             .map(|(_, _, m)| m)
             .expect("every slot is served")
+    }
+
+    /// Kills the node at `addr` as a crash would (SIGKILL).
+    pub async fn kill(&self, addr: &str) {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut connect(addr).await)
+            .await
+            .unwrap();
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .expect("INFO server names the process")
+            .trim()
+            .to_owned();
+        let ok = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -KILL {pid} ({addr}) failed");
+    }
+
+    /// Starts the node at `addr` again from the config file the script
+    /// wrote (`FEEDGATE_REDIS_CLUSTER_DIR/PORT/redis.conf`): it rejoins
+    /// the cluster as a replica. Returns once it has synced.
+    pub async fn restart(&self, addr: &str) {
+        let dir = std::env::var("FEEDGATE_REDIS_CLUSTER_DIR")
+            .expect("FEEDGATE_REDIS_CLUSTER_DIR names the cluster's directory");
+        let port = addr.rsplit_once(':').expect("host:port").1;
+        let conf = format!("{dir}/{port}/redis.conf");
+        let bin = RedisServer::binary().expect("redis-server");
+        let ok = std::process::Command::new(bin)
+            .arg(&conf)
+            .status()
+            .expect("redis-server")
+            .success();
+        assert!(ok, "redis-server {conf} failed");
+        let deadline = Instant::now() + PATIENCE * 3;
+        loop {
+            let synced = async {
+                let client = redis::Client::open(format!("redis://{addr}")).ok()?;
+                let mut c = client.get_multiplexed_async_connection().await.ok()?;
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut c)
+                    .await
+                    .ok()?;
+                info.contains("master_link_status:up").then_some(())
+            };
+            if synced.await.is_some() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{addr} did not rejoin as a replica"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.wait_whole().await;
     }
 
     /// The alive nodes, each with `CLIENT LIST`'s count.
