@@ -34,10 +34,12 @@ enum Target {
     Single(ConnectionManager),
     /// Connected on first use, so that a node starts while the cluster is
     /// unreachable (and says so on `/healthz`).
-    Cluster {
-        client: ClusterClient,
-        conn: tokio::sync::Mutex<Option<ClusterConnection>>,
-    },
+    Cluster(Box<LazyCluster>),
+}
+
+struct LazyCluster {
+    client: ClusterClient,
+    conn: tokio::sync::Mutex<Option<ClusterConnection>>,
 }
 
 /// A handle on either connection, cloned per command.
@@ -101,27 +103,27 @@ impl Commands {
             .build()
             .map_err(|e| format!("bad Redis Cluster nodes {nodes:?}: {e}"))?;
         Ok(Commands {
-            target: Target::Cluster {
+            target: Target::Cluster(Box::new(LazyCluster {
                 client,
                 conn: tokio::sync::Mutex::new(None),
-            },
+            })),
             health: Health::new(),
         })
     }
 
     pub(super) fn is_cluster(&self) -> bool {
-        matches!(self.target, Target::Cluster { .. })
+        matches!(self.target, Target::Cluster(_))
     }
 
     async fn handle(&self) -> Result<Handle, RedisError> {
         match &self.target {
             Target::Single(c) => Ok(Handle::Single(c.clone())),
-            Target::Cluster { client, conn } => {
-                let mut conn = conn.lock().await;
+            Target::Cluster(lazy) => {
+                let mut conn = lazy.conn.lock().await;
                 if let Some(c) = &*conn {
                     return Ok(Handle::Cluster(c.clone()));
                 }
-                let c = client.get_async_connection().await?;
+                let c = lazy.client.get_async_connection().await?;
                 *conn = Some(c.clone());
                 Ok(Handle::Cluster(c))
             }
