@@ -144,15 +144,21 @@ impl RedisNodes {
 
     /// CPU seconds (user + system) of every node, replicas included.
     async fn cpu(&self) -> Result<f64, Error> {
-        let mut sum = 0.0;
+        Ok(self.cpu_by_role().await?.iter().sum())
+    }
+
+    /// CPU seconds of the masters and of the other nodes (replicas).
+    async fn cpu_by_role(&self) -> Result<[f64; 2], Error> {
+        let mut sum = [0.0; 2];
         for n in &self.all {
+            let role = usize::from(!self.masters.contains(n));
             let info = info(n, "cpu").await?;
             for l in info.lines() {
                 if let Some(v) = l
                     .strip_prefix("used_cpu_sys:")
                     .or_else(|| l.strip_prefix("used_cpu_user:"))
                 {
-                    sum += v.trim().parse::<f64>().unwrap_or(0.0);
+                    sum[role] += v.trim().parse::<f64>().unwrap_or(0.0);
                 }
             }
         }
@@ -425,8 +431,12 @@ async fn fanout(
         None => None,
     };
     let (cmd0, rcpu0, rbytes0) = match &redis {
-        Some(r) => (r.commands().await?, r.cpu().await?, r.bytes_out().await?),
-        None => (BTreeMap::new(), 0.0, 0),
+        Some(r) => (
+            r.commands().await?,
+            r.cpu_by_role().await?,
+            r.bytes_out().await?,
+        ),
+        None => (BTreeMap::new(), [0.0; 2], 0),
     };
     let gcpu0: Vec<f64> = pids.iter().map(|p| process_cpu(*p)).collect();
     let wire0 = wire_bytes(gateways).await?;
@@ -519,7 +529,9 @@ async fn fanout(
     }
     if let Some(r) = &redis {
         let cmds = delta(&cmd0, &r.commands().await?);
-        let rcpu = r.cpu().await? - rcpu0;
+        let [m1, o1] = r.cpu_by_role().await?;
+        let (masters, others) = (m1 - rcpu0[0], o1 - rcpu0[1]);
+        let rcpu = masters + others;
         let rbytes = r.bytes_out().await? - rbytes0;
         let all: u64 = cmds.values().sum();
         let sent: u64 = [
@@ -534,6 +546,11 @@ async fn fanout(
         .filter_map(|k| cmds.get(*k))
         .sum();
         println!("redis commands (INFO commandstats delta, masters): {cmds:?}");
+        println!(
+            "redis CPU: masters {masters:.2} s = {:.1} us/published, replicas {others:.2} s = {:.1} us/published",
+            masters * 1e6 / published as f64,
+            others * 1e6 / published as f64
+        );
         println!(
             "redis: {all} executed = {:.2}/published, {:.4}/delivered; {sent} sent by gateways = {:.2}/published; \
              CPU {rcpu:.2} s = {:.1} us/published; bytes out {rbytes} = {:.0}/published",
