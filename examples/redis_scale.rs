@@ -108,8 +108,7 @@ impl RedisNodes {
             masters.sort();
             Ok(RedisNodes { all, masters })
         } else {
-            let info =
-                redis::ConnectionInfo::from(redis::IntoConnectionInfo::into_connection_info(url)?);
+            let info = redis::IntoConnectionInfo::into_connection_info(url)?;
             let addr = match info.addr() {
                 redis::ConnectionAddr::Tcp(h, p) => format!("{h}:{p}"),
                 other => return Err(format!("not a TCP address: {other:?}").into()),

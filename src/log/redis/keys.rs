@@ -13,6 +13,8 @@ const SLOTS: u16 = 16_384;
 /// one slot, so one script may touch them on a Redis Cluster.
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
+    /// The topic, `T`.
+    pub(super) topic: String,
     /// `feedgate:{T}:meta`, a hash: `epoch`, `seq` (the head) and
     /// `replid` (the replication ID of the master that last wrote it).
     pub(super) meta: String,
@@ -30,6 +32,7 @@ impl Keys {
         // Topic names are [A-Za-z0-9_.:-], so they never contain the braces
         // of the hash tag.
         Keys {
+            topic: topic.to_owned(),
             meta: format!("{PREFIX}{{{topic}}}:meta"),
             log: format!("{PREFIX}{{{topic}}}:log"),
             channel: format!("{PREFIX}{{{topic}}}:n"),

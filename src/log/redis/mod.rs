@@ -408,7 +408,7 @@ impl Shared {
         }
         let keys = Keys::new(name);
         let key = self.reader_key(keys.slot);
-        let t = Arc::new(Topic::new(name, key.clone(), self.corrupt.clone()));
+        let t = Arc::new(Topic::new(keys, key.clone(), self.corrupt.clone()));
         topics.insert(name.to_owned(), t.clone());
         self.reader(&key).want(&t);
         t
@@ -594,7 +594,7 @@ impl Shared {
         let cutoff = self.retention.max_age.map_or(0, |age| {
             unix_micros().saturating_sub(duration_micros(age)).max(1)
         });
-        let topic = keys_topic(keys);
+        let topic = &keys.topic;
         let epoch = Epoch::random().to_string();
         let after = cursor.after.map(|a| a.to_string()).unwrap_or_default();
         let cursor_epoch = cursor.epoch.map(|e| e.to_string()).unwrap_or_default();
@@ -633,11 +633,6 @@ impl Shared {
             .await?;
         parse_snapshot(reply, self.max_topics)
     }
-}
-
-/// The topic name inside a topic's keys.
-fn keys_topic(keys: &Keys) -> &str {
-    topic_of_channel(keys.channel.as_bytes()).unwrap_or_default()
 }
 
 /// Brings a topic's window up to Redis: reads from the window's head (a

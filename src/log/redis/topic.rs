@@ -119,10 +119,10 @@ pub(super) enum Applied {
 }
 
 impl Topic {
-    pub(super) fn new(name: &str, reader: ReaderKey, corrupt: Arc<AtomicU64>) -> Self {
+    pub(super) fn new(keys: Keys, reader: ReaderKey, corrupt: Arc<AtomicU64>) -> Self {
         Topic {
-            name: name.to_owned(),
-            keys: Keys::new(name),
+            name: keys.topic.clone(),
+            keys,
             state: Mutex::new(TopicState::new(Epoch::NONE)),
             head: head_signal::channel(Head {
                 seq: 0,
@@ -230,7 +230,8 @@ impl Topic {
                     time_us,
                     json,
                 } => {
-                    if epoch != s.epoch || seq > s.head + 1 {
+                    let next = s.head.saturating_add(1);
+                    if epoch != s.epoch || seq > next {
                         return Applied::Missed;
                     }
                     if seq <= s.head {
@@ -280,7 +281,9 @@ impl Topic {
                 }
                 s.epoch = snap_epoch;
                 s.events.clear();
-                s.head = entries.first().map_or(snap_head, |e| e.seq() - 1);
+                s.head = entries
+                    .first()
+                    .map_or(snap_head, |e| e.seq().saturating_sub(1));
             }
             follow_entries(&mut s, entries, retention, &mut corrupt);
             s.head >= snap_head
@@ -369,7 +372,7 @@ impl Topic {
             return false;
         }
         let first = s.first_seq();
-        if events[0].seq < first && events[events.len() - 1].seq + 1 >= first {
+        if events[0].seq < first && events[events.len() - 1].seq.saturating_add(1) >= first {
             for e in events.iter().rev().filter(|e| e.seq < first) {
                 if s.events.len() >= retention.max_events.max(1) {
                     break;
@@ -379,7 +382,7 @@ impl Topic {
         }
         let before = s.head;
         for e in events {
-            if e.seq == s.head + 1 {
+            if Some(e.seq) == s.head.checked_add(1) {
                 s.push(e.clone(), retention);
             }
         }
@@ -404,7 +407,8 @@ fn follow_entries(
         }
         match entry {
             Entry::Event(e) => {
-                if seq != s.head + 1 {
+                if Some(seq) != s.head.checked_add(1) {
+                    // seq > head ≥ 0 here, so seq ≥ 1.
                     s.events.clear();
                     s.head = seq - 1;
                 }
@@ -426,7 +430,7 @@ mod tests {
     use super::*;
 
     fn topic() -> Topic {
-        let t = Topic::new("t", ReaderKey::single(0), Arc::default());
+        let t = Topic::new(Keys::new("t"), ReaderKey::single(0), Arc::default());
         t.missed();
         assert!(t.resync_ends(1, true), "synced");
         t
@@ -494,7 +498,7 @@ mod tests {
 
     #[test]
     fn an_unsynced_window_takes_no_message() {
-        let t = Topic::new("t", ReaderKey::single(0), Arc::default());
+        let t = Topic::new(Keys::new("t"), ReaderKey::single(0), Arc::default());
         let r = Retention::default();
         assert_eq!(
             t.apply(
