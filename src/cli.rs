@@ -68,6 +68,7 @@ struct DefaultText {
     header_read_timeout: String,
     body_read_timeout: String,
     drain_timeout: String,
+    redis_wait_timeout: String,
 }
 
 static DEFAULT_TEXT: LazyLock<DefaultText> = LazyLock::new(|| {
@@ -89,6 +90,7 @@ static DEFAULT_TEXT: LazyLock<DefaultText> = LazyLock::new(|| {
         header_read_timeout: duration_text(c.header_read_timeout),
         body_read_timeout: duration_text(c.body_read_timeout),
         drain_timeout: duration_text(c.drain_timeout),
+        redis_wait_timeout: duration_text(c.redis.wait_timeout),
     }
 });
 
@@ -115,7 +117,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = DEFAULT.demo_rate)]
     pub demo_rate: f64,
     /// Change-log backend: `memory`, `file:DIR` (durable, on local disk),
-    /// or `redis://host:port/db`.
+    /// `redis://host:port/db` or `redis+cluster://host:port,host:port,…`.
     #[arg(long, default_value = DEFAULT_TEXT.log.as_str())]
     pub log: String,
     /// With `--log file:DIR`: `always` (a 201 means fsynced; group commit),
@@ -129,6 +131,17 @@ pub struct ServeArgs {
     /// refuses to start, naming the file and byte offset.
     #[arg(long)]
     pub log_recover: bool,
+    /// With `--log redis…`: subscriber connections per Redis shard (per
+    /// master on a cluster), shared by every topic in use on this node.
+    #[arg(long, default_value_t = DEFAULT.redis.readers)]
+    pub redis_readers: usize,
+    /// With `--log redis…`: a publish is acknowledged only once this many
+    /// replicas have it (Redis `WAIT`); else it answers 503.
+    #[arg(long, default_value_t = DEFAULT.redis.wait)]
+    pub redis_wait: usize,
+    /// How long a publish waits for --redis-wait replicas.
+    #[arg(long, default_value = DEFAULT_TEXT.redis_wait_timeout.as_str(), value_parser = duration)]
+    pub redis_wait_timeout: Duration,
     /// Events retained per topic.
     #[arg(long, default_value_t = DEFAULT.retention.max_events)]
     pub retention_events: usize,
@@ -287,19 +300,21 @@ impl ServeArgs {
     /// The server configuration these flags describe, validated.
     ///
     /// # Errors
-    /// When `--log` is neither `memory` nor a `redis://` URL, a token or key
+    /// When `--log` is neither `memory`, `file:DIR` nor a Redis URL, a token or key
     /// cannot be read, or [`Config::validate`] refuses a value.
     pub fn config(&self) -> Result<Config, String> {
         let log = match self.log.as_str() {
             "memory" => LogBackend::Memory,
-            url if url.starts_with("redis://") => LogBackend::Redis(url.to_owned()),
+            url if url.starts_with("redis://") || url.starts_with("redis+cluster://") => {
+                LogBackend::Redis(url.to_owned())
+            }
             dir if dir.starts_with("file:") && dir.len() > 5 => LogBackend::File {
                 dir: PathBuf::from(&dir[5..]),
                 fsync: self.fsync,
             },
             other => {
                 return Err(format!(
-                    "--log {other:?}: expected memory, file:DIR or redis://…"
+                    "--log {other:?}: expected memory, file:DIR, redis://… or redis+cluster://…"
                 ));
             }
         };
@@ -339,6 +354,11 @@ impl ServeArgs {
                 max_age: self.retention_age,
             },
             max_topics: self.max_topics,
+            redis: crate::log::RedisOptions {
+                readers: self.redis_readers,
+                wait: self.redis_wait,
+                wait_timeout: self.redis_wait_timeout,
+            },
             max_topics_per_connection: self.max_topics_per_connection,
             max_connections: self.max_connections,
             accept_backlog: self.accept_backlog,

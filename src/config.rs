@@ -38,7 +38,8 @@ pub enum LogBackend {
     /// In-process memory: the default, needs no service.
     #[default]
     Memory,
-    /// Redis Streams at this URL (`redis://host:port/db`).
+    /// Redis Streams at this URL: `redis://host:port/db` (one Redis) or
+    /// `redis+cluster://host:port,…` (a Redis Cluster).
     Redis(String),
     /// A durable log in this directory (`file:DIR`), fsynced as said.
     File {
@@ -63,6 +64,8 @@ pub struct Config {
     pub retention: Retention,
     /// Most topics; creating one more answers 503.
     pub max_topics: usize,
+    /// The Redis backend's own settings (`--redis-*`).
+    pub redis: crate::log::RedisOptions,
     /// Most topics one multiplexed subscription follows; more is 400.
     pub max_topics_per_connection: usize,
     /// Most open connections; one more is answered 503 and closed.
@@ -146,6 +149,7 @@ impl Default for Config {
             log_recover: false,
             retention: Retention::default(),
             max_topics: 10_000,
+            redis: crate::log::RedisOptions::default(),
             max_topics_per_connection: 100,
             max_connections: 10_000,
             accept_backlog: 4096,
@@ -193,6 +197,9 @@ pub const MAX_MESSAGE: usize = 1 << 30;
 /// Smallest `ws_max_message`: a subscribe message with a 128-character
 /// topic and its cursor must fit.
 pub const MIN_WS_MESSAGE: usize = 1 << 10;
+/// Most subscriber connections per Redis shard (`--redis-readers`), and
+/// most replicas a publish may wait for (`--redis-wait`).
+pub const MAX_REDIS_CONNECTIONS: usize = 64;
 /// Slowest `publish_rate` other than 0 (off): one publish per 1000 s.
 pub const MIN_PUBLISH_RATE: f64 = 0.001;
 /// Largest `publish_rate` and `publish_burst`.
@@ -282,6 +289,19 @@ impl Config {
             self.max_topics_per_connection,
         )?;
         at_least_1("--max-connections", self.max_connections)?;
+        at_least_1("--redis-readers", self.redis.readers)?;
+        for (field, value) in [
+            ("--redis-readers", self.redis.readers),
+            ("--redis-wait", self.redis.wait),
+        ] {
+            if value > MAX_REDIS_CONNECTIONS {
+                return Err(ConfigError::TooLarge {
+                    field,
+                    value,
+                    max: MAX_REDIS_CONNECTIONS,
+                });
+            }
+        }
         at_least_1("--accept-backlog", self.accept_backlog as usize)?;
         if self.accept_backlog > 65_535 {
             return Err(ConfigError::TooLarge {
@@ -332,6 +352,12 @@ impl Config {
         )?;
         in_range("--body-read-timeout", self.body_read_timeout, MIN_INTERVAL)?;
         in_range("--drain-timeout", self.drain_timeout, Duration::ZERO)?;
+        // `WAIT … 0` would wait for ever.
+        in_range(
+            "--redis-wait-timeout",
+            self.redis.wait_timeout,
+            MIN_INTERVAL,
+        )?;
 
         let size = |field, value: usize, min| {
             if (min..=MAX_MESSAGE).contains(&value) {

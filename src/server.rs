@@ -147,7 +147,9 @@ async fn expire_periodically(app: App, age: Duration) {
 async fn open_log(config: &Config) -> io::Result<Log> {
     match &config.log {
         LogBackend::Memory => Ok(Log::memory(config.retention, config.max_topics)),
-        LogBackend::Redis(url) => Log::redis(url, config.retention, config.max_topics),
+        LogBackend::Redis(url) => {
+            Log::redis_with(url, config.retention, config.max_topics, config.redis)
+        }
         LogBackend::File { dir, fsync } => {
             let recover = config.log_recover;
             Log::file(dir, *fsync, config.retention, config.max_topics, recover).await

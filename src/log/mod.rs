@@ -9,7 +9,8 @@
 //! [`Log`] is an enum over backends so callers never see which one runs: the
 //! in-memory backend ([`memory`]) is the default; the file backend (`file`)
 //! keeps the log on local disk across restarts; the Redis Streams backend
-//! (`redis`) lets several gateway nodes share one log.
+//! (`redis`) lets several gateway nodes share one log, on one Redis or a
+//! Redis Cluster.
 
 mod epoch;
 mod event;
@@ -32,6 +33,7 @@ pub use event::{BadEvent, Event, EventJson, unix_micros};
 pub use file::Fsync;
 pub(crate) use forms::Form;
 pub use forms::FormCache;
+pub use redis::RedisOptions;
 pub use topic::{MAX_TOPIC_LEN, Topic};
 
 /// Where a reader wants to start: a position in one epoch of a topic's log.
@@ -283,7 +285,22 @@ impl Log {
     /// # Errors
     /// [`std::io::ErrorKind::InvalidInput`] for a malformed URL.
     pub fn redis(url: &str, retention: Retention, max_topics: usize) -> std::io::Result<Self> {
-        let log = redis::RedisLog::new(url, retention, max_topics)
+        Self::redis_with(url, retention, max_topics, RedisOptions::default())
+    }
+
+    /// As [`Log::redis`], with the Redis backend's own settings; `url` may
+    /// also be `redis+cluster://host:port,…` (a Redis Cluster, found from
+    /// any of those nodes).
+    ///
+    /// # Errors
+    /// [`std::io::ErrorKind::InvalidInput`] for a malformed URL.
+    pub fn redis_with(
+        url: &str,
+        retention: Retention,
+        max_topics: usize,
+        options: RedisOptions,
+    ) -> std::io::Result<Self> {
+        let log = redis::RedisLog::new(url, retention, max_topics, options)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         Ok(Log {
             backend: Backend::Redis(log),

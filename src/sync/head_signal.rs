@@ -16,8 +16,6 @@ use std::future::poll_fn;
 use std::sync::PoisonError;
 use std::task::{Context, Poll};
 
-use tokio::sync::Notify;
-
 use super::shim::{Arc, AtomicUsize, Mutex, MutexGuard, Ordering};
 use super::waker_slots::WakerSlots;
 
@@ -40,8 +38,6 @@ struct Shared<H> {
     /// Live receivers, for a backend that lets a topic go with its last
     /// subscriber.
     receivers: AtomicUsize,
-    /// Told when `receivers` drops to 0.
-    released: Notify,
 }
 
 struct State<H> {
@@ -68,7 +64,6 @@ pub(crate) fn channel<H>(head: H) -> HeadSender<H> {
                 waiters: WakerSlots::default(),
             }),
             receivers: AtomicUsize::new(0),
-            released: Notify::new(),
         }),
     }
 }
@@ -91,19 +86,6 @@ impl<H: Copy> HeadSender<H> {
     /// How many receivers are alive.
     pub fn receiver_count(&self) -> usize {
         self.shared.receivers.load(Ordering::Acquire)
-    }
-
-    /// Resolves once no receiver is alive (at once if none is).
-    pub async fn closed(&self) {
-        loop {
-            let released = self.shared.released.notified();
-            let mut released = std::pin::pin!(released);
-            released.as_mut().enable();
-            if self.receiver_count() == 0 {
-                return;
-            }
-            released.await;
-        }
     }
 
     /// Lets `modify` change the head; when it says it did, wakes every
@@ -144,9 +126,7 @@ impl<H> Drop for HeadReceiver<H> {
                 state.waiters.remove(index);
             }
         }
-        if self.shared.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.released.notify_waiters();
-        }
+        self.shared.receivers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -279,27 +259,6 @@ mod tests {
         }
         assert!(poll_beyond(&mut b, &waker, 0).is_pending());
         assert_eq!(tx.shared.lock().waiters.len(), 1, "b holds the one slot");
-    }
-
-    #[tokio::test]
-    async fn closed_resolves_when_the_last_receiver_goes() {
-        let tx = channel(head(0));
-        tx.closed().await; // none yet
-        let rx = tx.subscribe();
-        let rx2 = rx.clone();
-        let tx = Arc::new(tx);
-        let waiting = tokio::spawn({
-            let tx = tx.clone();
-            async move { tx.closed().await }
-        });
-        drop(rx);
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "one receiver is still alive");
-        drop(rx2);
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
-            .await
-            .expect("closed() resolved")
-            .unwrap();
     }
 
     #[tokio::test]
