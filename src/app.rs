@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::origin::{Hosts, Origins};
 use crate::ratelimit::{self, ProbeGate, RateLimiter};
 use crate::sync::stop_signal::{StopSignal, StopWatch};
+use crate::tls::Tls;
 
 /// A cheap handle on the server's shared state.
 #[derive(Clone)]
@@ -49,6 +50,9 @@ struct Shared {
     /// The byte budget of events' cached wire forms (`--encoding-cache`),
     /// shared by every transport that encodes.
     forms: Arc<FormCache>,
+    /// TLS termination (`--tls-cert`, `--tls-self-signed`): new
+    /// connections handshake with it; SIGHUP reloads it.
+    tls: Option<Arc<Tls>>,
 }
 
 impl App {
@@ -65,6 +69,12 @@ impl App {
         let auth = Auth::new(config.publish_token.clone(), config.jwt.clone())
             .map_err(|_| ConfigError::JwtKey)?;
         let hosts = Hosts::new(&config.allowed_hosts).map_err(ConfigError::AllowedHost)?;
+        let tls = match &config.tls {
+            Some(source) => Some(Arc::new(
+                Tls::new(source, config.http2).map_err(|e| ConfigError::Tls(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(App {
             shared: Arc::new(Shared {
                 auth,
@@ -74,6 +84,7 @@ impl App {
                 probes: Arc::default(),
                 telemetry_limiter: ratelimit::telemetry(),
                 forms: FormCache::new(config.encoding_cache),
+                tls,
                 log,
                 metrics,
                 stop: StopSignal::default(),
@@ -140,6 +151,11 @@ impl App {
     /// The per-client publish rate limiter, unless turned off.
     pub fn publish_limiter(&self) -> Option<&RateLimiter> {
         self.shared.publish_limiter.as_ref()
+    }
+
+    /// TLS termination, when configured.
+    pub fn tls(&self) -> Option<&Arc<Tls>> {
+        self.shared.tls.as_ref()
     }
 
     /// `--allowed-host`.

@@ -200,6 +200,30 @@ pub struct ServeArgs {
     /// (`--ws-deflate false` to refuse).
     #[arg(long, default_value_t = DEFAULT.ws_deflate, action = clap::ArgAction::Set)]
     pub ws_deflate: bool,
+    /// Serve HTTPS with this certificate (PEM; the chain may follow the
+    /// leaf). Needs --tls-key. SIGHUP re-reads both.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate made at start for localhost and
+    /// 127.0.0.1 (its SHA-256 fingerprint is printed), for trying HTTPS
+    /// and HTTP/2 without a certificate of your own.
+    #[arg(long)]
+    pub tls_self_signed: bool,
+    /// Speak HTTP/2 as well as HTTP/1.1: by ALPN under TLS, with prior
+    /// knowledge (h2c) in the clear (`--http2 false`: HTTP/1.1 only).
+    #[arg(long, default_value_t = DEFAULT.http2, action = clap::ArgAction::Set)]
+    pub http2: bool,
+    /// Most streams one HTTP/2 connection may have open at once.
+    #[arg(long, default_value_t = DEFAULT.h2_max_concurrent_streams)]
+    pub h2_max_concurrent_streams: u32,
     /// Gzip poll and long-poll bodies of at least this many bytes for
     /// clients that send `Accept-Encoding: gzip` (0: never).
     #[arg(long, default_value_t = DEFAULT.gzip_min)]
@@ -374,6 +398,16 @@ impl ServeArgs {
             ws_pong_timeout: self.ws_pong_timeout,
             ws_max_message: self.ws_max_message,
             ws_deflate: self.ws_deflate,
+            tls: match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+                (Some(cert), Some(key), _) => Some(crate::tls::TlsSource::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                (_, _, true) => Some(crate::tls::TlsSource::SelfSigned),
+                _ => None,
+            },
+            http2: self.http2,
+            h2_max_concurrent_streams: self.h2_max_concurrent_streams,
             gzip_min: self.gzip_min_bytes,
             write_timeout: self.write_timeout,
             header_read_timeout: self.header_read_timeout,

@@ -104,6 +104,14 @@ pub struct Config {
     /// Accept permessage-deflate (RFC 7692) when a WebSocket client offers
     /// it (browsers always do); see docs/benchmarks.md for the numbers.
     pub ws_deflate: bool,
+    /// Terminate TLS with this certificate (`--tls-cert`/`--tls-key`, or
+    /// `--tls-self-signed`); `None`: cleartext.
+    pub tls: Option<crate::tls::TlsSource>,
+    /// Speak HTTP/2 too (`--http2`): h2c with prior knowledge in the clear,
+    /// ALPN `h2` under TLS.
+    pub http2: bool,
+    /// Most concurrent streams one HTTP/2 connection may open.
+    pub h2_max_concurrent_streams: u32,
     /// Poll and long-poll bodies at least this long are gzipped for
     /// clients that accept it; shorter ones go as they are (0: never).
     pub gzip_min: usize,
@@ -165,6 +173,9 @@ impl Default for Config {
             ws_pong_timeout: Duration::from_secs(20),
             ws_max_message: 64 << 10,
             ws_deflate: true,
+            tls: None,
+            http2: true,
+            h2_max_concurrent_streams: 256,
             gzip_min: 256,
             write_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
@@ -268,6 +279,10 @@ pub enum ConfigError {
     /// An `--allowed-host` value that is not `HOST` or `HOST:PORT`.
     #[error("--allowed-host {0:?} is not HOST or HOST:PORT")]
     AllowedHost(String),
+    /// The TLS certificate or key cannot be used (the message names the
+    /// flag).
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl Config {

@@ -11,7 +11,9 @@
 //!   for short and long poll, `sse/`, `ws/` with its handshake, session,
 //!   control messages, frames and permessage-deflate), publish, and the
 //!   path probe `feedgate doctor` talks to.
-//! - `server`: accept loop, connection limit, hyper, graceful shutdown.
+//! - `server`: accept loop, connection limit, TLS and HTTP/2 set-up, hyper,
+//!   graceful shutdown.
+//! - [`tls`]: the certificate (files or self-signed), ALPN, SIGHUP reload.
 //! - `admit`: the one admission step — route, `Host`, client address,
 //!   origin, token, rate — every request passes before a transport sees it.
 //! - `router`: admits each request, dispatches it, counts it.
@@ -70,6 +72,7 @@ pub(crate) mod router;
 mod server;
 pub mod sync;
 mod telemetry;
+pub mod tls;
 pub(crate) mod transport;
 pub mod wire;
 

@@ -195,8 +195,58 @@ impl Limit {
     }
 }
 
-/// Per-transport handles for the hot path.
-pub struct TransportMetrics {
+/// The connection a byte, a delivery or a connection count travelled on:
+/// HTTP/1.1 or HTTP/2, in the clear or over TLS — the `protocol` and `tls`
+/// labels. Every combination is exported from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Link {
+    /// HTTP/2 (`protocol="h2"`); else HTTP/1.1 (`"h1"`).
+    pub h2: bool,
+    /// Over TLS (`tls="true"`).
+    pub tls: bool,
+}
+
+impl Link {
+    /// Cleartext HTTP/1.1.
+    pub const H1: Link = Link {
+        h2: false,
+        tls: false,
+    };
+
+    /// Every link, in label order.
+    pub const ALL: [Link; 4] = [
+        Link::H1,
+        Link {
+            h2: true,
+            tls: false,
+        },
+        Link {
+            h2: false,
+            tls: true,
+        },
+        Link {
+            h2: true,
+            tls: true,
+        },
+    ];
+
+    /// The `protocol` label value.
+    pub fn protocol(self) -> &'static str {
+        if self.h2 { "h2" } else { "h1" }
+    }
+
+    /// The `tls` label value.
+    pub fn tls_label(self) -> &'static str {
+        if self.tls { "true" } else { "false" }
+    }
+
+    fn index(self) -> usize {
+        usize::from(self.h2) | usize::from(self.tls) << 1
+    }
+}
+
+/// The hot-path handles of one transport on one [`Link`].
+pub struct LinkMetrics {
     /// Bytes read from sockets attributed to this transport.
     pub wire_in: ShardedCounter,
     /// Bytes written to sockets attributed to this transport.
@@ -209,6 +259,11 @@ pub struct TransportMetrics {
     pub latency: Histogram,
     /// Connections whose latest request used this transport.
     pub connections: IntGauge,
+}
+
+/// Per-transport handles for the hot path.
+pub struct TransportMetrics {
+    links: [LinkMetrics; 4],
     /// Topics followed by this transport's open subscribers (a
     /// multiplexed subscriber counts each of its topics).
     pub subscriptions: IntGauge,
@@ -216,6 +271,18 @@ pub struct TransportMetrics {
     pub gaps: IntCounter,
     /// Readers told to reset.
     pub resets: IntCounter,
+}
+
+impl TransportMetrics {
+    /// The handles of this transport on `link`.
+    pub fn on(&self, link: Link) -> &LinkMetrics {
+        &self.links[link.index()]
+    }
+
+    /// Every link's handles.
+    pub fn links(&self) -> impl Iterator<Item = &LinkMetrics> {
+        self.links.iter()
+    }
 }
 
 /// Every metric family of one server.
@@ -273,7 +340,7 @@ impl Metrics {
                 "feedgate_wire_bytes_total",
                 "Bytes on the wire, counted at the socket (headers, framing and handshakes included).",
             ),
-            &["transport", "direction"],
+            &["transport", "direction", "protocol", "tls"],
         )
         .expect("valid metric");
         let payload = IntCounterVec::new(
@@ -281,7 +348,7 @@ impl Metrics {
                 "feedgate_payload_bytes_total",
                 "Bytes of event JSON delivered to subscribers.",
             ),
-            &["transport"],
+            &["transport", "protocol", "tls"],
         )
         .expect("valid metric");
         let delivered = IntCounterVec::new(
@@ -289,7 +356,7 @@ impl Metrics {
                 "feedgate_events_delivered_total",
                 "Events delivered to subscribers.",
             ),
-            &["transport"],
+            &["transport", "protocol", "tls"],
         )
         .expect("valid metric");
         let requests = IntCounterVec::new(
@@ -306,15 +373,16 @@ impl Metrics {
                 "Time from publish (append) to the event's bytes being handed to the socket.",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
-            &["transport"],
+            &["transport", "protocol", "tls"],
         )
         .expect("valid metric");
         let connections = IntGaugeVec::new(
             Opts::new(
                 "feedgate_connections",
-                "Open connections, by the transport of their latest request.",
+                "Open connections, by the transport of their latest request (HTTP/2: \
+                 their latest stream), the protocol and TLS.",
             ),
-            &["transport"],
+            &["transport", "protocol", "tls"],
         )
         .expect("valid metric");
         let subscriptions = IntGaugeVec::new(
@@ -423,13 +491,19 @@ impl Metrics {
             .iter()
             .map(|t| {
                 let l = t.as_str();
+                let links = Link::ALL.map(|link| {
+                    let (p, tls) = (link.protocol(), link.tls_label());
+                    LinkMetrics {
+                        wire_in: ShardedCounter::new(wire.with_label_values(&[l, "in", p, tls])),
+                        wire_out: ShardedCounter::new(wire.with_label_values(&[l, "out", p, tls])),
+                        payload: ShardedCounter::new(payload.with_label_values(&[l, p, tls])),
+                        delivered: ShardedCounter::new(delivered.with_label_values(&[l, p, tls])),
+                        latency: latency.with_label_values(&[l, p, tls]),
+                        connections: connections.with_label_values(&[l, p, tls]),
+                    }
+                });
                 TransportMetrics {
-                    wire_in: ShardedCounter::new(wire.with_label_values(&[l, "in"])),
-                    wire_out: ShardedCounter::new(wire.with_label_values(&[l, "out"])),
-                    payload: ShardedCounter::new(payload.with_label_values(&[l])),
-                    delivered: ShardedCounter::new(delivered.with_label_values(&[l])),
-                    latency: latency.with_label_values(&[l]),
-                    connections: connections.with_label_values(&[l]),
+                    links,
                     subscriptions: subscriptions.with_label_values(&[l]),
                     gaps: gaps.with_label_values(&[l]),
                     resets: resets.with_label_values(&[l]),
@@ -528,8 +602,8 @@ impl Metrics {
     /// Moves the hot-path counters' per-thread counts into the exported
     /// series ([`ShardedCounter`]).
     pub fn fold(&self) {
-        for tm in &self.per_transport {
-            for c in [&tm.wire_in, &tm.wire_out, &tm.payload, &tm.delivered] {
+        for lm in self.per_transport.iter().flat_map(TransportMetrics::links) {
+            for c in [&lm.wire_in, &lm.wire_out, &lm.payload, &lm.delivered] {
                 c.fold();
             }
         }
@@ -559,7 +633,7 @@ impl Default for Metrics {
     }
 }
 
-impl TransportMetrics {
+impl LinkMetrics {
     /// Records one delivered event: its payload size and its latency from
     /// publish (`time_us`) to now.
     pub fn delivered(&self, payload_len: usize, time_us: u64) {

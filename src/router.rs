@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -19,10 +18,10 @@ use crate::error::ApiError;
 use crate::http::body::read_body;
 use crate::http::response::{self, MeteredBody};
 use crate::metrics::{CONTENT_TYPE, Outcome, Transport};
+use crate::server::Conn;
 use crate::telemetry;
 use crate::transport::ws::echo;
 use crate::transport::{Reply, Wanted, poll, probe, publish, sse, ws};
-use crate::wire::ConnMeter;
 
 /// Copies the request's URI and header values out of hyper's read buffer,
 /// so that the buffer is free again by the time hyper next reads.
@@ -62,11 +61,11 @@ pub(crate) fn detach<B>(req: Request<B>) -> Request<B> {
     Request::from_parts(parts, body)
 }
 
-/// Serves one request from `peer` on a connection metered by `meter`:
+/// Serves one request from `peer` on connection `conn`:
 /// admits it (`admit.rs`), hands it to its transport, counts it.
 pub(crate) async fn handle(
     app: App,
-    meter: Arc<ConnMeter>,
+    conn: Conn,
     peer: IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<MeteredBody>, Infallible> {
@@ -78,15 +77,11 @@ pub(crate) async fn handle(
     let admission = admit::admit(&app, peer, &req);
     let (transport, mut close, result) = match admission {
         Ok((transport, admitted)) => {
-            meter.route(transport);
-            (
-                transport,
-                false,
-                dispatch(&app, &meter, admitted, req).await,
-            )
+            conn.route(transport);
+            (transport, false, dispatch(&app, &conn, admitted, req).await)
         }
         Err(refused) => {
-            meter.route(refused.transport);
+            conn.route(refused.transport);
             (refused.transport, refused.close, Err(refused.error))
         }
     };
@@ -94,9 +89,10 @@ pub(crate) async fn handle(
     app.origins()
         .decorate(&origin_headers, reply.response.headers_mut());
     // A refused upgrade: the client may already be sending frames, which
-    // must not be read as the next HTTP request.
+    // must not be read as the next HTTP request. (HTTP/2 has no
+    // `Connection` header; a refused stream ends by itself.)
     close |= upgrade && reply.response.status() != StatusCode::SWITCHING_PROTOCOLS;
-    if close {
+    if close && conn.h1.is_some() {
         reply
             .response
             .headers_mut()
@@ -104,7 +100,7 @@ pub(crate) async fn handle(
     }
     app.metrics().request(transport, reply.outcome);
     let (parts, body) = reply.response.into_parts();
-    Ok(Response::from_parts(parts, MeteredBody::new(body, meter)))
+    Ok(Response::from_parts(parts, MeteredBody::new(body, conn.h1)))
 }
 
 /// The request headers the origin policy looks at (none, and no
@@ -137,7 +133,7 @@ fn preflight(app: &App, origin_headers: &HeaderMap) -> Reply {
 /// Hands an admitted request to what serves it.
 async fn dispatch(
     app: &App,
-    meter: &Arc<ConnMeter>,
+    conn: &Conn,
     admitted: Admitted,
     mut req: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
@@ -147,12 +143,12 @@ async fn dispatch(
         Admitted::Health => Ok(health(app)),
         Admitted::Page => Ok(asset(assets::PAGE_HTML, "text/html; charset=utf-8")),
         Admitted::Script => Ok(asset(assets::CLIENT_JS, "text/javascript; charset=utf-8")),
-        Admitted::Echo => echo::accept(app, &mut req, meter),
+        Admitted::Echo => echo::accept(app, &mut req, conn),
         // Boxed, like the demo controls and telemetry: this future is part
         // of every request's state, and a held long poll holds it for up to
         // a minute, so the rare big branches must not set its size.
         Admitted::Publish(topic) => Box::pin(publish::publish(app, &topic, req)).await,
-        Admitted::Probe(t, slot) => Box::pin(probe::probe(app, t, slot, &mut req, meter)).await,
+        Admitted::Probe(t, slot) => Box::pin(probe::probe(app, t, slot, &mut req, conn)).await,
         Admitted::Telemetry(client) => Box::pin(telemetry::switch(app, client, req)).await,
         Admitted::Demo { faults, write } => Box::pin(demo_control(app, faults, write, req)).await,
         Admitted::Subscribe(mut sub) => {
@@ -162,15 +158,21 @@ async fn dispatch(
             let wanted = std::mem::replace(&mut sub.wanted, Wanted::Many(Vec::new()));
             let (query, grant) = (&sub.query, &sub.access.grant);
             match sub.action {
-                Subscribing::Poll => poll::short(app, wanted, query, req.headers()).await,
-                Subscribing::LongPoll => poll::long(app, wanted, query, req.headers(), grant).await,
-                Subscribing::Sse => sse::subscribe(app, wanted, query, req.headers(), grant).await,
+                Subscribing::Poll => {
+                    poll::short(app, conn.link, wanted, query, req.headers()).await
+                }
+                Subscribing::LongPoll => {
+                    poll::long(app, conn.link, wanted, query, req.headers(), grant).await
+                }
+                Subscribing::Sse => {
+                    sse::subscribe(app, conn.link, wanted, query, req.headers(), grant).await
+                }
                 Subscribing::Ws => {
                     let access = admit::Access {
                         grant: *grant,
                         token: sub.access.token.take(),
                     };
-                    ws::subscribe(app, wanted, query, &mut req, meter, access).await
+                    ws::subscribe(app, wanted, query, &mut req, conn, access).await
                 }
             }
         }

@@ -186,7 +186,10 @@ fn admit_route<B>(
     route: Route<'_>,
 ) -> Result<Admitted, ApiError> {
     let (method, headers) = (req.method(), req.headers());
-    let read_only = method == Method::GET || method == Method::HEAD;
+    // An HTTP/2 extended CONNECT for a WebSocket (RFC 8441) is what a GET
+    // with `Upgrade: websocket` is on HTTP/1.1.
+    let ws_connect = is_websocket_connect(req);
+    let read_only = method == Method::GET || method == Method::HEAD || ws_connect;
     let not_found = || ApiError::NotFound(req.uri().path().to_owned());
     let absent = match route {
         Route::NotFound => true,
@@ -203,7 +206,9 @@ fn admit_route<B>(
     }
     match route {
         Route::NotFound => Err(not_found()),
-        Route::Echo if method != Method::GET => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        Route::Echo if method != Method::GET && !ws_connect => {
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        }
         Route::Echo => {
             check_origin(app, headers)?;
             Ok(Admitted::Echo)
@@ -215,7 +220,9 @@ fn admit_route<B>(
         Route::Health => Ok(Admitted::Health),
         Route::Page => Ok(Admitted::Page),
         Route::Script => Ok(Admitted::Script),
-        Route::Probe(_) if !read_only => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
+        Route::Probe(t) if !read_only || (ws_connect && t != Transport::Ws) => {
+            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
+        }
         Route::Probe(t) => {
             if t == Transport::Ws {
                 check_origin(app, headers)?;
@@ -278,7 +285,9 @@ fn admit_route<B>(
             }
             Ok(Admitted::Publish(topic))
         }
-        Route::Topic(..) | Route::Topics(..) if !read_only => {
+        Route::Topic(_, a) | Route::Topics(a)
+            if !read_only || (ws_connect && a != TopicAction::Ws) =>
+        {
             Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
         }
         Route::Topic(_, action) | Route::Topics(action) => {
@@ -381,4 +390,14 @@ pub(crate) fn wants_websocket(headers: &HeaderMap) -> bool {
                 .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
         })
     })
+}
+
+/// Whether `req` is an HTTP/2 extended CONNECT for a WebSocket (RFC 8441:
+/// `:method CONNECT`, `:protocol websocket`).
+pub(crate) fn is_websocket_connect<B>(req: &Request<B>) -> bool {
+    req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
 }

@@ -12,7 +12,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use crate::error::ApiError;
-use crate::wire::ConnMeter;
+use crate::wire::H1Meter;
 
 /// The body type of every response: boxed so that fixed bodies and endless
 /// SSE streams share one type.
@@ -62,17 +62,18 @@ pub fn error(e: &ApiError) -> Response<Body> {
     res
 }
 
-/// A body that tells the connection's meter when the response is over, so
-/// the next request's bytes are attributed to the next request.
+/// A body that tells an HTTP/1.1 connection's meter when the response is
+/// over, so the next request's bytes are attributed to the next request
+/// (on HTTP/2 the frames say: `meter` is `None`).
 pub struct MeteredBody {
     inner: Body,
-    meter: Arc<ConnMeter>,
+    meter: Option<Arc<H1Meter>>,
     ended: bool,
 }
 
 impl MeteredBody {
     /// Wraps a response body of the connection metered by `meter`.
-    pub fn new(inner: Body, meter: Arc<ConnMeter>) -> Self {
+    pub(crate) fn new(inner: Body, meter: Option<Arc<H1Meter>>) -> Self {
         MeteredBody {
             inner,
             meter,
@@ -83,7 +84,9 @@ impl MeteredBody {
     fn end(&mut self) {
         if !self.ended {
             self.ended = true;
-            self.meter.response_ended();
+            if let Some(m) = &self.meter {
+                m.response_ended();
+            }
         }
     }
 }

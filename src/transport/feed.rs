@@ -30,7 +30,7 @@ use crate::auth::Grant;
 use crate::demo::Fault;
 use crate::error::ApiError;
 use crate::log::{Batch, Cursor, Epoch, Log, Subscription, Topic};
-use crate::metrics::{Limit, Transport, TransportMetrics};
+use crate::metrics::{Limit, Link, Transport, TransportMetrics};
 
 /// How long to wait before retrying the log after it failed (Redis down);
 /// streams stay open meanwhile.
@@ -40,6 +40,9 @@ const LOG_RETRY: Duration = Duration::from_secs(1);
 pub(crate) struct Feed {
     app: App,
     transport: Transport,
+    /// The connection's protocol and TLS: the labels its deliveries are
+    /// counted under (the transport never looks at them).
+    link: Link,
     follows: Vec<Follow>,
     /// The follow to read first next time: topics take turns.
     turn: usize,
@@ -121,6 +124,7 @@ impl Feed {
     pub async fn open(
         app: &App,
         transport: Transport,
+        link: Link,
         topics: Vec<(Topic, Cursor)>,
         grant: &Grant,
     ) -> Result<Feed, ApiError> {
@@ -128,6 +132,7 @@ impl Feed {
         let mut feed = Feed {
             app: app.clone(),
             transport,
+            link,
             follows: Vec::with_capacity(topics.len()),
             turn: 0,
             expires: grant.remaining().map(|d| Instant::now() + d),
@@ -339,7 +344,7 @@ impl Feed {
     /// Counts a batch the transport handed to the socket: one delivery per
     /// event with its latency, and the gap or reset the reader was told.
     pub fn delivered(&self, batch: &Batch) {
-        account(self.metrics(), batch);
+        account(self.metrics(), self.link, batch);
     }
 
     /// The transport's metric handles.
@@ -394,9 +399,10 @@ impl Drop for Feed {
 }
 
 /// Counts a batch handed to a socket on the transport `tm` measures.
-pub(crate) fn account(tm: &TransportMetrics, batch: &Batch) {
+pub(crate) fn account(tm: &TransportMetrics, link: Link, batch: &Batch) {
+    let lm = tm.on(link);
     for e in &batch.events {
-        tm.delivered(e.json.len(), e.time_us);
+        lm.delivered(e.json.len(), e.time_us);
     }
     if batch.gap.is_some() {
         tm.gaps.inc();

@@ -23,17 +23,18 @@ use crate::error::ApiError;
 use crate::http::gzip as compress;
 use crate::http::response::{self, empty};
 use crate::log::{Batch, Event, Topic};
-use crate::metrics::{Outcome, Transport};
+use crate::metrics::{Link, Outcome, Transport};
 use crate::params::{CursorText, ListItem, Query, if_none_match, list_item};
 
 /// `GET /topics/{topic}/poll` and `GET /poll?topics=LIST`.
 pub(crate) async fn short(
     app: &App,
+    link: Link,
     wanted: Wanted,
     query: &Query,
     headers: &HeaderMap,
 ) -> Result<Reply, ApiError> {
-    let style = Style::of(query, headers)?;
+    let style = Style::of(query, headers, link)?;
     let topic = match wanted {
         Wanted::One(topic) => topic,
         Wanted::Many(list) => return Box::pin(short_many(app, list, style)).await,
@@ -68,13 +69,16 @@ pub(crate) async fn short(
 struct Style {
     encoding: Encoding,
     gzip: bool,
+    /// The connection's link: the labels the answer is counted under.
+    link: Link,
 }
 
 impl Style {
-    fn of(query: &Query, headers: &HeaderMap) -> Result<Style, ApiError> {
+    fn of(query: &Query, headers: &HeaderMap, link: Link) -> Result<Style, ApiError> {
         Ok(Style {
             encoding: Encoding::of(query)?,
             gzip: compress::accepts_gzip(headers),
+            link,
         })
     }
 }
@@ -82,13 +86,14 @@ impl Style {
 /// `GET /topics/{topic}/longpoll` and `GET /longpoll?topics=LIST`.
 pub(crate) async fn long(
     app: &App,
+    link: Link,
     wanted: Wanted,
     query: &Query,
     headers: &HeaderMap,
     grant: &Grant,
 ) -> Result<Reply, ApiError> {
     let hold = query.timeout(app.config().longpoll_default, app.config().longpoll_max)?;
-    let style = Style::of(query, headers)?;
+    let style = Style::of(query, headers, link)?;
     let topic = match wanted {
         Wanted::One(topic) => topic,
         // Boxed: held for up to a minute, this future is part of every
@@ -96,7 +101,7 @@ pub(crate) async fn long(
         Wanted::Many(list) => return Box::pin(long_many(app, list, hold, grant, style)).await,
     };
     let cursor = query.cursor()?;
-    let mut feed = Feed::open(app, Transport::LongPoll, vec![(topic, cursor)], grant).await?;
+    let mut feed = Feed::open(app, Transport::LongPoll, link, vec![(topic, cursor)], grant).await?;
     let deadline = tokio::time::sleep(hold);
     tokio::pin!(deadline);
     loop {
@@ -153,7 +158,7 @@ async fn long_many(
     style: Style,
 ) -> Result<Reply, ApiError> {
     let items = list.into_iter().map(|(t, c)| (t, c.unwrap_or_default()));
-    let mut feed = Feed::open(app, Transport::LongPoll, items.collect(), grant).await?;
+    let mut feed = Feed::open(app, Transport::LongPoll, style.link, items.collect(), grant).await?;
     feed.share_batch();
     let deadline = tokio::time::sleep(hold);
     tokio::pin!(deadline);
@@ -224,7 +229,7 @@ fn answer_many(
     let tm = app.metrics().transport(t);
     let mut events_len = 64;
     for (_, batch) in answers {
-        account(tm, batch);
+        account(tm, style.link, batch);
         events_len += batch.events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 96;
     }
     let lean = style.encoding.is_lean();
@@ -312,7 +317,7 @@ fn position(batch: &Batch) -> Vec<u8> {
 /// The `200` answer for a batch; `if_empty` is the outcome when it holds no
 /// event.
 fn answer(app: &App, t: Transport, batch: &Batch, if_empty: Outcome, style: Style) -> Reply {
-    account(app.metrics().transport(t), batch);
+    account(app.metrics().transport(t), style.link, batch);
     let mut res = respond(app, style, body(batch, style.encoding));
     if style.encoding.is_lean() && t == Transport::LongPoll {
         // A lean long poll's body says where it stands; a long poll never

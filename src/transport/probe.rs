@@ -28,7 +28,6 @@
 //! so `feedgate_events_delivered_total` and the latency histogram never see
 //! them. The exact bytes are written down in docs/protocol.md.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -54,8 +53,8 @@ use crate::http::response;
 use crate::log::unix_micros;
 use crate::metrics::{Outcome, Transport};
 use crate::ratelimit::ProbeSlot;
+use crate::server::Conn;
 use crate::sync::stop_signal::StopWatch;
-use crate::wire::ConnMeter;
 
 /// Most timed events per stream probe.
 pub const MAX_COUNT: u32 = 20;
@@ -176,28 +175,28 @@ pub(crate) async fn probe(
     t: Transport,
     slot: ProbeSlot,
     req: &mut Request<Incoming>,
-    meter: &Arc<ConnMeter>,
+    conn: &Conn,
 ) -> Result<Reply, ApiError> {
     let p = Params::parse(req.uri().query(), app.config().longpoll_default)?;
     // A refused upgrade (the path dropped `Upgrade`) answers the same 400
     // as a real subscription would.
-    let accept = match t {
-        Transport::Ws => Some(ws::accept_key(req.headers())?),
+    let opening = match t {
+        Transport::Ws => Some(ws::opening(req)?),
         _ => None,
     };
     let hello = hello(app, t, &p, req.headers(), req.version());
-    let mut reply = match (t, accept) {
+    let mut reply = match (t, opening) {
         (Transport::Poll, _) => poll(hello, &p),
         (Transport::LongPoll, _) => long_poll(app, hello, &p, slot).await,
         (Transport::Sse, _) => sse(app, hello, p, slot),
-        (_, Some(accept)) => {
+        (_, Some(opening)) => {
             let on_upgrade = hyper::upgrade::on(req);
             let session_app = app.clone();
             return Ok(ws::switch_protocols(
                 app,
                 on_upgrade,
-                meter,
-                accept,
+                conn,
+                opening,
                 move |up| ws_session(session_app, up, hello, p, slot),
             ));
         }
@@ -205,10 +204,13 @@ pub(crate) async fn probe(
     };
     // A probe's connection is the doctor's, used once: kept alive it would
     // stay counted under the probed transport in `feedgate_connections`.
-    reply
-        .response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    // (HTTP/2 has no `Connection` header: its streams end by themselves.)
+    if conn.h1.is_some() {
+        reply
+            .response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     Ok(reply)
 }
 

@@ -215,13 +215,40 @@ pub async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
 }
 
 pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
-    text.lines()
+    let mut out = HashMap::new();
+    for l in text
+        .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
+    {
+        let Some((k, v)) = l.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = v.parse::<f64>() else { continue };
+        out.insert(k.to_owned(), v);
+        // Series labelled by link (`protocol`, `tls`) are also summed over
+        // them, under the key without those labels: what every test that
+        // does not care about the link looks up.
+        if let Some(summed) = without_link(k) {
+            *out.entry(summed).or_insert(0.0) += v;
+        }
+    }
+    out
+}
+
+/// `name{…}` without its `protocol` and `tls` labels, if it has them.
+fn without_link(key: &str) -> Option<String> {
+    let (name, labels) = key.strip_suffix('}')?.split_once('{')?;
+    let mut kept = Vec::new();
+    let mut had = false;
+    for pair in labels.split("\",") {
+        let pair = pair.trim_end_matches('"');
+        if pair.starts_with("protocol=") || pair.starts_with("tls=") {
+            had = true;
+        } else {
+            kept.push(format!("{pair}\""));
+        }
+    }
+    had.then(|| format!("{name}{{{}}}", kept.join(",")))
 }
 
 /// `feedgate_wire_bytes_total` for one transport and direction.

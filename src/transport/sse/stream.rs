@@ -28,7 +28,7 @@ use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::log::{Cursor, Epoch, Event, Form, FormCache, Topic};
-use crate::metrics::{Outcome, Transport};
+use crate::metrics::{Link, Outcome, Transport};
 use crate::params::{self, CursorText, ListItem, Query, cursor_text, format_cursor, list_item};
 use crate::transport::encoding::{self, Encoding};
 use crate::transport::feed::{Delivery, End, Feed};
@@ -38,6 +38,7 @@ use crate::transport::{Reply, Wanted, drain_retry, start_of};
 /// `GET /topics/{topic}/sse` and `GET /sse?topics=LIST`.
 pub(crate) async fn subscribe(
     app: &App,
+    link: Link,
     wanted: Wanted,
     query: &Query,
     headers: &HeaderMap,
@@ -69,7 +70,7 @@ pub(crate) async fn subscribe(
             (topics, Some(url), tag)
         }
     };
-    let feed = Feed::open(app, Transport::Sse, topics, grant).await?;
+    let feed = Feed::open(app, Transport::Sse, link, topics, grant).await?;
     let every = app.config().sse_heartbeat;
     let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -14,8 +14,6 @@
 //! socket's are): it carries no events, so it would skew the `ws` wire bytes
 //! per event of a benchmark — never run echo traffic next to one.
 
-use std::sync::Arc;
-
 use futures_util::{SinkExt, StreamExt};
 use hyper::Request;
 use hyper::body::Incoming;
@@ -27,22 +25,22 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use super::{deflate, handshake as ws};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::server::Conn;
 use crate::transport::Reply;
-use crate::wire::ConnMeter;
 
-/// `GET /echo`: validates the handshake, answers `101`, and echoes on the
-/// upgraded socket in a task tracked for drain.
+/// `GET /echo` (or an extended CONNECT): validates the handshake, answers
+/// it, and echoes on the upgraded socket in a task tracked for drain.
 pub(crate) fn accept(
     app: &App,
     req: &mut Request<Incoming>,
-    meter: &Arc<ConnMeter>,
+    conn: &Conn,
 ) -> Result<Reply, ApiError> {
-    let accept = ws::accept_key(req.headers())?;
+    let opening = ws::opening(req)?;
     let deflate = ws::extension(app, req.headers());
     let params = deflate.as_ref().map(|d| d.0);
     let on_upgrade = hyper::upgrade::on(req);
     let session_app = app.clone();
-    let mut reply = ws::switch_protocols(app, on_upgrade, meter, accept, move |upgraded| {
+    let mut reply = ws::switch_protocols(app, on_upgrade, conn, opening, move |upgraded| {
         run(session_app, upgraded, params)
     });
     ws::agree(&mut reply, deflate);

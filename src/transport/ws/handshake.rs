@@ -4,13 +4,12 @@
 //! echo endpoint and the probe — plus the close codes every one of them
 //! sends.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::upgrade::Upgraded;
-use hyper::{Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -22,8 +21,8 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::http::response::empty;
 use crate::metrics::Outcome;
+use crate::server::Conn;
 use crate::transport::Reply;
-use crate::wire::ConnMeter;
 
 pub(crate) type Socket = WebSocketStream<Inflating<TokioIo<Upgraded>>>;
 
@@ -68,14 +67,45 @@ pub(crate) async fn server_socket(
     WebSocketStream::from_raw_socket(io, Role::Server, Some(conf)).await
 }
 
-/// Answers `101 Switching Protocols` and runs `session` on the upgraded
-/// socket in a task the server tracks for drain. The connection's bytes
-/// are `ws` from here on.
+/// How a client asked for a WebSocket, checked.
+pub(crate) enum Opening {
+    /// An HTTP/1.1 upgrade (RFC 6455 §4.2.1), answered `101` with this
+    /// `Sec-WebSocket-Accept`.
+    Upgrade(HeaderValue),
+    /// An HTTP/2 extended CONNECT (RFC 8441: `:protocol websocket`),
+    /// answered `200`; the stream carries the frames.
+    Connect,
+}
+
+/// Checks a WebSocket request, in either form.
+///
+/// # Errors
+/// As [`accept_key`]; an extended CONNECT needs `Sec-WebSocket-Version: 13`
+/// (RFC 8441 §5) and no key.
+pub(crate) fn opening<B>(req: &Request<B>) -> Result<Opening, ApiError> {
+    if !crate::admit::is_websocket_connect(req) {
+        return accept_key(req.headers()).map(Opening::Upgrade);
+    }
+    if req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err(ApiError::UnsupportedWsVersion);
+    }
+    Ok(Opening::Connect)
+}
+
+/// Answers the opening (`101 Switching Protocols`, or `200` to an extended
+/// CONNECT) and runs `session` on the upgraded socket or stream in a task
+/// the server tracks for drain. On HTTP/1.1 the connection's bytes are
+/// `ws` from here on; on HTTP/2 the stream's are.
 pub(crate) fn switch_protocols<F, Fut>(
     app: &App,
     on_upgrade: hyper::upgrade::OnUpgrade,
-    meter: &Arc<ConnMeter>,
-    accept: HeaderValue,
+    conn: &Conn,
+    opening: Opening,
     session: F,
 ) -> Reply
 where
@@ -88,13 +118,18 @@ where
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
-    meter.upgraded();
+    conn.upgraded();
     let mut res = Response::new(empty());
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = res.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    match opening {
+        Opening::Upgrade(accept) => {
+            *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let h = res.headers_mut();
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        Opening::Connect => *res.status_mut() = StatusCode::OK,
+    }
     Reply::new(res, Outcome::Stream)
 }
 

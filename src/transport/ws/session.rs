@@ -12,7 +12,6 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::deflate::{self, Params};
 use super::handshake::{
-    CLOSE_GRACE, Socket, accept_key, agree, close, close_for, extension, restarting, server_socket,
+    CLOSE_GRACE, Socket, agree, close, close_for, extension, opening, restarting, server_socket,
     switch_protocols,
 };
 use super::{control, frames};
@@ -38,12 +37,12 @@ use crate::error::ApiError;
 use crate::log::Topic;
 use crate::metrics::{Limit, Transport};
 use crate::params::Query;
+use crate::server::Conn;
 use crate::sync::wake_gate::Gates;
 use crate::transport::encoding::{self, Encoding};
 use crate::transport::feed::{Delivery, End, Feed};
 use crate::transport::signal::{GapFields, OpeningFields, ResetFields, Signal};
 use crate::transport::{Reply, Wanted, start_of};
-use crate::wire::ConnMeter;
 
 /// `GET /topics/{topic}/ws` and `GET /ws?topics=LIST`: validates the
 /// handshake, answers `101`, and runs the session on the upgraded socket
@@ -53,10 +52,10 @@ pub(crate) async fn subscribe(
     wanted: Wanted,
     query: &Query,
     req: &mut Request<Incoming>,
-    meter: &Arc<ConnMeter>,
+    conn: &Conn,
     access: Access,
 ) -> Result<Reply, ApiError> {
-    let accept = accept_key(req.headers())?;
+    let opening = opening(req)?;
     let encoding = Encoding::of(query)?;
     let deflate = extension(app, req.headers());
     let (topics, token) = match wanted {
@@ -67,7 +66,7 @@ pub(crate) async fn subscribe(
             (topics.collect(), Some(access.token))
         }
     };
-    let feed = Feed::open(app, Transport::Ws, topics, &access.grant).await?;
+    let feed = Feed::open(app, Transport::Ws, conn.link, topics, &access.grant).await?;
     let on_upgrade = hyper::upgrade::on(req);
     let session = Session {
         feed,
@@ -76,7 +75,7 @@ pub(crate) async fn subscribe(
         encoding,
         deflate: deflate.as_ref().map(|d| d.0),
     };
-    let mut reply = switch_protocols(app, on_upgrade, meter, accept, |upgraded| {
+    let mut reply = switch_protocols(app, on_upgrade, conn, opening, |upgraded| {
         session.run(upgraded)
     });
     agree(&mut reply, deflate);

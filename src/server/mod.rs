@@ -1,5 +1,5 @@
-//! The server: accept loop, connection limit, counting IO, hyper, and
-//! graceful shutdown.
+//! The server: accept loop, connection limit, TLS and HTTP/2 set-up, and
+//! graceful shutdown. One connection's life is `connection.rs`.
 //!
 //! [`run`] takes an already-bound listener and a shutdown future, so the
 //! binary binds `--listen` and waits for SIGINT/SIGTERM while a test binds
@@ -11,11 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::Request;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -29,8 +24,11 @@ use crate::demo;
 use crate::error::ApiError;
 use crate::log::Log;
 use crate::metrics::Metrics;
-use crate::router;
-use crate::wire::{ConnMeter, CountingIo};
+use crate::wire::{ByteCount, CountingIo};
+
+mod connection;
+
+pub(crate) use connection::Conn;
 
 /// Connections refused by the connection limit are still answered (a 503
 /// beats a reset), but only this many at once; beyond it they are dropped.
@@ -41,7 +39,7 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// full descriptor table does not turn the loop into a busy spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Largest request head hyper buffers; larger answers 431.
-const MAX_HEAD_BYTES: usize = 64 << 10;
+pub(crate) const MAX_HEAD_BYTES: usize = 64 << 10;
 
 /// Serves on `listener` until `shutdown` resolves, then drains: stops
 /// accepting, answers long polls and ends SSE streams (each with a jittered
@@ -104,12 +102,16 @@ pub async fn run_with_metrics(
         let _ = stream.set_nodelay(true);
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
-                tracker.spawn(serve_connection(app.clone(), stream, peer.ip(), permit));
+                tracker.spawn(connection::serve(app.clone(), stream, peer.ip(), permit));
             }
             Err(_) => {
                 app.metrics()
                     .limit_hit(crate::metrics::Limit::MaxConnections);
-                if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                // Answered only in the clear: a 503 under TLS would cost a
+                // handshake, which is what an overloaded server lacks.
+                if app.tls().is_none()
+                    && let Ok(slot) = refusals.clone().try_acquire_owned()
+                {
                     tokio::spawn(refuse(app.clone(), stream, slot));
                 }
             }
@@ -168,71 +170,12 @@ async fn accept_error(e: io::Error) {
     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
 }
 
-/// Serves one HTTP/1.1 connection (and, after an upgrade, hands the socket
-/// to the WebSocket session, which keeps the permit via the meter).
-async fn serve_connection(
-    app: App,
-    stream: TcpStream,
-    peer: std::net::IpAddr,
-    permit: OwnedSemaphorePermit,
-) {
-    let meter = Arc::new(ConnMeter::with_permit(app.metrics().clone(), permit));
-    let io = TokioIo::new(CountingIo::new(stream, meter.clone()));
-    let watched = meter.clone();
-    let svc_app = app.clone();
-    let service = service_fn(move |req: Request<Incoming>| {
-        // Now, before hyper reads on: see `router::detach`.
-        let req = router::detach(req);
-        router::handle(svc_app.clone(), meter.clone(), peer, req)
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.config().header_read_timeout)
-        // `max_buf_size` alone is approximate: a head that arrives whole in
-        // one read may parse even past it. `max_header_size` checks the
-        // parsed head (start line included) against the limit exactly.
-        .max_buf_size(MAX_HEAD_BYTES)
-        .max_header_size(MAX_HEAD_BYTES)
-        // An SSE chunk is its size line, the event block and a CRLF: one
-        // copy into hyper's buffer and a plain `send` cost less than a
-        // three-piece `writev` per event (bench/profile.sh: `vfs_writev`
-        // and `fdget_pos` were ~10 % of an SSE run's server CPU).
-        .writev(false)
-        .serve_connection(io, service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    // Polled with the connection on every wake-up (every SSE event): a
-    // watch asks with one atomic load. (Gating the watchdog and the signal
-    // as the WebSocket session does saved nothing measurable here, and its
-    // state pushed every connection's task into a larger allocation: +0.3
-    // KiB per idle long poll.)
-    let mut stop = app.stop_watch();
-    let result = tokio::select! {
-        res = conn.as_mut() => res,
-        _ = watched.stuck_for(app.config().write_timeout) => {
-            // The peer reads nothing (an SSE or long-poll client that
-            // stopped reading): drop the connection rather than hold it.
-            app.metrics().limit_hit(crate::metrics::Limit::WriteTimeout);
-            return;
-        }
-        _ = stop.stopped() => {
-            // Finish the in-flight response (long polls answer now, SSE
-            // ends), then close instead of keeping the connection alive.
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
-}
-
 /// Answers a connection over the limit with a 503 and closes it. The
 /// request head is read first so that closing does not reset the socket
 /// before the client sees the answer.
 async fn refuse(app: App, stream: TcpStream, _slot: OwnedSemaphorePermit) {
-    let meter = ConnMeter::new(app.metrics().clone());
-    let mut io = CountingIo::new(stream, meter);
+    let count = Arc::new(ByteCount::default());
+    let mut io = CountingIo::new(stream, count.clone());
     let e = ApiError::Overloaded(format!(
         "too many connections: the limit is {}",
         app.config().max_connections
@@ -256,6 +199,11 @@ async fn refuse(app: App, stream: TcpStream, _slot: OwnedSemaphorePermit) {
         io.shutdown().await
     })
     .await;
+    // Never routed: `other`, in the clear on HTTP/1.1.
+    let other = app.metrics().transport(crate::metrics::Transport::Other);
+    let lm = other.on(crate::metrics::Link::H1);
+    lm.wire_in.inc_by(count.read());
+    lm.wire_out.inc_by(count.written());
 }
 
 /// A server started in the background, for tests, the bench and embedding.
