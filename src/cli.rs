@@ -454,7 +454,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = crate::server::bind(args.listen, config.accept_backlog)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, demo = config.demo, "feedgate listening; open http://{addr}/");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, demo = config.demo, "feedgate listening; open {scheme}://{addr}/");
     crate::server::run(listener, config, shutdown_signal())
         .await
         .map_err(|e| e.to_string())

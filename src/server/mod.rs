@@ -84,6 +84,19 @@ pub async fn run_with_metrics(
     if let Some(age) = app.config().retention.max_age {
         tracker.spawn(expire_periodically(app.clone(), age));
     }
+    if let Some(tls) = app.tls() {
+        let what = match app.config().tls {
+            Some(crate::tls::TlsSource::SelfSigned) => "self-signed for localhost and 127.0.0.1",
+            _ => "from --tls-cert",
+        };
+        tracing::info!(
+            fingerprint = %tls.fingerprint(),
+            http2 = app.config().http2,
+            "TLS certificate ({what}); SHA-256 fingerprint {}",
+            tls.fingerprint()
+        );
+        tracker.spawn(reload_on_hangup(app.clone()));
+    }
     let limit = Arc::new(Semaphore::new(app.config().max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     tokio::pin!(shutdown);
@@ -131,6 +144,42 @@ pub async fn run_with_metrics(
         );
     }
     Ok(())
+}
+
+/// Re-reads the TLS certificate and key on SIGHUP until the server stops:
+/// new handshakes use the new pair; a bad pair is refused (logged) and the
+/// old one kept.
+async fn reload_on_hangup(app: App) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Some(tls) = app.tls().cloned() else {
+            return;
+        };
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the certificate will not be reloaded");
+            return;
+        };
+        let mut stop = app.stop_watch();
+        loop {
+            tokio::select! {
+                _ = stop.stopped() => return,
+                got = hangups.recv() => if got.is_none() { return },
+            }
+            match tls.reload() {
+                Ok(()) => tracing::info!(
+                    fingerprint = %tls.fingerprint(),
+                    "SIGHUP: TLS certificate reloaded"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: the new TLS certificate was refused; the old one stays in use"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = app;
 }
 
 /// Applies the retention age every tenth of it (at most once per 100 ms),

@@ -9,8 +9,9 @@
 //! - after that, socket bytes pay for the attributed plaintext they
 //!   carried, and what a record adds (header, content type, tag) is shared
 //!   out in proportion to the plaintext of each transport since the last
-//!   settling: written bytes settle as they reach the socket, read bytes
-//!   once the reader above has taken everything decrypted so far;
+//!   settling: written bytes settle as the plaintext is written (its
+//!   records reached the socket within the same write), read bytes once
+//!   the reader above has taken everything decrypted so far;
 //! - what is left when the connection ends goes to the transport of the
 //!   last plaintext (`other` if there was none).
 //!
@@ -126,13 +127,20 @@ impl TlsLedger {
     }
 
     /// `n` plaintext bytes going `dir` served `t`.
-    /// Written plaintext is settled as its records reach the socket; read
-    /// plaintext once the reader above waits for more ([`TlsLedger::settle`]).
+    /// Written plaintext is settled at once: TLS hands a write's records
+    /// to the socket before the write returns, so they are here already
+    /// (or follow, and settle as they come). Read plaintext settles once
+    /// the reader above waits for more ([`TlsLedger::settle`]): the records
+    /// it came in may hold other streams' bytes too.
     pub fn plain(&self, dir: Dir, t: Transport, n: u64) {
-        self.side(dir, |s| {
+        let shares = self.side(dir, |s| {
             s.plain[t as usize] = s.plain[t as usize].saturating_add(n);
             s.last = Some(t);
+            (dir == Dir::Out).then(|| s.settle())
         });
+        if let Some(shares) = shares {
+            self.count(dir, shares);
+        }
     }
 
     /// Settles `dir` now: the plaintext above has taken everything the
@@ -215,30 +223,45 @@ mod tests {
         l.on_read(522);
         l.plain(Dir::In, Transport::Poll, 500);
         l.settle(Dir::In);
-        l.plain(Dir::Out, Transport::Poll, 300);
+        // TLS writes a write's records before the write returns.
         l.on_write(322);
+        l.plain(Dir::Out, Transport::Poll, 300);
         assert_eq!(wire(&m, Transport::Poll), (517 + 64 + 522, 3000 + 322));
         drop(l);
         assert_eq!(wire(&m, Transport::Poll), (517 + 64 + 522, 3000 + 322));
     }
 
     #[test]
-    fn overhead_is_shared_in_proportion_and_the_sum_is_exact() {
+    fn overhead_goes_with_its_plaintext_and_the_sum_is_exact() {
         let m = Arc::new(Metrics::new());
         let l = TlsLedger::new(m.clone(), TLS);
-        l.plain(Dir::Out, Transport::Sse, 300);
-        l.plain(Dir::Out, Transport::Ws, 100);
+        // Records of two transports' plaintext, then the plaintext.
         l.on_write(444); // 400 of plaintext, 44 of overhead
-        assert_eq!(wire(&m, Transport::Sse).1, 333);
+        l.plain(Dir::Out, Transport::Sse, 300);
+        assert_eq!(wire(&m, Transport::Sse).1, 444, "all it carried so far");
+        l.plain(Dir::Out, Transport::Ws, 100);
+        l.on_write(111);
         assert_eq!(wire(&m, Transport::Ws).1, 111);
-        // A socket write that carries only part of the next plaintext.
-        l.plain(Dir::Out, Transport::Sse, 1000);
+        // A socket write that carries only part of the next plaintext
+        // (the socket was full), then the rest.
         l.on_write(500);
+        l.plain(Dir::Out, Transport::Sse, 1000);
         l.on_write(522);
         drop(l);
         let total: u64 = Transport::ALL.iter().map(|t| wire(&m, *t).1).sum();
-        assert_eq!(total, 444 + 500 + 522);
-        assert_eq!(wire(&m, Transport::Sse).1, 333 + 1022);
+        assert_eq!(total, 444 + 111 + 500 + 522);
+        assert_eq!(wire(&m, Transport::Sse).1, 444 + 1022);
+        // Read records of two transports settle together, in proportion.
+        let m = Arc::new(Metrics::new());
+        let l = TlsLedger::new(m.clone(), TLS);
+        l.on_read(444);
+        l.plain(Dir::In, Transport::Sse, 300);
+        l.plain(Dir::In, Transport::Ws, 100);
+        l.settle(Dir::In);
+        assert_eq!(
+            (wire(&m, Transport::Sse).0, wire(&m, Transport::Ws).0),
+            (333, 111)
+        );
     }
 
     #[test]

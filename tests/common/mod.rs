@@ -296,7 +296,10 @@ pub fn spawn_binary(extra: &[&str]) -> (std::process::Child, String) {
     let mut lines = BufReader::new(stderr).lines();
     let url = loop {
         let line = lines.next().expect("a log line").unwrap();
-        if let Some(i) = line.find("open http://") {
+        if let Some(i) = line
+            .find("open http://")
+            .or_else(|| line.find("open https://"))
+        {
             break line[i + 5..]
                 .split_whitespace()
                 .next()
