@@ -281,7 +281,7 @@ where
 /// Runs `conn` until it ends, the peer stops reading for `--write-timeout`
 /// (then the connection is dropped: `None`), or the server drains or
 /// `finish` resolves (then the connection is asked to finish its work in
-/// flight, and awaited).
+/// flight, and given `--drain-timeout` to).
 async fn watch_and_drain<C: Drain>(
     app: &App,
     watch: &SocketWatch,
@@ -306,7 +306,15 @@ async fn watch_and_drain<C: Drain>(
         _ = finish => {}
     }
     // Finish the in-flight responses (long polls answer now, SSE ends,
-    // HTTP/2 says GOAWAY), then close instead of keeping the connection.
+    // HTTP/2 says GOAWAY), then close instead of keeping the connection —
+    // still watched, and within the drain deadline.
     conn.as_mut().drain();
-    Some(conn.await)
+    tokio::select! {
+        res = conn.as_mut() => Some(res),
+        _ = watch.stuck_for(app.config().write_timeout) => {
+            app.metrics().limit_hit(Limit::WriteTimeout);
+            None
+        }
+        _ = tokio::time::sleep(app.config().drain_timeout) => None,
+    }
 }

@@ -47,7 +47,12 @@ impl SocketWatch {
     /// getting through. Costs nothing while writes flow.
     pub async fn stuck_for(&self, limit: Duration) {
         loop {
-            self.blocked.notified().await;
+            // Registered before the state is read: a block that starts in
+            // between is not missed, and one that started before this
+            // watchdog did (a second one, after a drain began) is seen.
+            let notified = self.blocked.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             loop {
                 let blocked = match self.blocked_since.load(Ordering::Relaxed) {
                     0 => None,
@@ -59,6 +64,7 @@ impl SocketWatch {
                     Some(d) => tokio::time::sleep(limit - d).await,
                 }
             }
+            notified.await;
         }
     }
 }
@@ -79,7 +85,7 @@ impl Meter for SocketWatch {
             .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok();
         if newly {
-            self.blocked.notify_one();
+            self.blocked.notify_waiters();
         }
     }
 }
