@@ -1,6 +1,6 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/` into parsers that are
-//! otherwise private: the permessage-deflate frame reader and the compact
-//! SSE id. Not part of the API (hidden from the docs); see docs/fuzzing.md.
+//! otherwise private: the permessage-deflate frame reader, the compact SSE
+//! id, and HTTP/2 frame attribution (with its HPACK decoding). Not part of the API (hidden from the docs); see docs/fuzzing.md.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -133,5 +133,62 @@ mod tests {
         let whole = inflate_client_bytes(&input, &[], 1 << 16);
         assert_eq!(whole, input);
         assert_eq!(inflate_client_bytes(&input, &[1, 3, 7, 12], 1 << 16), input);
+    }
+}
+
+/// Feeds `read` (what a client sent: preface, frames) and `write` (what
+/// the server wrote) through an HTTP/2 connection's frame attribution,
+/// `read` cut at `cuts`; the wire bytes it counted in and out, summed over
+/// transports (all counted once the connection is gone).
+pub fn attribute_h2(read: &[u8], write: &[u8], cuts: &[usize]) -> (u64, u64) {
+    use crate::metrics::{Link, Metrics, Transport};
+    use crate::wire::account::Account;
+    use crate::wire::h2::H2Meter;
+    let link = Link {
+        h2: true,
+        tls: false,
+    };
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let meter = H2Meter::new(Account::new(metrics.clone(), link, None));
+    let mut at = 0;
+    let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(read.len())).collect();
+    cuts.sort_unstable();
+    for c in cuts.into_iter().chain([read.len()]) {
+        if c > at {
+            meter.read(&read[at..c]);
+            meter.read_idle();
+            at = c;
+        }
+    }
+    meter.wrote(write);
+    drop(meter);
+    Transport::ALL.iter().fold((0, 0), |(i, o), t| {
+        let lm = metrics.transport(*t).on(link);
+        (i + lm.wire_in.get(), o + lm.wire_out.get())
+    })
+}
+
+#[cfg(test)]
+mod h2_tests {
+    use super::*;
+
+    /// Every byte is attributed once, whatever the input.
+    #[test]
+    fn every_byte_is_attributed_once() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for round in 0..200 {
+            let mut bytes = Vec::new();
+            for _ in 0..(round * 37 % 4000) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                bytes.push(x as u8);
+            }
+            let mut read = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+            read.extend_from_slice(&bytes);
+            let cuts = [round % 50, round * 7 % 300, 1000];
+            let counted = attribute_h2(&read, &bytes, &cuts);
+            assert_eq!(counted, (read.len() as u64, bytes.len() as u64));
+        }
     }
 }

@@ -572,3 +572,184 @@ async fn every_link_is_exported_from_the_start() {
         }
     }
 }
+
+/// `feedgate serve` with a bad pair refuses to start, naming the flag.
+#[test]
+fn a_bad_certificate_pair_refuses_to_start_naming_the_flag() {
+    let pki = Pki::new("bad");
+    let other = Pki::new("bad2");
+    let missing = pki.dir.join("nope.pem");
+    let cases = [
+        (missing.clone(), pki.key.clone(), "--tls-cert"),
+        (pki.cert.clone(), missing, "--tls-key"),
+        (pki.cert.clone(), other.key.clone(), "does not match"),
+    ];
+    for (cert, key, says) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_feedgate"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{says}: started anyway");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_feedgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&pki.cert)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-key"));
+}
+
+/// SHA-256 fingerprint of what a server presents to a new handshake.
+async fn presented(addr: SocketAddr) -> String {
+    use sha2::Digest;
+    #[derive(Debug)]
+    struct Any;
+    impl rustls::client::danger::ServerCertVerifier for Any {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            #[allow(deprecated)]
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let c = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Any))
+        .with_no_client_auth();
+    let s = TcpStream::connect(addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(c))
+        .connect(ServerName::try_from("localhost").unwrap(), s)
+        .await
+        .unwrap();
+    let cert = &tls.get_ref().1.peer_certificates().unwrap()[0];
+    sha2::Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// SIGHUP re-reads the pair: new handshakes get the new certificate, an
+/// open connection keeps going; a bad new pair is refused and the old one
+/// kept.
+#[tokio::test]
+async fn sighup_reloads_the_certificate_without_dropping_connections() {
+    let first = Pki::new("hup1");
+    let second = Pki::new("hup2");
+    // The server reads the files of `first`'s directory throughout.
+    let (mut child, url) = spawn_binary(&[
+        "--tls-cert",
+        first.cert.to_str().unwrap(),
+        "--tls-key",
+        first.key.to_str().unwrap(),
+    ]);
+    assert!(url.starts_with("https://"), "{url}");
+    let addr: SocketAddr = url.trim_start_matches("https://").parse().unwrap();
+    let fp1 = presented(addr).await;
+    // An open HTTP/2 connection across the reload.
+    let (io, _, _) = tls(addr, &first, &[b"h2"]).await;
+    let mut open = h2(io).await;
+    let hup = || {
+        std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    // A half-written pair (the new certificate, the old key): refused.
+    std::fs::copy(&second.cert, &first.cert).unwrap();
+    assert!(hup().success());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(presented(addr).await, fp1, "the old pair stays in use");
+    std::fs::copy(&second.key, &first.key).unwrap();
+    assert!(hup().success());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let fp2 = loop {
+        let now = presented(addr).await;
+        if now != fp1 {
+            break now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never reloaded");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_ne!(fp1, fp2);
+    let (status, _) = send(
+        open.send_request(req(Method::GET, "/healthz", ""))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the connection opened before still serves"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `--tls-self-signed` serves HTTPS at once and prints the certificate's
+/// fingerprint.
+#[test]
+fn a_self_signed_server_prints_its_fingerprint() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_feedgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-self-signed"])
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut fingerprint = None;
+    let mut https = false;
+    for line in lines.take(20) {
+        let line = line.unwrap();
+        https |= line.contains("open https://");
+        if let Some(i) = line.find("fingerprint ") {
+            fingerprint = line[i + 12..].split_whitespace().next().map(str::to_owned);
+        }
+        if https && fingerprint.is_some() {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let f = fingerprint.expect("a fingerprint line");
+    assert_eq!(f.split(':').count(), 32, "{f}");
+    assert!(https);
+}

@@ -90,7 +90,6 @@ pub async fn run_with_metrics(
             _ => "from --tls-cert",
         };
         tracing::info!(
-            fingerprint = %tls.fingerprint(),
             http2 = app.config().http2,
             "TLS certificate ({what}); SHA-256 fingerprint {}",
             tls.fingerprint()
