@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, ClientError, Endpoint, HttpConn, SseParser};
+use crate::protocol::probe;
 use crate::wire::ByteCount;
 
 /// How long a single ordinary request may take before it counts as failed.
@@ -292,7 +293,7 @@ async fn poll_inner(ep: &Endpoint, clock: &Clock) -> PollRun {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     run.body_sent = h
-        .get(crate::transport::probe::BYTES_HEADER)
+        .get(probe::BYTES_HEADER)
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let ok = res.status().is_success();
     let body = match collect(res.into_body(), REQUEST_TIMEOUT).await {

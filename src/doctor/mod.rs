@@ -30,6 +30,7 @@ pub use verdict::Verdict;
 
 use crate::client::Endpoint;
 use crate::params::duration;
+use crate::protocol::probe;
 use checks::{Clock, Plan};
 
 /// The long-poll hold tried when the server does not say its maximum.
@@ -64,9 +65,9 @@ pub struct DoctorArgs {
 pub async fn cli(args: DoctorArgs) -> Result<Outcome, String> {
     let ep = Endpoint::parse(&args.url).map_err(|e| e.to_string())?;
     let plan = Plan {
-        count: args.count.min(crate::transport::probe::MAX_COUNT),
+        count: args.count.min(probe::MAX_COUNT),
         interval: args.interval,
-        idle: args.idle.min(crate::transport::probe::MAX_IDLE),
+        idle: args.idle.min(probe::MAX_IDLE),
     };
     let doc = run(&ep, &args.url, plan).await;
     let table = report::table(&doc);
