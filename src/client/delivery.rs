@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::ClientError;
 use super::error::protocol;
-use crate::protocol::{Control, Epoch, EventHead};
+use crate::protocol::{Control, Epoch, EventHead, Gap, Reset};
 
 /// An event as a client receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,24 @@ pub enum Delivery {
     },
 }
 
+impl From<Gap> for Delivery {
+    fn from(g: Gap) -> Delivery {
+        Delivery::Gap {
+            missed: g.missed,
+            resume_seq: g.resume_seq,
+        }
+    }
+}
+
+impl From<Reset> for Delivery {
+    fn from(r: Reset) -> Delivery {
+        Delivery::Reset {
+            reason: r.reason,
+            epoch: r.epoch,
+        }
+    }
+}
+
 /// Parses one event JSON as the server sent it.
 ///
 /// # Errors
@@ -73,14 +91,8 @@ pub fn control(kind: &str, json: &[u8]) -> Result<Option<Delivery>, ClientError>
 /// The delivery a control message is, if it is one.
 pub(super) fn signal(c: Control) -> Option<Delivery> {
     match c {
-        Control::Gap(g) => Some(Delivery::Gap {
-            missed: g.missed,
-            resume_seq: g.resume_seq,
-        }),
-        Control::Reset(r) => Some(Delivery::Reset {
-            reason: r.reason,
-            epoch: r.epoch,
-        }),
+        Control::Gap(g) => Some(g.fields.into()),
+        Control::Reset(r) => Some(r.fields.into()),
         _ => None,
     }
 }

@@ -5,7 +5,8 @@
 //! The client offers [`OFFER`] — `server_no_context_takeover`, so every
 //! message the server compresses stands alone and is inflated by a fresh
 //! decoder — and compresses nothing itself (the extension allows a sender
-//! to send plain frames). The reader passes the handshake's response head
+//! to send plain frames), so this wraps only the socket's read half. The
+//! reader passes the handshake's response head
 //! through, then parses the server's frames with tungstenite's own
 //! [`FrameHeader`]: a message whose first frame has RSV1 set is gathered,
 //! inflated and handed on as one plain frame; every other frame passes
@@ -23,7 +24,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
@@ -37,9 +38,10 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// The end of an HTTP response head.
 const HEAD_END: &[u8] = b"\r\n\r\n";
 
-/// The read side of a client WebSocket that may receive compressed
-/// messages; writes pass straight through.
-pub struct Inflating<S> {
+/// The read half of a client WebSocket that may receive compressed
+/// messages (the write half needs nothing: the client compresses
+/// nothing).
+pub struct InflatingRead<S> {
     inner: S,
     /// `None`: no extension was offered, a plain pass-through.
     state: Option<Box<State>>,
@@ -61,7 +63,7 @@ struct State {
     gathering: Option<(OpCode, BytesMut)>,
 }
 
-impl<S> Inflating<S> {
+impl<S> InflatingRead<S> {
     /// Wraps `inner`, inflating messages of up to `max_message` bytes
     /// when `offered` (the handshake is about to offer [`OFFER`]), else
     /// only forwarding.
@@ -76,7 +78,7 @@ impl<S> Inflating<S> {
                 gathering: None,
             })
         });
-        Inflating { inner, state }
+        InflatingRead { inner, state }
     }
 
     /// The wrapped stream.
@@ -85,34 +87,16 @@ impl<S> Inflating<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for InflatingRead<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let Some(st) = this.state.as_deref_mut() else {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
-        };
-        loop {
-            if !st.out.is_empty() {
-                let n = st.out.len().min(buf.remaining());
-                buf.put_slice(&st.out[..n]);
-                st.out.advance(n);
-                st.release();
-                return Poll::Ready(Ok(()));
-            }
-            let mut chunk = [0u8; 4096];
-            let mut rb = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
-            if rb.filled().is_empty() {
-                // End of stream: a torn frame stays torn, as tungstenite
-                // would have seen it.
-                return Poll::Ready(Ok(()));
-            }
-            st.raw.extend_from_slice(rb.filled());
-            st.parse()?;
+        let InflatingRead { inner, state } = self.get_mut();
+        match state.as_deref_mut() {
+            None => Pin::new(inner).poll_read(cx, buf),
+            Some(st) => st.poll_hand_on(inner, cx, buf),
         }
     }
 }
@@ -125,6 +109,32 @@ fn invalid(why: &str) -> io::Error {
 }
 
 impl State {
+    /// Fills `buf` with what tungstenite is to read, reading the socket
+    /// until there is some (or it ends).
+    fn poll_hand_on<S: AsyncRead + Unpin>(
+        &mut self,
+        socket: &mut S,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        while self.out.is_empty() {
+            let mut chunk = [0u8; 4096];
+            let mut got = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut *socket).poll_read(cx, &mut got))?;
+            if got.filled().is_empty() {
+                // End of stream: a torn frame stays torn, as tungstenite
+                // would have seen it.
+                return Poll::Ready(Ok(()));
+            }
+            self.raw.extend_from_slice(got.filled());
+            self.parse()?;
+        }
+        let n = self.out.len().min(buf.remaining());
+        buf.put_slice(&self.out.split_to(n));
+        self.release();
+        Poll::Ready(Ok(()))
+    }
+
     /// Frees the buffers once drained: an idle socket keeps none.
     fn release(&mut self) {
         if self.out.is_empty() && self.raw.is_empty() && self.gathering.is_none() {
@@ -276,36 +286,6 @@ impl Write for Capped {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Inflating<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,7 +319,7 @@ mod tests {
     async fn read_all(input: Vec<u8>, cut: usize, max: usize) -> io::Result<Vec<u8>> {
         let (a, b) = input.split_at(cut.min(input.len()));
         let source = tokio::io::AsyncReadExt::chain(a, b);
-        let mut reader = Inflating::new(source, true, max);
+        let mut reader = InflatingRead::new(source, true, max);
         let mut out = Vec::new();
         reader.read_to_end(&mut out).await?;
         Ok(out)

@@ -54,7 +54,7 @@ pub use sse::open_event_stream;
 pub use sse_parser::{SseError, SseEvent, SseParser};
 pub use subscriber::{RequestStats, SubscribeOptions, Subscriber};
 pub use topics::parse_list;
-pub use ws::{WsStream, open_websocket, open_websocket_with};
+pub use ws::{WsIo, WsStream, open_websocket, open_websocket_with};
 
 use crate::wire::{ByteCount, CountingIo};
 

@@ -23,7 +23,7 @@ use super::error::protocol;
 use super::http::{gunzip, gzipped};
 use super::lean::Shape;
 use super::topics::{Step, Topics};
-use super::{ClientError, Delivery, Endpoint, HttpConn, RequestStats, Wire};
+use super::{ClientError, Endpoint, HttpConn, RequestStats, Wire};
 use crate::protocol::{Cursor, Epoch, Gap, Reset};
 use crate::wire::ByteCount;
 
@@ -206,11 +206,7 @@ fn topic(
     shape: Shape,
 ) -> Result<usize, ClientError> {
     if let Some(r) = p.reset {
-        let reset = Delivery::Reset {
-            reason: r.reason,
-            epoch: r.epoch,
-        };
-        topics.steps.push_back(Step::Deliver(i, reset));
+        topics.steps.push_back(Step::Deliver(i, r.into()));
     }
     // The events are in this epoch (a reset above moved to it already).
     let epoch_only = Cursor {
@@ -219,11 +215,7 @@ fn topic(
     };
     topics.steps.push_back(Step::Stand(i, epoch_only));
     if let Some(g) = p.gap {
-        let gap = Delivery::Gap {
-            missed: g.missed,
-            resume_seq: g.resume_seq,
-        };
-        topics.steps.push_back(Step::Deliver(i, gap));
+        topics.steps.push_back(Step::Deliver(i, g.into()));
     }
     let n = p.events.len();
     for (k, raw) in p.events.into_iter().enumerate() {

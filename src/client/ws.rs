@@ -9,6 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper::header::HeaderValue;
+use tokio::io::Join;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -16,17 +18,24 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::error::protocol;
-use super::inflate::{self, Inflating};
+use super::inflate::{self, InflatingRead};
 use super::lean::Shape;
 use super::topics::Topics;
-use super::{ClientError, CountedStream, Endpoint};
+use super::{ClientError, Endpoint};
 use crate::protocol::lean::{self, LeanMessage};
 use crate::protocol::{Control, Request};
-use crate::wire::ByteCount;
+use crate::wire::{ByteCount, CountingIo};
 
 /// A client WebSocket; it inflates permessage-deflate messages when it
 /// offered the extension (and only forwards otherwise).
-pub type WsStream = WebSocketStream<Inflating<CountedStream>>;
+pub type WsStream = WebSocketStream<WsIo>;
+
+/// The socket under a [`WsStream`]: its halves, each counted, the read
+/// half inflating.
+pub type WsIo = Join<
+    InflatingRead<CountingIo<OwnedReadHalf, Arc<ByteCount>>>,
+    CountingIo<OwnedWriteHalf, Arc<ByteCount>>,
+>;
 
 /// Read buffer of a client WebSocket. tungstenite zero-fills this much on
 /// every read call, so bigger is slower as well as fatter.
@@ -61,7 +70,7 @@ pub async fn open_websocket_with(
     path: &str,
     deflate: bool,
 ) -> Result<WsStream, ClientError> {
-    let stream = ep.connect(bytes.clone()).await?;
+    let (read, write) = ep.connect_tcp().await?.into_split();
     let url = format!("ws://{}{}", ep.host_header(), path);
     let mut req = url.into_client_request()?;
     if deflate {
@@ -75,7 +84,8 @@ pub async fn open_websocket_with(
     // process (the bench) that is gigabytes. Frames larger than this
     // still get room for their full length once their header is read.
     let conf = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-    let io = Inflating::new(stream, deflate, MAX_INFLATED);
+    let read = InflatingRead::new(CountingIo::new(read, bytes.clone()), deflate, MAX_INFLATED);
+    let io = tokio::io::join(read, CountingIo::new(write, bytes.clone()));
     let (ws, _) = tokio_tungstenite::client_async_with_config(req, io, Some(conf))
         .await
         .map_err(handshake_error)?;

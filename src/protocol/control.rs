@@ -28,10 +28,10 @@ pub enum Control {
         topic: String,
     },
     /// Events no longer retained were skipped.
-    Gap(Gap),
+    Gap(Signal<Gap>),
     /// The cursor could not be honoured: delivery restarts from the oldest
     /// retained event of `epoch`.
-    Reset(Reset),
+    Reset(Signal<Reset>),
     /// A request on a multiplexed WebSocket was refused; the socket stays
     /// open.
     Error(Refusal),
@@ -52,34 +52,40 @@ pub struct Position {
     pub next: u64,
 }
 
-/// A `gap` signal.
+/// A signal about one topic: its own fields (`T`), the topic it is about
+/// (multiplexed subscriptions only) and, in the lean encoding, the seq
+/// before the events that follow it (lean events carry none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Gap {
-    /// The topic (multiplexed subscriptions only).
+pub struct Signal<T> {
+    /// The topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
-    /// How many events are gone.
-    pub missed: u64,
-    /// The first seq delivered after it.
-    pub resume_seq: u64,
-    /// Lean encoding: the seq before the events that follow.
+    /// What the signal says.
+    #[serde(flatten)]
+    pub fields: T,
+    /// Lean encoding: where counting resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<u64>,
 }
 
-/// A `reset` signal.
+/// A gap: events no longer retained were skipped (also a poll answer's
+/// `gap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// How many events are gone.
+    pub missed: u64,
+    /// The first seq delivered after it.
+    pub resume_seq: u64,
+}
+
+/// A reset: the cursor could not be honoured (also a poll answer's
+/// `reset`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reset {
-    /// The topic (multiplexed subscriptions only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub topic: Option<String>,
     /// `epoch_changed` or `cursor_ahead`.
     pub reason: String,
     /// The log's epoch now.
     pub epoch: Epoch,
-    /// Lean encoding: the seq before the events that follow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
 }
 
 /// An `error` message of a multiplexed WebSocket.
@@ -179,10 +185,12 @@ mod tests {
         );
         assert_eq!(
             ws(r#"{"type":"gap","topic":"a","missed":3,"resume_seq":22,"next":21}"#),
-            Control::Gap(Gap {
+            Control::Gap(Signal {
                 topic: Some("a".into()),
-                missed: 3,
-                resume_seq: 22,
+                fields: Gap {
+                    missed: 3,
+                    resume_seq: 22
+                },
                 next: Some(21)
             })
         );
@@ -194,10 +202,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             sse,
-            Control::Reset(Reset {
+            Control::Reset(Signal {
                 topic: None,
-                reason: "epoch_changed".into(),
-                epoch: e,
+                fields: Reset {
+                    reason: "epoch_changed".into(),
+                    epoch: e
+                },
                 next: None
             })
         );
@@ -205,6 +215,22 @@ mod tests {
         assert_eq!(
             Control::from_fields("unsubscribed", br#"{"topic":"a"}"#).unwrap(),
             Control::Unsubscribed { topic: "a".into() }
+        );
+    }
+
+    #[test]
+    fn writes_signals_in_the_servers_order() {
+        let gap = Control::Gap(Signal {
+            topic: Some("a".into()),
+            fields: Gap {
+                missed: 3,
+                resume_seq: 22,
+            },
+            next: Some(21),
+        });
+        assert_eq!(
+            serde_json::to_string(&gap).unwrap(),
+            r#"{"type":"gap","topic":"a","missed":3,"resume_seq":22,"next":21}"#
         );
     }
 

@@ -34,7 +34,7 @@ pub mod probe;
 mod topic;
 mod transport;
 
-pub use control::{Control, Gap, Position, Refusal, Request, Reset};
+pub use control::{Control, Gap, Position, Refusal, Request, Reset, Signal};
 pub use cursor::{Cursor, CursorText, format_cursor, parse_epoch};
 pub use epoch::{BadEpoch, Epoch};
 pub use event::{EventHead, unix_micros};
