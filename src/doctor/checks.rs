@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::progress::{Check, span};
 use crate::client::{self, ClientError, Endpoint, HttpConn, SseParser};
 use crate::protocol::probe;
 use crate::wire::ByteCount;
@@ -163,6 +164,22 @@ pub struct StreamRun {
 }
 
 impl StreamRun {
+    /// Says on `check` what the stream waits for now.
+    fn show(&self, check: &Check, plan: Plan) {
+        let got = self.events.len();
+        if self.hello.is_none() {
+            check.phase("waiting for the probe's first message");
+        } else if got < plan.count as usize {
+            check.phase("timed events");
+            check.detail(&format!("timed events: {got} of {}", plan.count));
+        } else if self.end.is_none() {
+            check.phase(&format!(
+                "silent for up to {}, to find the path's idle timeout",
+                span(plan.idle)
+            ));
+        }
+    }
+
     /// Records one message of the probe that arrived at `at_s`.
     fn record(&mut self, kind: &str, json: &str, at_s: f64) {
         let Ok(v) = serde_json::from_str::<Value>(json) else {
@@ -345,11 +362,12 @@ async fn poll_inner(ep: &Endpoint, clock: &Clock) -> PollRun {
 
 /// Sends ever larger request headers until one is refused (each within
 /// 5 s: a proxy that hangs on a large head counts as refusing it).
-pub async fn header_limit(ep: &Endpoint) -> HeaderLimit {
+pub async fn header_limit(ep: &Endpoint, check: &Check) -> HeaderLimit {
     const WITHIN: Duration = Duration::from_secs(5);
     let mut limit = HeaderLimit::default();
     let path = ep.path("probe/poll");
     for size in HEADER_SIZES {
+        check.detail(&format!("a request header of {} KiB", size >> 10));
         let headers = [("x-feedgate-probe-header", "h".repeat(size))];
         let refused = match get(ep, &path, &headers, WITHIN).await {
             Ok(res) if res.status().is_success() => {
@@ -372,7 +390,7 @@ pub async fn header_limit(ep: &Endpoint) -> HeaderLimit {
 
 /// The long-poll probe: once with no hold (the round trip), then held for
 /// `hold`.
-pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration) -> LongPollRun {
+pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration, check: &Check) -> LongPollRun {
     let mut run = LongPollRun {
         hold_s: hold.as_secs_f64(),
         ..Default::default()
@@ -401,6 +419,7 @@ pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration) -> LongPoll
     }
     let path = ep.path(&format!("probe/longpoll?hold={}", hold.as_secs_f64()));
     let within = hold + REQUEST_TIMEOUT;
+    check.phase(&format!("a request the server holds {}", span(hold)));
     let t0 = clock.now_s();
     let answer = async {
         let res = get(ep, &path, &[], within).await?;
@@ -428,9 +447,10 @@ pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration) -> LongPoll
 
 /// The SSE probe, read as a browser's `EventSource` would (it accepts
 /// gzip).
-pub async fn sse(ep: &Endpoint, clock: &Clock, plan: Plan) -> StreamRun {
+pub async fn sse(ep: &Endpoint, clock: &Clock, plan: Plan, check: &Check) -> StreamRun {
     let mut run = StreamRun::default();
-    let outcome = tokio::time::timeout(plan.deadline(), sse_inner(ep, clock, plan, &mut run)).await;
+    let inner = sse_inner(ep, clock, plan, &mut run, check);
+    let outcome = tokio::time::timeout(plan.deadline(), inner).await;
     run.ended_how = match outcome {
         Ok(Ok(how)) => how,
         Ok(Err(e)) => e,
@@ -445,6 +465,7 @@ async fn sse_inner(
     clock: &Clock,
     plan: Plan,
     run: &mut StreamRun,
+    check: &Check,
 ) -> Result<String, String> {
     let path = ep.path(&format!("probe/sse?{}", plan.query()));
     let headers = [
@@ -478,6 +499,7 @@ async fn sse_inner(
         Some("gzip") => Some(GzDecoder::new(Vec::new())),
         Some(other) => return Err(format!("error: cannot decode Content-Encoding {other}")),
     };
+    run.show(check, plan);
     let mut parser = SseParser::new(1 << 20);
     let mut body = res.into_body();
     let mut events = Vec::new();
@@ -509,6 +531,7 @@ async fn sse_inner(
         for ev in events.drain(..) {
             run.record(&ev.event, &ev.data, at);
         }
+        run.show(check, plan);
         if run.end.is_some() {
             return Ok("end".into());
         }
@@ -516,9 +539,10 @@ async fn sse_inner(
 }
 
 /// The WebSocket probe.
-pub async fn ws(ep: &Endpoint, clock: &Clock, plan: Plan) -> StreamRun {
+pub async fn ws(ep: &Endpoint, clock: &Clock, plan: Plan, check: &Check) -> StreamRun {
     let mut run = StreamRun::default();
-    let outcome = tokio::time::timeout(plan.deadline(), ws_inner(ep, clock, plan, &mut run)).await;
+    let inner = ws_inner(ep, clock, plan, &mut run, check);
+    let outcome = tokio::time::timeout(plan.deadline(), inner).await;
     run.ended_how = match outcome {
         Ok(Ok(how)) => how,
         Ok(Err(e)) => e,
@@ -533,6 +557,7 @@ async fn ws_inner(
     clock: &Clock,
     plan: Plan,
     run: &mut StreamRun,
+    check: &Check,
 ) -> Result<String, String> {
     let path = ep.path(&format!("probe/ws?{}", plan.query()));
     let bytes = Arc::new(ByteCount::default());
@@ -548,6 +573,7 @@ async fn ws_inner(
         }
     };
     run.status = Some(101);
+    run.show(check, plan);
     loop {
         let Some(msg) = sock.next().await else {
             return Ok("eof".into());
@@ -564,6 +590,7 @@ async fn ws_inner(
                     .unwrap_or("")
                     .to_owned();
                 run.record(&kind, &t, at);
+                run.show(check, plan);
                 if kind == "end" {
                     // Complete the close handshake, briefly; the verdict
                     // does not depend on it.
