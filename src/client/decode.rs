@@ -18,7 +18,11 @@ impl Topics {
     ///
     /// # Errors
     /// A message of a multiplexed connection that names no topic.
-    fn about(&self, shape: Shape, name: Option<&str>) -> Result<Option<usize>, ClientError> {
+    pub(super) fn about(
+        &self,
+        shape: Shape,
+        name: Option<&str>,
+    ) -> Result<Option<usize>, ClientError> {
         if !shape.multiplexed {
             return Ok((!self.list.is_empty()).then_some(0));
         }

@@ -59,21 +59,16 @@ impl Topics {
         bytes: Bytes,
         seq: Option<u64>,
     ) -> Result<(), ClientError> {
-        let (i, data) = if shape.multiplexed {
-            let (name, at) = lean::split_topic(&bytes)
-                .ok_or_else(|| protocol("a lean event without its topic"))?;
-            match self.index(name) {
-                Some(i) => (i, bytes.slice(at..)),
-                // Let go of meanwhile: its events in flight are dropped.
-                None => return Ok(()),
-            }
-        } else {
-            match self.list.is_empty() {
-                true => return Ok(()),
-                false => (0, bytes),
-            }
+        // A multiplexed stream writes the topic first: `TOPIC DATA`.
+        let (name, at) = match shape.multiplexed {
+            true => lean::split_topic(&bytes)
+                .map(|(name, at)| (Some(name), at))
+                .ok_or_else(|| protocol("a lean event without its topic"))?,
+            false => (None, 0),
         };
-        self.lean_at(i, data, seq);
+        if let Some(i) = self.about(shape, name)? {
+            self.lean_at(i, bytes.slice(at..), seq);
+        }
         Ok(())
     }
 
