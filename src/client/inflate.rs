@@ -87,7 +87,10 @@ impl<S> InflatingRead<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for InflatingRead<S> {
+impl<S> AsyncRead for InflatingRead<S>
+where
+    S: AsyncRead + Unpin,
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
