@@ -445,11 +445,15 @@ pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration, check: &Che
     run
 }
 
-/// The SSE probe, read as a browser's `EventSource` would (it accepts
-/// gzip).
-pub async fn sse(ep: &Endpoint, clock: &Clock, plan: Plan, check: &Check) -> StreamRun {
+/// A stream probe, `ws` or else `sse`, given up at the plan's deadline.
+pub async fn stream(t: &str, ep: &Endpoint, clock: &Clock, plan: Plan, check: &Check) -> StreamRun {
     let mut run = StreamRun::default();
-    let inner = sse_inner(ep, clock, plan, &mut run, check);
+    let inner = async {
+        match t {
+            "ws" => ws(ep, clock, plan, &mut run, check).await,
+            _ => sse(ep, clock, plan, &mut run, check).await,
+        }
+    };
     let outcome = tokio::time::timeout(plan.deadline(), inner).await;
     run.ended_how = match outcome {
         Ok(Ok(how)) => how,
@@ -460,7 +464,9 @@ pub async fn sse(ep: &Endpoint, clock: &Clock, plan: Plan, check: &Check) -> Str
     run
 }
 
-async fn sse_inner(
+/// The SSE probe, read as a browser's `EventSource` would (it accepts
+/// gzip); `Ok` says how it ended.
+async fn sse(
     ep: &Endpoint,
     clock: &Clock,
     plan: Plan,
@@ -538,21 +544,8 @@ async fn sse_inner(
     }
 }
 
-/// The WebSocket probe.
-pub async fn ws(ep: &Endpoint, clock: &Clock, plan: Plan, check: &Check) -> StreamRun {
-    let mut run = StreamRun::default();
-    let inner = ws_inner(ep, clock, plan, &mut run, check);
-    let outcome = tokio::time::timeout(plan.deadline(), inner).await;
-    run.ended_how = match outcome {
-        Ok(Ok(how)) => how,
-        Ok(Err(e)) => e,
-        Err(_) => "deadline".into(),
-    };
-    run.ended_at_s = clock.now_s();
-    run
-}
-
-async fn ws_inner(
+/// The WebSocket probe; `Ok` says how it ended.
+async fn ws(
     ep: &Endpoint,
     clock: &Clock,
     plan: Plan,

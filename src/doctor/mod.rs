@@ -139,10 +139,7 @@ async fn run(ep: &Endpoint, url: &str, plan: Plan, live: &Live) -> Doc {
         let checking = live.check(t, "connecting");
         let (poll, to_unix, clock) = (&poll, &to_unix, &clock);
         async move {
-            let run = match t {
-                "ws" => checks::ws(ep, clock, plan, &checking).await,
-                _ => checks::sse(ep, clock, plan, &checking).await,
-            };
+            let run = checks::stream(t, ep, clock, plan, &checking).await;
             let report = verdict::stream(t, &run, poll, plan, to_unix);
             finish(live, &checking, &report);
             report
