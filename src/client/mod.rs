@@ -6,7 +6,7 @@
 //! It speaks to a server only through [`crate::protocol`] (and counts its
 //! bytes with [`crate::wire::ByteCount`]): nothing here knows the server's
 //! modules, so the client could be a crate of its own. Every connection it
-//! opens runs through [`CountingIo`](crate::wire::CountingIo), so a client
+//! opens runs through [`CountingIo`], so a client
 //! knows exactly how many bytes it sent and received (the bench compares
 //! these with the server's `/metrics`).
 //!
