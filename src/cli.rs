@@ -12,9 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio::io::AsyncWriteExt;
 
 use crate::auth::JwtKey;
-use crate::client::{
-    self, Delivery, Endpoint, MultiSubscriber, SubscribeOptions, Subscriber, parse_list,
-};
+use crate::client::{self, Delivery, Endpoint, SubscribeOptions, Subscriber, Wire, parse_list};
 use crate::config::{Config, LogBackend};
 use crate::log::{Cursor, Retention};
 use crate::metrics::Transport;
@@ -514,17 +512,14 @@ async fn tail(args: TailArgs) -> Result<(), String> {
             *cursor = after;
         }
     }
-    let mut feed = if let [(topic, cursor)] = topics.as_slice() {
-        let sub = Subscriber::connect(&ep, topic, transport, *cursor, opts).await;
-        Tail::One(topic.clone(), sub.map_err(|e| e.to_string())?)
-    } else {
-        let sub = MultiSubscriber::connect(&ep, &topics, transport, opts).await;
-        Tail::Many(sub.map_err(|e| e.to_string())?)
-    };
+    // One topic goes on its own path, several on one connection.
+    let mut feed = Subscriber::connect_list(&ep, &topics, transport, opts, Wire::default())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out = tokio::io::stdout();
     let mut seen = 0;
     while args.count.is_none_or(|c| seen < c) {
-        let (topic, delivery) = feed.next().await.map_err(|e| e.to_string())?;
+        let (topic, delivery) = feed.next_with_topic().await.map_err(|e| e.to_string())?;
         let line = match delivery {
             Delivery::Event(e) => {
                 seen += 1;
@@ -548,22 +543,6 @@ async fn tail(args: TailArgs) -> Result<(), String> {
         out.flush().await.map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-/// What `tail` follows: one topic on its own path, or several on one
-/// connection.
-enum Tail {
-    One(String, Subscriber),
-    Many(MultiSubscriber),
-}
-
-impl Tail {
-    async fn next(&mut self) -> Result<(String, Delivery), crate::client::ClientError> {
-        match self {
-            Tail::One(topic, sub) => Ok((topic.clone(), sub.next().await?)),
-            Tail::Many(sub) => sub.next().await,
-        }
-    }
 }
 
 #[cfg(test)]

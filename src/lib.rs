@@ -33,7 +33,10 @@
 //!   bounded tables, the client behind trusted proxies, probe slots.
 //! - `telemetry`: `POST /telemetry/switch`, the transport switches clients
 //!   report, counted by reason.
-//! - [`client`]: the Rust client used by `feedgate tail`, the bench and tests.
+//! - [`protocol`]: what server and clients agree on — transport names,
+//!   topics, epochs, cursors, the LIST, lean forms, control messages.
+//! - [`client`]: the Rust client used by `feedgate tail`, the bench, the
+//!   doctor and tests: one `Subscriber` over a topic LIST.
 //! - [`demo`]: the built-in demo publisher and its injectable faults.
 //! - [`assets`]: the demo page and browser client embedded in the binary.
 //! - `bench`: `feedgate bench`, the side-by-side load generator and its
@@ -67,6 +70,7 @@ pub mod log;
 pub mod metrics;
 pub mod origin;
 pub mod params;
+pub mod protocol;
 mod ratelimit;
 pub(crate) mod router;
 mod server;

@@ -9,9 +9,20 @@
 use std::time::Duration;
 
 use crate::error::ApiError;
-use crate::log::{Cursor, Epoch, Topic};
+use crate::protocol::{Cursor, Malformed, Topic, parse_epoch};
 
-pub use crate::log::MAX_TOPIC_LEN;
+pub use crate::protocol::{CursorText, ListItem, MAX_TOPIC_LEN, format_cursor, list_item};
+
+impl From<Malformed> for ApiError {
+    fn from(e: Malformed) -> ApiError {
+        match e {
+            Malformed::Topic => ApiError::InvalidTopic,
+            Malformed::Cursor(why) => ApiError::InvalidCursor(why),
+            Malformed::List(why) => ApiError::InvalidQuery(why),
+            Malformed::TooManyTopics(max) => ApiError::TooManyTopics(max),
+        }
+    }
+}
 
 /// Checks a topic name against `[A-Za-z0-9_.:-]{1,128}`.
 ///
@@ -74,7 +85,7 @@ impl Query {
             None => Cursor::default(),
         };
         if let Some(e) = &self.epoch {
-            let e = epoch(e)?;
+            let e = parse_epoch(e)?;
             if cursor.epoch.is_some_and(|c| c != e) {
                 return Err(ApiError::InvalidCursor(
                     "after and epoch name different epochs".into(),
@@ -110,50 +121,13 @@ impl Query {
     }
 }
 
-fn epoch(text: &str) -> Result<Epoch, ApiError> {
-    text.parse()
-        .map_err(|e| ApiError::InvalidCursor(format!("epoch {text:?}: {e}")))
-}
-
 /// Parses a cursor as text: `N` or `EPOCH:N`. This is the SSE event id
 /// format, the `after` parameter's and (quoted) the poll `ETag`'s.
 ///
 /// # Errors
 /// [`ApiError::InvalidCursor`] when it is neither.
 pub fn cursor_text(text: &str) -> Result<Cursor, ApiError> {
-    let text = text.trim();
-    let (epoch_part, seq_part) = match text.split_once(':') {
-        Some((e, s)) => (Some(e), s),
-        None => (None, text),
-    };
-    let after = seq_part
-        .parse::<u64>()
-        .ok()
-        .filter(|_| !seq_part.is_empty() && seq_part.bytes().all(|b| b.is_ascii_digit()));
-    let Some(after) = after else {
-        return Err(ApiError::InvalidCursor(format!(
-            "expected N or EPOCH:N with N a non-negative integer, got {text:?}"
-        )));
-    };
-    Ok(Cursor {
-        after: Some(after),
-        epoch: epoch_part.map(epoch).transpose()?,
-    })
-}
-
-/// Formats a cursor as text (`EPOCH:N`), the inverse of [`cursor_text`].
-pub fn format_cursor(epoch: Epoch, seq: u64) -> String {
-    CursorText(epoch, seq).to_string()
-}
-
-/// A cursor's text (`EPOCH:N`) to write in place, without a `String`
-/// (the poll `ETag`, an SSE event's `id:`).
-pub struct CursorText(pub Epoch, pub u64);
-
-impl std::fmt::Display for CursorText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.0, self.1)
-    }
+    Ok(Cursor::parse(text)?)
 }
 
 /// Parses an `If-None-Match` header value holding one poll `ETag`
@@ -217,10 +191,6 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is too long a duration"))
 }
 
-/// One item of a `topics=` list: a topic and, after `@`, its cursor
-/// (`None`: from now).
-pub type ListItem = (Topic, Option<Cursor>);
-
 /// Parses a `topics=` LIST: comma-separated `TOPIC` or `TOPIC@CURSOR`, at
 /// most `max` of them, none twice. An empty text is an empty list.
 ///
@@ -229,77 +199,27 @@ pub type ListItem = (Topic, Option<Cursor>);
 /// [`ApiError::InvalidQuery`] for an empty item or a repeated topic,
 /// [`ApiError::TooManyTopics`] beyond `max`.
 pub fn topic_list(text: &str, max: usize) -> Result<Vec<ListItem>, ApiError> {
-    let mut items: Vec<ListItem> = Vec::new();
-    if text.is_empty() {
-        return Ok(items);
-    }
-    for (i, item) in text.split(',').enumerate() {
-        if i >= max {
-            return Err(ApiError::TooManyTopics(max));
-        }
-        let (name, cursor) = match item.split_once('@') {
-            Some((name, c)) => (name, Some(cursor_text(c)?)),
-            None => (item, None),
-        };
-        if name.is_empty() {
-            return Err(ApiError::InvalidQuery(format!(
-                "topics: item {} is empty; expected TOPIC or TOPIC@CURSOR",
-                i + 1
-            )));
-        }
-        let topic = self::topic(name)?;
-        if items.iter().any(|(t, _)| *t == topic) {
-            return Err(ApiError::InvalidQuery(format!(
-                "topics: {topic} is listed twice"
-            )));
-        }
-        items.push((topic, cursor));
-    }
-    Ok(items)
-}
-
-/// Formats one `topics=` item, `TOPIC@EPOCH:N` (or `TOPIC@N` when the
-/// epoch is left out), the inverse of one item of [`topic_list`].
-pub fn list_item(out: &mut String, topic: &Topic, epoch: Option<Epoch>, seq: u64) {
-    use std::fmt::Write;
-    if !out.is_empty() {
-        out.push(',');
-    }
-    let _ = match epoch {
-        Some(e) => write!(out, "{topic}@{e}:{seq}"),
-        None => write!(out, "{topic}@{seq}"),
-    };
+    Ok(crate::protocol::parse_list(text, max)?)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::protocol::Epoch;
+
     #[test]
-    fn topic_lists() {
-        let l = topic_list("a,b@5,c@00000000000000ff:3,d@0", 10).unwrap();
-        let names: Vec<&str> = l.iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(names, ["a", "b", "c", "d"]);
-        assert_eq!(l[0].1, None);
-        assert_eq!(l[1].1.unwrap().after, Some(5));
-        assert_eq!(l[2].1, Some(Cursor::at(3, Epoch(255))));
-        assert!(topic_list("", 10).unwrap().is_empty());
+    fn malformed_text_gets_its_error_code() {
+        // The parsing itself is tested in crate::protocol; here, that each
+        // refusal is answered with its code.
         let code = |t: &str| topic_list(t, 3).unwrap_err().code();
         assert_eq!(code("a,a"), "invalid_query");
         assert_eq!(code("a,,b"), "invalid_query");
-        assert_eq!(code("a@"), "invalid_cursor");
         assert_eq!(code("a@x"), "invalid_cursor");
         assert_eq!(code("a/b"), "invalid_topic");
         assert_eq!(code("a,b,c,d"), "too_many_topics");
-        let mut out = String::new();
-        list_item(&mut out, &l[0].0, Some(Epoch(255)), 7);
-        list_item(&mut out, &l[1].0, None, 5);
-        assert_eq!(out, "a@00000000000000ff:7,b@5");
-        assert_eq!(
-            topic_list(&out, 2).unwrap()[0].1,
-            Some(Cursor::at(7, Epoch(255)))
-        );
+        assert_eq!(cursor_text("1.5").unwrap_err().code(), "invalid_cursor");
+        assert_eq!(cursor_text(" 7 ").unwrap(), Cursor::parse("7").unwrap());
     }
-
-    use super::*;
 
     #[test]
     fn durations() {
@@ -325,34 +245,6 @@ mod tests {
         assert!(topic("a/b").is_err());
         assert!(topic("é").is_err());
         assert!(topic("a b").is_err());
-    }
-
-    #[test]
-    fn cursors() {
-        assert_eq!(
-            cursor_text("17").unwrap(),
-            Cursor {
-                after: Some(17),
-                epoch: None
-            }
-        );
-        assert_eq!(
-            cursor_text("00000000000000ff:3").unwrap(),
-            Cursor::at(3, Epoch(255))
-        );
-        for bad in [
-            "",
-            "-1",
-            "+1",
-            "x",
-            "1:",
-            ":1",
-            "zz:1",
-            "1.5",
-            "99999999999999999999",
-        ] {
-            assert!(cursor_text(bad).is_err(), "{bad:?} should be rejected");
-        }
     }
 
     #[test]

@@ -18,39 +18,7 @@ use common::*;
 use feedgate::client::{self, Delivery, Endpoint, SubscribeOptions, Subscriber};
 use feedgate::log::{Cursor, Epoch, Fsync};
 use feedgate::metrics::Transport;
-use feedgate::{Config, LogBackend, RunningServer};
-
-/// A fresh directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "feedgate-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn log_flag(&self) -> String {
-        format!("file:{}", self.0.display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use feedgate::{Config, LogBackend};
 
 /// A `feedgate serve` child that is killed if the test panics, so no
 /// server outlives a failed test (or keeps a tmpfs busy).
@@ -89,22 +57,6 @@ fn file_config(dir: &Path, fsync: Fsync) -> Config {
         },
         drain_timeout: Duration::from_secs(2),
         ..Config::default()
-    }
-}
-
-/// Starts a server on `addr` (the port a restarted server comes back on),
-/// retrying briefly while the old listener's port is released.
-async fn start_at(addr: SocketAddr, config: Config) -> RunningServer {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match RunningServer::start(addr, config.clone()).await {
-            Ok(s) => return s,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("rebinding {addr}: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("cannot rebind {addr}: {e}"),
-        }
     }
 }
 

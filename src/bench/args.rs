@@ -8,8 +8,8 @@ use clap::{Args, ValueEnum};
 
 use super::BenchError;
 use super::payload::Kind;
-use crate::metrics::Transport;
 use crate::params::duration;
+use crate::protocol::Transport;
 
 /// `feedgate bench`: drive one publish schedule to clients of every
 /// transport at once and print what each transport cost.

@@ -11,11 +11,9 @@ use hyper::{Method, StatusCode};
 use super::args::Target;
 use super::nchan::{self, NchanSub};
 use crate::client::{
-    ClientError, Delivery, Endpoint, HttpConn, MultiSubscriber, RequestStats, SubscribeOptions,
-    Subscriber, Wire,
+    ClientError, Delivery, Endpoint, HttpConn, RequestStats, SubscribeOptions, Subscriber, Wire,
 };
-use crate::log::Cursor;
-use crate::metrics::Transport;
+use crate::protocol::{Cursor, Transport};
 use crate::wire::{ByteCount, Meter};
 
 /// What a subscriber was told besides messages.
@@ -29,10 +27,9 @@ pub struct Signals {
 
 /// One subscriber, whichever the gateway.
 pub enum Source {
-    /// feedgate, through [`Subscriber`].
+    /// feedgate, through [`Subscriber`]: one topic on its own path, or
+    /// several over one connection (`topics=LIST`).
     Feedgate(Box<Subscriber>),
-    /// feedgate, several topics over one connection (`topics=LIST`).
-    Multi(Box<MultiSubscriber>),
     /// feedgate, several topics over a connection each, merged.
     Split(Box<Split>),
     /// Nchan.
@@ -63,7 +60,6 @@ impl Source {
         opts: SubscribeOptions,
         wire: Wire,
     ) -> Result<Source, ClientError> {
-        let topic = topics[0].as_str();
         let poll_interval = opts.poll_interval;
         // `after=0` on a fresh topic: every subscriber sees every publish of
         // the run, however late its first poll lands.
@@ -82,17 +78,14 @@ impl Source {
                 }
                 Source::Split(Box::new(Split::start(subs)))
             }
-            Target::Feedgate if topics.len() > 1 => {
+            Target::Feedgate => {
                 let list: Vec<(String, Cursor)> =
                     topics.iter().map(|t| (t.clone(), cursor)).collect();
-                let sub = MultiSubscriber::connect(ep, &list, transport, opts).await?;
-                Source::Multi(Box::new(sub))
+                let sub = Subscriber::connect_list(ep, &list, transport, opts, wire).await?;
+                Source::Feedgate(Box::new(sub))
             }
-            Target::Feedgate => Source::Feedgate(Box::new(
-                Subscriber::connect_with(ep, topic, transport, cursor, opts, wire).await?,
-            )),
             Target::Nchan => Source::Nchan(Box::new(
-                NchanSub::connect(ep, topic, transport, poll_interval, wire.deflate).await?,
+                NchanSub::connect(ep, &topics[0], transport, poll_interval, wire.deflate).await?,
             )),
         })
     }
@@ -106,40 +99,23 @@ impl Source {
         out: &mut Vec<Bytes>,
         signals: &mut Signals,
     ) -> Result<(), ClientError> {
-        match self {
-            Source::Feedgate(sub) => {
-                match sub.next().await? {
-                    Delivery::Event(e) => out.push(e.json),
-                    Delivery::Gap { .. } => signals.gaps += 1,
-                    Delivery::Reset { .. } => signals.resets += 1,
-                }
-                Ok(())
-            }
-            Source::Multi(sub) => {
-                match sub.next().await?.1 {
-                    Delivery::Event(e) => out.push(e.json),
-                    Delivery::Gap { .. } => signals.gaps += 1,
-                    Delivery::Reset { .. } => signals.resets += 1,
-                }
-                Ok(())
-            }
-            Source::Split(split) => {
-                match split.rx.recv().await.ok_or(ClientError::Closed)?? {
-                    Delivery::Event(e) => out.push(e.json),
-                    Delivery::Gap { .. } => signals.gaps += 1,
-                    Delivery::Reset { .. } => signals.resets += 1,
-                }
-                Ok(())
-            }
-            Source::Nchan(sub) => sub.next(out).await,
+        let delivery = match self {
+            Source::Feedgate(sub) => sub.next().await?,
+            Source::Split(split) => split.rx.recv().await.ok_or(ClientError::Closed)??,
+            Source::Nchan(sub) => return sub.next(out).await,
+        };
+        match delivery {
+            Delivery::Event(e) => out.push(e.json),
+            Delivery::Gap { .. } => signals.gaps += 1,
+            Delivery::Reset { .. } => signals.resets += 1,
         }
+        Ok(())
     }
 
     /// Bytes sent and received, counted at the socket.
     pub fn bytes(&self) -> Arc<ByteCount> {
         match self {
             Source::Feedgate(s) => s.bytes().clone(),
-            Source::Multi(s) => s.bytes().clone(),
             Source::Split(s) => {
                 let sum = ByteCount::default();
                 for b in &s.bytes {
@@ -156,8 +132,8 @@ impl Source {
     pub fn stats(&self) -> RequestStats {
         match self {
             Source::Feedgate(s) => s.stats(),
-            // Multiplexed and split subscriptions do not count requests.
-            Source::Multi(_) | Source::Split(_) => RequestStats::default(),
+            // A split subscription counts its requests as it closes.
+            Source::Split(_) => RequestStats::default(),
             Source::Nchan(s) => s.stats(),
         }
     }
@@ -169,7 +145,6 @@ impl Source {
         let (stats, bytes) = (self.stats(), self.bytes());
         match self {
             Source::Feedgate(s) => s.close().await,
-            Source::Multi(_) => {}
             Source::Split(mut s) => {
                 s.stop.cancel();
                 let (mut stats, sum) = (RequestStats::default(), ByteCount::default());

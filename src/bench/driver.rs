@@ -26,8 +26,8 @@ use super::sys::{self, Machine};
 use super::tally::{Recorder, Tally};
 use crate::client::Endpoint;
 use crate::client::{SubscribeOptions, Wire};
-use crate::log::unix_micros;
-use crate::metrics::Transport;
+use crate::protocol::Transport;
+use crate::protocol::unix_micros;
 
 /// Subscribers connecting at once: enough to be quick, few enough not to
 /// overflow the listener's accept backlog (which costs a 1 s SYN retry).
@@ -72,7 +72,7 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
         for _ in 0..plan.nodes {
             let mut config = inproc::config(connections, plan.events() + 1, plan.longpoll_timeout);
             if let Some(url) = &plan.redis {
-                config.log = crate::config::LogBackend::Redis(url.clone());
+                config.log = crate::LogBackend::Redis(url.clone());
             }
             servers.push(InProcess::start(config, plan.server_threads).await?);
         }
@@ -330,7 +330,12 @@ async fn measure(
             );
             // The model is of one topic on its own path.
             if feedgate && plan.topics == 1 {
-                row.model = model::predict(*t, &shape, &row);
+                let counted = model::Counted {
+                    delivered: row.delivered,
+                    requests: row.requests,
+                    empty_responses: row.empty_responses,
+                };
+                row.model = model::predict(*t, &shape, counted);
                 row.model_deviation = row.model.map(|m| {
                     (row.bytes_per_event_down + row.bytes_per_event_up) / (m.down + m.up) - 1.0
                 });

@@ -26,9 +26,8 @@ use super::args::BenchArgs;
 use super::child::ChildServer;
 use super::sys::{self, Machine};
 use super::{BenchError, Target};
-use crate::client::{Endpoint, MultiSubscriber, SubscribeOptions, Subscriber};
-use crate::log::Cursor;
-use crate::metrics::Transport;
+use crate::client::{Endpoint, SubscribeOptions, Subscriber, Wire};
+use crate::protocol::{Cursor, Transport};
 use crate::wire::ByteCount;
 
 /// The `schema` field of an idle report's JSON.
@@ -324,28 +323,13 @@ async fn hold(
         longpoll_timeout,
         ..SubscribeOptions::default()
     };
-    if let [topic] = topics.as_slice() {
-        let mut sub =
-            match Subscriber::connect(&ep, topic, transport, Cursor::default(), opts).await {
-                Ok(s) => s,
-                Err(e) => return counts.note(&counts.failed, e),
-            };
-        drop(permit);
-        counts.connected.fetch_add(1, Ordering::Relaxed);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                next = sub.next() => if let Err(e) = next {
-                    return counts.note(&counts.dropped, e);
-                },
-            }
-        }
-    }
     let list: Vec<(String, Cursor)> = topics
         .iter()
         .map(|t| (t.clone(), Cursor::default()))
         .collect();
-    let mut sub = match MultiSubscriber::connect(&ep, &list, transport, opts).await {
+    // One topic on its own path, several over one connection.
+    let sub = Subscriber::connect_list(&ep, &list, transport, opts, Wire::default()).await;
+    let mut sub = match sub {
         Ok(s) => s,
         Err(e) => return counts.note(&counts.failed, e),
     };

@@ -8,9 +8,7 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 
 use super::BenchError;
-use crate::config::Config;
-use crate::log::Retention;
-use crate::server::RunningServer;
+use crate::{Config, RunningServer};
 
 /// Thread-name prefix of the server runtime (`/proc/self/task/*/comm`).
 pub const THREAD_PREFIX: &str = "fg-server";
@@ -24,16 +22,12 @@ pub struct InProcess {
 /// The server configuration for a run of `connections` subscribers and
 /// `events` publishes: limits raised to fit, everything else default.
 pub fn config(connections: usize, events: u64, longpoll_timeout: Duration) -> Config {
-    let defaults = Config::default();
-    Config {
-        max_connections: defaults.max_connections.max(connections + 1_000),
-        retention: Retention {
-            max_events: defaults.retention.max_events.max(events as usize + 1_000),
-            max_age: None,
-        },
-        longpoll_max: defaults.longpoll_max.max(longpoll_timeout),
-        ..defaults
-    }
+    let mut c = Config::default();
+    c.max_connections = c.max_connections.max(connections + 1_000);
+    c.retention.max_events = c.retention.max_events.max(events as usize + 1_000);
+    c.retention.max_age = None;
+    c.longpoll_max = c.longpoll_max.max(longpoll_timeout);
+    c
 }
 
 impl InProcess {

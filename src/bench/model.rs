@@ -23,8 +23,7 @@
 //! (permessage-deflate, gzip on polls) sizes depend on the data: there is
 //! no model for WebSocket and polls then, only the measurement.
 
-use super::report::TransportFigures;
-use crate::metrics::Transport;
+use crate::protocol::Transport;
 
 /// Bytes per event the protocol model predicts for a run.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +32,18 @@ pub struct Model {
     pub down: f64,
     /// Upstream.
     pub up: f64,
+}
+
+/// What a transport's row counted that the model sizes from (the report
+/// copies them from its row; the model knows nothing of the report).
+#[derive(Debug, Clone, Copy)]
+pub struct Counted {
+    /// Distinct deliveries.
+    pub delivered: u64,
+    /// Requests made.
+    pub requests: u64,
+    /// Responses that carried no event.
+    pub empty_responses: u64,
 }
 
 /// What the model needs to know about a run.
@@ -97,7 +108,7 @@ fn hex_digits(n: f64) -> f64 {
 
 /// The model for one transport's row, using the row's own counts of
 /// events and (for polls) responses.
-pub fn predict(t: Transport, s: &Shape, row: &TransportFigures) -> Option<Model> {
+pub fn predict(t: Transport, s: &Shape, row: Counted) -> Option<Model> {
     let n = row.delivered as f64;
     if n == 0.0 {
         return None;

@@ -21,7 +21,7 @@ use hyper::{Method, StatusCode};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{ClientError, Endpoint, HttpConn, RequestStats, SseParser, WsStream};
-use crate::metrics::Transport;
+use crate::protocol::Transport;
 use crate::wire::ByteCount;
 
 /// One Nchan subscriber.

@@ -11,7 +11,7 @@ use hyper::StatusCode;
 
 use super::BenchError;
 use crate::client::{Endpoint, HttpConn};
-use crate::metrics::Transport;
+use crate::protocol::Transport;
 use crate::wire::ByteCount;
 
 /// One scrape: series (name plus sorted `k="v"` labels) → value.

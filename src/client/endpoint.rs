@@ -87,6 +87,15 @@ impl Endpoint {
     /// # Errors
     /// When connecting fails.
     pub async fn connect(&self, bytes: Arc<ByteCount>) -> Result<CountedStream, ClientError> {
+        Ok(CountingIo::new(self.connect_tcp().await?, bytes))
+    }
+
+    /// Opens a TCP connection with Nagle off, not yet counted (a caller
+    /// that splits it counts each half).
+    ///
+    /// # Errors
+    /// When connecting fails.
+    pub async fn connect_tcp(&self) -> Result<TcpStream, ClientError> {
         let tcp = match self.local {
             None => TcpStream::connect((self.host.as_str(), self.port)).await?,
             Some(local) => {
@@ -121,7 +130,7 @@ impl Endpoint {
             }
         };
         tcp.set_nodelay(true)?;
-        Ok(CountingIo::new(tcp, bytes))
+        Ok(tcp)
     }
 }
 

@@ -1,29 +1,20 @@
-//! What a subscriber may ask of the wire besides its transport: the lean
-//! encoding (`encoding=lean`) and permessage-deflate on WebSocket, and how
-//! their messages read (docs/protocol.md, "Lean encoding").
+//! What a subscriber may ask of the wire besides its transport — the lean
+//! encoding (`encoding=lean`) and compression — and how lean events are
+//! read (docs/protocol.md, "Lean encoding").
 //!
 //! A lean event carries only its data: its seq is counted from the last
-//! `ready`, `gap` or `reset` (each says `next`), or on SSE read from the
-//! `id:` line, or on polls counted back from the answer's `next`.
-
-use std::sync::Arc;
+//! `ready`, `subscribed`, `gap` or `reset` (each says `next`), or on a
+//! single-topic SSE stream read from the `id:` line, or on polls counted
+//! back from the answer's `next`. On a multiplexed stream the topic comes
+//! first, `TOPIC DATA`.
 
 use bytes::Bytes;
-use hyper::header::HeaderValue;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::{CLIENT_WS_READ_BUFFER, ClientError, CountedStream, Endpoint, ReceivedEvent};
-use crate::transport::ws::deflate::{CLIENT_OFFER, Inflating};
-use crate::wire::ByteCount;
-
-/// A client WebSocket that inflates permessage-deflate messages when the
-/// handshake agreed to it (and only forwards otherwise).
-pub type WsStream = WebSocketStream<Inflating<CountedStream>>;
-
-/// The largest message a client inflates.
-const MAX_INFLATED: usize = 64 << 20;
+use super::delivery::lean_event;
+use super::error::protocol;
+use super::topics::{Step, Topics};
+use super::{ClientError, Delivery};
+use crate::protocol::lean;
 
 /// Wire options of a subscription.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,7 +29,7 @@ pub struct Wire {
 impl Wire {
     /// The query parameter this asks for, if any.
     pub fn query(&self) -> Option<&'static str> {
-        self.lean.then_some("encoding=lean")
+        self.lean.then_some(lean::QUERY)
     }
 
     /// The `Accept-Encoding` header a poll sends, if any.
@@ -47,58 +38,47 @@ impl Wire {
     }
 }
 
-/// Whether a response says its body is gzipped.
-pub(super) fn gzipped(h: &hyper::HeaderMap) -> bool {
-    h.get(hyper::header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"))
+/// How the messages of one connection read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Shape {
+    /// A multiplexed path (`topics=LIST`): every message names its topic.
+    pub multiplexed: bool,
+    /// The lean encoding.
+    pub lean: bool,
 }
 
-/// A gzipped body, decoded.
-///
-/// # Errors
-/// [`ClientError::Protocol`] when it is not gzip.
-pub(super) fn gunzip(body: &[u8]) -> Result<Bytes, ClientError> {
-    let mut out = Vec::with_capacity(body.len() * 4);
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out)
-        .map_err(|e| ClientError::Protocol(format!("bad gzip body: {e}")))?;
-    Ok(Bytes::from(out))
-}
+impl Topics {
+    /// A lean event, `bytes` as sent, at `seq` when the transport says it
+    /// (else one more than the topic's last).
+    ///
+    /// # Errors
+    /// A multiplexed lean event without its topic.
+    pub(super) fn lean_event(
+        &mut self,
+        shape: Shape,
+        bytes: Bytes,
+        seq: Option<u64>,
+    ) -> Result<(), ClientError> {
+        // A multiplexed stream writes the topic first: `TOPIC DATA`.
+        let (name, at) = match shape.multiplexed {
+            true => lean::split_topic(&bytes)
+                .map(|(name, at)| (Some(name), at))
+                .ok_or_else(|| protocol("a lean event without its topic"))?,
+            false => (None, 0),
+        };
+        if let Some(i) = self.about(shape, name)? {
+            self.lean_at(i, bytes.slice(at..), seq);
+        }
+        Ok(())
+    }
 
-/// Opens a WebSocket at `path` on a new counted connection, offering
-/// permessage-deflate when `deflate` is set.
-///
-/// # Errors
-/// When connecting or the handshake fails.
-pub async fn open_websocket_with(
-    ep: &Endpoint,
-    bytes: &Arc<ByteCount>,
-    path: &str,
-    deflate: bool,
-) -> Result<WsStream, ClientError> {
-    let stream = ep.connect(bytes.clone()).await?;
-    let url = format!("ws://{}{}", ep.host_header(), path);
-    let mut req = url.into_client_request().map_err(ClientError::Ws)?;
-    let io = if deflate {
-        req.headers_mut().insert(
-            "sec-websocket-extensions",
-            HeaderValue::from_static(CLIENT_OFFER),
-        );
-        Inflating::client(stream, MAX_INFLATED)
-    } else {
-        Inflating::new(stream, Role::Client, None, 0)
-    };
-    let conf = WebSocketConfig::default().read_buffer_size(CLIENT_WS_READ_BUFFER);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(req, io, Some(conf))
-        .await
-        .map_err(super::handshake_error)?;
-    Ok(ws)
-}
-
-/// A lean event: `data` at `seq` (its publish time is not sent).
-pub fn event(seq: u64, data: Bytes) -> ReceivedEvent {
-    ReceivedEvent {
-        seq,
-        time_us: 0,
-        json: data,
+    /// Topic `i`'s lean event `data`, at `seq` when the transport says it
+    /// (else one more than the topic's last).
+    pub(super) fn lean_at(&mut self, i: usize, data: Bytes, seq: Option<u64>) {
+        let f = &mut self.list[i];
+        let seq = seq.unwrap_or(f.lean_seq.saturating_add(1));
+        f.lean_seq = seq;
+        let event = Delivery::Event(lean_event(seq, data));
+        self.steps.push_back(Step::Deliver(i, event));
     }
 }

@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use hyper::StatusCode;
+use tokio::time::Instant;
 
 use super::ClientError;
 
@@ -62,10 +63,65 @@ impl Resume {
     }
 }
 
+/// One reconnect, attempt after attempt: how long to wait before each, and
+/// when to give up.
+#[derive(Debug)]
+pub(super) struct Reconnect {
+    policy: Resume,
+    /// Give up after this.
+    until: Instant,
+    /// Failed attempts in a row, from 1 (the cause counts).
+    failures: u32,
+    /// Before the next attempt.
+    wait: Duration,
+}
+
+impl Reconnect {
+    /// Starts after `cause`: a drain signal waits the server's (or a
+    /// random) delay; a connection that just broke retries after a first
+    /// backoff.
+    pub fn after(policy: Resume, cause: &ClientError) -> Reconnect {
+        let wait = match cause {
+            ClientError::Restarting { retry } => policy.first_wait(*retry),
+            _ => policy.backoff(1),
+        };
+        Reconnect {
+            policy,
+            until: Instant::now() + policy.give_up,
+            failures: 1,
+            wait,
+        }
+    }
+
+    /// The wait before the next attempt.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// An attempt failed with `e`: backs off further.
+    ///
+    /// # Errors
+    /// `e` itself when it is final, or when the give-up time has passed.
+    pub fn failed(&mut self, e: ClientError) -> Result<(), ClientError> {
+        if !retryable(&e) || Instant::now() >= self.until {
+            return Err(e);
+        }
+        self.wait = match e {
+            ClientError::Restarting { retry } => self.policy.first_wait(retry),
+            _ => {
+                let wait = self.policy.backoff(self.failures);
+                self.failures += 1;
+                wait
+            }
+        };
+        Ok(())
+    }
+}
+
 /// Whether reconnecting may cure `e`: the connection failed or ended, or
 /// the server is draining or overloaded (`503`, `429`). A `4xx` refusal
 /// (bad topic, auth) or a protocol error is final.
-pub(crate) fn retryable(e: &ClientError) -> bool {
+pub(super) fn retryable(e: &ClientError) -> bool {
     match e {
         ClientError::Io(_)
         | ClientError::Http(_)
@@ -98,5 +154,39 @@ mod tests {
             let cap = (r.base * 2u32.pow((n - 1).min(20))).min(r.max);
             assert!(r.backoff(n) <= cap);
         }
+    }
+
+    #[test]
+    fn a_reconnect_backs_off_and_gives_up_on_final_errors_or_in_time() {
+        let r = Resume {
+            give_up: Duration::from_secs(600),
+            ..Resume::default()
+        };
+        let hint = Some(Duration::from_millis(1234));
+        let plan = Reconnect::after(r, &ClientError::Restarting { retry: hint });
+        assert_eq!(plan.wait(), Duration::from_millis(1234));
+        let mut plan = Reconnect::after(r, &ClientError::Closed);
+        assert!(plan.wait() <= r.base);
+        for n in 1..=4u32 {
+            plan.failed(ClientError::Closed).unwrap();
+            assert!(plan.wait() <= r.base * 2u32.pow(n - 1));
+        }
+        let refused = ClientError::Status {
+            status: StatusCode::FORBIDDEN,
+            body: String::new(),
+        };
+        assert!(matches!(
+            plan.failed(refused),
+            Err(ClientError::Status { .. })
+        ));
+        let now = Resume {
+            give_up: Duration::ZERO,
+            ..r
+        };
+        let mut plan = Reconnect::after(now, &ClientError::Closed);
+        assert!(matches!(
+            plan.failed(ClientError::Closed),
+            Err(ClientError::Closed)
+        ));
     }
 }

@@ -17,7 +17,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::progress::{Check, span};
 use crate::client::{self, ClientError, Endpoint, HttpConn, SseParser};
+use crate::protocol::probe;
 use crate::wire::ByteCount;
 
 /// How long a single ordinary request may take before it counts as failed.
@@ -162,6 +164,22 @@ pub struct StreamRun {
 }
 
 impl StreamRun {
+    /// Says on `check` what the stream waits for now.
+    fn show(&self, check: &Check, plan: Plan) {
+        let got = self.events.len();
+        if self.hello.is_none() {
+            check.phase("waiting for the probe's first message");
+        } else if got < plan.count as usize {
+            check.phase("timed events");
+            check.detail(&format!("timed events: {got} of {}", plan.count));
+        } else if self.end.is_none() {
+            check.phase(&format!(
+                "silent for up to {}, to find the path's idle timeout",
+                span(plan.idle)
+            ));
+        }
+    }
+
     /// Records one message of the probe that arrived at `at_s`.
     fn record(&mut self, kind: &str, json: &str, at_s: f64) {
         let Ok(v) = serde_json::from_str::<Value>(json) else {
@@ -292,7 +310,7 @@ async fn poll_inner(ep: &Endpoint, clock: &Clock) -> PollRun {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     run.body_sent = h
-        .get(crate::transport::probe::BYTES_HEADER)
+        .get(probe::BYTES_HEADER)
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let ok = res.status().is_success();
     let body = match collect(res.into_body(), REQUEST_TIMEOUT).await {
@@ -344,11 +362,12 @@ async fn poll_inner(ep: &Endpoint, clock: &Clock) -> PollRun {
 
 /// Sends ever larger request headers until one is refused (each within
 /// 5 s: a proxy that hangs on a large head counts as refusing it).
-pub async fn header_limit(ep: &Endpoint) -> HeaderLimit {
+pub async fn header_limit(ep: &Endpoint, check: &Check) -> HeaderLimit {
     const WITHIN: Duration = Duration::from_secs(5);
     let mut limit = HeaderLimit::default();
     let path = ep.path("probe/poll");
     for size in HEADER_SIZES {
+        check.detail(&format!("a request header of {} KiB", size >> 10));
         let headers = [("x-feedgate-probe-header", "h".repeat(size))];
         let refused = match get(ep, &path, &headers, WITHIN).await {
             Ok(res) if res.status().is_success() => {
@@ -371,7 +390,7 @@ pub async fn header_limit(ep: &Endpoint) -> HeaderLimit {
 
 /// The long-poll probe: once with no hold (the round trip), then held for
 /// `hold`.
-pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration) -> LongPollRun {
+pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration, check: &Check) -> LongPollRun {
     let mut run = LongPollRun {
         hold_s: hold.as_secs_f64(),
         ..Default::default()
@@ -400,6 +419,7 @@ pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration) -> LongPoll
     }
     let path = ep.path(&format!("probe/longpoll?hold={}", hold.as_secs_f64()));
     let within = hold + REQUEST_TIMEOUT;
+    check.phase(&format!("a request the server holds {}", span(hold)));
     let t0 = clock.now_s();
     let answer = async {
         let res = get(ep, &path, &[], within).await?;
@@ -425,11 +445,16 @@ pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration) -> LongPoll
     run
 }
 
-/// The SSE probe, read as a browser's `EventSource` would (it accepts
-/// gzip).
-pub async fn sse(ep: &Endpoint, clock: &Clock, plan: Plan) -> StreamRun {
+/// A stream probe, `ws` or else `sse`, given up at the plan's deadline.
+pub async fn stream(t: &str, ep: &Endpoint, clock: &Clock, plan: Plan, check: &Check) -> StreamRun {
     let mut run = StreamRun::default();
-    let outcome = tokio::time::timeout(plan.deadline(), sse_inner(ep, clock, plan, &mut run)).await;
+    let inner = async {
+        match t {
+            "ws" => ws(ep, clock, plan, &mut run, check).await,
+            _ => sse(ep, clock, plan, &mut run, check).await,
+        }
+    };
+    let outcome = tokio::time::timeout(plan.deadline(), inner).await;
     run.ended_how = match outcome {
         Ok(Ok(how)) => how,
         Ok(Err(e)) => e,
@@ -439,11 +464,14 @@ pub async fn sse(ep: &Endpoint, clock: &Clock, plan: Plan) -> StreamRun {
     run
 }
 
-async fn sse_inner(
+/// The SSE probe, read as a browser's `EventSource` would (it accepts
+/// gzip); `Ok` says how it ended.
+async fn sse(
     ep: &Endpoint,
     clock: &Clock,
     plan: Plan,
     run: &mut StreamRun,
+    check: &Check,
 ) -> Result<String, String> {
     let path = ep.path(&format!("probe/sse?{}", plan.query()));
     let headers = [
@@ -477,6 +505,7 @@ async fn sse_inner(
         Some("gzip") => Some(GzDecoder::new(Vec::new())),
         Some(other) => return Err(format!("error: cannot decode Content-Encoding {other}")),
     };
+    run.show(check, plan);
     let mut parser = SseParser::new(1 << 20);
     let mut body = res.into_body();
     let mut events = Vec::new();
@@ -508,30 +537,20 @@ async fn sse_inner(
         for ev in events.drain(..) {
             run.record(&ev.event, &ev.data, at);
         }
+        run.show(check, plan);
         if run.end.is_some() {
             return Ok("end".into());
         }
     }
 }
 
-/// The WebSocket probe.
-pub async fn ws(ep: &Endpoint, clock: &Clock, plan: Plan) -> StreamRun {
-    let mut run = StreamRun::default();
-    let outcome = tokio::time::timeout(plan.deadline(), ws_inner(ep, clock, plan, &mut run)).await;
-    run.ended_how = match outcome {
-        Ok(Ok(how)) => how,
-        Ok(Err(e)) => e,
-        Err(_) => "deadline".into(),
-    };
-    run.ended_at_s = clock.now_s();
-    run
-}
-
-async fn ws_inner(
+/// The WebSocket probe; `Ok` says how it ended.
+async fn ws(
     ep: &Endpoint,
     clock: &Clock,
     plan: Plan,
     run: &mut StreamRun,
+    check: &Check,
 ) -> Result<String, String> {
     let path = ep.path(&format!("probe/ws?{}", plan.query()));
     let bytes = Arc::new(ByteCount::default());
@@ -547,6 +566,7 @@ async fn ws_inner(
         }
     };
     run.status = Some(101);
+    run.show(check, plan);
     loop {
         let Some(msg) = sock.next().await else {
             return Ok("eof".into());
@@ -563,6 +583,7 @@ async fn ws_inner(
                     .unwrap_or("")
                     .to_owned();
                 run.record(&kind, &t, at);
+                run.show(check, plan);
                 if kind == "end" {
                     // Complete the close handshake, briefly; the verdict
                     // does not depend on it.

@@ -9,15 +9,20 @@
 //! - `checks`: the measurements, one run per transport;
 //! - `verdict`: the rules that turn them into `ok`, `blocked`, `buffered`,
 //!   `cut` or `slow`, with advice;
-//! - `report`: the table and the `--json` document.
+//! - `report`: the lines a person reads and the `--json` document;
+//! - `progress`: what it shows while it waits.
 //!
 //! The poll probe runs first (it calibrates the clocks and reads the
 //! server's keep-alive settings), then the two streams, the long poll and
 //! the header sizes at once: a whole run takes about `--idle` plus a few
 //! seconds, and never more than `--idle` + 30 s (10 s for the poll, the
-//! streams' script plus 10 s).
+//! streams' script plus 10 s). So that it never looks hung, it says at
+//! once what it checks and for how long, shows each check's progress, and
+//! prints each transport's verdict as soon as it is known; `--quick` makes
+//! the idle probe 10 s for a first look.
 
 mod checks;
+mod progress;
 mod report;
 mod verdict;
 
@@ -30,10 +35,14 @@ pub use verdict::Verdict;
 
 use crate::client::Endpoint;
 use crate::params::duration;
+use crate::protocol::probe;
 use checks::{Clock, Plan};
+use progress::{Check, Live, Out};
 
 /// The long-poll hold tried when the server does not say its maximum.
 const DEFAULT_LONGPOLL_MAX: Duration = Duration::from_secs(60);
+/// The idle probe of `--quick`.
+const QUICK_IDLE: Duration = Duration::from_secs(10);
 
 /// `feedgate doctor`.
 #[derive(Debug, Args)]
@@ -48,6 +57,10 @@ pub struct DoctorArgs {
     /// long poll holds this long too (at most the server's --longpoll-max).
     #[arg(long, default_value = "90s", value_parser = duration)]
     pub idle: Duration,
+    /// A first look: streams stay silent 10 s (not `--idle`), which finds
+    /// no idle timeout longer than that.
+    #[arg(long, conflicts_with = "idle")]
+    pub quick: bool,
     /// Timed events per stream probe.
     #[arg(long, default_value_t = 5)]
     pub count: u32,
@@ -63,27 +76,24 @@ pub struct DoctorArgs {
 /// error here but the exit status of the binary (see [`Outcome::works`]).
 pub async fn cli(args: DoctorArgs) -> Result<Outcome, String> {
     let ep = Endpoint::parse(&args.url).map_err(|e| e.to_string())?;
+    let idle = if args.quick { QUICK_IDLE } else { args.idle };
     let plan = Plan {
-        count: args.count.min(crate::transport::probe::MAX_COUNT),
+        count: args.count.min(probe::MAX_COUNT),
         interval: args.interval,
-        idle: args.idle.min(crate::transport::probe::MAX_IDLE),
+        idle: idle.min(probe::MAX_IDLE),
     };
-    let doc = run(&ep, &args.url, plan).await;
-    let table = report::table(&doc);
+    // The JSON document alone on standard output with `--json -`.
+    let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let live = Live::new(if to_stdout { Out::Stderr } else { Out::Stdout });
+    live.say(&report::header(&args.url, plan, args.quick));
+    let doc = run(&ep, &args.url, plan, &live).await;
+    live.say(&report::summary(&doc));
+    let json = serde_json::to_string_pretty(&doc.json).unwrap_or_default();
     match args.json.as_deref() {
-        Some(p) if p.as_os_str() == "-" => {
-            eprint!("{table}");
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&doc.json).unwrap_or_default()
-            );
-        }
-        Some(p) => {
-            print!("{table}");
-            let text = serde_json::to_string_pretty(&doc.json).unwrap_or_default() + "\n";
-            std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        }
-        None => print!("{table}"),
+        Some(_) if to_stdout => println!("{json}"),
+        Some(p) => std::fs::write(p, json + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+        None => {}
     }
     Ok(Outcome {
         works: !doc.recommended.is_empty(),
@@ -108,10 +118,14 @@ pub(crate) struct Doc {
     json: serde_json::Value,
 }
 
-/// Checks every transport at `ep` and judges them.
-async fn run(ep: &Endpoint, url: &str, plan: Plan) -> Doc {
+/// Checks every transport at `ep` and judges them, printing each verdict
+/// on `live` as soon as it is known.
+async fn run(ep: &Endpoint, url: &str, plan: Plan, live: &Live) -> Doc {
     let clock = Clock::start();
+    let checking = live.check("poll", "a short poll");
     let poll = checks::poll(ep, &clock).await;
+    let poll_report = verdict::poll(&poll);
+    finish(live, &checking, &poll_report);
     let server_max = poll
         .hello
         .as_ref()
@@ -120,19 +134,31 @@ async fn run(ep: &Endpoint, url: &str, plan: Plan) -> Doc {
     // A long poll is only ever held up to the server's maximum: a path
     // that cuts later than that never troubles a real one.
     let hold = plan.idle.min(server_max);
-    let (ws, sse, long, headers) = tokio::join!(
-        checks::ws(ep, &clock, plan),
-        checks::sse(ep, &clock, plan),
-        checks::long_poll(ep, &clock, hold),
-        checks::header_limit(ep),
-    );
     let to_unix = |at_s: f64| clock.unix_us(at_s);
-    let mut reports = vec![
-        verdict::stream("ws", &ws, &poll, plan, &to_unix),
-        verdict::stream("sse", &sse, &poll, plan, &to_unix),
-        verdict::long_poll(&long),
-        verdict::poll(&poll),
-    ];
+    let stream = |t: &'static str| {
+        let checking = live.check(t, "connecting");
+        let (poll, to_unix, clock) = (&poll, &to_unix, &clock);
+        async move {
+            let run = checks::stream(t, ep, clock, plan, &checking).await;
+            let report = verdict::stream(t, &run, poll, plan, to_unix);
+            finish(live, &checking, &report);
+            report
+        }
+    };
+    let long = async {
+        let checking = live.check("longpoll", "a quick request");
+        let report = verdict::long_poll(&checks::long_poll(ep, &clock, hold, &checking).await);
+        finish(live, &checking, &report);
+        report
+    };
+    let headers = async {
+        let checking = live.check("headers", "ever larger request headers");
+        let limit = checks::header_limit(ep, &checking).await;
+        checking.done();
+        limit
+    };
+    let (ws, sse, long, headers) = tokio::join!(stream("ws"), stream("sse"), long, headers);
+    let mut reports = vec![ws, sse, long, poll_report];
     let (path, mut notes, mut path_advice) = verdict::path(&poll, &headers);
     if poll.status.is_none() {
         // Nothing answered HTTP at all: per-transport advice would only
@@ -157,4 +183,10 @@ async fn run(ep: &Endpoint, url: &str, plan: Plan) -> Doc {
         recommended,
         json,
     }
+}
+
+/// A check is over: its line goes, and its verdict row is printed now.
+fn finish(live: &Live, check: &Check, r: &verdict::TransportReport) {
+    check.done();
+    live.row(&report::row(r));
 }

@@ -1,12 +1,15 @@
-//! The doctor's output: a verdict table with what to do, and the `--json`
-//! document (`{"url":…,"transports":[…],"recommended":[…],…}`).
+//! The doctor's output: what it will check, a verdict row per transport
+//! (printed as each is known), what to do, and the `--json` document
+//! (`{"url":…,"transports":[…],"recommended":[…],…}`).
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::Doc;
 use super::checks::Plan;
+use super::progress::span;
 use super::verdict::TransportReport;
 
 /// The JSON document of a run.
@@ -46,25 +49,45 @@ pub(crate) fn json(
     })
 }
 
-/// The human-readable report.
-pub(crate) fn table(doc: &Doc) -> String {
+/// What a run will check and for how long, said before it starts.
+pub(crate) fn header(url: &str, plan: Plan, quick: bool) -> String {
+    // The streams' script and silence, plus a moment for the first poll;
+    // the long poll and the header sizes run meanwhile.
+    let about = plan.interval * plan.count + plan.idle + Duration::from_secs(1);
+    let first_look = match quick {
+        true => "",
+        false => "; --quick: a 10 s first look",
+    };
+    format!(
+        "feedgate doctor {url}: checking WebSocket, SSE, long poll, short poll and request header limits; about {} (streams stay silent {} to find the path's idle timeout{first_look})\n",
+        span(about),
+        span(plan.idle)
+    )
+}
+
+/// One transport's verdict row.
+pub(crate) fn row(r: &TransportReport) -> String {
+    format!(
+        "{:<9} {:<9} {}\n",
+        r.transport,
+        r.verdict.as_str(),
+        r.detail
+    )
+}
+
+/// What follows the rows once every check is done: the time taken, notes
+/// on the path, the recommendation and what to do.
+pub(crate) fn summary(doc: &Doc) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "feedgate doctor {} ({:.1} s)", doc.url, doc.took_s);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "feedgate doctor {}: done in {:.1} s",
+        doc.url, doc.took_s
+    );
     for n in &doc.notes {
         let _ = writeln!(out, "  {n}");
     }
-    let _ = writeln!(out);
-    let _ = writeln!(out, "{:<9} {:<9} detail", "transport", "verdict");
-    for r in &doc.reports {
-        let _ = writeln!(
-            out,
-            "{:<9} {:<9} {}",
-            r.transport,
-            r.verdict.as_str(),
-            r.detail
-        );
-    }
-    let _ = writeln!(out);
     let rec = if doc.recommended.is_empty() {
         "none: no transport works on this path".to_owned()
     } else {

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -163,14 +162,6 @@ fn data_range(text: &str) -> Result<Option<Range<usize>>, serde_json::Error> {
         let at = raw.as_ptr() as usize - text.as_ptr() as usize;
         at..at + raw.len()
     }))
-}
-
-/// Now, in microseconds since the Unix epoch.
-pub fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -12,13 +12,11 @@
 //! (`redis`) lets several gateway nodes share one log, on one Redis or a
 //! Redis Cluster.
 
-mod epoch;
 mod event;
 pub(crate) mod file;
 mod forms;
 pub(crate) mod memory;
 pub(crate) mod redis;
-mod topic;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,41 +26,13 @@ pub(crate) type HeadSender = crate::sync::head_signal::HeadSender<Head>;
 /// A subscriber's wait on a topic's head.
 pub(crate) type HeadReceiver = crate::sync::head_signal::HeadReceiver<Head>;
 
-pub use epoch::Epoch;
-pub use event::{BadEvent, Event, EventJson, unix_micros};
+pub use event::{BadEvent, Event, EventJson};
 pub use file::Fsync;
 pub(crate) use forms::Form;
 pub use forms::FormCache;
 pub use redis::RedisOptions;
-pub use topic::{MAX_TOPIC_LEN, Topic};
-
-/// Where a reader wants to start: a position in one epoch of a topic's log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Cursor {
-    /// Deliver events with `seq > after`. `None` means "from now": start at
-    /// the head as it is when the subscription begins.
-    pub after: Option<u64>,
-    /// The epoch the `after` seq belongs to, when the client knows it. A
-    /// mismatch with the log's epoch is a reset.
-    pub epoch: Option<Epoch>,
-}
-
-impl Cursor {
-    /// Whether this cursor is "nothing seen of a topic that had no epoch
-    /// yet" (`0000000000000000:0`): it continues into the epoch the first
-    /// publish creates, without a reset.
-    pub fn continues_into_first_epoch(&self) -> bool {
-        self.epoch == Some(Epoch::NONE) && self.after == Some(0)
-    }
-
-    /// A cursor at `after` in `epoch`.
-    pub fn at(after: u64, epoch: Epoch) -> Self {
-        Cursor {
-            after: Some(after),
-            epoch: Some(epoch),
-        }
-    }
-}
+// Topic names, epochs and cursors are the protocol's: clients use them too.
+pub use crate::protocol::{Cursor, Epoch, MAX_TOPIC_LEN, Topic, unix_micros};
 
 /// Why a cursor could not be honoured and the reader was restarted from the
 /// oldest retained event.

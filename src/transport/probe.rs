@@ -56,20 +56,14 @@ use crate::ratelimit::ProbeSlot;
 use crate::server::Conn;
 use crate::sync::stop_signal::StopWatch;
 
-/// Most timed events per stream probe.
-pub const MAX_COUNT: u32 = 20;
+pub use crate::protocol::probe::{BYTES_HEADER, MAX_COUNT, MAX_IDLE, MAX_PAD};
+
 /// Timed events when the client names no `count`.
 const DEFAULT_COUNT: u32 = 5;
 /// Bounds and default of the gap between timed events.
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
 const MAX_INTERVAL: Duration = Duration::from_secs(2);
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
-/// Longest silence of a stream probe, and longest long-poll probe hold.
-pub const MAX_IDLE: Duration = Duration::from_secs(300);
-/// Most padding bytes per message.
-pub const MAX_PAD: usize = 4096;
-/// The header naming the uncompressed length of a poll probe's body.
-pub const BYTES_HEADER: &str = "x-feedgate-probe-bytes";
 /// Request headers that reveal a proxy on the path, reported back.
 const PROXY_HEADERS: [&str; 5] = [
     "via",

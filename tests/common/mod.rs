@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use feedgate::client::{self, Delivery, Endpoint, ReceivedEvent, SubscribeOptions, Subscriber};
 use feedgate::log::Cursor;
@@ -24,6 +25,22 @@ pub async fn start(config: Config) -> RunningServer {
     RunningServer::start("127.0.0.1:0".parse().unwrap(), config)
         .await
         .expect("server starts")
+}
+
+/// Starts a server on `addr` (the port a restarted server comes back on),
+/// retrying briefly while the old listener's port is released.
+pub async fn start_at(addr: SocketAddr, config: Config) -> RunningServer {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match RunningServer::start(addr, config.clone()).await {
+            Ok(s) => return s,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("rebinding {addr}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot rebind {addr}: {e}"),
+        }
+    }
 }
 
 /// The server's endpoint for the library client.
@@ -345,4 +362,36 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .expect("VmRSS in /proc/PID/status")
+}
+
+/// A fresh directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "feedgate-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn log_flag(&self) -> String {
+        format!("file:{}", self.0.display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -287,33 +287,7 @@ impl<S> Inflating<S> {
         });
         Inflating { inner, state }
     }
-
-    /// A client socket that will offer [`CLIENT_OFFER`] in the handshake
-    /// tungstenite is about to make on it: the response head passes
-    /// through, then the server's compressed messages are inflated (each
-    /// on its own, as the offer asks). A server that declines simply sends
-    /// no compressed message.
-    pub fn client(inner: S, max_message: usize) -> Self {
-        let params = Params {
-            server_window_bits: 15,
-            client_no_context_takeover: true,
-        };
-        let mut me = Self::new(inner, Role::Client, Some(params), max_message);
-        if let Some(st) = me.state.as_deref_mut() {
-            st.head = Some(0);
-        }
-        me
-    }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
 }
-
-/// What a client offers: the server compresses each message on its own, so
-/// one inflater serves no longer than a message.
-pub const CLIENT_OFFER: &str = "permessage-deflate; server_no_context_takeover";
 
 impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
     fn poll_read(

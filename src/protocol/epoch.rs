@@ -58,6 +58,14 @@ impl FromStr for Epoch {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Epoch {
+    /// From its text, as every message that names an epoch writes it.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +75,10 @@ mod tests {
         let e = Epoch(0x00ab_cdef_0123_4567);
         assert_eq!(e.to_string(), "00abcdef01234567");
         assert_eq!("00abcdef01234567".parse::<Epoch>(), Ok(e));
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(json, r#""00abcdef01234567""#);
+        assert_eq!(serde_json::from_str::<Epoch>(&json).unwrap(), e);
+        assert!(serde_json::from_str::<Epoch>(r#""xyz""#).is_err());
     }
 
     #[test]

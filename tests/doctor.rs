@@ -1,0 +1,150 @@
+//! `feedgate doctor` as a new user runs it: it says at once what it will
+//! check and for how long, prints each transport's verdict as soon as it
+//! is known (long before the run ends), and keeps `--json -` standard
+//! output a JSON document alone.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use feedgate::Config;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// `feedgate doctor URL --quick …`, its standard output piped.
+fn doctor(url: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_feedgate"))
+        .args([
+            "doctor",
+            url,
+            "--quick",
+            "--count",
+            "2",
+            "--interval",
+            "50ms",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary runs")
+}
+
+/// The longest a `--quick` run may go without printing: its 10 s of
+/// silence and the doctor's own margin, with room for a loaded machine.
+const QUICK_PATIENCE: Duration = Duration::from_secs(40);
+
+/// The next line of output, failing the test if none comes in time.
+async fn line(lines: &mut Lines<BufReader<ChildStdout>>) -> Option<String> {
+    tokio::time::timeout(QUICK_PATIENCE, lines.next_line())
+        .await
+        .expect("a line in time")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn says_what_it_checks_at_once_and_each_verdict_as_it_is_known() {
+    let s = start(Config::default()).await;
+    let mut child = doctor(&s.url(), &[]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    // The first line says what it checks and for how long, while the run
+    // has only begun.
+    let header = line(&mut lines).await.expect("a header line");
+    assert!(
+        header.starts_with(&format!("feedgate doctor {}: checking", s.url())),
+        "{header}"
+    );
+    assert!(header.contains("about 11 s"), "{header}");
+    assert!(header.contains("silent 10 s"), "{header}");
+    assert!(child.try_wait().unwrap().is_none(), "exited already");
+
+    // Each transport's verdict comes on its own; the short poll's first,
+    // while the streams still wait out their 10 s of silence.
+    let mut rows = Vec::new();
+    let mut rest = Vec::new();
+    while let Some(l) = line(&mut lines).await {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        match fields.as_slice() {
+            [t @ ("ws" | "sse" | "longpoll" | "poll"), verdict, ..] => {
+                if *t == "poll" {
+                    assert!(
+                        child.try_wait().unwrap().is_none(),
+                        "the poll verdict came only at the end"
+                    );
+                }
+                let summary = rest.iter().any(|r: &String| r.contains(": done in "));
+                assert!(!summary, "a verdict after the summary: {l}");
+                rows.push((t.to_string(), verdict.to_string()));
+            }
+            _ => rest.push(l),
+        }
+    }
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(rows[0].0, "poll", "{rows:?}");
+    let mut transports: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+    transports.sort();
+    assert_eq!(transports, ["longpoll", "poll", "sse", "ws"]);
+    assert!(rows.iter().all(|(_, v)| v == "ok"), "{rows:?}");
+    let done = rest
+        .iter()
+        .find(|l| l.contains(": done in "))
+        .unwrap_or_else(|| panic!("no summary in {rest:?}"));
+    assert!(done.starts_with(&format!("feedgate doctor {}", s.url())));
+    assert!(
+        rest.iter()
+            .any(|l| l == "recommended: ws, sse, longpoll, poll"),
+        "{rest:?}"
+    );
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn json_to_standard_output_stays_a_document_alone() {
+    let s = start(Config::default()).await;
+    let out = doctor(&s.url(), &["--json", "-"])
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let keys: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut keys = keys;
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "notes",
+            "path",
+            "plan",
+            "recommended",
+            "took_s",
+            "transports",
+            "url"
+        ]
+    );
+    let transports: Vec<&str> = doc["transports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(transports, ["ws", "sse", "longpoll", "poll"]);
+    assert_eq!(doc["plan"]["idle_s"], 10.0);
+    // The words went to standard error.
+    let words = String::from_utf8(out.stderr).unwrap();
+    assert!(words.starts_with("feedgate doctor "), "{words}");
+    assert!(
+        words.contains("recommended: ws, sse, longpoll, poll"),
+        "{words}"
+    );
+    s.shutdown().await.unwrap();
+}
