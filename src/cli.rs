@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use tokio::io::AsyncWriteExt;
 
 use crate::auth::JwtKey;
-use crate::client::{self, Delivery, Endpoint, SubscribeOptions, Subscriber, Wire, parse_list};
+use crate::client::{
+    self, Delivery, Endpoint, SubscribeOptions, Subscriber, Trust, Wire, parse_list,
+};
 use crate::config::{Config, LogBackend};
 use crate::log::{Cursor, Retention};
 use crate::metrics::Transport;
@@ -288,9 +290,43 @@ pub struct PublishArgs {
     pub topic: String,
     /// One JSON value, e.g. '{"bid":1.5}'.
     pub json: String,
-    /// Server base URL.
+    /// Server base URL (`http://…` or `https://…`).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// How to reach it.
+    #[command(flatten)]
+    pub link: LinkArgs,
+}
+
+/// How `publish` and `tail` reach the server: HTTP/2, and which
+/// certificates an `https://` URL may present.
+#[derive(Debug, Clone, Args)]
+pub struct LinkArgs {
+    /// Speak HTTP/2: offered by ALPN on an `https://` URL (the server
+    /// chooses), h2c with prior knowledge on `http://`.
+    #[arg(long)]
+    pub http2: bool,
+    /// Trust the certificates of this PEM file (a private CA, or the
+    /// server's own self-signed certificate) instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any certificate (for a loopback server started with
+    /// `serve --tls-self-signed`; never across a network).
+    #[arg(long)]
+    pub tls_insecure: bool,
+}
+
+impl LinkArgs {
+    /// The endpoint at `url`, reached as these flags say.
+    ///
+    /// # Errors
+    /// A bad URL, or a `--tls-ca` file that does not load.
+    pub fn endpoint(&self, url: &str) -> Result<Endpoint, String> {
+        let trust = Trust::from_flags(self.tls_ca.as_deref(), self.tls_insecure);
+        Endpoint::parse_with(url, trust)
+            .map(|ep| ep.with_http2(self.http2))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// `feedgate tail`.
@@ -313,9 +349,12 @@ pub struct TailArgs {
     /// Short-poll interval.
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub poll_interval: Duration,
-    /// Server base URL.
+    /// Server base URL (`http://…` or `https://…`).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// How to reach it.
+    #[command(flatten)]
+    pub link: LinkArgs,
 }
 
 impl ServeArgs {
@@ -429,7 +468,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Publish(args) => {
-            let ep = Endpoint::parse(&args.url).map_err(|e| e.to_string())?;
+            let ep = args.link.endpoint(&args.url)?;
             let seq = client::publish(&ep, &args.topic, args.json.into_bytes())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -488,7 +527,7 @@ pub async fn shutdown_signal() {
 }
 
 async fn tail(args: TailArgs) -> Result<(), String> {
-    let ep = Endpoint::parse(&args.url).map_err(|e| e.to_string())?;
+    let ep = args.link.endpoint(&args.url)?;
     let transport = Transport::parse(&args.transport)
         .filter(|t| Transport::SUBSCRIBERS.contains(t))
         .ok_or_else(|| {

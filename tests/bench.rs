@@ -5,10 +5,14 @@
 
 #![cfg(feature = "bench")]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use feedgate::bench::{self, Plan, Report};
+use feedgate::client::{Endpoint, HttpConn, Link, SubscribeOptions, Subscriber};
+use feedgate::log::Cursor;
 use feedgate::metrics::Transport;
+use hyper::Method;
 use serde_json::Value;
 
 fn tiny() -> Plan {
@@ -39,7 +43,7 @@ async fn every_transport_delivers_everything_once_and_bytes_agree() {
         assert_eq!(t.delivered, 120, "{name}");
         assert_eq!((t.lost, t.dup, t.reordered), (0, 0, 0), "{name}");
         assert_eq!(t.latency.count, 120, "{name}");
-        let server = t.server.expect("feedgate reports server counts");
+        let server = t.server.clone().expect("feedgate reports server counts");
         assert_eq!(server.wire_out, t.client_bytes_down, "{name} down");
         assert_eq!(server.wire_in, t.client_bytes_up, "{name} up");
         assert_eq!(t.bytes_agree, Some(true), "{name}");
@@ -176,4 +180,133 @@ async fn a_sweep_draws_the_crossover_chart() {
     let svg = bench::svg::crossover(&series).unwrap();
     assert!(svg.contains("poll") && svg.contains("ws"));
     assert!(series.text().contains("rate"));
+}
+
+/// The same run on HTTP/2 in the clear (h2c), HTTP/1.1 over TLS and
+/// HTTP/2 over TLS: every transport delivers everything once, each
+/// subscriber's connection spoke the link asked for (WebSockets as
+/// extended CONNECT streams where HTTP/2 is spoken), the server counted
+/// every wire byte under that link, and the clients' counts — ciphertext
+/// and handshakes included — equal the server's to the byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transport_over_h2c_tls_and_h2_tls_delivers_and_bytes_agree() {
+    for link in ["h2", "h1+tls", "h2+tls"] {
+        let link = Link::parse(link).unwrap();
+        let plan = Plan {
+            clients: 2,
+            duration: Duration::from_secs(1),
+            link,
+            ..tiny()
+        };
+        let report = bench::run(&plan).await.expect("bench runs");
+        assert_eq!(report.params.link, link.name());
+        assert!(report.url.starts_with(if link.tls { "https://" } else { "http://" }));
+        assert_eq!(report.publish.errors, 0, "{link}");
+        for t in &report.transports {
+            let name = format!("{} on {link}", t.transport);
+            assert_eq!(t.errors, 0, "{name}: {:?}", t.first_error);
+            assert_eq!(t.delivered, t.expected, "{name}");
+            assert_eq!((t.lost, t.dup, t.reordered), (0, 0, 0), "{name}");
+            let used: Vec<(&str, u64)> = t.links.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+            assert_eq!(used, [(link.name(), 2)], "{name}: links used");
+            let server = t.server.clone().expect("server counts");
+            let on: Vec<&str> = server.links.keys().map(String::as_str).collect();
+            assert_eq!(on, [link.name()], "{name}: where the server counted");
+            assert_eq!(server.wire_out, t.client_bytes_down, "{name} down");
+            assert_eq!(server.wire_in, t.client_bytes_up, "{name} up");
+            assert_eq!(t.bytes_agree, Some(true), "{name}");
+            // No model of HTTP/2 or TLS framing: only of HTTP/1.1.
+            assert!(t.model.is_none(), "{name}");
+        }
+        // One request per stream, as on HTTP/1.1.
+        let ws = report.transports.iter().find(|t| t.transport == "ws").unwrap();
+        assert_eq!(ws.requests, 2, "{link}");
+    }
+}
+
+/// `--links`: each transport alone on each link, one table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_compare_each_transport_on_each_link() {
+    let plan = Plan {
+        transports: vec![Transport::Sse],
+        clients: 2,
+        duration: Duration::from_secs(1),
+        ..tiny()
+    };
+    let links = bench::args::links(&["h1".into(), "h2+tls".into()]).unwrap();
+    let compared = bench::links::run(&plan, &links).await.expect("runs");
+    assert_eq!(compared.runs.len(), 2);
+    let h1 = compared.get("sse", "h1").unwrap().row();
+    let h2_tls = compared.get("sse", "h2+tls").unwrap().row();
+    assert_eq!((h1.lost, h2_tls.lost), (0, 0));
+    assert_eq!((h1.agree, h2_tls.agree), (Some(true), Some(true)));
+    // TLS adds a handshake, record headers and tags; HTTP/2 a frame
+    // header per event: the same events cost more bytes on the wire.
+    assert!(h2_tls.down > h1.down, "{} vs {}", h2_tls.down, h1.down);
+    assert!(h1.server_us.is_some());
+    let text = compared.text();
+    assert!(text.contains("h2+tls") && text.contains("server µs/delivery"), "{text}");
+    let svg = bench::svg::links(&compared).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("h2+tls"));
+    let json = serde_json::to_string(&compared).unwrap();
+    assert!(json.contains(bench::links::SCHEMA));
+}
+
+/// A simulated browser on HTTP/2 (`Endpoint::shared`, what the bench's
+/// `--split-topics` subscribers use): three event streams are streams of
+/// one connection; without sharing they are three connections. The
+/// server's connection gauge says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_endpoint_carries_its_streams_on_one_h2_connection() {
+    let server = feedgate::RunningServer::start(
+        ([127, 0, 0, 1], 0).into(),
+        feedgate::Config::default(),
+    )
+    .await
+    .unwrap();
+    let base = Endpoint::parse(&server.url()).unwrap();
+    // Open SSE connections on HTTP/2, as the server counts them.
+    let sse_on_h2 = || async {
+        let mut http = HttpConn::connect(&base, Default::default()).await.unwrap();
+        let (_, body) = http.request(Method::GET, "/metrics", None).await.unwrap();
+        String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| {
+                l.starts_with("feedgate_connections{")
+                    && l.contains(r#"transport="sse""#)
+                    && l.contains(r#"protocol="h2""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    for (shared, want) in [(true, 1.0), (false, 3.0)] {
+        let ep = match shared {
+            true => base.clone().with_http2(true).shared(),
+            false => base.clone().with_http2(true),
+        };
+        let mut subs = Vec::new();
+        for t in ["a", "b", "c"] {
+            let opts = SubscribeOptions::default();
+            let sub = Subscriber::connect(&ep, t, Transport::Sse, Cursor::default(), opts)
+                .await
+                .unwrap();
+            assert_eq!(sub.link().map(|l| l.name()), Some("h2"));
+            subs.push(sub);
+        }
+        if shared {
+            // One connection, one count: every subscription reports it.
+            assert!(subs.windows(2).all(|w| Arc::ptr_eq(w[0].bytes(), w[1].bytes())));
+        }
+        // Each stream was answered (its head read) before `connect`
+        // returned, so the server counted its connection already.
+        assert_eq!(sse_on_h2().await, want, "shared: {shared}");
+        drop(subs);
+        // The next case starts when the server has seen these close.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while sse_on_h2().await > 0.0 {
+            assert!(tokio::time::Instant::now() < deadline, "connections never closed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    server.shutdown().await.unwrap();
 }

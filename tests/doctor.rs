@@ -148,3 +148,98 @@ async fn json_to_standard_output_stays_a_document_alone() {
     );
     s.shutdown().await.unwrap();
 }
+
+/// `feedgate doctor https://…` against feedgate's own TLS, `--json -`.
+async fn doctor_https(config: Config) -> serde_json::Value {
+    let config = Config {
+        tls: Some(feedgate::tls::TlsSource::SelfSigned),
+        ..config
+    };
+    let s = start(config).await;
+    let url = format!("https://{}", s.addr());
+    let out = doctor(&url, &["--tls-insecure", "--json", "-"])
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.shutdown().await.unwrap();
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// The verdict and link of each transport.
+fn verdicts(doc: &serde_json::Value) -> Vec<(String, String, String)> {
+    doc["transports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+            (s(&t["transport"]), s(&t["verdict"]), s(&t["facts"]["link"]))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn over_https_every_transport_rides_http2_websockets_too() {
+    let doc = doctor_https(Config::default()).await;
+    for (t, verdict, link) in verdicts(&doc) {
+        assert_eq!(verdict, "ok", "{t}");
+        assert_eq!(link, "h2+tls", "{t}: ALPN chose h2");
+    }
+    let h2 = &doc["path"]["http2"];
+    assert_eq!(h2["ws_over_h2"], true, "{h2}");
+    assert_eq!(h2["downgraded_at_edge"], false, "{h2}");
+    assert_eq!(h2["downgraded_upstream"], false, "{h2}");
+    assert_eq!(h2["server_saw"]["sse"], "HTTP/2.0", "{h2}");
+    let notes = doc["notes"].to_string();
+    assert!(notes.contains("HTTP/2: end to end"), "{notes}");
+}
+
+#[tokio::test]
+async fn a_server_without_http2_is_flagged_as_a_downgrade() {
+    let doc = doctor_https(Config {
+        http2: false,
+        ..Config::default()
+    })
+    .await;
+    for (t, verdict, link) in verdicts(&doc) {
+        assert_eq!(verdict, "ok", "{t}");
+        assert_eq!(link, "h1+tls", "{t}: ALPN chose http/1.1");
+    }
+    let h2 = &doc["path"]["http2"];
+    assert_eq!(h2["downgraded_at_edge"], true, "{h2}");
+    // HTTP/2 was never spoken: no question of WebSockets over it.
+    assert_eq!(h2["ws_over_h2"], serde_json::Value::Null, "{h2}");
+    let advice: Vec<&str> = doc["transports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["advice"].as_array().unwrap().iter().filter_map(|a| a.as_str()))
+        .collect();
+    assert!(advice.is_empty(), "per-transport advice: {advice:?}");
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused_by_default() {
+    let s = start(Config {
+        tls: Some(feedgate::tls::TlsSource::SelfSigned),
+        ..Config::default()
+    })
+    .await;
+    let url = format!("https://{}", s.addr());
+    let out = doctor(&url, &["--json", "-"])
+        .wait_with_output()
+        .await
+        .unwrap();
+    // Nothing works on a path whose certificate is not trusted, and the
+    // doctor says why rather than trusting it.
+    assert!(!out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let poll = doc["transports"][3].to_string();
+    assert!(poll.contains("blocked") && poll.contains("tls"), "{poll}");
+    s.shutdown().await.unwrap();
+}

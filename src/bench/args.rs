@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::BenchError;
 use super::payload::Kind;
+use crate::client::{Link, Trust};
 use crate::params::duration;
 use crate::protocol::Transport;
 
@@ -113,6 +114,29 @@ pub struct BenchArgs {
     /// With --topics K: one connection per topic instead of one for all.
     #[arg(long)]
     pub split_topics: bool,
+    /// Speak HTTP/2: every subscriber's requests are streams of its one
+    /// connection (with --split-topics, all its topics' streams share it),
+    /// WebSockets are extended CONNECT streams (RFC 8441) where the server
+    /// allows them; h2c in the clear, ALPN under --tls.
+    #[arg(long)]
+    pub http2: bool,
+    /// Speak HTTPS: the bench's own server gets a self-signed certificate
+    /// (trusted for the run); with --url, give an https:// URL.
+    #[arg(long)]
+    pub tls: bool,
+    /// With an https:// --url: trust this PEM file's certificates (a CA,
+    /// or the server's own) instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// With an https:// --url: accept any certificate (loopback benches
+    /// against `serve --tls-self-signed`).
+    #[arg(long)]
+    pub tls_insecure: bool,
+    /// Compare links: run each transport alone on each of these links —
+    /// h1, h2, h1+tls, h2+tls, or `all` — and print one table of bytes per
+    /// event, server CPU per delivery and latency (--svg draws it).
+    #[arg(long, value_delimiter = ',')]
+    pub links: Vec<String>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -181,8 +205,15 @@ pub struct Plan {
     pub nodes: usize,
     /// Topics each subscriber follows (1: the single-topic paths).
     pub topics: usize,
-    /// With `topics > 1`: one connection per topic instead of one for all.
+    /// With `topics > 1`: one connection per topic instead of one for all
+    /// (on HTTP/2: one stream per topic, all on the subscriber's one
+    /// connection).
     pub split_topics: bool,
+    /// HTTP/2 and/or TLS (a `--url` given as `https://` is TLS anyway).
+    pub link: Link,
+    /// The certificates an `https://` `--url` may present (the bench's own
+    /// server is trusted without).
+    pub trust: Trust,
     /// Draw a progress bar.
     pub progress: bool,
 }
@@ -211,6 +242,8 @@ impl Default for Plan {
             nodes: 1,
             topics: 1,
             split_topics: false,
+            link: Link::default(),
+            trust: Trust::System,
             progress: false,
         }
     }
@@ -292,6 +325,11 @@ impl BenchArgs {
             nodes: self.nodes,
             topics: self.topics,
             split_topics: self.split_topics,
+            link: Link {
+                http2: self.http2,
+                tls: self.tls || self.url.as_deref().is_some_and(|u| u.starts_with("https://")),
+            },
+            trust: Trust::from_flags(self.tls_ca.as_deref(), self.tls_insecure),
             progress: !self.quiet,
         };
         plan.validate()?;
@@ -346,10 +384,24 @@ impl Plan {
         if self.topics > 1 && self.target == Target::Nchan {
             return bad("--topics K > 1 speaks feedgate's topics=LIST only".into());
         }
+        if let Some(url) = &self.url
+            && self.link.tls != url.starts_with("https://")
+        {
+            return bad(format!("--tls needs an https:// --url (got {url})"));
+        }
         if (self.redis.is_some() || self.nodes > 1) && (self.url.is_some() || self.child_server) {
             return bad("--log and --nodes apply to the in-process server; with --url, start the server with its own --log".into());
         }
         Ok(())
+    }
+
+    /// The base URL of the server's in-process or child listener at
+    /// `addr`, in this plan's scheme.
+    pub fn url_of(&self, addr: impl std::fmt::Display) -> String {
+        match self.link.tls {
+            true => format!("https://{addr}"),
+            false => format!("http://{addr}"),
+        }
     }
 
     /// Every subscriber of the run.
@@ -361,6 +413,30 @@ impl Plan {
     pub fn events(&self) -> u64 {
         (self.rate * self.duration.as_secs_f64()).round().max(1.0) as u64
     }
+}
+
+/// Parses `--links`: link names, or `all`.
+///
+/// # Errors
+/// [`BenchError::Usage`] for a name that is not a link.
+pub fn links(names: &[String]) -> Result<Vec<Link>, BenchError> {
+    let mut out = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let add: Vec<Link> = match name {
+            "all" => Link::ALL.to_vec(),
+            _ => vec![Link::parse(name).ok_or_else(|| {
+                BenchError::Usage(format!(
+                    "--links: {name:?} is not one of h1, h2, h1+tls, h2+tls, all"
+                ))
+            })?],
+        };
+        for l in add {
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Which parameter a sweep varies.
@@ -439,6 +515,10 @@ mod tests {
         assert_eq!(v, vec![1.0, 10.0, 100.0]);
         assert!(sweep("rate=").is_err());
         assert!(sweep("speed=1").is_err());
+        assert_eq!(links(&["all".into()]).unwrap(), Link::ALL.to_vec());
+        let two = links(&["h2+tls".into(), "h1".into(), "h1".into()]).unwrap();
+        assert_eq!(two.iter().map(|l| l.name()).collect::<Vec<_>>(), ["h2+tls", "h1"]);
+        assert!(links(&["h3".into()]).is_err());
     }
 
     #[test]
@@ -454,5 +534,14 @@ mod tests {
             ..Plan::default()
         };
         assert!(p.validate().is_err());
+        let p = Plan {
+            url: Some("http://127.0.0.1:1".into()),
+            link: Link {
+                http2: false,
+                tls: true,
+            },
+            ..Plan::default()
+        };
+        assert!(p.validate().is_err(), "--tls with an http:// URL");
     }
 }

@@ -20,12 +20,17 @@ pub struct ChildServer {
 
 impl ChildServer {
     /// Starts `feedgate serve` on a free loopback port, sized for
-    /// `connections`, holding long polls up to `longpoll_max`.
+    /// `connections`, holding long polls up to `longpoll_max`; with `tls`,
+    /// on HTTPS with a self-signed certificate.
     ///
     /// # Errors
     /// When this process is not the `feedgate` binary (from the library,
     /// start a server yourself and pass its URL), or spawning fails.
-    pub fn spawn(connections: usize, longpoll_max: Duration) -> Result<ChildServer, BenchError> {
+    pub fn spawn(
+        connections: usize,
+        longpoll_max: Duration,
+        tls: bool,
+    ) -> Result<ChildServer, BenchError> {
         let exe = std::env::current_exe()?;
         let is_feedgate = exe
             .file_name()
@@ -53,6 +58,7 @@ impl ChildServer {
                 "--longpoll-max",
                 &format!("{}s", longpoll_max.as_secs().max(60)),
             ])
+            .args(tls.then_some("--tls-self-signed"))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -60,7 +66,7 @@ impl ChildServer {
             .spawn()?;
         Ok(ChildServer {
             child,
-            url: format!("http://{listen}"),
+            url: format!("{}://{listen}", if tls { "https" } else { "http" }),
         })
     }
 

@@ -11,7 +11,8 @@ use hyper::{Method, StatusCode};
 use super::args::Target;
 use super::nchan::{self, NchanSub};
 use crate::client::{
-    ClientError, Delivery, Endpoint, HttpConn, RequestStats, SubscribeOptions, Subscriber, Wire,
+    ClientError, Delivery, Endpoint, HttpConn, Link, RequestStats, SubscribeOptions, Subscriber,
+    Wire,
 };
 use crate::protocol::{Cursor, Transport};
 use crate::wire::{ByteCount, Meter};
@@ -37,11 +38,14 @@ pub enum Source {
 }
 
 /// K single-topic subscriptions read as one: each runs in a task of its
-/// own and hands its deliveries over a small bounded channel.
+/// own and hands its deliveries over a small bounded channel. On HTTP/2
+/// they are K streams of one shared connection, as a browser's would be.
 pub struct Split {
     rx: tokio::sync::mpsc::Receiver<Result<Delivery, ClientError>>,
     tasks: tokio::task::JoinSet<Subscriber>,
+    /// Each connection's count once (K, or one shared by all).
     bytes: Vec<Arc<ByteCount>>,
+    link: Option<Link>,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -69,6 +73,12 @@ impl Source {
         };
         Ok(match target {
             Target::Feedgate if topics.len() > 1 && split => {
+                // One simulated browser: on HTTP/2 its topics' streams
+                // share one connection.
+                let ep = &match ep.http2() {
+                    true => ep.clone().shared(),
+                    false => ep.clone(),
+                };
                 let mut subs = Vec::with_capacity(topics.len());
                 for t in topics {
                     let opts = opts.clone();
@@ -116,15 +126,17 @@ impl Source {
     pub fn bytes(&self) -> Arc<ByteCount> {
         match self {
             Source::Feedgate(s) => s.bytes().clone(),
-            Source::Split(s) => {
-                let sum = ByteCount::default();
-                for b in &s.bytes {
-                    sum.on_read(b.read() as usize);
-                    sum.on_write(b.written() as usize);
-                }
-                Arc::new(sum)
-            }
+            Source::Split(s) => sum(&s.bytes),
             Source::Nchan(s) => s.bytes().clone(),
+        }
+    }
+
+    /// What its (first) connection spoke, once it had one.
+    pub fn link(&self) -> Option<Link> {
+        match self {
+            Source::Feedgate(s) => s.link(),
+            Source::Split(s) => s.link,
+            Source::Nchan(s) => s.link(),
         }
     }
 
@@ -147,16 +159,14 @@ impl Source {
             Source::Feedgate(s) => s.close().await,
             Source::Split(mut s) => {
                 s.stop.cancel();
-                let (mut stats, sum) = (RequestStats::default(), ByteCount::default());
+                let mut stats = RequestStats::default();
                 while let Some(Ok(sub)) = s.tasks.join_next().await {
-                    let (r, b) = (sub.stats(), sub.bytes().clone());
+                    let r = sub.stats();
                     sub.close().await;
                     stats.requests += r.requests;
                     stats.empty += r.empty;
-                    sum.on_read(b.read() as usize);
-                    sum.on_write(b.written() as usize);
                 }
-                return (stats, Arc::new(sum));
+                return (stats, sum(&s.bytes));
             }
             Source::Nchan(s) => s.close().await,
         }
@@ -164,11 +174,27 @@ impl Source {
     }
 }
 
+/// The bytes of several counts, each counted once however many hold it.
+fn sum(counts: &[Arc<ByteCount>]) -> Arc<ByteCount> {
+    let sum = ByteCount::default();
+    for b in counts {
+        sum.on_read(b.read() as usize);
+        sum.on_write(b.written() as usize);
+    }
+    Arc::new(sum)
+}
+
 impl Split {
     fn start(subs: Vec<Subscriber>) -> Split {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let stop = tokio_util::sync::CancellationToken::new();
-        let bytes = subs.iter().map(|s| s.bytes().clone()).collect();
+        let mut bytes: Vec<Arc<ByteCount>> = Vec::new();
+        for b in subs.iter().map(|s| s.bytes()) {
+            if !bytes.iter().any(|seen| Arc::ptr_eq(seen, b)) {
+                bytes.push(b.clone());
+            }
+        }
+        let link = subs.iter().find_map(Subscriber::link);
         let mut tasks = tokio::task::JoinSet::new();
         for mut sub in subs {
             let (tx, stop) = (tx.clone(), stop.clone());
@@ -190,6 +216,7 @@ impl Split {
             rx,
             tasks,
             bytes,
+            link,
             stop,
         }
     }

@@ -24,8 +24,7 @@ use super::report::{
 use super::scrape::{self, Sample};
 use super::sys::{self, Machine};
 use super::tally::{Recorder, Tally};
-use crate::client::Endpoint;
-use crate::client::{SubscribeOptions, Wire};
+use crate::client::{Endpoint, Link, SubscribeOptions, Trust, Wire};
 use crate::protocol::Transport;
 use crate::protocol::unix_micros;
 
@@ -74,20 +73,36 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
             if let Some(url) = &plan.redis {
                 config.log = crate::LogBackend::Redis(url.clone());
             }
+            if plan.link.tls {
+                config.tls = Some(crate::tls::TlsSource::SelfSigned);
+            }
             servers.push(InProcess::start(config, plan.server_threads).await?);
         }
     }
     let child = match (&plan.url, plan.child_server) {
-        (None, true) => Some(ChildServer::spawn(connections, plan.longpoll_timeout)?),
+        (None, true) => Some(ChildServer::spawn(
+            connections,
+            plan.longpoll_timeout,
+            plan.link.tls,
+        )?),
         _ => None,
     };
     let (url, pid) = match (servers.first(), &child, &plan.url) {
-        (Some(s), _, _) => (s.url(), None),
+        (Some(s), _, _) => (plan.url_of(s.addr()), None),
         (_, Some(c), _) => (c.url().to_owned(), Some(c.pid())),
         (_, _, Some(u)) => (u.clone(), plan.pid),
         _ => unreachable!("no url means a server of our own"),
     };
-    let ep = Endpoint::parse(&url)?;
+    // A server of the bench's own has a certificate made for this run, on
+    // loopback: trusted as it is.
+    let trust = match plan.url {
+        Some(_) => plan.trust.clone(),
+        None => Trust::Insecure,
+    };
+    let endpoint = |url: &str| {
+        Endpoint::parse_with(url, trust.clone()).map(|ep| ep.with_http2(plan.link.http2))
+    };
+    let ep = endpoint(&url)?;
     if child.is_some() {
         child::wait_healthy(&ep).await?;
     }
@@ -95,7 +110,7 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
     // subscribers are spread over all, and the server side is their sum.
     let mut eps = vec![ep];
     for s in servers.iter().skip(1) {
-        eps.push(Endpoint::parse(&s.url())?);
+        eps.push(endpoint(&plan.url_of(s.addr()))?);
     }
     let result = measure(plan, &eps, &url, in_process, pid, &mut machine).await;
     for s in servers {
@@ -328,8 +343,9 @@ async fn measure(
                 active_s,
                 before.as_ref().zip(after.as_ref()),
             );
-            // The model is of one topic on its own path.
-            if feedgate && plan.topics == 1 {
+            // The model is of one topic on its own path, on HTTP/1.1 in
+            // the clear.
+            if feedgate && plan.topics == 1 && plan.link == Link::default() {
                 let counted = model::Counted {
                     delivered: row.delivered,
                     requests: row.requests,
@@ -363,6 +379,7 @@ async fn measure(
             payload_kind: plan.payload_kind,
             deflate: plan.deflate,
             encoding: if plan.lean { "lean" } else { "json" }.to_owned(),
+            link: plan.link.name().to_owned(),
             duration_s: plan.duration.as_secs_f64(),
             poll_interval_s: plan.poll_interval.as_secs_f64(),
             longpoll_timeout_s: plan.longpoll_timeout.as_secs_f64(),
@@ -516,7 +533,10 @@ fn figures(
         } else {
             0.0
         },
-        bytes_agree: server.map(|s| s.wire_out == down && s.wire_in == up),
+        bytes_agree: server
+            .as_ref()
+            .map(|s| s.wire_out == down && s.wire_in == up),
+        links: tally.links(),
         model: None,
         model_deviation: None,
         server,
@@ -601,6 +621,9 @@ impl SubscriberTask {
         drop(rec);
         tally.gaps.fetch_add(signals.gaps, Ordering::Relaxed);
         tally.resets.fetch_add(signals.resets, Ordering::Relaxed);
+        if let Some(link) = source.link() {
+            tally.used(link);
+        }
         let (stats, bytes) = source.close().await;
         tally.requests.fetch_add(stats.requests, Ordering::Relaxed);
         tally.empty.fetch_add(stats.empty, Ordering::Relaxed);

@@ -1,6 +1,9 @@
 //! Idle mode (`--idle N --transport ws|sse|longpoll`): hold N subscribers
 //! that receive nothing, and report the server's resident memory growth
-//! per connection and how many connections dropped while held.
+//! per connection and how many connections dropped while held. `--tls`
+//! and `--http2` hold them on HTTPS and HTTP/2; with `--http2
+//! --split-topics --topics K` each connection carries K streams (a
+//! browser page with K `EventSource`s on one HTTP/2 connection).
 //!
 //! RSS is read from `/proc/PID/status`. The server must be its own process
 //! for that to mean anything, so without `--url` the bench starts `feedgate
@@ -19,14 +22,15 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::args::BenchArgs;
 use super::child::ChildServer;
 use super::sys::{self, Machine};
 use super::{BenchError, Target};
-use crate::client::{Endpoint, SubscribeOptions, Subscriber, Wire};
+use crate::client::{
+    ClientError, Endpoint, SubscribeOptions, Subscriber, Trust, Wire, open_websocket,
+};
 use crate::protocol::{Cursor, Transport};
 use crate::wire::ByteCount;
 
@@ -36,10 +40,6 @@ pub const SCHEMA: &str = "feedgate-bench-idle/1";
 const CONNECTS_IN_FLIGHT: usize = 512;
 /// Time for the server to settle after the last connect before RSS is read.
 const SETTLE: Duration = Duration::from_secs(3);
-/// A client-side WebSocket needs almost no buffer to read pings and events;
-/// tungstenite's 128 KiB default would make the load generator, not the
-/// server, the memory hog.
-const CLIENT_WS_BUFFER: usize = 4 << 10;
 
 /// What an idle run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +51,13 @@ pub struct IdleReport {
     /// Topics each subscriber followed over its one connection.
     #[serde(default)]
     pub topics: usize,
+    /// The link asked for: `h1`, `h2`, `h1+tls` or `h2+tls`.
+    #[serde(default)]
+    pub link: String,
+    /// Streams each connection carried: K with `--http2 --split-topics
+    /// --topics K` (one subscription per topic), else 1.
+    #[serde(default)]
+    pub streams_per_connection: usize,
     /// Subscribers asked for.
     pub asked: usize,
     /// Subscribers that connected.
@@ -91,9 +98,11 @@ impl IdleReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "idle {} × {} topic(s): {} of {} connected in {:.1}s ({} failed) over {} source address(es); held {:.0}s; dropped {}",
+            "idle {} on {} × {} topic(s) in {} stream(s) per connection: {} of {} connected in {:.1}s ({} failed) over {} source address(es); held {:.0}s; dropped {}",
             self.transport,
+            if self.link.is_empty() { "h1" } else { &self.link },
             self.topics.max(1),
+            self.streams_per_connection.max(1),
             self.connected,
             self.asked,
             self.connect_s,
@@ -149,17 +158,29 @@ pub async fn run(args: &BenchArgs, n: usize) -> Result<IdleReport, BenchError> {
     if args.target != Target::Feedgate {
         return Err(BenchError::Usage("idle mode speaks feedgate only".into()));
     }
+    let plan = args.plan()?;
+    let split = plan.split_topics && plan.topics > 1;
+    if split && !(plan.link.http2 && transport != Transport::Ws) {
+        return Err(BenchError::Usage(
+            "idle --split-topics holds K streams on one HTTP/2 connection: it needs --http2, and sse or longpoll (over HTTP/1.1 it is --idle N×K)".into(),
+        ));
+    }
     let mut machine = Machine::now();
     let nofile = sys::raise_nofile(n as u64 + 4_096);
     let (child, url, pid) = match &args.url {
         Some(u) => (None, u.clone(), args.pid),
         None => {
-            let child = ChildServer::spawn(n, Duration::from_secs(60))?;
+            let child = ChildServer::spawn(n, Duration::from_secs(60), plan.link.tls)?;
             let (url, pid) = (child.url().to_owned(), child.pid());
             (Some(child), url, Some(pid))
         }
     };
-    let ep = Endpoint::parse(&url)?;
+    // The server of the bench's own has a certificate made for this run.
+    let trust = match args.url {
+        Some(_) => plan.trust.clone(),
+        None => Trust::Insecure,
+    };
+    let ep = Endpoint::parse_with(&url, trust)?.with_http2(plan.link.http2);
     super::child::wait_healthy(&ep).await?;
     let topic = format!("idle-{:016x}", rand::random::<u64>());
     // With --topics K, every subscriber follows the same K topics over its
@@ -183,15 +204,14 @@ pub async fn run(args: &BenchArgs, n: usize) -> Result<IdleReport, BenchError> {
             Some(ip) => ep.clone().with_local_addr(*ip),
             None => ep.clone(),
         };
-        tasks.spawn(hold(
+        let held = Held {
             ep,
-            topics.clone(),
+            topics: topics.clone(),
+            split,
             transport,
-            args.longpoll_timeout,
-            permits.clone(),
-            counts.clone(),
-            stop.clone(),
-        ));
+            longpoll_timeout: args.longpoll_timeout,
+        };
+        tasks.spawn(held.hold(permits.clone(), counts.clone(), stop.clone()));
     }
     while counts.settled() < n as u64 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -225,6 +245,8 @@ pub async fn run(args: &BenchArgs, n: usize) -> Result<IdleReport, BenchError> {
         schema: SCHEMA.to_owned(),
         transport: transport.as_str().to_owned(),
         topics: topics.len(),
+        link: plan.link.name().to_owned(),
+        streams_per_connection: if split { topics.len() } else { 1 },
         asked: n,
         connected,
         failed: counts.failed.load(Ordering::Relaxed),
@@ -273,73 +295,102 @@ impl Counts {
     }
 }
 
-/// One idle subscriber: connect, then read (answering pings) until stopped.
-async fn hold(
+/// One idle subscriber (a simulated browser): what it follows, and how.
+struct Held {
     ep: Endpoint,
     topics: Vec<String>,
+    /// One subscription per topic, all on the endpoint's one HTTP/2
+    /// connection.
+    split: bool,
     transport: Transport,
     longpoll_timeout: Duration,
-    permits: Arc<Semaphore>,
-    counts: Arc<Counts>,
-    stop: CancellationToken,
-) {
-    let permit = permits.acquire().await;
-    if transport == Transport::Ws {
-        let conf = WebSocketConfig::default()
-            .read_buffer_size(CLIENT_WS_BUFFER)
-            .write_buffer_size(0)
-            .max_write_buffer_size(64 << 10);
-        let path = match topics.as_slice() {
-            [topic] => format!("topics/{topic}/ws"),
-            many => format!("ws?topics={}", many.join(",")),
+}
+
+impl Held {
+    /// Connects, then reads (answering pings) until stopped.
+    async fn hold(self, permits: Arc<Semaphore>, counts: Arc<Counts>, stop: CancellationToken) {
+        let permit = permits.acquire().await;
+        let connected = match self.transport {
+            Transport::Ws => self.websocket().await.map(|ws| vec![Holder::Ws(Box::new(ws))]),
+            _ => self.subscriptions().await,
         };
-        let url = format!("ws://{}{}", ep.host_header(), ep.path(&path));
-        let connected = async {
-            let stream = ep.connect(Arc::new(ByteCount::default())).await?;
-            let (ws, _) =
-                tokio_tungstenite::client_async_with_config(url, stream, Some(conf)).await?;
-            Ok::<_, crate::client::ClientError>(ws)
-        };
-        let mut ws = match connected.await {
-            Ok(ws) => ws,
+        let holders = match connected {
+            Ok(h) => h,
             Err(e) => return counts.note(&counts.failed, e),
         };
         drop(permit);
         counts.connected.fetch_add(1, Ordering::Relaxed);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                msg = ws.next() => match msg {
-                    Some(Ok(Message::Close(_))) | None => {
-                        return counts.note(&counts.dropped, "the server closed a WebSocket");
-                    }
-                    Some(Err(e)) => return counts.note(&counts.dropped, e),
-                    Some(Ok(_)) => {}
-                },
+        let mut reads: JoinSet<Result<(), ClientError>> = JoinSet::new();
+        for h in holders {
+            reads.spawn(h.read());
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            ended = reads.join_next() => {
+                let why = match ended {
+                    Some(Ok(Err(e))) => e.to_string(),
+                    _ => "a held stream ended".to_owned(),
+                };
+                counts.note(&counts.dropped, why);
             }
         }
     }
-    let opts = SubscribeOptions {
-        longpoll_timeout,
-        ..SubscribeOptions::default()
-    };
-    let list: Vec<(String, Cursor)> = topics
-        .iter()
-        .map(|t| (t.clone(), Cursor::default()))
-        .collect();
-    // One topic on its own path, several over one connection.
-    let sub = Subscriber::connect_list(&ep, &list, transport, opts, Wire::default()).await;
-    let mut sub = match sub {
-        Ok(s) => s,
-        Err(e) => return counts.note(&counts.failed, e),
-    };
-    drop(permit);
-    counts.connected.fetch_add(1, Ordering::Relaxed);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            next = sub.next() => if let Err(e) = next {
-                return counts.note(&counts.dropped, e);
+
+    /// The WebSocket: over HTTP/2 where the server takes it.
+    async fn websocket(&self) -> Result<crate::client::WsStream, ClientError> {
+        let path = match self.topics.as_slice() {
+            [topic] => format!("topics/{topic}/ws"),
+            many => format!("ws?topics={}", many.join(",")),
+        };
+        let bytes = Arc::new(ByteCount::default());
+        open_websocket(&self.ep, &bytes, &self.ep.path(&path)).await
+    }
+
+    /// The subscriptions: one for every topic (split, on HTTP/2 streams of
+    /// one connection), or one for all.
+    async fn subscriptions(&self) -> Result<Vec<Holder>, ClientError> {
+        let opts = SubscribeOptions {
+            longpoll_timeout: self.longpoll_timeout,
+            ..SubscribeOptions::default()
+        };
+        let list: Vec<(String, Cursor)> = self
+            .topics
+            .iter()
+            .map(|t| (t.clone(), Cursor::default()))
+            .collect();
+        let (ep, groups): (Endpoint, Vec<&[(String, Cursor)]>) = match self.split {
+            true => (self.ep.clone().shared(), list.chunks(1).collect()),
+            false => (self.ep.clone(), vec![&list[..]]),
+        };
+        let mut held = Vec::with_capacity(groups.len());
+        for group in groups {
+            let sub = Subscriber::connect_list(&ep, group, self.transport, opts.clone(), Wire::default())
+                .await?;
+            held.push(Holder::Sub(Box::new(sub)));
+        }
+        Ok(held)
+    }
+}
+
+/// One held stream.
+enum Holder {
+    Ws(Box<crate::client::WsStream>),
+    Sub(Box<Subscriber>),
+}
+
+impl Holder {
+    /// Reads until the stream ends (which an idle one should not).
+    async fn read(self) -> Result<(), ClientError> {
+        match self {
+            Holder::Ws(mut ws) => loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(_))) | None => return Err(ClientError::Closed),
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(_)) => {}
+                }
+            },
+            Holder::Sub(mut sub) => loop {
+                sub.next().await?;
             },
         }
     }

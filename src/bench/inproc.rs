@@ -53,9 +53,17 @@ impl InProcess {
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (its TLS is the caller's to know: see
+    /// [`InProcess::addr`]).
     pub fn url(&self) -> String {
         self.server.as_ref().map(|s| s.url()).unwrap_or_default()
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.server
+            .as_ref()
+            .map_or_else(|| ([127, 0, 0, 1], 0).into(), |s| s.addr())
     }
 
     /// Drains the server and stops its runtime.

@@ -17,6 +17,7 @@
 //! - [`model`]: the protocol's predicted bytes per event;
 //! - [`report`], [`svg`]: the table, the JSON schema, the charts;
 //! - [`sweep`]: a series of runs and the crossover chart;
+//! - [`links`]: each transport on each link (HTTP/1.1, HTTP/2, TLS);
 //! - [`idle`]: idle subscribers and the server's memory per connection;
 //! - [`inproc`], [`child`], [`sys`]: the server in-process or as a child
 //!   process, `/proc` and rlimits.
@@ -27,6 +28,7 @@ pub mod dialect;
 pub mod driver;
 pub mod idle;
 pub mod inproc;
+pub mod links;
 pub mod model;
 pub mod nchan;
 pub mod payload;
@@ -79,6 +81,23 @@ pub async fn cli(args: BenchArgs) -> Result<(), BenchError> {
         return Ok(());
     }
     let plan = args.plan()?;
+    let links = args::links(&args.links)?;
+    if !links.is_empty() {
+        if args.sweep.is_some() {
+            return Err(BenchError::Usage(
+                "--links and --sweep: one comparison at a time".into(),
+            ));
+        }
+        let compared = links::run(&plan, &links).await?;
+        print!("{}", compared.text());
+        if let Some(path) = &args.json {
+            write_json(path, &compared)?;
+        }
+        if let Some(path) = &args.svg {
+            std::fs::write(path, svg::links(&compared)?)?;
+        }
+        return Ok(());
+    }
     if let Some(spec) = &args.sweep {
         let (param, values) = args::sweep(spec)?;
         let series = sweep::run(&plan, param, &values).await?;
@@ -107,7 +126,13 @@ pub async fn cli(args: BenchArgs) -> Result<(), BenchError> {
 fn redraw(path: &Path, svg: Option<&Path>) -> Result<(), BenchError> {
     let text = std::fs::read_to_string(path)?;
     let bad = |e: serde_json::Error| BenchError::Usage(format!("{}: {e}", path.display()));
-    if text.contains(sweep::SCHEMA) {
+    if text.contains(links::SCHEMA) {
+        let compared: links::Links = serde_json::from_str(&text).map_err(bad)?;
+        print!("{}", compared.text());
+        if let Some(out) = svg {
+            std::fs::write(out, svg::links(&compared)?)?;
+        }
+    } else if text.contains(sweep::SCHEMA) {
         let series: sweep::Series = serde_json::from_str(&text).map_err(bad)?;
         println!("{}", series.text());
         if let Some(out) = svg {

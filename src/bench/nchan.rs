@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::{Method, StatusCode};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{ClientError, Endpoint, HttpConn, RequestStats, SseParser, WsStream};
+use crate::client::{ClientError, Endpoint, HttpConn, Link, RequestStats, SseParser, WsStream};
 use crate::protocol::Transport;
 use crate::wire::ByteCount;
 
@@ -36,6 +36,8 @@ pub struct NchanSub {
     /// Offer permessage-deflate on a WebSocket (bench/nchan.conf has
     /// `nchan_deflate_message_for_websocket on`).
     deflate: bool,
+    /// What the stream's connection spoke (polls: their own).
+    link: Option<Link>,
 }
 
 enum Conn {
@@ -75,6 +77,7 @@ impl NchanSub {
     ) -> Result<NchanSub, ClientError> {
         let mut s = NchanSub {
             deflate,
+            link: None,
             transport,
             ep: ep.clone(),
             channel: channel.to_owned(),
@@ -106,10 +109,20 @@ impl NchanSub {
         self.stats
     }
 
+    /// What its connection speaks, once it has one.
+    pub fn link(&self) -> Option<Link> {
+        match &self.conn {
+            Conn::Http { http: Some(h), .. } => Some(h.link()),
+            _ => self.link,
+        }
+    }
+
     async fn open_sse(&mut self) -> Result<(), ClientError> {
         let path = self.ep.path(&format!("sub?id={}", self.channel));
         self.stats.requests += 1;
-        let body = crate::client::open_event_stream(&self.ep, &self.bytes, &path).await?;
+        let (body, link) =
+            crate::client::open_event_stream_link(&self.ep, &self.bytes, &path).await?;
+        self.link = Some(link);
         self.conn = Conn::Sse {
             body,
             parser: SseParser::new(16 << 20),
@@ -120,8 +133,12 @@ impl NchanSub {
     async fn open_ws(&mut self) -> Result<(), ClientError> {
         let path = self.ep.path(&format!("sub?id={}", self.channel));
         self.stats.requests += 1;
-        let ws =
-            crate::client::open_websocket_with(&self.ep, &self.bytes, &path, self.deflate).await?;
+        // nginx takes no WebSocket over HTTP/2 (RFC 8441): on --http2 the
+        // client goes HTTP/1.1 for it, as browsers do.
+        let (ws, route) =
+            crate::client::open_websocket_route(&self.ep, &self.bytes, &path, self.deflate)
+                .await?;
+        self.link = Some(route.link);
         self.conn = Conn::Ws(Box::new(ws));
         Ok(())
     }

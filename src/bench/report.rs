@@ -1,6 +1,7 @@
 //! The figures of a run ([`Report`], which is also the `--json` schema; see
 //! docs/benchmarks.md) and the table printed at the end.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,9 @@ pub struct Params {
     /// The event encoding subscribers asked for.
     #[serde(default = "json_encoding")]
     pub encoding: String,
+    /// The link asked for: `h1`, `h2`, `h1+tls` or `h2+tls`.
+    #[serde(default = "h1")]
+    pub link: String,
     /// Publishing time, seconds.
     pub duration_s: f64,
     /// Short-poll interval, seconds.
@@ -93,6 +97,11 @@ pub struct Params {
 
 fn json_encoding() -> String {
     "json".to_owned()
+}
+
+/// Reports written before `--http2` and `--tls`.
+fn h1() -> String {
+    "h1".to_owned()
 }
 
 /// What the publisher did.
@@ -204,6 +213,10 @@ pub struct TransportFigures {
     pub server: Option<ServerCounts>,
     /// Whether the server's wire bytes equal the clients' (feedgate only).
     pub bytes_agree: Option<bool>,
+    /// Subscribers by the link their connection spoke (a WebSocket the
+    /// server will not take over HTTP/2 goes over HTTP/1.1).
+    #[serde(default)]
+    pub links: BTreeMap<String, u64>,
 }
 
 /// CPU seconds, so a reader can tell which side saturated.
@@ -305,9 +318,10 @@ pub fn table(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} · {} · {} clients/transport · {} ev/s × {} B {} · encoding {}{} for {:.1}s · published {} ({:.1}/s)",
+        "{} · {} ({}) · {} clients/transport · {} ev/s × {} B {} · encoding {}{} for {:.1}s · published {} ({:.1}/s)",
         r.target,
         r.url,
+        r.params.link,
         r.params.clients,
         r.params.rate,
         r.params.payload,
@@ -370,6 +384,10 @@ pub fn table(r: &Report) -> String {
                     "BYTES DISAGREE"
                 }
             );
+        }
+        if t.links.keys().any(|l| *l != r.params.link) {
+            let used: Vec<String> = t.links.iter().map(|(l, n)| format!("{n} on {l}")).collect();
+            let _ = write!(out, " · links: {}", used.join(", "));
         }
         if let Some(e) = &t.first_error {
             let _ = write!(out, " · {} errors, first: {e}", t.errors);

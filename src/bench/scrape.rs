@@ -3,14 +3,19 @@
 //!
 //! The scrapes themselves are attributed to transport `other` by the
 //! server, so they never disturb the subscriber transports' figures.
+//!
+//! The server labels its series by link too (`protocol` h1|h2, `tls`
+//! true|false): a transport's figures are summed over them, and its wire
+//! bytes are also kept per link, so a run can show where the server put
+//! them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use hyper::StatusCode;
 
 use super::BenchError;
-use crate::client::{Endpoint, HttpConn};
+use crate::client::{Endpoint, HttpConn, Link};
 use crate::protocol::Transport;
 use crate::wire::ByteCount;
 
@@ -117,7 +122,20 @@ impl Sample {
         let d = |name: &str, labels: &[(&str, &str)]| {
             (self.sum(name, labels) - before.sum(name, labels)).max(0.0) as u64
         };
+        let links = Link::ALL
+            .iter()
+            .map(|link| {
+                let on = [
+                    ("transport", l),
+                    ("protocol", link.protocol()),
+                    ("tls", link.tls_label()),
+                ];
+                (link.name().to_owned(), d("feedgate_wire_bytes_total", &on))
+            })
+            .filter(|(_, bytes)| *bytes > 0)
+            .collect();
         ServerCounts {
+            links,
             wire_out: d(
                 "feedgate_wire_bytes_total",
                 &[("transport", l), ("direction", "out")],
@@ -134,11 +152,12 @@ impl Sample {
         }
     }
 
-    /// The server's delivery-latency histogram for `t`: (upper bound in
-    /// seconds, cumulative count), ascending.
+    /// The server's delivery-latency histogram for `t`, summed over its
+    /// links: (upper bound in seconds, cumulative count), ascending.
     fn buckets(&self, t: Transport) -> Vec<(f64, f64)> {
         let want = format!("transport=\"{}\"", t.as_str());
-        let mut out: Vec<(f64, f64)> = self
+        let mut by_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+        let series = self
             .series
             .iter()
             .filter_map(|(k, v)| {
@@ -155,10 +174,13 @@ impl Sample {
                     le.parse().ok()?
                 };
                 Some((le, *v))
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.total_cmp(&b.0));
-        out
+            });
+        for (le, v) in series {
+            // Keyed by the bound's bits: bounds are the same few numbers
+            // on every link, and non-negative, so their bits sort as they do.
+            by_le.entry(le.to_bits()).or_insert((le, 0.0)).1 += v;
+        }
+        by_le.into_values().collect()
     }
 
     /// Quantile `q` of the server's publish → socket latency for `t` over
@@ -194,15 +216,19 @@ impl Sample {
         None
     }
 
-    /// Open connections under transport `t`.
+    /// Open connections under transport `t`, on every link.
     pub fn connections(&self, t: Transport) -> u64 {
-        self.get("feedgate_connections", &[("transport", t.as_str())]) as u64
+        self.sum("feedgate_connections", &[("transport", t.as_str())]) as u64
     }
 }
 
 /// What the server counted for one transport during a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerCounts {
+    /// Wire bytes, in and out, by link (`h1`, `h2`, `h1+tls`, `h2+tls`;
+    /// only those that carried any).
+    #[serde(default)]
+    pub links: BTreeMap<String, u64>,
     /// Bytes written to the transport's sockets.
     pub wire_out: u64,
     /// Bytes read from them.
@@ -253,5 +279,35 @@ mod tests {
         );
         assert_eq!(h1.server_latency(&h0, Transport::Ws, 0.5), Some(1000));
         assert_eq!(h1.server_latency(&h0, Transport::Ws, 0.99), Some(9820));
+    }
+
+    #[test]
+    fn sums_over_links_and_keeps_each() {
+        let a = parse(
+            "feedgate_wire_bytes_total{transport=\"sse\",direction=\"out\",protocol=\"h1\",tls=\"false\"} 0\n\
+             feedgate_wire_bytes_total{transport=\"sse\",direction=\"out\",protocol=\"h2\",tls=\"true\"} 0\n\
+             feedgate_connections{transport=\"sse\",protocol=\"h1\",tls=\"false\"} 1\n\
+             feedgate_connections{transport=\"sse\",protocol=\"h2\",tls=\"true\"} 2\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"sse\",protocol=\"h1\",tls=\"false\",le=\"0.001\"} 0\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"sse\",protocol=\"h2\",tls=\"true\",le=\"0.001\"} 0\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"sse\",protocol=\"h1\",tls=\"false\",le=\"+Inf\"} 0\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"sse\",protocol=\"h2\",tls=\"true\",le=\"+Inf\"} 0\n",
+        );
+        let b = parse(
+            "feedgate_wire_bytes_total{transport=\"sse\",direction=\"out\",protocol=\"h1\",tls=\"false\"} 10\n\
+             feedgate_wire_bytes_total{transport=\"sse\",direction=\"out\",protocol=\"h2\",tls=\"true\"} 90\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"sse\",protocol=\"h1\",tls=\"false\",le=\"0.001\"} 1\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"sse\",protocol=\"h2\",tls=\"true\",le=\"0.001\"} 1\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"sse\",protocol=\"h1\",tls=\"false\",le=\"+Inf\"} 1\n\
+             feedgate_delivery_latency_seconds_bucket{transport=\"sse\",protocol=\"h2\",tls=\"true\",le=\"+Inf\"} 3\n",
+        );
+        assert_eq!(a.connections(Transport::Sse), 3);
+        let d = b.delta(&a, Transport::Sse);
+        assert_eq!(d.wire_out, 100);
+        assert_eq!(d.links.get("h2+tls"), Some(&90));
+        assert_eq!(d.links.get("h1"), Some(&10));
+        assert!(!d.links.contains_key("h2"));
+        // Half of the four deliveries under 1 ms, summed over both links.
+        assert_eq!(b.server_latency(&a, Transport::Sse, 0.5), Some(1000));
     }
 }

@@ -4,11 +4,14 @@
 //! - [`comparison`]: one run — wire bytes per event and latency
 //!   percentiles per transport;
 //! - [`crossover`]: a sweep — bytes per event against the swept parameter,
-//!   one line per transport (log x axis).
+//!   one line per transport (log x axis);
+//! - [`links`]: a links comparison — bytes per event, server CPU per
+//!   delivery and latency per transport, one bar per link.
 
 use plotters::prelude::*;
 
 use super::BenchError;
+use super::links::Links;
 use super::report::Report;
 use super::sweep::Series;
 
@@ -26,6 +29,17 @@ fn colour(transport: &str) -> RGBColor {
         "longpoll" => RGBColor(0xff, 0x7f, 0x0e),
         "sse" => RGBColor(0x2c, 0xa0, 0x2c),
         "ws" => RGBColor(0x1f, 0x77, 0xb4),
+        _ => RGBColor(0x7f, 0x7f, 0x7f),
+    }
+}
+
+/// One colour per link, the same in every chart.
+fn link_colour(link: &str) -> RGBColor {
+    match link {
+        "h1" => RGBColor(0x9e, 0x9e, 0x9e),
+        "h2" => RGBColor(0x1f, 0x77, 0xb4),
+        "h1+tls" => RGBColor(0xe3, 0x77, 0xc2),
+        "h2+tls" => RGBColor(0x94, 0x67, 0xbd),
         _ => RGBColor(0x7f, 0x7f, 0x7f),
     }
 }
@@ -196,6 +210,7 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
             .map(|(v, r)| x_of(*v, r))
             .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
         let (x0, x1) = (x0 / 1.5, x1 * 1.5);
+        let link = first.params.link.as_str();
         let per_event = |t: &super::report::TransportFigures| {
             (t.bytes_per_event_down + t.bytes_per_event_up).max(1.0)
         };
@@ -205,7 +220,7 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
             .flat_map(|r| r.transports.iter().map(per_event));
         let y1 = ys.fold(1.0f64, f64::max);
         let title = format!(
-            "{}: wire bytes per event vs {} ({} clients/transport, {} B payload, poll every {} s)",
+            "{} on {link}: wire bytes per event vs {} ({} clients/transport, {} B payload, poll every {} s)",
             first.target,
             s.param.as_str(),
             first.params.clients,
@@ -256,6 +271,126 @@ pub fn crossover(s: &Series) -> Result<String, BenchError> {
             .border_style(BLACK)
             .draw()
             .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// Bytes per event (down dark, up light), server CPU per delivery and
+/// latency (p50 dark, p99 light) per transport, a bar per link.
+///
+/// # Errors
+/// When drawing fails or the comparison is empty.
+pub fn links(l: &Links) -> Result<String, BenchError> {
+    let first = l.runs.first().ok_or_else(|| err("no runs"))?;
+    let transports = l.transports();
+    let n = transports.len() as f64;
+    let k = l.links.len().max(1) as f64;
+    let width = WIDTH * 3 / 2;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (width, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let p = &first.report.params;
+        let title = format!(
+            "{} · {} clients · {} ev/s × {} B · each transport alone on each link ({})",
+            first.report.target,
+            p.clients,
+            p.rate,
+            p.payload,
+            l.links.join(", ")
+        );
+        let root = root.titled(&title, ("sans-serif", 17)).map_err(err)?;
+        let panels = root.split_evenly((1, 3));
+        let label = |x: &f64| {
+            let i = x.floor();
+            if (x - i - 0.5).abs() < 1e-6 && i >= 0.0 {
+                transports.get(i as usize).map(|t| t.to_string()).unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        // Where link j's bar of transport i stands.
+        let slot = |i: usize, j: usize| {
+            let w = 0.8 / k;
+            let x = i as f64 + 0.1 + w * j as f64;
+            (x, x + w * 0.9)
+        };
+        // (panel caption, y label, per-run values: dark, light)
+        type Pick = dyn Fn(&super::links::Row) -> (f64, f64);
+        let bytes: &Pick = &|r| (r.down, r.up);
+        let cpu: &Pick = &|r| (r.server_us.unwrap_or(0.0), 0.0);
+        let lat: &Pick = &|r| (r.p50_us as f64 / 1000.0, r.p99_us as f64 / 1000.0);
+        let specs: [(&str, &str, &Pick); 3] = [
+            ("wire bytes per event (dark down, light up)", "bytes / event", bytes),
+            ("server CPU per delivery", "µs / delivery", cpu),
+            ("latency (dark p50, light p99)", "ms", lat),
+        ];
+        for (panel, (caption, y_desc, pick)) in panels.iter().zip(specs) {
+            let top = ceiling(
+                l.runs
+                    .iter()
+                    .map(|r| {
+                        let (a, b) = pick(&r.row());
+                        a.max(b)
+                    })
+                    .fold(1e-3, f64::max)
+                    * 1.15,
+            );
+            let mut chart = ChartBuilder::on(panel)
+                .caption(caption, ("sans-serif", 14))
+                .margin(10)
+                .x_label_area_size(28)
+                .y_label_area_size(55)
+                .build_cartesian_2d(0f64..n, 0f64..top)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(transports.len() * 2 + 1)
+                .x_label_formatter(&label)
+                .y_desc(y_desc)
+                .draw()
+                .map_err(err)?;
+            for (i, t) in transports.iter().enumerate() {
+                for (j, link) in l.links.iter().enumerate() {
+                    let Some(run) = l.get(t, link) else {
+                        continue;
+                    };
+                    let (dark, light) = pick(&run.row());
+                    let (x0, x1) = slot(i, j);
+                    let c = link_colour(link);
+                    let mid = (x0 + x1) / 2.0;
+                    chart
+                        .draw_series([
+                            Rectangle::new([(x0, 0.0), (mid, dark)], c.filled()),
+                            Rectangle::new([(mid, 0.0), (x1, light)], c.mix(0.4).filled()),
+                        ])
+                        .map_err(err)?;
+                }
+            }
+            for (j, link) in l.links.iter().enumerate() {
+                let c = link_colour(link);
+                chart
+                    .draw_series([
+                        Rectangle::new(
+                            [
+                                (0.05, top * (0.97 - 0.06 * j as f64)),
+                                (0.12, top * (0.93 - 0.06 * j as f64)),
+                            ],
+                            c.filled(),
+                        ),
+                    ])
+                    .map_err(err)?;
+                chart
+                    .draw_series([Text::new(
+                        link.clone(),
+                        (0.15, top * (0.975 - 0.06 * j as f64)),
+                        ("sans-serif", 11),
+                    )])
+                    .map_err(err)?;
+            }
+        }
         root.present().map_err(err)?;
     }
     Ok(out)

@@ -115,6 +115,8 @@ pub struct Tally {
     latency: Mutex<Histogram<u64>>,
     /// The first error seen, for the report.
     pub first_error: Mutex<Option<String>>,
+    /// Subscribers by the link their connection spoke (`h2+tls`, …).
+    links: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for Tally {
@@ -134,6 +136,7 @@ impl Default for Tally {
             message_bytes: AtomicU64::new(0),
             latency: Mutex::new(new_histogram()),
             first_error: Mutex::new(None),
+            links: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -147,6 +150,24 @@ impl Tally {
     /// A copy of the latency histogram.
     pub fn histogram(&self) -> Histogram<u64> {
         self.latency
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Notes the link a subscriber's connection spoke.
+    pub fn used(&self, link: crate::client::Link) {
+        *self
+            .links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(link.name().to_owned())
+            .or_insert(0) += 1;
+    }
+
+    /// Subscribers by link.
+    pub fn links(&self) -> BTreeMap<String, u64> {
+        self.links
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()

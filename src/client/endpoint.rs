@@ -1,15 +1,19 @@
-//! Where a client connects: `http://host:port[/prefix]`, parsed once.
+//! Where a client connects: `http://host:port[/prefix]` or
+//! `https://host[:port][/prefix]`, parsed once, and how: TLS trust,
+//! HTTP/2, a local address, a connection shared by its clones.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::net::{TcpSocket, TcpStream};
 
+use super::pool::Pool;
+use super::tls::{TlsClient, Trust};
 use super::{ClientError, CountedStream};
 use crate::wire::{ByteCount, CountingIo};
 
-/// A feedgate server's base URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A feedgate server's base URL, and how to reach it.
+#[derive(Clone)]
 pub struct Endpoint {
     host: String,
     port: u16,
@@ -17,19 +21,50 @@ pub struct Endpoint {
     prefix: String,
     /// Local address to connect from (`None`: the kernel picks).
     local: Option<IpAddr>,
+    /// `https://`: TLS with these settings.
+    tls: Option<TlsClient>,
+    /// Speak HTTP/2: offered by ALPN under TLS, h2c with prior knowledge
+    /// in the clear.
+    http2: bool,
+    /// The one connection this endpoint and its clones share
+    /// ([`Endpoint::shared`]).
+    pool: Option<Arc<Pool>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &format!("{}://{}{}", self.scheme(), self.host_header(), self.prefix))
+            .field("local", &self.local)
+            .field("trust", &self.tls.as_ref().map(TlsClient::trust))
+            .field("http2", &self.http2)
+            .field("shared", &self.pool.is_some())
+            .finish()
+    }
 }
 
 impl Endpoint {
-    /// Parses `http://host[:port][/prefix]`.
+    /// Parses `http://host[:port][/prefix]` or `https://…` (trusting the
+    /// system's certificate authorities), speaking HTTP/1.1.
     ///
     /// # Errors
-    /// [`ClientError::Usage`] for anything else (https is not spoken here:
-    /// terminate TLS in front of feedgate).
+    /// [`ClientError::Usage`] for anything else, or an `https://` URL on a
+    /// system without a CA bundle.
     pub fn parse(url: &str) -> Result<Endpoint, ClientError> {
+        Self::parse_with(url, Trust::System)
+    }
+
+    /// [`Endpoint::parse`], trusting `trust` for an `https://` URL.
+    ///
+    /// # Errors
+    /// As [`Endpoint::parse`]; a trusted file that does not load.
+    pub fn parse_with(url: &str, trust: Trust) -> Result<Endpoint, ClientError> {
         let bad = |why: &str| ClientError::Usage(format!("bad URL {url:?}: {why}"));
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("expected http://host:port"))?;
+        let (rest, tls, default_port) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false, 80),
+            (_, Some(rest)) => (rest, true, 443),
+            _ => return Err(bad("expected http://host:port or https://host:port")),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -38,7 +73,7 @@ impl Endpoint {
             Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
                 (h, p.parse::<u16>().map_err(|_| bad("bad port"))?)
             }
-            _ => (authority, 80),
+            _ => (authority, default_port),
         };
         if host.is_empty() {
             return Err(bad("no host"));
@@ -55,7 +90,71 @@ impl Endpoint {
             port,
             prefix,
             local: None,
+            tls: match tls {
+                true => Some(TlsClient::new(trust)?),
+                false => None,
+            },
+            http2: false,
+            pool: None,
         })
+    }
+
+    /// The same endpoint speaking HTTP/2 (`true`) or HTTP/1.1: under TLS,
+    /// ALPN offers `h2` then `http/1.1` and the server chooses; in the
+    /// clear, h2c with prior knowledge.
+    pub fn with_http2(mut self, http2: bool) -> Endpoint {
+        self.http2 = http2;
+        self
+    }
+
+    /// The same endpoint whose clones all share one HTTP/2 connection, as
+    /// a browser does for one origin: every request, stream and WebSocket
+    /// made through it is a stream of that connection (on HTTP/1.1 each
+    /// still gets a connection of its own). Their bytes count into
+    /// [`Endpoint::shared_bytes`].
+    pub fn shared(mut self) -> Endpoint {
+        self.pool = Some(Arc::new(Pool::default()));
+        self
+    }
+
+    /// The bytes of a [`Endpoint::shared`] endpoint's connections.
+    pub fn shared_bytes(&self) -> Option<Arc<ByteCount>> {
+        self.pool.as_ref().map(|p| p.bytes.clone())
+    }
+
+    /// The shared connection, if any.
+    pub(super) fn pool(&self) -> Option<&Pool> {
+        self.pool.as_deref()
+    }
+
+    /// Whether it asks for HTTP/2.
+    pub fn http2(&self) -> bool {
+        self.http2
+    }
+
+    /// Whether it is `https://`.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The TLS settings of an `https://` endpoint.
+    pub(super) fn tls(&self) -> Option<&TlsClient> {
+        self.tls.as_ref()
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The host, without brackets or port (TLS's server name).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The base URL, `scheme://host:port/prefix`.
+    pub fn url(&self) -> String {
+        format!("{}://{}{}", self.scheme(), self.host_header(), self.prefix)
     }
 
     /// The same endpoint, connecting from `local` (port chosen by the
@@ -67,7 +166,8 @@ impl Endpoint {
         self
     }
 
-    /// `host:port` for the `Host` header and `ws://` URLs.
+    /// `host:port` for the `Host` header (HTTP/2's `:authority`) and
+    /// `ws://` URLs.
     pub fn host_header(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
@@ -146,7 +246,12 @@ mod tests {
         let e = Endpoint::parse("http://example:81/feed").unwrap();
         assert_eq!(e.path("topics/a/poll"), "/feed/topics/a/poll");
         assert_eq!(Endpoint::parse("http://h").unwrap().host_header(), "h:80");
-        assert!(Endpoint::parse("https://h").is_err());
+        assert!(Endpoint::parse("ftp://h").is_err());
+        let e = Endpoint::parse_with("https://localhost/feed", Trust::Insecure).unwrap();
+        assert_eq!(e.host_header(), "localhost:443");
+        assert_eq!(e.url(), "https://localhost:443/feed/");
+        assert!(e.is_tls() && !e.http2());
+        assert!(e.clone().with_http2(true).http2());
         assert!(Endpoint::parse("http://:1").is_err());
         assert!(Endpoint::parse("http://h:x").is_err());
     }

@@ -39,6 +39,10 @@ pub enum ClientError {
         /// The server's delay, drawn at random per client.
         retry: Option<Duration>,
     },
+    /// The server's certificate was refused, or TLS failed otherwise than
+    /// by a broken socket.
+    #[error("tls: {0}")]
+    Tls(String),
     /// A malformed URL or argument.
     #[error("{0}")]
     Usage(String),

@@ -5,10 +5,11 @@
 //! The client offers [`OFFER`] — `server_no_context_takeover`, so every
 //! message the server compresses stands alone and is inflated by a fresh
 //! decoder — and compresses nothing itself (the extension allows a sender
-//! to send plain frames), so this wraps only the socket's read half. The
-//! reader passes the handshake's response head
-//! through, then parses the server's frames with tungstenite's own
-//! [`FrameHeader`]: a message whose first frame has RSV1 set is gathered,
+//! to send plain frames), so this changes only what is read: writes pass
+//! straight through. On HTTP/1.1 the reader passes the handshake's
+//! response head through (on HTTP/2 the stream starts with frames), then
+//! parses the server's frames with tungstenite's own [`FrameHeader`]: a
+//! message whose first frame has RSV1 set is gathered,
 //! inflated and handed on as one plain frame; every other frame passes
 //! through unchanged for tungstenite to judge. A compressed message that is
 //! masked, interleaved with another data frame, does not inflate or grows
@@ -24,7 +25,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, BytesMut};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
@@ -38,9 +39,8 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// The end of an HTTP response head.
 const HEAD_END: &[u8] = b"\r\n\r\n";
 
-/// The read half of a client WebSocket that may receive compressed
-/// messages (the write half needs nothing: the client compresses
-/// nothing).
+/// A client WebSocket's socket that may receive compressed messages
+/// (writes pass through: the client compresses nothing).
 pub struct InflatingRead<S> {
     inner: S,
     /// `None`: no extension was offered, a plain pass-through.
@@ -68,12 +68,22 @@ impl<S> InflatingRead<S> {
     /// when `offered` (the handshake is about to offer [`OFFER`]), else
     /// only forwarding.
     pub fn new(inner: S, offered: bool, max_message: usize) -> Self {
+        Self::with_head(inner, offered, max_message, true)
+    }
+
+    /// [`InflatingRead::new`] for a stream that starts with frames, not a
+    /// response head (a WebSocket over an HTTP/2 stream).
+    pub fn framed(inner: S, offered: bool, max_message: usize) -> Self {
+        Self::with_head(inner, offered, max_message, false)
+    }
+
+    fn with_head(inner: S, offered: bool, max_message: usize, head: bool) -> Self {
         let state = offered.then(|| {
             Box::new(State {
                 max_message,
                 raw: BytesMut::new(),
                 out: BytesMut::new(),
-                head: Some(0),
+                head: head.then_some(0),
                 passing: 0,
                 gathering: None,
             })
@@ -101,6 +111,39 @@ where
             None => Pin::new(inner).poll_read(cx, buf),
             Some(st) => st.poll_hand_on(inner, cx, buf),
         }
+    }
+}
+
+impl<S> AsyncWrite for InflatingRead<S>
+where
+    S: AsyncWrite + Unpin,
+{
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

@@ -20,22 +20,32 @@
 //! - `poll`, `sse`, `ws`: one file per transport connection.
 //! - `inflate`: the client's side of permessage-deflate.
 //! - `resume`: [`Resume`], coming back after a restart with jitter.
-//! - `http`: [`HttpConn`], a keep-alive HTTP/1.1 connection.
+//! - `http`: [`HttpConn`], a keep-alive HTTP/1.1 or HTTP/2 connection;
+//!   `h2`: what it must know of an HTTP/2 server's SETTINGS.
+//! - `link`: dialing — TCP counted at the socket, TLS with ALPN — and
+//!   [`Link`], what a connection speaks; `tls`: [`Trust`], the
+//!   certificates an `https://` endpoint accepts.
+//! - `pool`: one HTTP/2 connection shared by a simulated browser
+//!   ([`Endpoint::shared`]).
 //! - `publish`, `endpoint`, `delivery`, `error`, `sse_parser`.
 
 mod decode;
 mod delivery;
 mod endpoint;
 mod error;
+mod h2;
 mod http;
 mod inflate;
 mod lean;
+mod link;
 mod poll;
+mod pool;
 mod publish;
 mod resume;
 mod sse;
 mod sse_parser;
 mod subscriber;
+mod tls;
 mod topics;
 mod ws;
 
@@ -48,13 +58,15 @@ pub use endpoint::Endpoint;
 pub use error::ClientError;
 pub use http::HttpConn;
 pub use lean::Wire;
+pub use link::{BoxIo, Link, dial};
 pub use publish::publish;
 pub use resume::Resume;
-pub use sse::open_event_stream;
+pub use sse::{open_event_stream, open_event_stream_link};
 pub use sse_parser::{SseError, SseEvent, SseParser};
 pub use subscriber::{RequestStats, SubscribeOptions, Subscriber};
+pub use tls::{TlsClient, Trust};
 pub use topics::parse_list;
-pub use ws::{WsIo, WsStream, open_websocket, open_websocket_with};
+pub use ws::{WsIo, WsRoute, WsStream, open_websocket, open_websocket_route, open_websocket_with};
 
 use crate::wire::{ByteCount, CountingIo};
 

@@ -60,6 +60,11 @@ impl PollConn {
         Ok(())
     }
 
+    /// What its connection speaks, once connected.
+    pub fn link(&self) -> Option<super::Link> {
+        self.http.as_ref().map(HttpConn::link)
+    }
+
     /// Forgets the `ETag`: the topics changed, so it no longer says where
     /// this poller stands.
     pub fn forget_etag(&mut self) {

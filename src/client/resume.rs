@@ -131,7 +131,7 @@ pub(super) fn retryable(e: &ClientError) -> bool {
         ClientError::Status { status, .. } => {
             *status == StatusCode::SERVICE_UNAVAILABLE || *status == StatusCode::TOO_MANY_REQUESTS
         }
-        ClientError::Protocol(_) | ClientError::Usage(_) => false,
+        ClientError::Protocol(_) | ClientError::Tls(_) | ClientError::Usage(_) => false,
     }
 }
 

@@ -17,7 +17,7 @@ use hyper::{Method, StatusCode};
 use super::error::protocol;
 use super::lean::Shape;
 use super::topics::{Step, Topics};
-use super::{ClientError, Endpoint, HttpConn, SseEvent, SseParser};
+use super::{ClientError, Endpoint, HttpConn, Link, SseEvent, SseParser};
 use crate::protocol::{Control, Cursor};
 use crate::wire::ByteCount;
 
@@ -34,6 +34,18 @@ pub async fn open_event_stream(
     bytes: &Arc<ByteCount>,
     path: &str,
 ) -> Result<Incoming, ClientError> {
+    Ok(open_event_stream_link(ep, bytes, path).await?.0)
+}
+
+/// [`open_event_stream`], and what its connection speaks.
+///
+/// # Errors
+/// As [`open_event_stream`].
+pub async fn open_event_stream_link(
+    ep: &Endpoint,
+    bytes: &Arc<ByteCount>,
+    path: &str,
+) -> Result<(Incoming, Link), ClientError> {
     let mut http = HttpConn::connect(ep, bytes.clone()).await?;
     let res = http
         .send(
@@ -48,12 +60,14 @@ pub async fn open_event_stream(
         let body = res.into_body().collect().await?.to_bytes();
         return Err(ClientError::status(status, &body));
     }
-    Ok(res.into_body())
+    Ok((res.into_body(), http.link()))
 }
 
 /// A subscriber's open event stream.
 pub(super) struct SseConn {
     body: Incoming,
+    /// What its connection speaks.
+    pub link: Link,
     parser: SseParser,
     /// The delay of the server's `restart` event, once it sent one.
     restart: Option<Duration>,
@@ -69,8 +83,10 @@ impl SseConn {
         bytes: &Arc<ByteCount>,
         path: &str,
     ) -> Result<SseConn, ClientError> {
+        let (body, link) = open_event_stream_link(ep, bytes, path).await?;
         Ok(SseConn {
-            body: open_event_stream(ep, bytes, path).await?,
+            body,
+            link,
             parser: SseParser::new(MAX_LINE),
             restart: None,
         })

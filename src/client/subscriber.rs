@@ -19,7 +19,7 @@ use super::resume::{self, Reconnect};
 use super::sse::{self, SseConn};
 use super::topics::{Followed, Topics};
 use super::ws::{self, WsStream};
-use super::{ClientError, Delivery, Endpoint, Resume, Wire, poll};
+use super::{ClientError, Delivery, Endpoint, Link, Resume, Wire, poll};
 use crate::protocol::{Cursor, Request, Transport};
 use crate::wire::ByteCount;
 
@@ -67,6 +67,8 @@ pub struct Subscriber {
     /// How the open stream's messages read (polls: each request's own).
     shape: Shape,
     bytes: Arc<ByteCount>,
+    /// What the open stream's connection speaks (polls: their own).
+    link: Option<Link>,
     stats: RequestStats,
     /// Reconnects after a restart or failure.
     reconnects: u64,
@@ -163,7 +165,9 @@ impl Subscriber {
             topics: followed,
             conn: Conn::Closed,
             shape: Shape::default(),
-            bytes: Arc::new(ByteCount::default()),
+            // An endpoint's shared connection counts its bytes itself.
+            bytes: ep.shared_bytes().unwrap_or_default(),
+            link: None,
             stats: RequestStats::default(),
             reconnects: 0,
             failed_reconnects: 0,
@@ -284,13 +288,17 @@ impl Subscriber {
             Transport::Sse => {
                 let path = self.path("sse");
                 self.stats.requests += 1;
-                Conn::Sse(SseConn::open(&self.ep, &self.bytes, &path).await?)
+                let sse = SseConn::open(&self.ep, &self.bytes, &path).await?;
+                self.link = Some(sse.link);
+                Conn::Sse(sse)
             }
             Transport::Ws => {
                 let path = self.path("ws");
                 self.stats.requests += 1;
                 let deflate = self.wire.deflate;
-                let ws = ws::open_websocket_with(&self.ep, &self.bytes, &path, deflate).await?;
+                let (ws, route) =
+                    ws::open_websocket_route(&self.ep, &self.bytes, &path, deflate).await?;
+                self.link = Some(route.link);
                 Conn::Ws(Box::new(ws))
             }
             _ => Conn::Poll(PollConn::default()),
@@ -459,9 +467,20 @@ impl Subscriber {
         self.topics.list_text()
     }
 
-    /// Bytes this subscription sent and received, counted at its sockets.
+    /// Bytes this subscription sent and received, counted at its sockets
+    /// (on an [`Endpoint::shared`] endpoint: the shared connection's, which
+    /// every subscription through it reports alike).
     pub fn bytes(&self) -> &Arc<ByteCount> {
         &self.bytes
+    }
+
+    /// What its connection speaks (HTTP/1.1 or HTTP/2, TLS or not), once
+    /// it has one.
+    pub fn link(&self) -> Option<Link> {
+        match &self.conn {
+            Conn::Poll(p) => p.link().or(self.link),
+            _ => self.link,
+        }
     }
 
     /// Requests made and empty responses received.

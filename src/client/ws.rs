@@ -8,34 +8,35 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderValue;
-use tokio::io::Join;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::error::protocol;
+use super::h2::H2;
+use super::http::HttpConn;
 use super::inflate::{self, InflatingRead};
 use super::lean::Shape;
+use super::link::{self, BoxIo, Link};
 use super::topics::Topics;
 use super::{ClientError, Endpoint};
 use crate::protocol::lean::{self, LeanMessage};
 use crate::protocol::{Control, Request};
-use crate::wire::{ByteCount, CountingIo};
+use crate::wire::ByteCount;
 
 /// A client WebSocket; it inflates permessage-deflate messages when it
 /// offered the extension (and only forwards otherwise).
 pub type WsStream = WebSocketStream<WsIo>;
 
-/// The socket under a [`WsStream`]: its halves, each counted, the read
-/// half inflating.
-pub type WsIo = Join<
-    InflatingRead<CountingIo<OwnedReadHalf, Arc<ByteCount>>>,
-    CountingIo<OwnedWriteHalf, Arc<ByteCount>>,
->;
+/// The socket under a [`WsStream`]: a counted connection (TLS or not), or
+/// a stream of an HTTP/2 connection, reading through the inflater.
+pub type WsIo = InflatingRead<BoxIo>;
 
 /// Read buffer of a client WebSocket. tungstenite zero-fills this much on
 /// every read call, so bigger is slower as well as fatter.
@@ -46,6 +47,22 @@ const MAX_INFLATED: usize = 64 << 20;
 
 /// How long a polite close may take before the socket is just dropped.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+
+/// How long to wait for an HTTP/2 server's SETTINGS before deciding it
+/// does not take WebSockets over HTTP/2.
+const SETTINGS_WITHIN: Duration = Duration::from_secs(5);
+
+/// How a WebSocket reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsRoute {
+    /// The connection it runs on.
+    pub link: Link,
+    /// On an endpoint asking for HTTP/2 whose server agreed to HTTP/2:
+    /// whether the server allowed WebSockets over it (RFC 8441) — when it
+    /// did not, the WebSocket went over a connection of its own, HTTP/1.1,
+    /// as a browser's would. `None` when HTTP/2 was not spoken at all.
+    pub over_h2: Option<bool>,
+}
 
 /// Opens a WebSocket at `path` on a new counted connection. A refused
 /// upgrade comes back as [`ClientError::Status`] with the server's body.
@@ -70,8 +87,78 @@ pub async fn open_websocket_with(
     path: &str,
     deflate: bool,
 ) -> Result<WsStream, ClientError> {
-    let (read, write) = ep.connect_tcp().await?.into_split();
-    let url = format!("ws://{}{}", ep.host_header(), path);
+    Ok(open_websocket_route(ep, bytes, path, deflate).await?.0)
+}
+
+/// [`open_websocket_with`], saying how the WebSocket got there: on an
+/// endpoint that asks for HTTP/2, as an extended CONNECT stream (RFC 8441)
+/// when the server's SETTINGS allow it — on the endpoint's shared
+/// connection, if it has one — and otherwise over HTTP/1.1 on a connection
+/// of its own (ALPN `http/1.1` only), as browsers do.
+///
+/// # Errors
+/// When connecting or the handshake fails.
+pub async fn open_websocket_route(
+    ep: &Endpoint,
+    bytes: &Arc<ByteCount>,
+    path: &str,
+    deflate: bool,
+) -> Result<(WsStream, WsRoute), ClientError> {
+    if ep.http2() {
+        let conn = match ep.pool() {
+            Some(pool) => pool.conn(ep).await?,
+            None => {
+                let (io, link) = link::dial(ep, bytes.clone(), true).await?;
+                if !link.http2 {
+                    // ALPN chose HTTP/1.1: upgrade this very connection.
+                    let ws = over_h1(ep, io, link, path, deflate).await?;
+                    let route = WsRoute { link, over_h2: None };
+                    return Ok((ws, route));
+                }
+                HttpConn::on(ep, io, link).await?
+            }
+        };
+        if let Some(h2) = conn.h2() {
+            let allowed = h2.extended_connect(SETTINGS_WITHIN).await;
+            if allowed {
+                let ws = over_h2(&conn, h2, path, deflate).await?;
+                let route = WsRoute {
+                    link: conn.link(),
+                    over_h2: Some(true),
+                };
+                return Ok((ws, route));
+            }
+        }
+        let over_h2 = conn.h2().map(|_| false);
+        let bytes = ep.shared_bytes().unwrap_or_else(|| bytes.clone());
+        let (io, link) = link::dial(ep, bytes, false).await?;
+        let ws = over_h1(ep, io, link, path, deflate).await?;
+        return Ok((ws, WsRoute { link, over_h2 }));
+    }
+    let (io, link) = link::dial(ep, bytes.clone(), false).await?;
+    let ws = over_h1(ep, io, link, path, deflate).await?;
+    Ok((ws, WsRoute { link, over_h2: None }))
+}
+
+/// Read and write buffers of a client WebSocket.
+fn config() -> WebSocketConfig {
+    // tungstenite allocates and zero-fills its whole read buffer per
+    // socket (128 KiB by default): with thousands of subscribers in one
+    // process (the bench) that is gigabytes. Frames larger than this
+    // still get room for their full length once their header is read.
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+}
+
+/// The HTTP/1.1 upgrade on `io`.
+async fn over_h1(
+    ep: &Endpoint,
+    io: BoxIo,
+    link: Link,
+    path: &str,
+    deflate: bool,
+) -> Result<WsStream, ClientError> {
+    let scheme = if link.tls { "wss" } else { "ws" };
+    let url = format!("{scheme}://{}{}", ep.host_header(), path);
     let mut req = url.into_client_request()?;
     if deflate {
         req.headers_mut().insert(
@@ -79,17 +166,45 @@ pub async fn open_websocket_with(
             HeaderValue::from_static(inflate::OFFER),
         );
     }
-    // tungstenite allocates and zero-fills its whole read buffer per
-    // socket (128 KiB by default): with thousands of subscribers in one
-    // process (the bench) that is gigabytes. Frames larger than this
-    // still get room for their full length once their header is read.
-    let conf = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-    let read = InflatingRead::new(CountingIo::new(read, bytes.clone()), deflate, MAX_INFLATED);
-    let io = tokio::io::join(read, CountingIo::new(write, bytes.clone()));
-    let (ws, _) = tokio_tungstenite::client_async_with_config(req, io, Some(conf))
+    let io = InflatingRead::new(io, deflate, MAX_INFLATED);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(req, io, Some(config()))
         .await
         .map_err(handshake_error)?;
     Ok(ws)
+}
+
+/// An extended CONNECT stream (RFC 8441) on `conn`.
+async fn over_h2(
+    conn: &HttpConn,
+    h2: &H2,
+    path: &str,
+    deflate: bool,
+) -> Result<WsStream, ClientError> {
+    let mut req = conn
+        .request_to(Method::CONNECT, path)
+        .header("sec-websocket-version", "13");
+    if deflate {
+        req = req.header("sec-websocket-extensions", inflate::OFFER);
+    }
+    let mut req = req
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut send = h2.send.clone();
+    send.ready().await?;
+    let res = send.send_request(req).await?;
+    if res.status() != StatusCode::OK {
+        let status = res.status();
+        let body = res.into_body().collect().await?.to_bytes();
+        return Err(ClientError::status(status, &body));
+    }
+    let upgraded = hyper::upgrade::on(res).await?;
+    // The stream lives on its connection: keep a sender with it, so the
+    // connection is not shut down under the WebSocket.
+    let io: BoxIo = Box::new(link::Holding::new(TokioIo::new(upgraded), send));
+    let io = InflatingRead::framed(io, deflate, MAX_INFLATED);
+    Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(config())).await)
 }
 
 /// A failed WebSocket handshake as the client reports it: a refused

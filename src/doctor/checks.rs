@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::progress::{Check, span};
-use crate::client::{self, ClientError, Endpoint, HttpConn, SseParser};
+use crate::client::{self, ClientError, Endpoint, HttpConn, Link, SseParser};
 use crate::protocol::probe;
 use crate::wire::ByteCount;
 
@@ -109,6 +109,8 @@ pub struct PollRun {
     pub rtt_ms: f64,
     /// The HTTP version of the answer the doctor got.
     pub http_version: String,
+    /// What its connection agreed to speak.
+    pub link: Option<Link>,
     /// The probe's body (decompressed if need be).
     pub hello: Option<Value>,
     /// `Content-Encoding` of the answer.
@@ -161,6 +163,11 @@ pub struct StreamRun {
     pub decoded_bytes: u64,
     /// The server's `sent_bytes` in its `end` message.
     pub server_sent_bytes: Option<u64>,
+    /// What its connection agreed to speak.
+    pub link: Option<Link>,
+    /// A WebSocket on an HTTP/2 path: whether it rode HTTP/2 (RFC 8441) or
+    /// went over HTTP/1.1 because the path does not allow that.
+    pub ws_over_h2: Option<bool>,
 }
 
 impl StreamRun {
@@ -220,6 +227,8 @@ pub struct LongPollRun {
     pub server_held_s: Option<f64>,
     /// Why the held one failed, when it did.
     pub error: Option<String>,
+    /// What its connection agreed to speak.
+    pub link: Option<Link>,
 }
 
 fn err_text(e: &ClientError) -> String {
@@ -243,19 +252,21 @@ fn snippet(body: &str) -> String {
     line.chars().take(120).collect()
 }
 
-/// Sends one GET on a fresh connection, bounded by [`REQUEST_TIMEOUT`].
+/// Sends one GET on a fresh connection, bounded by `within`; the answer
+/// and what the connection agreed to speak.
 async fn get(
     ep: &Endpoint,
     path: &str,
     headers: &[(&str, String)],
     within: Duration,
-) -> Result<Response<Incoming>, String> {
+) -> Result<(Response<Incoming>, Link), String> {
     let attempt = async {
         let mut http = HttpConn::connect(ep, Arc::new(ByteCount::default())).await?;
-        http.send(Method::GET, path, headers, None).await
+        let res = http.send(Method::GET, path, headers, None).await?;
+        Ok::<_, ClientError>((res, http.link()))
     };
     match tokio::time::timeout(within, attempt).await {
-        Ok(Ok(res)) => Ok(res),
+        Ok(Ok(answer)) => Ok(answer),
         Ok(Err(e)) => Err(err_text(&e)),
         Err(_) => Err(format!("no answer within {} s", within.as_secs())),
     }
@@ -295,7 +306,10 @@ async fn poll_inner(ep: &Endpoint, clock: &Clock) -> PollRun {
     let t0 = clock.now_s();
     let headers = [("accept-encoding", "gzip".to_owned())];
     let res = match get(ep, &path, &headers, REQUEST_TIMEOUT).await {
-        Ok(r) => r,
+        Ok((r, link)) => {
+            run.link = Some(link);
+            r
+        }
         Err(e) => {
             run.error = Some(e);
             return run;
@@ -370,11 +384,11 @@ pub async fn header_limit(ep: &Endpoint, check: &Check) -> HeaderLimit {
         check.detail(&format!("a request header of {} KiB", size >> 10));
         let headers = [("x-feedgate-probe-header", "h".repeat(size))];
         let refused = match get(ep, &path, &headers, WITHIN).await {
-            Ok(res) if res.status().is_success() => {
+            Ok((res, _)) if res.status().is_success() => {
                 let _ = collect(res.into_body(), WITHIN).await;
                 None
             }
-            Ok(res) => Some(res.status().as_u16().to_string()),
+            Ok((res, _)) => Some(res.status().as_u16().to_string()),
             Err(e) => Some(e),
         };
         match refused {
@@ -397,7 +411,8 @@ pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration, check: &Che
     };
     let t0 = clock.now_s();
     let quick = match get(ep, &ep.path("probe/longpoll?hold=0"), &[], REQUEST_TIMEOUT).await {
-        Ok(res) => {
+        Ok((res, link)) => {
+            run.link = Some(link);
             let status = res.status().as_u16();
             match collect(res.into_body(), REQUEST_TIMEOUT).await {
                 Ok(_) if status == 200 => Ok((clock.now_s() - t0) * 1e3),
@@ -422,7 +437,7 @@ pub async fn long_poll(ep: &Endpoint, clock: &Clock, hold: Duration, check: &Che
     check.phase(&format!("a request the server holds {}", span(hold)));
     let t0 = clock.now_s();
     let answer = async {
-        let res = get(ep, &path, &[], within).await?;
+        let (res, _) = get(ep, &path, &[], within).await?;
         let status = res.status().as_u16();
         let body = collect(res.into_body(), within).await?;
         Ok::<_, String>((status, body))
@@ -479,12 +494,13 @@ async fn sse(
         ("accept-encoding", "gzip".to_owned()),
         ("cache-control", "no-cache".to_owned()),
     ];
-    let res = get(ep, &path, &headers, plan.deadline())
+    let (res, link) = get(ep, &path, &headers, plan.deadline())
         .await
         .map_err(|e| {
             run.error = Some(e.clone());
             format!("error: {e}")
         })?;
+    run.link = Some(link);
     let status = res.status();
     run.status = Some(status.as_u16());
     if !status.is_success() {
@@ -554,8 +570,12 @@ async fn ws(
 ) -> Result<String, String> {
     let path = ep.path(&format!("probe/ws?{}", plan.query()));
     let bytes = Arc::new(ByteCount::default());
-    let mut sock = match client::open_websocket(ep, &bytes, &path).await {
-        Ok(s) => s,
+    let mut sock = match client::open_websocket_route(ep, &bytes, &path, false).await {
+        Ok((s, route)) => {
+            run.link = Some(route.link);
+            run.ws_over_h2 = route.over_h2;
+            s
+        }
         Err(e) => {
             if let ClientError::Status { status, .. } = &e {
                 run.status = Some(status.as_u16());

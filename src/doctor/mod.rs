@@ -9,6 +9,8 @@
 //! - `checks`: the measurements, one run per transport;
 //! - `verdict`: the rules that turn them into `ok`, `blocked`, `buffered`,
 //!   `cut` or `slow`, with advice;
+//! - `http2`: what the path did to HTTPS and HTTP/2 (ALPN, the hop to
+//!   feedgate, WebSockets over HTTP/2);
 //! - `report`: the lines a person reads and the `--json` document;
 //! - `progress`: what it shows while it waits.
 //!
@@ -22,6 +24,7 @@
 //! the idle probe 10 s for a first look.
 
 mod checks;
+mod http2;
 mod progress;
 mod report;
 mod verdict;
@@ -33,7 +36,7 @@ use clap::Args;
 
 pub use verdict::Verdict;
 
-use crate::client::Endpoint;
+use crate::client::{Endpoint, Trust};
 use crate::params::duration;
 use crate::protocol::probe;
 use checks::{Clock, Plan};
@@ -67,6 +70,14 @@ pub struct DoctorArgs {
     /// Gap between timed events.
     #[arg(long, default_value = "250ms", value_parser = duration)]
     pub interval: Duration,
+    /// With an https:// URL: trust this PEM file's certificates (a private
+    /// CA, or the server's own) instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// With an https:// URL: accept any certificate (a loopback server
+    /// started with `serve --tls-self-signed`).
+    #[arg(long)]
+    pub tls_insecure: bool,
 }
 
 /// Runs `feedgate doctor`.
@@ -75,7 +86,11 @@ pub struct DoctorArgs {
 /// A bad URL or `--json` file; a run in which no transport works is not an
 /// error here but the exit status of the binary (see [`Outcome::works`]).
 pub async fn cli(args: DoctorArgs) -> Result<Outcome, String> {
-    let ep = Endpoint::parse(&args.url).map_err(|e| e.to_string())?;
+    // Over https:// the doctor offers HTTP/2 by ALPN, as browsers do; over
+    // http:// it speaks HTTP/1.1, as they do.
+    let trust = Trust::from_flags(args.tls_ca.as_deref(), args.tls_insecure);
+    let ep = Endpoint::parse_with(&args.url, trust).map_err(|e| e.to_string())?;
+    let ep = ep.clone().with_http2(ep.is_tls());
     let idle = if args.quick { QUICK_IDLE } else { args.idle };
     let plan = Plan {
         count: args.count.min(probe::MAX_COUNT),
@@ -142,14 +157,15 @@ async fn run(ep: &Endpoint, url: &str, plan: Plan, live: &Live) -> Doc {
             let run = checks::stream(t, ep, clock, plan, &checking).await;
             let report = verdict::stream(t, &run, poll, plan, to_unix);
             finish(live, &checking, &report);
-            report
+            (report, run)
         }
     };
     let long = async {
         let checking = live.check("longpoll", "a quick request");
-        let report = verdict::long_poll(&checks::long_poll(ep, &clock, hold, &checking).await);
+        let run = checks::long_poll(ep, &clock, hold, &checking).await;
+        let report = verdict::long_poll(&run);
         finish(live, &checking, &report);
-        report
+        (report, run)
     };
     let headers = async {
         let checking = live.check("headers", "ever larger request headers");
@@ -157,9 +173,19 @@ async fn run(ep: &Endpoint, url: &str, plan: Plan, live: &Live) -> Doc {
         checking.done();
         limit
     };
-    let (ws, sse, long, headers) = tokio::join!(stream("ws"), stream("sse"), long, headers);
+    let ((ws, ws_run), (sse, sse_run), (long, long_run), headers) =
+        tokio::join!(stream("ws"), stream("sse"), long, headers);
     let mut reports = vec![ws, sse, long, poll_report];
-    let (path, mut notes, mut path_advice) = verdict::path(&poll, &headers);
+    let (mut path, mut notes, mut path_advice) = verdict::path(&poll, &headers);
+    let (h2, h2_notes, h2_advice) = http2::judge(&http2::Seen {
+        poll: &poll,
+        long_poll: &long_run,
+        sse: &sse_run,
+        ws: &ws_run,
+    });
+    path["http2"] = h2;
+    notes.extend(h2_notes);
+    path_advice.extend(h2_advice);
     if poll.status.is_none() {
         // Nothing answered HTTP at all: per-transport advice would only
         // be noise.
@@ -167,9 +193,16 @@ async fn run(ep: &Endpoint, url: &str, plan: Plan, live: &Live) -> Doc {
             r.advice.clear();
         }
         notes.clear();
-        path_advice = vec![format!(
-            "nothing answered at {url}: check the URL, and that feedgate (or the proxy in front of it) listens there"
-        )];
+        let tls_refused = poll.error.as_deref().is_some_and(|e| e.starts_with("tls:"));
+        path_advice = vec![match tls_refused {
+            true => format!(
+                "the certificate at {url} was refused ({}): trust its CA with `--tls-ca FILE` (or, for a loopback server started with --tls-self-signed, `--tls-insecure`); browsers refuse it too",
+                poll.error.as_deref().unwrap_or_default()
+            ),
+            false => format!(
+                "nothing answered at {url}: check the URL, and that feedgate (or the proxy in front of it) listens there"
+            ),
+        }];
     }
     let recommended = verdict::recommended(&reports);
     let took_s = clock.now_s();

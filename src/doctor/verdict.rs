@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::checks::{Arrival, HeaderLimit, LongPollRun, Plan, PollRun, StreamRun};
+use crate::client::Link;
 
 /// Where docs/nginx/feedgate.conf is referenced from advice.
 const CONF: &str = "docs/nginx/feedgate.conf";
@@ -314,8 +315,23 @@ pub fn stream(
         ));
     }
     facts["delays_ms"] = delays.iter().map(|d| finite(d * 1e3)).collect();
+    if t == "ws" {
+        facts["over_h2"] = json!(run.ws_over_h2);
+    }
     r.facts = facts;
+    on_link(&mut r, run.link);
     r
+}
+
+/// Adds what the transport's connection spoke to its facts (`link`,
+/// `protocol`, `tls`) and, when it was not plain HTTP/1.1, to its detail.
+fn on_link(r: &mut TransportReport, link: Option<Link>) {
+    r.facts["link"] = json!(link.map(Link::name));
+    r.facts["protocol"] = json!(link.map(Link::protocol));
+    r.facts["tls"] = json!(link.map(|l| l.tls));
+    if let Some(l) = link.filter(|l| *l != Link::default()) {
+        r.detail.push_str(&format!("; over {l}"));
+    }
 }
 
 /// Judges the long-poll probe.
@@ -366,6 +382,7 @@ pub fn long_poll(run: &LongPollRun) -> TransportReport {
             run.quick_rtt_ms.unwrap_or(0.0)
         );
     }
+    on_link(&mut r, run.link);
     r
 }
 
@@ -395,6 +412,7 @@ pub fn poll(run: &PollRun) -> TransportReport {
         r.advice.push(format!(
             "is this feedgate, and does the proxy pass /probe/ to it? ({CONF}: `location /`)"
         ));
+        on_link(&mut r, run.link);
         return r;
     }
     if run.rtt_ms > RULES.slow_rtt_ms {
@@ -410,6 +428,7 @@ pub fn poll(run: &PollRun) -> TransportReport {
             run.body_sent.unwrap_or(0)
         ));
     }
+    on_link(&mut r, run.link);
     r
 }
 
@@ -432,7 +451,10 @@ pub fn path(poll: &PollRun, headers: &HeaderLimit) -> (Value, Vec<String>, Vec<S
     if let Some(v) = server_http {
         notes.push(format!(
             "HTTP: the doctor spoke {} and got {}; feedgate was spoken to in {v}{}",
-            "HTTP/1.1",
+            match poll.link {
+                Some(l) if l.tls => "HTTPS, offering h2 and http/1.1",
+                _ => "HTTP/1.1",
+            },
             poll.http_version,
             if proxies.is_empty() {
                 " (no proxy headers seen)".to_owned()
