@@ -200,7 +200,11 @@ async fn every_transport_over_h2c_tls_and_h2_tls_delivers_and_bytes_agree() {
         };
         let report = bench::run(&plan).await.expect("bench runs");
         assert_eq!(report.params.link, link.name());
-        assert!(report.url.starts_with(if link.tls { "https://" } else { "http://" }));
+        assert!(
+            report
+                .url
+                .starts_with(if link.tls { "https://" } else { "http://" })
+        );
         assert_eq!(report.publish.errors, 0, "{link}");
         for t in &report.transports {
             let name = format!("{} on {link}", t.transport);
@@ -219,7 +223,11 @@ async fn every_transport_over_h2c_tls_and_h2_tls_delivers_and_bytes_agree() {
             assert!(t.model.is_none(), "{name}");
         }
         // One request per stream, as on HTTP/1.1.
-        let ws = report.transports.iter().find(|t| t.transport == "ws").unwrap();
+        let ws = report
+            .transports
+            .iter()
+            .find(|t| t.transport == "ws")
+            .unwrap();
         assert_eq!(ws.requests, 2, "{link}");
     }
 }
@@ -245,7 +253,10 @@ async fn links_compare_each_transport_on_each_link() {
     assert!(h2_tls.down > h1.down, "{} vs {}", h2_tls.down, h1.down);
     assert!(h1.server_us.is_some());
     let text = compared.text();
-    assert!(text.contains("h2+tls") && text.contains("server µs/delivery"), "{text}");
+    assert!(
+        text.contains("h2+tls") && text.contains("server µs/delivery"),
+        "{text}"
+    );
     let svg = bench::svg::links(&compared).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("h2+tls"));
     let json = serde_json::to_string(&compared).unwrap();
@@ -258,12 +269,10 @@ async fn links_compare_each_transport_on_each_link() {
 /// server's connection gauge says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_endpoint_carries_its_streams_on_one_h2_connection() {
-    let server = feedgate::RunningServer::start(
-        ([127, 0, 0, 1], 0).into(),
-        feedgate::Config::default(),
-    )
-    .await
-    .unwrap();
+    let server =
+        feedgate::RunningServer::start(([127, 0, 0, 1], 0).into(), feedgate::Config::default())
+            .await
+            .unwrap();
     let base = Endpoint::parse(&server.url()).unwrap();
     // Open SSE connections on HTTP/2, as the server counts them.
     let sse_on_h2 = || async {
@@ -295,7 +304,10 @@ async fn a_shared_endpoint_carries_its_streams_on_one_h2_connection() {
         }
         if shared {
             // One connection, one count: every subscription reports it.
-            assert!(subs.windows(2).all(|w| Arc::ptr_eq(w[0].bytes(), w[1].bytes())));
+            assert!(
+                subs.windows(2)
+                    .all(|w| Arc::ptr_eq(w[0].bytes(), w[1].bytes()))
+            );
         }
         // Each stream was answered (its head read) before `connect`
         // returned, so the server counted its connection already.
@@ -304,7 +316,10 @@ async fn a_shared_endpoint_carries_its_streams_on_one_h2_connection() {
         // The next case starts when the server has seen these close.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while sse_on_h2().await > 0.0 {
-            assert!(tokio::time::Instant::now() < deadline, "connections never closed");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "connections never closed"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

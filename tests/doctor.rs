@@ -218,7 +218,13 @@ async fn a_server_without_http2_is_flagged_as_a_downgrade() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|t| t["advice"].as_array().unwrap().iter().filter_map(|a| a.as_str()))
+        .flat_map(|t| {
+            t["advice"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|a| a.as_str())
+        })
         .collect();
     assert!(advice.is_empty(), "per-transport advice: {advice:?}");
 }

@@ -327,7 +327,11 @@ impl BenchArgs {
             split_topics: self.split_topics,
             link: Link {
                 http2: self.http2,
-                tls: self.tls || self.url.as_deref().is_some_and(|u| u.starts_with("https://")),
+                tls: self.tls
+                    || self
+                        .url
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("https://")),
             },
             trust: Trust::from_flags(self.tls_ca.as_deref(), self.tls_insecure),
             progress: !self.quiet,
@@ -517,7 +521,10 @@ mod tests {
         assert!(sweep("speed=1").is_err());
         assert_eq!(links(&["all".into()]).unwrap(), Link::ALL.to_vec());
         let two = links(&["h2+tls".into(), "h1".into(), "h1".into()]).unwrap();
-        assert_eq!(two.iter().map(|l| l.name()).collect::<Vec<_>>(), ["h2+tls", "h1"]);
+        assert_eq!(
+            two.iter().map(|l| l.name()).collect::<Vec<_>>(),
+            ["h2+tls", "h1"]
+        );
         assert!(links(&["h3".into()]).is_err());
     }
 

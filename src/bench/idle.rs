@@ -100,7 +100,11 @@ impl IdleReport {
             out,
             "idle {} on {} × {} topic(s) in {} stream(s) per connection: {} of {} connected in {:.1}s ({} failed) over {} source address(es); held {:.0}s; dropped {}",
             self.transport,
-            if self.link.is_empty() { "h1" } else { &self.link },
+            if self.link.is_empty() {
+                "h1"
+            } else {
+                &self.link
+            },
             self.topics.max(1),
             self.streams_per_connection.max(1),
             self.connected,
@@ -311,7 +315,10 @@ impl Held {
     async fn hold(self, permits: Arc<Semaphore>, counts: Arc<Counts>, stop: CancellationToken) {
         let permit = permits.acquire().await;
         let connected = match self.transport {
-            Transport::Ws => self.websocket().await.map(|ws| vec![Holder::Ws(Box::new(ws))]),
+            Transport::Ws => self
+                .websocket()
+                .await
+                .map(|ws| vec![Holder::Ws(Box::new(ws))]),
             _ => self.subscriptions().await,
         };
         let holders = match connected {
@@ -364,8 +371,9 @@ impl Held {
         };
         let mut held = Vec::with_capacity(groups.len());
         for group in groups {
-            let sub = Subscriber::connect_list(&ep, group, self.transport, opts.clone(), Wire::default())
-                .await?;
+            let sub =
+                Subscriber::connect_list(&ep, group, self.transport, opts.clone(), Wire::default())
+                    .await?;
             held.push(Holder::Sub(Box::new(sub)));
         }
         Ok(held)

@@ -200,10 +200,7 @@ impl Links {
                     link.clone(),
                     format!("{:.1}", row.down),
                     format!("{:.1}", row.up),
-                    times(
-                        Some(row.down + row.up),
-                        base.map(|b| b.down + b.up),
-                    ),
+                    times(Some(row.down + row.up), base.map(|b| b.down + b.up)),
                     row.server_us.map_or("?".into(), |u| format!("{u:.2}")),
                     times(row.server_us, base.and_then(|b| b.server_us)),
                     ms(row.p50_us),
@@ -239,7 +236,10 @@ impl Links {
         }
         if let Some(first) = self.runs.first() {
             let m = &first.report.machine;
-            let after = self.runs.last().map_or(m.load_after, |r| r.report.machine.load_after);
+            let after = self
+                .runs
+                .last()
+                .map_or(m.load_after, |r| r.report.machine.load_after);
             let _ = writeln!(
                 out,
                 "machine: {} × {} · load {:.2} → {:.2}",

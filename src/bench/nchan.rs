@@ -136,8 +136,7 @@ impl NchanSub {
         // nginx takes no WebSocket over HTTP/2 (RFC 8441): on --http2 the
         // client goes HTTP/1.1 for it, as browsers do.
         let (ws, route) =
-            crate::client::open_websocket_route(&self.ep, &self.bytes, &path, self.deflate)
-                .await?;
+            crate::client::open_websocket_route(&self.ep, &self.bytes, &path, self.deflate).await?;
         self.link = Some(route.link);
         self.conn = Conn::Ws(Box::new(ws));
         Ok(())

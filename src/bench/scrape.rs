@@ -157,24 +157,21 @@ impl Sample {
     fn buckets(&self, t: Transport) -> Vec<(f64, f64)> {
         let want = format!("transport=\"{}\"", t.as_str());
         let mut by_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
-        let series = self
-            .series
-            .iter()
-            .filter_map(|(k, v)| {
-                let rest = k.strip_prefix("feedgate_delivery_latency_seconds_bucket{")?;
-                let labels: Vec<&str> = rest.trim_end_matches('}').split(',').collect();
-                if !labels.contains(&want.as_str()) {
-                    return None;
-                }
-                let le = labels.iter().find_map(|l| l.strip_prefix("le="))?;
-                let le = le.trim_matches('"');
-                let le = if le == "+Inf" {
-                    f64::INFINITY
-                } else {
-                    le.parse().ok()?
-                };
-                Some((le, *v))
-            });
+        let series = self.series.iter().filter_map(|(k, v)| {
+            let rest = k.strip_prefix("feedgate_delivery_latency_seconds_bucket{")?;
+            let labels: Vec<&str> = rest.trim_end_matches('}').split(',').collect();
+            if !labels.contains(&want.as_str()) {
+                return None;
+            }
+            let le = labels.iter().find_map(|l| l.strip_prefix("le="))?;
+            let le = le.trim_matches('"');
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, *v))
+        });
         for (le, v) in series {
             // Keyed by the bound's bits: bounds are the same few numbers
             // on every link, and non-negative, so their bits sort as they do.

@@ -305,7 +305,10 @@ pub fn links(l: &Links) -> Result<String, BenchError> {
         let label = |x: &f64| {
             let i = x.floor();
             if (x - i - 0.5).abs() < 1e-6 && i >= 0.0 {
-                transports.get(i as usize).map(|t| t.to_string()).unwrap_or_default()
+                transports
+                    .get(i as usize)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
             } else {
                 String::new()
             }
@@ -322,7 +325,11 @@ pub fn links(l: &Links) -> Result<String, BenchError> {
         let cpu: &Pick = &|r| (r.server_us.unwrap_or(0.0), 0.0);
         let lat: &Pick = &|r| (r.p50_us as f64 / 1000.0, r.p99_us as f64 / 1000.0);
         let specs: [(&str, &str, &Pick); 3] = [
-            ("wire bytes per event (dark down, light up)", "bytes / event", bytes),
+            (
+                "wire bytes per event (dark down, light up)",
+                "bytes / event",
+                bytes,
+            ),
             ("server CPU per delivery", "µs / delivery", cpu),
             ("latency (dark p50, light p99)", "ms", lat),
         ];
@@ -372,15 +379,13 @@ pub fn links(l: &Links) -> Result<String, BenchError> {
             for (j, link) in l.links.iter().enumerate() {
                 let c = link_colour(link);
                 chart
-                    .draw_series([
-                        Rectangle::new(
-                            [
-                                (0.05, top * (0.97 - 0.06 * j as f64)),
-                                (0.12, top * (0.93 - 0.06 * j as f64)),
-                            ],
-                            c.filled(),
-                        ),
-                    ])
+                    .draw_series([Rectangle::new(
+                        [
+                            (0.05, top * (0.97 - 0.06 * j as f64)),
+                            (0.12, top * (0.93 - 0.06 * j as f64)),
+                        ],
+                        c.filled(),
+                    )])
                     .map_err(err)?;
                 chart
                     .draw_series([Text::new(

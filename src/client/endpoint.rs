@@ -34,7 +34,10 @@ pub struct Endpoint {
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
-            .field("url", &format!("{}://{}{}", self.scheme(), self.host_header(), self.prefix))
+            .field(
+                "url",
+                &format!("{}://{}{}", self.scheme(), self.host_header(), self.prefix),
+            )
             .field("local", &self.local)
             .field("trust", &self.tls.as_ref().map(TlsClient::trust))
             .field("http2", &self.http2)
@@ -60,11 +63,12 @@ impl Endpoint {
     /// As [`Endpoint::parse`]; a trusted file that does not load.
     pub fn parse_with(url: &str, trust: Trust) -> Result<Endpoint, ClientError> {
         let bad = |why: &str| ClientError::Usage(format!("bad URL {url:?}: {why}"));
-        let (rest, tls, default_port) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
-            (Some(rest), _) => (rest, false, 80),
-            (_, Some(rest)) => (rest, true, 443),
-            _ => return Err(bad("expected http://host:port or https://host:port")),
-        };
+        let (rest, tls, default_port) =
+            match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+                (Some(rest), _) => (rest, false, 80),
+                (_, Some(rest)) => (rest, true, 443),
+                _ => return Err(bad("expected http://host:port or https://host:port")),
+            };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),

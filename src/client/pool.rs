@@ -33,7 +33,11 @@ impl Pool {
         // A tokio mutex, held across the dial on purpose: whoever comes
         // meanwhile waits for this connection rather than making another.
         let mut slot = self.conn.lock().await;
-        if let Some(shared) = slot.as_ref().filter(|c| !c.is_closed()).and_then(HttpConn::share) {
+        if let Some(shared) = slot
+            .as_ref()
+            .filter(|c| !c.is_closed())
+            .and_then(HttpConn::share)
+        {
             return Ok(shared);
         }
         let conn = HttpConn::dial(ep, self.bytes.clone(), true).await?;

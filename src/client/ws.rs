@@ -112,7 +112,10 @@ pub async fn open_websocket_route(
                 if !link.http2 {
                     // ALPN chose HTTP/1.1: upgrade this very connection.
                     let ws = over_h1(ep, io, link, path, deflate).await?;
-                    let route = WsRoute { link, over_h2: None };
+                    let route = WsRoute {
+                        link,
+                        over_h2: None,
+                    };
                     return Ok((ws, route));
                 }
                 HttpConn::on(ep, io, link).await?
@@ -137,7 +140,13 @@ pub async fn open_websocket_route(
     }
     let (io, link) = link::dial(ep, bytes.clone(), false).await?;
     let ws = over_h1(ep, io, link, path, deflate).await?;
-    Ok((ws, WsRoute { link, over_h2: None }))
+    Ok((
+        ws,
+        WsRoute {
+            link,
+            over_h2: None,
+        },
+    ))
 }
 
 /// Read and write buffers of a client WebSocket.

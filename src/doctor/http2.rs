@@ -37,11 +37,8 @@ pub fn judge(seen: &Seen) -> (Value, Vec<String>, Vec<String>) {
         ("poll", seen.poll.link),
     ];
     let tls = links.iter().any(|(_, l)| l.is_some_and(|l| l.tls));
-    let server_saw = |hello: Option<&Value>| {
-        hello
-            .and_then(|h| h["http"].as_str())
-            .map(str::to_owned)
-    };
+    let server_saw =
+        |hello: Option<&Value>| hello.and_then(|h| h["http"].as_str()).map(str::to_owned);
     let saw = json!({
         "ws": server_saw(seen.ws.hello.as_ref()),
         "sse": server_saw(seen.sse.hello.as_ref()),
@@ -91,9 +88,9 @@ pub fn judge(seen: &Seen) -> (Value, Vec<String>, Vec<String>) {
                 "WebSockets over HTTP/2 need every hop to speak RFC 8441: nginx does not; feedgate's own TLS (`serve --tls-cert … --tls-key …`) does, as do Envoy and HAProxy 2.4+".into(),
             );
         }
-        Some(true) => notes.push(
-            "WebSocket over HTTP/2: yes, an extended CONNECT stream (RFC 8441)".into(),
-        ),
+        Some(true) => {
+            notes.push("WebSocket over HTTP/2: yes, an extended CONNECT stream (RFC 8441)".into())
+        }
         None => {}
     }
     let facts = json!({
@@ -183,7 +180,10 @@ mod tests {
         let (facts, notes, advice) = judge(&seen);
         assert_eq!(facts["downgraded_upstream"], true);
         assert_eq!(facts["ws_over_h2"], false);
-        assert!(notes.iter().any(|n| n.contains("ends at a proxy")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("ends at a proxy")),
+            "{notes:?}"
+        );
         assert!(advice.iter().any(|a| a.contains("RFC 8441")), "{advice:?}");
     }
 
