@@ -247,6 +247,15 @@ async fn links_compare_each_transport_on_each_link() {
     let h1 = compared.get("sse", "h1").unwrap().row();
     let h2_tls = compared.get("sse", "h2+tls").unwrap().row();
     assert_eq!((h1.lost, h2_tls.lost), (0, 0));
+    for link in ["h1", "h2+tls"] {
+        let t = &compared.get("sse", link).unwrap().report.transports[0];
+        let server = t.server.clone().expect("server counts");
+        assert_eq!(
+            (server.wire_out, server.wire_in),
+            (t.client_bytes_down, t.client_bytes_up),
+            "{link}: server (out, in) vs clients' (down, up)"
+        );
+    }
     assert_eq!((h1.agree, h2_tls.agree), (Some(true), Some(true)));
     // TLS adds a handshake, record headers and tags; HTTP/2 a frame
     // header per event: the same events cost more bytes on the wire.
@@ -312,7 +321,9 @@ async fn a_shared_endpoint_carries_its_streams_on_one_h2_connection() {
         // Each stream was answered (its head read) before `connect`
         // returned, so the server counted its connection already.
         assert_eq!(sse_on_h2().await, want, "shared: {shared}");
+        // The shared connection closes with the endpoint's last clone.
         drop(subs);
+        drop(ep);
         // The next case starts when the server has seen these close.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while sse_on_h2().await > 0.0 {

@@ -11,11 +11,15 @@ use hyper::{Method, StatusCode};
 use super::args::Target;
 use super::nchan::{self, NchanSub};
 use crate::client::{
-    ClientError, Delivery, Endpoint, HttpConn, Link, RequestStats, SubscribeOptions, Subscriber,
-    Wire,
+    ClientError, Delivery, Endpoint, HttpConn, Link, RequestStats, Sockets, SubscribeOptions,
+    Subscriber, Wire,
 };
 use crate::protocol::{Cursor, Transport};
 use crate::wire::{ByteCount, Meter};
+
+/// How long a split subscriber's shared HTTP/2 connection may take to
+/// close once its last stream is gone (the server's GOAWAY read).
+const SHARED_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What a subscriber was told besides messages.
 #[derive(Debug, Default, Clone, Copy)]
@@ -46,6 +50,8 @@ pub struct Split {
     /// Each connection's count once (K, or one shared by all).
     bytes: Vec<Arc<ByteCount>>,
     link: Option<Link>,
+    /// The shared HTTP/2 connection's socket, until it has closed.
+    shared: Option<Sockets>,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -86,7 +92,7 @@ impl Source {
                         Subscriber::connect_with(ep, t, transport, cursor, opts, wire).await?,
                     );
                 }
-                Source::Split(Box::new(Split::start(subs)))
+                Source::Split(Box::new(Split::start(subs, ep.shared_sockets())))
             }
             Target::Feedgate => {
                 let list: Vec<(String, Cursor)> =
@@ -166,6 +172,10 @@ impl Source {
                     stats.requests += r.requests;
                     stats.empty += r.empty;
                 }
+                // The last subscriber gone, the shared connection closes.
+                if let Some(shared) = &s.shared {
+                    shared.closed(SHARED_CLOSE_WITHIN).await;
+                }
                 return (stats, sum(&s.bytes));
             }
             Source::Nchan(s) => s.close().await,
@@ -185,7 +195,7 @@ fn sum(counts: &[Arc<ByteCount>]) -> Arc<ByteCount> {
 }
 
 impl Split {
-    fn start(subs: Vec<Subscriber>) -> Split {
+    fn start(subs: Vec<Subscriber>, shared: Option<Sockets>) -> Split {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let stop = tokio_util::sync::CancellationToken::new();
         let mut bytes: Vec<Arc<ByteCount>> = Vec::new();
@@ -217,6 +227,7 @@ impl Split {
             tasks,
             bytes,
             link,
+            shared,
             stop,
         }
     }

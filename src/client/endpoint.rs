@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::{TcpSocket, TcpStream};
 
+use super::linger::Sockets;
 use super::pool::Pool;
 use super::tls::{TlsClient, Trust};
 use super::{ClientError, CountedStream};
@@ -29,6 +30,9 @@ pub struct Endpoint {
     /// The one connection this endpoint and its clones share
     /// ([`Endpoint::shared`]).
     pool: Option<Arc<Pool>>,
+    /// The sockets dialed through it, while they are open (see
+    /// [`Endpoint::tracked`]).
+    sockets: Option<Sockets>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -100,6 +104,7 @@ impl Endpoint {
             },
             http2: false,
             pool: None,
+            sockets: None,
         })
     }
 
@@ -119,6 +124,31 @@ impl Endpoint {
     pub fn shared(mut self) -> Endpoint {
         self.pool = Some(Arc::new(Pool::default()));
         self
+    }
+
+    /// The same endpoint, counting the sockets dialed through it (and its
+    /// clones) until each has closed, reading the server's last bytes
+    /// ([`Endpoint::sockets`]).
+    pub fn tracked(mut self) -> Endpoint {
+        self.sockets = Some(Sockets::default());
+        self
+    }
+
+    /// The same endpoint, counting its sockets among `sockets`.
+    pub(super) fn tracked_by(mut self, sockets: Sockets) -> Endpoint {
+        self.sockets = Some(sockets);
+        self
+    }
+
+    /// The sockets of a [`Endpoint::shared`] endpoint's connection, open
+    /// until the last clone of the endpoint is gone and it has closed.
+    pub fn shared_sockets(&self) -> Option<Sockets> {
+        self.pool.as_ref().map(|p| p.sockets.clone())
+    }
+
+    /// The sockets of a [`Endpoint::tracked`] endpoint.
+    pub fn sockets(&self) -> Option<&Sockets> {
+        self.sockets.as_ref()
     }
 
     /// The bytes of a [`Endpoint::shared`] endpoint's connections.

@@ -6,8 +6,9 @@
 //! HTTP/1.1, otherwise; so does this client.
 //!
 //! The connection's task is wrapped ([`Watched`]) so that every time it is
-//! polled it copies what the server's SETTINGS said into [`Settings`],
-//! which a WebSocket opener waits on. hyper's handshake returns before the
+//! polled — and every millisecond until the SETTINGS came — it copies what
+//! the server's SETTINGS said into [`Settings`], which a WebSocket opener
+//! waits on. hyper's handshake returns before the
 //! server's SETTINGS arrive, so "not known yet" must differ from "not
 //! allowed": until the first SETTINGS, h2 keeps the stream limit the client
 //! started with, [`UNKNOWN_STREAMS`]; the SETTINGS replace it with the
@@ -25,6 +26,7 @@ use http_body_util::Full;
 use hyper::client::conn::http2::{Builder, Connection, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::ClientError;
 use super::link::BoxIo;
@@ -34,6 +36,12 @@ use super::link::BoxIo;
 /// so that its replacement shows the SETTINGS arrived. Streams opened
 /// before then are few (a subscriber's first request).
 const UNKNOWN_STREAMS: usize = 997;
+
+/// How often to look for the server's SETTINGS until they came.
+const RECHECK: Duration = Duration::from_millis(1);
+
+/// How long to look for them.
+const SETTINGS_WITHIN: Duration = Duration::from_secs(5);
 
 /// What the server's SETTINGS said, as the connection task last saw them.
 #[derive(Default)]
@@ -69,6 +77,8 @@ impl H2 {
         tokio::spawn(Watched {
             conn: Box::pin(conn),
             settings: settings.clone(),
+            recheck: Box::pin(tokio::time::sleep(RECHECK)),
+            give_up: Instant::now() + SETTINGS_WITHIN,
         });
         Ok(H2 { send, settings })
     }
@@ -96,9 +106,17 @@ impl H2 {
 type Conn = Connection<TokioIo<BoxIo>, Full<Bytes>, TokioExecutor>;
 
 /// The connection's task, noting the server's SETTINGS as it goes.
+///
+/// hyper runs the HTTP/2 connection itself in a task of its own; the
+/// future it hands back (polled here) wakes only for requests and the
+/// connection's end. So until the SETTINGS are known this one also wakes
+/// itself every [`RECHECK`] to look — for at most [`SETTINGS_WITHIN`],
+/// after which a server that sent none is taken to allow nothing.
 struct Watched {
     conn: Pin<Box<Conn>>,
     settings: Arc<Settings>,
+    recheck: Pin<Box<tokio::time::Sleep>>,
+    give_up: Instant,
 }
 
 impl Future for Watched {
@@ -108,11 +126,21 @@ impl Future for Watched {
         let done = self.conn.as_mut().poll(cx).is_ready();
         let conn = self.conn.as_ref().get_ref();
         let extended = conn.is_extended_connect_protocol_enabled();
-        let known = done || extended || conn.current_max_send_streams() != UNKNOWN_STREAMS;
-        let s = &self.settings;
+        let now = Instant::now();
+        let known = done
+            || extended
+            || conn.current_max_send_streams() != UNKNOWN_STREAMS
+            || now >= self.give_up;
+        let s = self.settings.clone();
         s.extended_connect.store(extended, Ordering::Release);
         if known && !s.known.swap(true, Ordering::AcqRel) {
             s.changed.notify_waiters();
+        }
+        if !known {
+            // Registers the timer's waker (a fired one is set again).
+            while self.recheck.as_mut().poll(cx).is_ready() {
+                self.recheck.as_mut().reset(now + RECHECK);
+            }
         }
         match done {
             true => Poll::Ready(()),

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::linger::{Linger, NoCloseNotify};
 use super::tls::server_name;
 use super::{ClientError, Endpoint};
 use crate::wire::{ByteCount, CountingIo};
@@ -109,6 +110,8 @@ pub async fn dial(
     http2: bool,
 ) -> Result<(BoxIo, Link), ClientError> {
     let socket = CountingIo::new(ep.connect_tcp().await?, bytes);
+    // Dropped, it reads what the server still says until it closes.
+    let socket = Linger::new(socket, ep.sockets());
     let Some(tls) = ep.tls() else {
         return Ok((Box::new(socket), Link { http2, tls: false }));
     };
@@ -120,7 +123,7 @@ pub async fn dial(
         .map_err(tls_error)?;
     let agreed = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     Ok((
-        Box::new(stream),
+        Box::new(NoCloseNotify(stream)),
         Link {
             http2: agreed,
             tls: true,

@@ -25,6 +25,8 @@
 //! - `link`: dialing — TCP counted at the socket, TLS with ALPN — and
 //!   [`Link`], what a connection speaks; `tls`: [`Trust`], the
 //!   certificates an `https://` endpoint accepts.
+//! - `linger`: a dropped socket reads the server's last bytes until it
+//!   closes ([`Sockets`]: when every socket of a user has).
 //! - `pool`: one HTTP/2 connection shared by a simulated browser
 //!   ([`Endpoint::shared`]).
 //! - `publish`, `endpoint`, `delivery`, `error`, `sse_parser`.
@@ -37,6 +39,7 @@ mod h2;
 mod http;
 mod inflate;
 mod lean;
+mod linger;
 mod link;
 mod poll;
 mod pool;
@@ -58,6 +61,7 @@ pub use endpoint::Endpoint;
 pub use error::ClientError;
 pub use http::HttpConn;
 pub use lean::Wire;
+pub use linger::Sockets;
 pub use link::{BoxIo, Link, dial};
 pub use publish::publish;
 pub use resume::Resume;

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use super::linger::Sockets;
 use super::{ClientError, Endpoint, HttpConn};
 use crate::wire::ByteCount;
 
@@ -20,6 +21,8 @@ use crate::wire::ByteCount;
 pub(super) struct Pool {
     /// The bytes of every connection made through the pool.
     pub bytes: Arc<ByteCount>,
+    /// Its connections, until each has closed.
+    pub sockets: Sockets,
     conn: tokio::sync::Mutex<Option<HttpConn>>,
 }
 
@@ -40,7 +43,8 @@ impl Pool {
         {
             return Ok(shared);
         }
-        let conn = HttpConn::dial(ep, self.bytes.clone(), true).await?;
+        let ep = ep.clone().tracked_by(self.sockets.clone());
+        let conn = HttpConn::dial(&ep, self.bytes.clone(), true).await?;
         *slot = conn.share();
         Ok(conn)
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::lean::Shape;
+use super::linger::DRAIN_WITHIN;
 use super::poll::PollConn;
 use super::resume::{self, Reconnect};
 use super::sse::{self, SseConn};
@@ -158,7 +159,8 @@ impl Subscriber {
             )));
         }
         let mut s = Subscriber {
-            ep: ep.clone(),
+            // Its own sockets tracked, so that `close` can wait for them.
+            ep: ep.clone().tracked(),
             transport,
             opts,
             wire,
@@ -423,10 +425,19 @@ impl Subscriber {
         Ok(())
     }
 
-    /// Closes the subscription (a WebSocket close handshake; HTTP just drops).
+    /// Closes the subscription (a WebSocket close handshake; HTTP just
+    /// drops) and waits, at most a few seconds, until its sockets have
+    /// closed: [`Subscriber::bytes`] is final then.
     pub async fn close(mut self) {
         if let Conn::Ws(ws) = &mut self.conn {
             ws::close(ws).await;
+        }
+        // Its connections close, reading what the server still says, so
+        // that `bytes` is final (a shared connection closes with the
+        // endpoint's last clone).
+        self.conn = Conn::Closed;
+        if let Some(sockets) = self.ep.sockets() {
+            sockets.closed(DRAIN_WITHIN + Duration::from_secs(1)).await;
         }
     }
 
