@@ -4,12 +4,14 @@
 //! output a JSON document alone.
 
 mod common;
+mod tls_proxy;
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use feedgate::Config;
+use tls_proxy::{Edge, TlsProxy};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -122,6 +124,7 @@ async fn json_to_standard_output_stays_a_document_alone() {
     assert_eq!(
         keys,
         [
+            "advice",
             "notes",
             "path",
             "plan",
@@ -170,6 +173,30 @@ async fn doctor_https(config: Config) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
+/// `feedgate doctor https://…` through a [`TlsProxy`] broken as `edge`,
+/// in front of a cleartext feedgate, `--json -`.
+async fn doctor_through(edge: Edge) -> serde_json::Value {
+    let s = start(Config::default()).await;
+    let proxy = TlsProxy::start(s.addr(), edge).await;
+    let out = doctor(&proxy.url(), &["--tls-insecure", "--json", "-"])
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(proxy);
+    s.shutdown().await.unwrap();
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Every line of the report a person reads, notes and advice together.
+fn said(doc: &serde_json::Value) -> String {
+    format!("{} {}", doc["notes"], doc["advice"])
+}
+
 /// The verdict and link of each transport.
 fn verdicts(doc: &serde_json::Value) -> Vec<(String, String, String)> {
     doc["transports"]
@@ -189,6 +216,11 @@ async fn over_https_every_transport_rides_http2_websockets_too() {
     for (t, verdict, link) in verdicts(&doc) {
         assert_eq!(verdict, "ok", "{t}");
         assert_eq!(link, "h2+tls", "{t}: ALPN chose h2");
+    }
+    // The line a person reads says it too.
+    for t in doc["transports"].as_array().unwrap() {
+        let detail = t["detail"].as_str().unwrap();
+        assert!(detail.ends_with("over h2+tls"), "{detail}");
     }
     let h2 = &doc["path"]["http2"];
     assert_eq!(h2["ws_over_h2"], true, "{h2}");
@@ -248,4 +280,46 @@ async fn an_untrusted_certificate_is_refused_by_default() {
     let poll = doc["transports"][3].to_string();
     assert!(poll.contains("blocked") && poll.contains("tls"), "{poll}");
     s.shutdown().await.unwrap();
+}
+
+/// An edge that terminates TLS offering only `http/1.1`: every transport
+/// still works, each says it went over HTTP/1.1 and TLS, and the path is
+/// flagged as a downgrade with the fix.
+#[tokio::test]
+async fn a_proxy_offering_only_http11_is_flagged_as_a_downgrade() {
+    let doc = doctor_through(Edge::Http11Only).await;
+    for (t, verdict, link) in verdicts(&doc) {
+        assert_eq!(verdict, "ok", "{t}");
+        assert_eq!(link, "h1+tls", "{t}: the edge's ALPN chose http/1.1");
+    }
+    let h2 = &doc["path"]["http2"];
+    assert_eq!(h2["downgraded_at_edge"], true, "{h2}");
+    assert_eq!(h2["server_saw"]["sse"], "HTTP/1.1", "{h2}");
+    assert_eq!(h2["ws_over_h2"], serde_json::Value::Null, "{h2}");
+    let said = said(&doc);
+    assert!(said.contains("does not offer it"), "{said}");
+    assert!(said.contains("ssl http2"), "{said}");
+}
+
+/// An edge that speaks HTTP/2 but drops RFC 8441 from the server's
+/// SETTINGS: requests and streams ride HTTP/2 end to end, the WebSocket
+/// goes over a connection of its own (HTTP/1.1 over TLS) and the path is
+/// flagged for stripping WebSockets over HTTP/2.
+#[tokio::test]
+async fn a_proxy_stripping_websockets_over_http2_is_flagged() {
+    let doc = doctor_through(Edge::NoWebSocketOverH2).await;
+    for (t, verdict, link) in verdicts(&doc) {
+        assert_eq!(verdict, "ok", "{t}");
+        let want = if t == "ws" { "h1+tls" } else { "h2+tls" };
+        assert_eq!(link, want, "{t}");
+    }
+    let h2 = &doc["path"]["http2"];
+    assert_eq!(h2["ws_over_h2"], false, "{h2}");
+    assert_eq!(h2["downgraded_at_edge"], false, "{h2}");
+    assert_eq!(h2["downgraded_upstream"], false, "{h2}");
+    assert_eq!(h2["server_saw"]["sse"], "HTTP/2.0", "{h2}");
+    assert_eq!(h2["server_saw"]["ws"], "HTTP/1.1", "{h2}");
+    let said = said(&doc);
+    assert!(said.contains("does not take it"), "{said}");
+    assert!(said.contains("RFC 8441"), "{said}");
 }

@@ -206,7 +206,9 @@ async fn run(ep: &Endpoint, url: &str, plan: Plan, live: &Live) -> Doc {
     }
     let recommended = verdict::recommended(&reports);
     let took_s = clock.now_s();
-    let json = report::json(url, took_s, plan, &reports, &path, &notes, &recommended);
+    let mut json = report::json(url, took_s, plan, &reports, &path, &notes, &recommended);
+    // What to do about the path as a whole (per transport: each one's own).
+    json["advice"] = serde_json::json!(path_advice);
     Doc {
         url: url.to_owned(),
         took_s,
