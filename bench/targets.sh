@@ -122,3 +122,44 @@ for k in 1 10 100; do
       --json "$out/idle-ws-topics-$k.json"
   fi
 done
+
+# HTTPS and HTTP/2 (issue 22): each transport alone on each link (h1, h2c,
+# HTTP/1.1 over TLS, h2 over TLS), the bench's own server with a
+# self-signed certificate. Long-duration runs amortize the TLS handshake.
+if want links-5; then
+  run links-5 bench --links all --clients 5 --rate 10 --payload 100 --duration 20s \
+    --json "$out/links-5.json" --svg "$out/links-5.svg"
+fi
+if want links-longpoll-60s; then
+  run links-longpoll-60s bench --links all --transports longpoll --clients 5 --rate 10 --payload 100 \
+    --duration 60s --json "$out/links-longpoll-60s.json"
+fi
+if want links-ws-lean-60s; then
+  run links-ws-lean-60s bench --links all --transports ws --encoding lean --clients 5 --rate 10 \
+    --payload 100 --duration 60s --json "$out/links-ws-lean-60s.json"
+fi
+if want links-ws-1k; then
+  run links-ws-1k bench --links all --transports ws --clients 1000 --rate 10 --payload 100 \
+    --duration 20s --json "$out/links-ws-1k.json"
+fi
+for t in ws sse; do
+  if want "links-$t-10k"; then
+    run "links-$t-10k" bench --links all --transports "$t" --clients 10000 --rate 10 --payload 100 \
+      --duration 20s --child-server --json "$out/links-$t-10k.json"
+  fi
+done
+for l in h1 h1+tls; do
+  flags=()
+  [ "$l" = h1 ] || flags=(--tls)
+  if want "idle-ws-$l"; then
+    run "idle-ws-$l" bench --idle 5000 --transport ws "${flags[@]}" --duration 5s \
+      --json "$out/idle-ws-$l.json"
+  fi
+done
+if want idle-sse-h1; then
+  run idle-sse-h1 bench --idle 5000 --transport sse --duration 5s --json "$out/idle-sse-h1.json"
+fi
+if want idle-sse-h2-x10; then
+  run idle-sse-h2-x10 bench --idle 2000 --transport sse --http2 --topics 10 --split-topics \
+    --duration 5s --json "$out/idle-sse-h2-x10.json"
+fi

@@ -111,13 +111,13 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Linger<T> {
         }
     }
 
-    fn io(&mut self) -> Pin<&mut T> {
-        // Taken only in `drop`, after which nothing polls it.
-        Pin::new(
-            self.io
-                .as_mut()
-                .expect("a Linger is polled only while it holds its socket"),
-        )
+    /// The socket; `None` only once `drop` took it, after which nothing
+    /// polls it.
+    fn io(&mut self) -> std::io::Result<Pin<&mut T>> {
+        self.io
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| std::io::ErrorKind::NotConnected.into())
     }
 }
 
@@ -152,7 +152,10 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncRead for Linger<T>
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let polled = this.io().poll_read(cx, buf);
+        let polled = match this.io() {
+            Ok(io) => io.poll_read(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if let Poll::Ready(Ok(())) = polled {
             // An empty read into room is the server's end of file.
             if buf.filled().len() == before && buf.remaining() > 0 {
@@ -169,7 +172,10 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncWrite for Linger<T
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.get_mut().io().poll_write(cx, buf)
+        match self.get_mut().io() {
+            Ok(io) => io.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_write_vectored(
@@ -177,7 +183,10 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncWrite for Linger<T
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        self.get_mut().io().poll_write_vectored(cx, bufs)
+        match self.get_mut().io() {
+            Ok(io) => io.poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -185,11 +194,17 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncWrite for Linger<T
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.get_mut().io().poll_flush(cx)
+        match self.get_mut().io() {
+            Ok(io) => io.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.get_mut().io().poll_shutdown(cx)
+        match self.get_mut().io() {
+            Ok(io) => io.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 
