@@ -232,14 +232,18 @@ async fn measure(
         Some(url) => Some(redis_calls(url).await?),
         None => None,
     };
-    let wall = Instant::now();
     let mut publisher = Publisher::connect(plan.target, ep, &topics).await?;
+    // The schedule and the stamps start at one instant, once the publisher
+    // is connected: a connect that takes a while (a TLS handshake) must
+    // neither shift the stamps ahead of the schedule (latencies below
+    // zero) nor count as the first events' latency.
+    let wall = Instant::now();
+    let start_us = unix_micros();
     let mut published = 0u64;
     let mut payload_bytes = 0u64;
     let mut publish_errors = 0u64;
     let mut first_publish_error = None;
     let mut last_tick = Instant::now();
-    let start_us = unix_micros();
     for i in 0..events {
         let offset = Duration::from_secs_f64(i as f64 / plan.rate);
         tokio::time::sleep_until((wall + offset).into()).await;
