@@ -152,44 +152,42 @@ async fn json_to_standard_output_stays_a_document_alone() {
     s.shutdown().await.unwrap();
 }
 
-/// `feedgate doctor https://…` against feedgate's own TLS, `--json -`.
+/// `feedgate doctor URL --tls-insecure --json -`, which must succeed: its
+/// document.
+async fn doctor_json(url: &str) -> serde_json::Value {
+    let out = doctor(url, &["--tls-insecure", "--json", "-"])
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// `feedgate doctor https://…` against feedgate's own TLS.
 async fn doctor_https(config: Config) -> serde_json::Value {
     let config = Config {
         tls: Some(feedgate::tls::TlsSource::SelfSigned),
         ..config
     };
     let s = start(config).await;
-    let url = format!("https://{}", s.addr());
-    let out = doctor(&url, &["--tls-insecure", "--json", "-"])
-        .wait_with_output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let doc = doctor_json(&format!("https://{}", s.addr())).await;
     s.shutdown().await.unwrap();
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+    doc
 }
 
 /// `feedgate doctor https://…` through a [`TlsProxy`] broken as `edge`,
-/// in front of a cleartext feedgate, `--json -`.
+/// in front of a cleartext feedgate.
 async fn doctor_through(edge: Edge) -> serde_json::Value {
     let s = start(Config::default()).await;
     let proxy = TlsProxy::start(s.addr(), edge).await;
-    let out = doctor(&proxy.url(), &["--tls-insecure", "--json", "-"])
-        .wait_with_output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let doc = doctor_json(&proxy.url()).await;
     drop(proxy);
     s.shutdown().await.unwrap();
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+    doc
 }
 
 /// Every line of the report a person reads, notes and advice together.

@@ -134,24 +134,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn h2_end_to_end_says_so() {
-        let (p, sse, ws) = (
-            poll(H2_TLS, "HTTP/2.0"),
-            stream(H2_TLS, "HTTP/2.0", None),
-            stream(H2_TLS, "HTTP/2.0", Some(true)),
-        );
+    /// What `judge` says when the poll, long poll and SSE went over
+    /// `link` and feedgate saw `saw`, and the WebSocket went as `ws`.
+    fn judged(link: Link, saw: &str, ws: StreamRun) -> (Value, Vec<String>, Vec<String>) {
+        let (p, sse) = (poll(link, saw), stream(link, saw, None));
         let long = LongPollRun {
-            link: Some(H2_TLS),
+            link: Some(link),
             ..Default::default()
         };
-        let seen = Seen {
+        judge(&Seen {
             poll: &p,
             long_poll: &long,
             sse: &sse,
             ws: &ws,
-        };
-        let (facts, notes, advice) = judge(&seen);
+        })
+    }
+
+    #[test]
+    fn h2_end_to_end_says_so() {
+        let ws = stream(H2_TLS, "HTTP/2.0", Some(true));
+        let (facts, notes, advice) = judged(H2_TLS, "HTTP/2.0", ws);
         assert_eq!(facts["downgraded_at_edge"], false);
         assert_eq!(facts["downgraded_upstream"], false);
         assert_eq!(facts["ws_over_h2"], true);
@@ -162,22 +164,8 @@ mod tests {
 
     #[test]
     fn nginx_downgrades_upstream_and_strips_websockets_over_h2() {
-        let (p, sse, ws) = (
-            poll(H2_TLS, "HTTP/1.1"),
-            stream(H2_TLS, "HTTP/1.1", None),
-            stream(H1_TLS, "HTTP/1.1", Some(false)),
-        );
-        let long = LongPollRun {
-            link: Some(H2_TLS),
-            ..Default::default()
-        };
-        let seen = Seen {
-            poll: &p,
-            long_poll: &long,
-            sse: &sse,
-            ws: &ws,
-        };
-        let (facts, notes, advice) = judge(&seen);
+        let ws = stream(H1_TLS, "HTTP/1.1", Some(false));
+        let (facts, notes, advice) = judged(H2_TLS, "HTTP/1.1", ws);
         assert_eq!(facts["downgraded_upstream"], true);
         assert_eq!(facts["ws_over_h2"], false);
         assert!(
@@ -189,22 +177,8 @@ mod tests {
 
     #[test]
     fn an_edge_without_h2_is_a_downgrade() {
-        let (p, sse, ws) = (
-            poll(H1_TLS, "HTTP/1.1"),
-            stream(H1_TLS, "HTTP/1.1", None),
-            stream(H1_TLS, "HTTP/1.1", None),
-        );
-        let long = LongPollRun {
-            link: Some(H1_TLS),
-            ..Default::default()
-        };
-        let seen = Seen {
-            poll: &p,
-            long_poll: &long,
-            sse: &sse,
-            ws: &ws,
-        };
-        let (facts, _, advice) = judge(&seen);
+        let ws = stream(H1_TLS, "HTTP/1.1", None);
+        let (facts, _, advice) = judged(H1_TLS, "HTTP/1.1", ws);
         assert_eq!(facts["downgraded_at_edge"], true);
         assert!(advice.iter().any(|a| a.contains("ssl http2")), "{advice:?}");
     }
@@ -212,18 +186,7 @@ mod tests {
     #[test]
     fn cleartext_says_nothing() {
         let l = Link::default();
-        let (p, s) = (poll(l, "HTTP/1.1"), stream(l, "HTTP/1.1", None));
-        let long = LongPollRun {
-            link: Some(l),
-            ..Default::default()
-        };
-        let seen = Seen {
-            poll: &p,
-            long_poll: &long,
-            sse: &s,
-            ws: &s,
-        };
-        let (facts, notes, advice) = judge(&seen);
+        let (facts, notes, advice) = judged(l, "HTTP/1.1", stream(l, "HTTP/1.1", None));
         assert!(notes.is_empty() && advice.is_empty());
         assert_eq!(facts["offered"], json!(["http/1.1"]));
     }
