@@ -201,7 +201,7 @@ pub struct ServeArgs {
     /// Write to caught-up single-topic WebSockets on cleartext HTTP/1.1
     /// from one loop per topic instead of a task each
     /// (`--ws-fanout false`: every session writes its own; for comparing).
-    #[arg(long, default_value_t = DEFAULT.ws_fanout, action = clap::ArgAction::Set)]
+    #[arg(long, env = "FEEDGATE_WS_FANOUT", default_value_t = DEFAULT.ws_fanout, action = clap::ArgAction::Set)]
     pub ws_fanout: bool,
     /// Serve HTTPS with this certificate (PEM; the chain may follow the
     /// leaf). Needs --tls-key. SIGHUP re-reads both.

@@ -172,7 +172,13 @@ impl Session {
                     &mut gates,
                     [&peer, &timer],
                 );
-                Box::pin(wait).await
+                let (woke, pending) = wait.await;
+                // The tail of a frame the fast path could not finish goes
+                // before anything else, a close frame included.
+                match self.write_pending(&mut ws, pending).await {
+                    Ok(()) => woke,
+                    Err(end) => Woke::Feed(Err(end)),
+                }
             } else {
                 let mut next = pin!(self.feed.next());
                 poll_fn(|cx| {
@@ -254,6 +260,20 @@ impl Session {
             Entry::new(fd, variant, self.feed.expires(), app.metrics())
         });
         fanout.join(app, topic, entry, cursor).await
+    }
+
+    /// Writes what the fast path left unsent, if anything, within the
+    /// write timeout.
+    async fn write_pending(&self, ws: &mut Socket, pending: Option<Bytes>) -> Result<(), End> {
+        let Some(rest) = pending else {
+            return Ok(());
+        };
+        let write = async {
+            let io = ws.get_mut();
+            io.write_all(&rest).await?;
+            io.flush().await
+        };
+        self.feed.write(write).await
     }
 
     /// Handles what the peer sent; `Err` ends the session.
@@ -395,8 +415,9 @@ impl Drop for Parked {
 
 /// Waits, parked on the fast path, for the peer, the keep-alive timer, the
 /// feed's end or the fast path giving the socket back; then takes the
-/// socket back, moves the feed to where the fast path left it and writes
-/// what the fast path could not.
+/// socket back and moves the feed to where the fast path left it. Returns
+/// what woke it and the bytes the fast path could not write, which go
+/// first. (Kept small: it is boxed for as long as the socket is parked.)
 async fn wait_parked(
     entry: &Entry,
     feed: &mut Feed,
@@ -404,7 +425,7 @@ async fn wait_parked(
     alive: &mut Keepalive,
     gates: &mut Gates,
     [peer, timer]: [&Gate; 2],
-) -> Woke {
+) -> (Woke, Option<Bytes>) {
     let woke = {
         let mut ended = pin!(feed.ended());
         poll_fn(|cx| {
@@ -424,21 +445,12 @@ async fn wait_parked(
     };
     let back = entry.reclaim();
     feed.advance_to(back.cursor);
-    if let Some(rest) = back.pending {
-        let write = async {
-            let io = ws.get_mut();
-            io.write_all(&rest).await?;
-            io.flush().await
-        };
-        if let Err(end) = feed.write(write).await {
-            return Woke::Feed(Err(end));
-        }
-    }
-    match back.why {
+    let woke = match back.why {
         Some(Handback::Ended(end)) => Woke::Feed(Err(end)),
         Some(Handback::Gone) => Woke::Feed(Err(End::Gone)),
         _ => woke,
-    }
+    };
+    (woke, back.pending)
 }
 
 /// The keep-alive timer: after `ping_interval` of silence send a ping; if
