@@ -268,6 +268,8 @@ async fn close_of(ws: &mut Raw) -> (CloseCode, String) {
             .expect("closed in time")
         {
             Some(Ok(Message::Close(Some(f)))) => return (f.code, f.reason.as_str().to_owned()),
+            // The server's keep-alive may come first.
+            Some(Ok(Message::Ping(_))) => continue,
             other => panic!("expected a close, got {other:?}"),
         }
     }
