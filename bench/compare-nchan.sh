@@ -53,7 +53,9 @@ n=0
 for r in $(seq 1 "$rounds"); do
   for side in feedgate nchan nchan feedgate; do
     n=$((n + 1))
-    log "round $r, run $n: $side (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    label="$side"
+    [ "$side" = nchan ] && label="${COMPARE_B:-nchan}"
+    log "round $r, run $n: $label (load $(cut -d' ' -f1-3 /proc/loadavg))"
     if [ "$side" = feedgate ]; then feedgate_run "$@"; else nchan_run "$@"; fi
   done
 done
