@@ -9,6 +9,8 @@
 #   bench/compare-nchan.sh [--rounds N] BENCH_FLAGS…
 #   e.g. bench/compare-nchan.sh --transports ws --clients 5000 --rate 20 --duration 15s
 #   FEEDGATE_EXTRA="--encoding lean" bench/compare-nchan.sh …   (feedgate side only)
+#   COMPARE_B=fanout-off bench/compare-nchan.sh …   (B is feedgate itself with
+#     `--ws-fanout false`, its WebSocket fast path off, instead of Nchan)
 #
 # Metrics: p50 and p99 publish → delivery latency, server CPU per delivery
 # (server CPU seconds / deliveries of every transport of the run: compare
@@ -39,22 +41,30 @@ feedgate_run() {
   "$fg" bench --child-server "$@" ${FEEDGATE_EXTRA:-} --quiet --json "$out/feedgate-$n.json" >/dev/null
 }
 nchan_run() {
-  FEEDGATE_BIN="$fg" scripts/nchan-bench.sh "$@" --quiet --json "$out/nchan-$n.json" >/dev/null
+  if [ "${COMPARE_B:-}" = fanout-off ]; then
+    # The child server reads --ws-fanout from the environment.
+    FEEDGATE_WS_FANOUT=false "$fg" bench --child-server "$@" ${FEEDGATE_EXTRA:-} --quiet --json "$out/nchan-$n.json" >/dev/null
+  else
+    FEEDGATE_BIN="$fg" scripts/nchan-bench.sh "$@" --quiet --json "$out/nchan-$n.json" >/dev/null
+  fi
 }
 
 n=0
 for r in $(seq 1 "$rounds"); do
   for side in feedgate nchan nchan feedgate; do
     n=$((n + 1))
-    log "round $r, run $n: $side (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    label="$side"
+    [ "$side" = nchan ] && label="${COMPARE_B:-nchan}"
+    log "round $r, run $n: $label (load $(cut -d' ' -f1-3 /proc/loadavg))"
     if [ "$side" = feedgate ]; then feedgate_run "$@"; else nchan_run "$@"; fi
   done
 done
 
-python3 - "$out" "$rounds" "$*" <<'EOF'
+python3 - "$out" "$rounds" "$*" "${COMPARE_B:-}" <<'EOF'
 import glob, json, os, statistics, subprocess, sys
 
 out, rounds, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+b_name = "fast path off" if sys.argv[4] == "fanout-off" else "Nchan"
 
 def load(side):
     runs = []
@@ -79,10 +89,10 @@ def metrics(run):
 
 fg, nc = load("feedgate"), load("nchan")
 cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout.strip()
-print(f"feedgate vs Nchan, ABBA × {rounds} ({len(fg)} runs each) · bench {flags}")
+print(f"feedgate vs {b_name}, ABBA × {rounds} ({len(fg)} runs each) · bench {flags}")
 print(f"machine: {os.cpu_count()} × {cpu} · load now {open('/proc/loadavg').read().split()[:3]}")
 print()
-print("transport | metric | feedgate (median) | Nchan (median) | ratio median | ratio spread")
+print(f"transport | metric | feedgate (median) | {b_name} (median) | ratio median | ratio spread")
 print("----------|--------|-------------------|----------------|--------------|-------------")
 for t in metrics(fg[0]):
     for m in metrics(fg[0])[t]:

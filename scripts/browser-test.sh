@@ -13,7 +13,9 @@
 #
 # BROWSER_TESTS="tests/browser/x.test.mjs …" runs only those files.
 # restart.test.mjs starts (and restarts) its own server on the file log,
-# from FEEDGATE_BIN.
+# from FEEDGATE_BIN; https-h2.test.mjs and demo-https.test.mjs start their
+# own `serve --tls-self-signed` (tls.mjs), the latter leaving
+# target/e2e/demo-https.png.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh

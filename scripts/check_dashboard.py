@@ -3,10 +3,12 @@
 
 Static checks (always): the dashboard is importable as is, through the UI
 and by provisioning: current schema, a `datasource` template variable and no
-hard-coded data source UID anywhere, a multi-value `transport` variable with
-All, unique panel ids, sane grid positions, a unit on every panel, a refId,
-an expression and a legend on every target, and no Grafana variable that
-the dashboard does not define.
+hard-coded data source UID anywhere, multi-value `transport`, `protocol`
+and `tls` variables with All, every selector of a series that carries the
+`protocol` and `tls` labels filtered by both variables, unique panel ids,
+sane grid positions, a unit on every panel, a refId, an expression and a
+legend on every target, and no Grafana variable that the dashboard does not
+define.
 
 Live checks (with --prometheus): every panel target's PromQL, with Grafana's
 variables substituted the way Grafana would, is evaluated through
@@ -18,8 +20,13 @@ Prometheus' HTTP API (/api/v1/query) and must return data:
     one series per expected transport: the transports selected in the
     variable, narrowed by a literal transport matcher in the expression, and
     by a result matcher that only polls can produce.
+  * a target whose legend names {{protocol}} or {{tls}} returns only
+    series of the selected protocols and tls values.
 --narrow repeats the live checks with the transport variable set to a
-subset, which proves that every panel honours the variable.
+subset, which proves that every panel honours the variable. --link
+PROTOCOL:TLS:TRANSPORTS repeats them with the protocol and tls variables
+set to one link (and the transport variable to the transports that
+carried traffic on it), so the per-protocol panels must show that link.
 --rules additionally checks Prometheus' loaded rules: every group healthy,
 every recording rule returning data (per transport where it keeps the label).
 
@@ -41,6 +48,13 @@ SUBSCRIBER_TRANSPORTS = ["poll", "longpoll", "sse", "ws"]
 # Results only short and long polls produce (see src/metrics.rs, Outcome).
 POLL_ONLY_RESULTS = {"empty", "not_modified", "timeout"}
 POLL_TRANSPORTS = {"poll", "longpoll"}
+PROTOCOLS = ["h1", "h2"]
+TLS_VALUES = ["false", "true"]
+# The series labelled by protocol and tls (docs/operations.md, "HTTPS and
+# HTTP/2"): every selector of one must filter by both variables.
+LINKED_RE = re.compile(
+    r"(feedgate_(?:wire_bytes_total|payload_bytes_total|events_delivered_total"
+    r"|delivery_latency_seconds(?:_bucket|_sum|_count)?|connections))\{([^}]*)\}")
 # Variables Grafana defines itself; the values are substituted by --rate-interval etc.
 BUILTINS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s",
             "__range_ms"}
@@ -117,9 +131,10 @@ def static_checks(dash, rep):
     ds = variables.get("datasource")
     if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
         rep.fail(where, "needs a template variable 'datasource' of type datasource, query prometheus")
-    tv = variables.get("transport")
-    if not tv or not tv.get("multi") or not tv.get("includeAll"):
-        rep.fail(where, "needs a multi-value template variable 'transport' with All")
+    for name in ("transport", "protocol", "tls"):
+        tv = variables.get(name)
+        if not tv or not tv.get("multi") or not tv.get("includeAll"):
+            rep.fail(where, f"needs a multi-value template variable '{name}' with All")
     for name, v in variables.items():
         if v.get("type") == "query" and v.get("datasource") != DS_REF:
             rep.fail(f"variable {name}", f"datasource {v.get('datasource')!r}: expected {DS_REF}")
@@ -174,6 +189,10 @@ def static_checks(dash, rep):
                     rep.fail(pw, f"target {ref}: variable ${name} is not defined")
             if "$transport" in t.get("expr", "") and 'transport=~"$transport"' not in t["expr"]:
                 rep.fail(pw, f"target {ref}: use $transport only as transport=~\"$transport\"")
+            for m in LINKED_RE.finditer(t.get("expr", "")):
+                for want in ('protocol=~"$protocol"', 'tls=~"$tls"'):
+                    if want not in m.group(2):
+                        rep.fail(pw, f"target {ref}: {m.group(1)} is not filtered by {want}")
     if rep.failures == 0:
         rep.ok(where, f"static checks: {len(ids)} panels, {n_targets} targets, "
                       f"variables {sorted(variables)}")
@@ -261,7 +280,9 @@ def fmt_value(v):
     return f"{v:.3g}"
 
 
-def live_checks(dash, base, values, selected, rep, label):
+def live_checks(dash, base, values, selected, link, rep, label):
+    """`selected`: the transport variable's values; `link`: the protocol
+    and tls variables' ([protocols], [tls values])."""
     for p in all_panels(dash):
         if p.get("type") == "row":
             continue
@@ -308,6 +329,13 @@ def live_checks(dash, base, values, selected, rep, label):
                 if got != want:
                     rep.fail(where, f"transports {sorted(got)}, expected {sorted(want)}")
                     bad = True
+            for lab, allowed in (("protocol", link[0]), ("tls", link[1])):
+                if lab not in legend_labels:
+                    continue
+                got = {s["metric"].get(lab) for s in result}
+                if not got <= set(allowed):
+                    rep.fail(where, f"{lab} {sorted(got)}, but only {allowed} selected")
+                    bad = True
             if not bad:
                 shown = ", ".join(
                     f"{leg}={fmt_value(float(s['value'][1]))}"
@@ -353,6 +381,10 @@ def main():
     ap.add_argument("--transports", default=",".join(SUBSCRIBER_TRANSPORTS),
                     help="the transport variable's selection (default: All)")
     ap.add_argument("--narrow", help="also check with only these transports selected, e.g. sse,ws")
+    ap.add_argument("--link", action="append", default=[],
+                    help="also check with protocol and tls set to one link and the transport "
+                         "variable to the transports it carried, e.g. h2:true:poll,longpoll,sse "
+                         "(repeatable)")
     ap.add_argument("--rules", action="store_true", help="also check Prometheus' loaded rules")
     ap.add_argument("--wait", type=float, default=0,
                     help="first wait up to this many seconds for targets up and samples")
@@ -379,19 +411,32 @@ def main():
             # instance's All value (allValue in the dashboard).
             "instance": ".+",
         }
-        passes = [("all transports", args.transports.split(","))]
+        every_link = (PROTOCOLS, TLS_VALUES)
+        passes = [("all transports", args.transports.split(","), every_link)]
         if args.narrow:
-            passes.append((f"transport={args.narrow}", args.narrow.split(",")))
-        for label, sel in passes:
-            # Grafana's Prometheus data source formats a multi-value
-            # selection as a regex alternation: (a|b|c).
-            values = dict(base_values, transport="(" + "|".join(sel) + ")" if len(sel) > 1 else sel[0])
-            live_checks(dash, args.prometheus, values, sel, rep, label)
+            passes.append((f"transport={args.narrow}", args.narrow.split(","), every_link))
+        for spec in args.link:
+            try:
+                protocol, tls, transports = spec.split(":")
+            except ValueError:
+                raise SystemExit(f"--link {spec!r}: expected PROTOCOL:TLS:TRANSPORTS")
+            passes.append((f"protocol={protocol} tls={tls} transport={transports}",
+                           transports.split(","), ([protocol], [tls])))
+        for label, sel, link in passes:
+            values = dict(base_values, transport=alternation(sel), protocol=alternation(link[0]),
+                          tls=alternation(link[1]))
+            live_checks(dash, args.prometheus, values, sel, link, rep, label)
         if args.rules:
             rule_checks(args.prometheus, args.transports.split(","), rep)
 
     print(f"{rep.passes} passed, {rep.failures} failed")
     return 1 if rep.failures else 0
+
+
+def alternation(sel):
+    """A multi-value selection as Grafana's Prometheus data source formats
+    it: a regex alternation, (a|b|c)."""
+    return "(" + "|".join(sel) + ")" if len(sel) > 1 else sel[0]
 
 
 def substitute_seconds(text):

@@ -6,17 +6,23 @@
 #      polled (empty and 304 answers) and long-polled (timeouts), and one
 #      WebSocket that never answers pings (a pong_timeout limit rejection),
 #      so every panel has something to show; and a client's transport
-#      switch report (POST /telemetry/switch);
+#      switch report (POST /telemetry/switch); and a second one, `serve
+#      --demo --tls-self-signed`, followed over HTTP/2 and TLS by curl
+#      (short polls, long polls, an SSE stream), so the per-protocol
+#      panels have an h2 link to show;
 #   2. promtool check metrics on /metrics; promtool check rules / config on
 #      the shipped files;
 #   3. Debian's Prometheus on 127.0.0.1 (free port, temp storage, 1 s scrape
 #      and evaluation interval) running dashboards/prometheus.yml with only
-#      the target and the intervals substituted, and its rule files;
+#      the target and the intervals substituted, and its rule files, plus a
+#      job for the HTTPS node (its throw-away certificate not verified);
 #   4. scripts/check_dashboard.py: every panel target's PromQL evaluated
 #      through /api/v1/query, with Grafana's variables substituted, must
 #      return data, one series per transport where the panel is per
-#      transport (with All selected, and again with only sse,ws selected);
-#      every recording rule returns data, every rule evaluates.
+#      transport (with All selected, and again with only sse,ws selected,
+#      and again with protocol=h2, tls=true: the by-protocol panel must
+#      show poll, longpoll and sse on that link alone); every recording
+#      rule returns data, every rule evaluates.
 #
 # Everything it starts is stopped on exit. Exit status non-zero on failure.
 set -euo pipefail
@@ -103,6 +109,31 @@ idle_long_polls() {
 bg idle-poll idle_short_polls
 bg idle-longpoll idle_long_polls
 
+TLS_PORT="$(free_port)"
+TLS="https://127.0.0.1:$TLS_PORT"
+log "feedgate serve --demo --tls-self-signed on $TLS, followed over HTTP/2 by curl"
+bg feedgate-tls "$BIN" serve --demo --demo-rate 20 --tls-self-signed --listen "127.0.0.1:$TLS_PORT" \
+  --drain-timeout 2s
+for i in $(seq 1 300); do
+  curl -fsSk -o /dev/null "$TLS/healthz" 2>/dev/null && break
+  [ "$i" -lt 300 ] || { echo "feedgate --tls-self-signed never answered (30 s)" >&2; exit 1; }
+  sleep 0.1
+done
+# Bounded like the idle loops: each request a stream of a new TLS
+# connection, ALPN h2 (curl -k: the certificate is made at start).
+h2_tls_polls() {
+  local kind="$1" pause="$2" next="" body n
+  for _ in $(seq 1 300); do
+    body="$(curl -sSk --http2 --max-time 10 "$TLS/topics/demo/$kind?timeout=5${next:+&after=$next}" || true)"
+    n="$(grep -oE '"next":[0-9]+' <<<"$body" | head -n1 | cut -d: -f2 || true)"
+    [ -n "$n" ] && next="$n"
+    sleep "$pause"
+  done
+}
+bg h2-tls-poll h2_tls_polls poll 0.5
+bg h2-tls-longpoll h2_tls_polls longpoll 0.25
+bg h2-tls-sse curl -sSkN --http2 --max-time 180 "$TLS/topics/demo/sse"
+
 log "a WebSocket that never answers pings (expects close 1008)"
 python3 "$ROOT/scripts/ops_probe.py" silent-ws "$FG" quiet --hold 10
 
@@ -115,6 +146,17 @@ sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$FG_PORT/" \
   -e 's/scrape_interval: 15s/scrape_interval: 1s/' \
   -e 's/evaluation_interval: 15s/evaluation_interval: 1s/' \
   "$ROOT/dashboards/prometheus.yml" >"$TMP/prom/prometheus.yml"
+# The HTTPS node: a job of its own (a real deployment scrapes it with its
+# CA in tls_config.ca_file).
+cat >>"$TMP/prom/prometheus.yml" <<EOF
+  - job_name: feedgate-https
+    scheme: https
+    tls_config:
+      insecure_skip_verify: true
+    static_configs:
+      - targets:
+          - 127.0.0.1:$TLS_PORT
+EOF
 for want in "127.0.0.1:$FG_PORT" "scrape_interval: 1s" "evaluation_interval: 1s"; do
   grep -qF "$want" "$TMP/prom/prometheus.yml" || {
     echo "dashboards/prometheus.yml no longer has what this test substitutes ($want)" >&2
@@ -178,13 +220,18 @@ python3 "$ROOT/scripts/check_dashboard.py" "$DASHBOARD" \
   --wait-for 'increase(feedgate_requests_total{result="timeout"}[1m]) > 0' \
   --wait-for 'increase(feedgate_client_transport_switches_total[1m]) > 0' \
   --wait-for 'transport:feedgate_wire_bytes_per_event:ratio_rate1m' \
+  --wait-for 'count(sum by (transport) (increase(feedgate_events_delivered_total{protocol="h2", tls="true", transport=~"poll|longpoll|sse"}[15s])) > 0) == 3' \
   --rate-interval 15s --interval 5s --range 15s \
-  --narrow sse,ws --rules
+  --narrow sse,ws --link h2:true:poll,longpoll,sse --rules
 
 log "promtool check metrics on $FG/metrics"
 curl -fsS "$FG/metrics" >"$TMP/metrics.txt"
 promtool check metrics <"$TMP/metrics.txt"
 echo "promtool check metrics: no problems in $(grep -c '^feedgate_' "$TMP/metrics.txt") samples"
+
+n="$(grep -c '^data: {"topic"' "$TMP/h2-tls-sse.out" || true)"
+[ "$n" -gt 0 ] || { echo "the SSE stream over TLS and HTTP/2 (curl) received no event" >&2; exit 1; }
+echo "curl --http2 SSE over TLS: $n events"
 
 for t in ws sse longpoll poll; do
   n="$(grep -c '"seq"' "$TMP/tail-$t.out" || true)"

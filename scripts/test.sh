@@ -22,6 +22,9 @@ log "loom model tests of the concurrency primitives (src/sync/)"
 log "Autobahn WebSocket conformance cases (kosoku)"
 ./scripts/autobahn-test.sh
 
+log "every endpoint over h2c and over TLS (HTTP/2, HTTP/1.1) with real curl"
+./scripts/curl-h2-test.sh
+
 log "Redis Streams backend against a real redis-server"
 ./scripts/redis-test.sh
 

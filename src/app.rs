@@ -13,6 +13,7 @@ use crate::origin::{Hosts, Origins};
 use crate::ratelimit::{self, ProbeGate, RateLimiter};
 use crate::sync::stop_signal::{StopSignal, StopWatch};
 use crate::tls::Tls;
+use crate::transport::fanout::Fanout;
 
 /// A cheap handle on the server's shared state.
 #[derive(Clone)]
@@ -53,6 +54,9 @@ struct Shared {
     /// TLS termination (`--tls-cert`, `--tls-self-signed`): new
     /// connections handshake with it; SIGHUP reloads it.
     tls: Option<Arc<Tls>>,
+    /// The WebSocket fast path: one writer per topic and shard for the
+    /// caught-up subscribers (`--ws-fanout`).
+    fanout: Fanout,
 }
 
 impl App {
@@ -85,6 +89,7 @@ impl App {
                 telemetry_limiter: ratelimit::telemetry(),
                 forms: FormCache::new(config.encoding_cache),
                 tls,
+                fanout: Fanout::new(worker_threads()),
                 log,
                 metrics,
                 stop: StopSignal::default(),
@@ -173,8 +178,21 @@ impl App {
         &self.shared.forms
     }
 
+    /// The WebSocket fast path; `None` with `--ws-fanout false`.
+    pub(crate) fn fanout(&self) -> Option<&Fanout> {
+        self.shared.config.ws_fanout.then_some(&self.shared.fanout)
+    }
+
     /// The per-client rate limiter of `POST /telemetry/switch`.
     pub(crate) fn telemetry_limiter(&self) -> &RateLimiter {
         &self.shared.telemetry_limiter
     }
+}
+
+/// How many worker threads the runtime has: the fast path's shards per
+/// topic, so that each thread takes a share of every publish.
+fn worker_threads() -> usize {
+    tokio::runtime::Handle::try_current()
+        .map(|h| h.metrics().num_workers())
+        .unwrap_or(1)
 }

@@ -200,6 +200,11 @@ pub struct ServeArgs {
     /// (`--ws-deflate false` to refuse).
     #[arg(long, default_value_t = DEFAULT.ws_deflate, action = clap::ArgAction::Set)]
     pub ws_deflate: bool,
+    /// Write to caught-up single-topic WebSockets on cleartext HTTP/1.1
+    /// from one loop per topic instead of a task each
+    /// (`--ws-fanout false`: every session writes its own; for comparing).
+    #[arg(long, env = "FEEDGATE_WS_FANOUT", default_value_t = DEFAULT.ws_fanout, action = clap::ArgAction::Set)]
+    pub ws_fanout: bool,
     /// Serve HTTPS with this certificate (PEM; the chain may follow the
     /// leaf). Needs --tls-key. SIGHUP re-reads both.
     #[arg(
@@ -435,6 +440,7 @@ impl ServeArgs {
             ws_pong_timeout: self.ws_pong_timeout,
             ws_max_message: self.ws_max_message,
             ws_deflate: self.ws_deflate,
+            ws_fanout: self.ws_fanout,
             tls: match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
                 (Some(cert), Some(key), _) => Some(crate::tls::TlsSource::Files {
                     cert: cert.clone(),

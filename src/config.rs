@@ -104,6 +104,10 @@ pub struct Config {
     /// Accept permessage-deflate (RFC 7692) when a WebSocket client offers
     /// it (browsers always do); see docs/benchmarks.md for the numbers.
     pub ws_deflate: bool,
+    /// The WebSocket fast path (`transport/fanout.rs`): caught-up
+    /// single-topic sockets on cleartext HTTP/1.1 are written by one loop
+    /// per topic and worker thread, not each by its own task.
+    pub ws_fanout: bool,
     /// Terminate TLS with this certificate (`--tls-cert`/`--tls-key`, or
     /// `--tls-self-signed`); `None`: cleartext.
     pub tls: Option<crate::tls::TlsSource>,
@@ -173,6 +177,7 @@ impl Default for Config {
             ws_pong_timeout: Duration::from_secs(20),
             ws_max_message: 64 << 10,
             ws_deflate: true,
+            ws_fanout: true,
             tls: None,
             http2: true,
             h2_max_concurrent_streams: 256,

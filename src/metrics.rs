@@ -268,6 +268,57 @@ pub struct Metrics {
     client_switches: IntCounterVec,
     /// How long streams lived before clients saw them cut, by transport.
     client_cut_after: HistogramVec,
+    /// The WebSocket fast path (`transport/fanout.rs`).
+    pub fanout: FanoutMetrics,
+}
+
+/// What the WebSocket fast path counts.
+pub struct FanoutMetrics {
+    /// Sockets parked on it now.
+    pub parked: IntGauge,
+    /// Sockets it gave back to their sessions, by [`Handback`] reason in
+    /// [`Handback::ALL`] order.
+    handbacks: [IntCounter; Handback::ALL.len()],
+}
+
+/// Why the fast path gave a socket back to its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handback {
+    /// The socket would not take all of a pass's frames.
+    Blocked,
+    /// A gap, a reset, a new epoch or a failed read: the session tells it.
+    Behind,
+    /// The server drains, the token expired, or a demo fault was injected.
+    Ended,
+    /// The socket failed.
+    Gone,
+}
+
+impl Handback {
+    /// Every reason, in label order.
+    pub const ALL: [Handback; 4] = [
+        Handback::Blocked,
+        Handback::Behind,
+        Handback::Ended,
+        Handback::Gone,
+    ];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handback::Blocked => "blocked",
+            Handback::Behind => "behind",
+            Handback::Ended => "ended",
+            Handback::Gone => "gone",
+        }
+    }
+}
+
+impl FanoutMetrics {
+    /// Counts a socket given back for `why`.
+    pub fn handed_back(&self, why: Handback) {
+        self.handbacks[why as usize].inc();
+    }
 }
 
 /// Latency buckets from 100 µs (loopback WebSocket) to a minute (a short
@@ -414,9 +465,27 @@ impl Metrics {
             &["transport"],
         )
         .expect("valid metric");
+        let fanout_parked = IntGauge::new(
+            "feedgate_ws_fanout_sockets",
+            "WebSockets parked on the fast path: written by one loop per topic and worker \
+             thread rather than by a task each (--ws-fanout).",
+        )
+        .expect("valid metric");
+        let fanout_handbacks = IntCounterVec::new(
+            Opts::new(
+                "feedgate_ws_fanout_handbacks_total",
+                "WebSockets the fast path gave back to their own task, by reason: blocked \
+                 (the socket would not take a pass's frames), behind (a gap, reset or failed \
+                 read to tell), ended (drain, token expiry, demo fault), gone.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
 
         for c in [
             Box::new(wire.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(fanout_parked.clone()),
+            Box::new(fanout_handbacks.clone()),
             Box::new(client_switches.clone()),
             Box::new(client_cut_after.clone()),
             Box::new(payload.clone()),
@@ -503,6 +572,10 @@ impl Metrics {
             corrupt_sync: Mutex::new(()),
             client_switches,
             client_cut_after,
+            fanout: FanoutMetrics {
+                parked: fanout_parked,
+                handbacks: Handback::ALL.map(|h| fanout_handbacks.with_label_values(&[h.as_str()])),
+            },
         }
     }
 

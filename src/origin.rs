@@ -3,10 +3,12 @@
 //! Browsers send `Origin` on cross-site requests, and on every WebSocket
 //! upgrade. By default only the server's own origin and non-browser clients
 //! (no `Origin`) are allowed; `--allowed-origin` adds origins (or `*` for
-//! any). The server speaks plain HTTP, so its own origin is
-//! `http://` + the `Host` header (port 80 implied when absent): an
-//! `https://` origin, or any other scheme, is only allowed when listed (as
-//! behind a TLS-terminating proxy).
+//! any). The server's own origin is its scheme — `https://` on a TLS
+//! connection, `http://` in the clear — + the `Host` header (HTTP/2's
+//! `:authority`, which the router copies into `Host`; port 443 or 80
+//! implied when absent): another scheme, such as an `https://` page in
+//! front of a cleartext server, is only allowed when listed (as behind a
+//! TLS-terminating proxy).
 //!
 //! - A WebSocket upgrade or a publish from a disallowed origin is refused
 //!   with 403: this stops cross-site WebSocket hijacking and cross-site
@@ -45,16 +47,18 @@ impl Origins {
         }
     }
 
-    /// The request's `Origin`, when it has one and it is not allowed.
-    pub fn refused<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+    /// The request's `Origin`, when it has one and it is not allowed
+    /// (`tls`: the request came over TLS).
+    pub fn refused<'a>(&self, headers: &'a HeaderMap, tls: bool) -> Option<&'a str> {
         let origin = headers.get(header::ORIGIN)?;
         let text = origin.to_str().unwrap_or("(not text)");
-        (!self.allows(headers)).then_some(text)
+        (!self.allows(headers, tls)).then_some(text)
     }
 
-    /// Whether the request may proceed: no `Origin`, the server's own, a
-    /// listed one, or any when `*` was given.
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
+    /// Whether the request may proceed: no `Origin`, the server's own (its
+    /// scheme: `https` when the request came over TLS), a listed one, or
+    /// any when `*` was given.
+    pub fn allows(&self, headers: &HeaderMap, tls: bool) -> bool {
         let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
             return headers.get(header::ORIGIN).is_none();
         };
@@ -65,23 +69,28 @@ impl Origins {
         if self.list.contains(&origin) {
             return true;
         }
-        // Same origin: `http://` and the Host we were asked by. The scheme
-        // counts: this server speaks http, and an https page is another
-        // origin (list it if a TLS proxy fronts the server).
+        // Same origin: the scheme and the Host we were asked by. The scheme
+        // counts: in the clear an https page is another origin (list it if
+        // a TLS proxy fronts the server).
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        match (origin.strip_prefix("http://"), host) {
-            (Some(authority), Some(host)) => same_authority(authority, host),
+        let (scheme, port) = if tls {
+            ("https://", 443)
+        } else {
+            ("http://", 80)
+        };
+        match (origin.strip_prefix(scheme), host) {
+            (Some(authority), Some(host)) => same_authority(authority, host, port),
             _ => false,
         }
     }
 
-    /// Adds CORS headers to a response when the request came from an
-    /// allowed cross-site origin.
-    pub fn decorate(&self, request: &HeaderMap, response: &mut HeaderMap) {
+    /// Adds CORS headers to a response when the request (over TLS when
+    /// `tls`) came from an allowed cross-site origin.
+    pub fn decorate(&self, request: &HeaderMap, tls: bool, response: &mut HeaderMap) {
         let Some(origin) = request.get(header::ORIGIN) else {
             return;
         };
-        if !self.allows(request) {
+        if !self.allows(request, tls) {
             return;
         }
         response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
@@ -93,8 +102,8 @@ impl Origins {
     }
 
     /// Headers answering a preflight from an allowed origin.
-    pub fn preflight(&self, request: &HeaderMap, response: &mut HeaderMap) {
-        self.decorate(request, response);
+    pub fn preflight(&self, request: &HeaderMap, tls: bool, response: &mut HeaderMap) {
+        self.decorate(request, tls, response);
         response.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
@@ -139,12 +148,12 @@ fn split_authority(authority: &str, default: Option<u16>) -> Option<(String, Opt
     Some((host, port))
 }
 
-/// Whether an `http://` origin's authority and a `Host` header name the
-/// same host and port (80 when either leaves it out).
-fn same_authority(origin: &str, host: &str) -> bool {
+/// Whether an origin's authority and a `Host` header name the same host
+/// and port (`port`, the scheme's default, when either leaves it out).
+fn same_authority(origin: &str, host: &str, port: u16) -> bool {
     match (
-        split_authority(origin, Some(80)),
-        split_authority(host, Some(80)),
+        split_authority(origin, Some(port)),
+        split_authority(host, Some(port)),
     ) {
         (Some(a), Some(b)) => a == b,
         _ => false,
@@ -208,12 +217,12 @@ mod tests {
     #[test]
     fn defaults_to_same_origin_and_non_browsers() {
         let o = Origins::new(&[]);
-        assert!(o.allows(&req(None, "gw:8080")));
-        assert!(o.allows(&req(Some("http://gw:8080"), "gw:8080")));
-        assert!(!o.allows(&req(Some("http://evil.example"), "gw:8080")));
-        assert!(!o.allows(&req(Some("null"), "gw:8080")));
+        assert!(o.allows(&req(None, "gw:8080"), false));
+        assert!(o.allows(&req(Some("http://gw:8080"), "gw:8080"), false));
+        assert!(!o.allows(&req(Some("http://evil.example"), "gw:8080"), false));
+        assert!(!o.allows(&req(Some("null"), "gw:8080"), false));
         assert_eq!(
-            o.refused(&req(Some("http://evil.example"), "gw:8080")),
+            o.refused(&req(Some("http://evil.example"), "gw:8080"), false),
             Some("http://evil.example")
         );
     }
@@ -221,28 +230,45 @@ mod tests {
     #[test]
     fn listed_and_wildcard_origins() {
         let o = Origins::new(&["https://App.example.com/".into()]);
-        assert!(o.allows(&req(Some("https://app.example.com"), "gw")));
-        assert!(!o.allows(&req(Some("https://other.example.com"), "gw")));
+        assert!(o.allows(&req(Some("https://app.example.com"), "gw"), false));
+        assert!(!o.allows(&req(Some("https://other.example.com"), "gw"), false));
         let any = Origins::new(&["*".into()]);
-        assert!(any.allows(&req(Some("https://whatever"), "gw")));
+        assert!(any.allows(&req(Some("https://whatever"), "gw"), false));
         let mut res = HeaderMap::new();
-        any.decorate(&req(Some("https://whatever"), "gw"), &mut res);
+        any.decorate(&req(Some("https://whatever"), "gw"), false, &mut res);
         assert_eq!(res[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://whatever");
     }
 
     #[test]
     fn the_scheme_counts_and_default_ports_match() {
         let o = Origins::new(&[]);
-        assert!(!o.allows(&req(Some("https://gw:8080"), "gw:8080")));
-        assert!(!o.allows(&req(Some("ws://gw:8080"), "gw:8080")));
-        assert!(!o.allows(&req(Some("chrome-extension://gw:8080"), "gw:8080")));
-        assert!(o.allows(&req(Some("http://GW"), "gw:80")));
-        assert!(o.allows(&req(Some("http://gw"), "gw")));
-        assert!(!o.allows(&req(Some("http://gw"), "gw:8080")));
-        assert!(o.allows(&req(Some("http://[::1]:8080"), "[::1]:8080")));
+        assert!(!o.allows(&req(Some("https://gw:8080"), "gw:8080"), false));
+        assert!(!o.allows(&req(Some("ws://gw:8080"), "gw:8080"), false));
+        assert!(!o.allows(&req(Some("chrome-extension://gw:8080"), "gw:8080"), false));
+        assert!(o.allows(&req(Some("http://GW"), "gw:80"), false));
+        assert!(o.allows(&req(Some("http://gw"), "gw"), false));
+        assert!(!o.allows(&req(Some("http://gw"), "gw:8080"), false));
+        assert!(o.allows(&req(Some("http://[::1]:8080"), "[::1]:8080"), false));
         // Behind a TLS proxy, the public https origin is listed.
         let proxied = Origins::new(&["https://feeds.example".into()]);
-        assert!(proxied.allows(&req(Some("https://feeds.example"), "feeds.example")));
+        assert!(proxied.allows(&req(Some("https://feeds.example"), "feeds.example"), false));
+    }
+
+    #[test]
+    fn over_tls_the_own_origin_is_https() {
+        let o = Origins::new(&[]);
+        assert!(o.allows(&req(Some("https://gw:8443"), "gw:8443"), true));
+        assert!(o.allows(&req(Some("https://gw"), "gw:443"), true));
+        assert!(!o.allows(&req(Some("http://gw:8443"), "gw:8443"), true));
+        assert!(!o.allows(&req(Some("https://gw"), "gw:80"), true));
+        assert!(!o.allows(&req(Some("https://evil.example"), "gw:8443"), true));
+        assert_eq!(
+            o.refused(&req(Some("http://gw:8443"), "gw:8443"), true),
+            Some("http://gw:8443")
+        );
+        let mut res = HeaderMap::new();
+        o.decorate(&req(Some("https://gw:8443"), "gw:8443"), true, &mut res);
+        assert_eq!(res[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://gw:8443");
     }
 
     #[test]

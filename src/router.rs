@@ -67,14 +67,16 @@ pub(crate) async fn handle(
     app: App,
     conn: Conn,
     peer: IpAddr,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<MeteredBody>, Infallible> {
+    host_from_authority(&mut req);
+    let tls = conn.link.tls;
     // Kept for the CORS headers of the answer; the request itself moves on.
     let origin_headers = origin_headers(req.headers());
     let upgrade = admit::wants_websocket(req.headers());
     // Bound first: a match on the call itself would keep its temporary (the
     // whole admitted request) in this future's state across the await.
-    let admission = admit::admit(&app, peer, &req);
+    let admission = admit::admit(&app, peer, tls, &req);
     let (transport, mut close, result) = match admission {
         Ok((transport, admitted)) => {
             conn.route(transport);
@@ -87,7 +89,7 @@ pub(crate) async fn handle(
     };
     let mut reply = result.unwrap_or_else(|e| Reply::new(response::error(&e), Outcome::Error));
     app.origins()
-        .decorate(&origin_headers, reply.response.headers_mut());
+        .decorate(&origin_headers, tls, reply.response.headers_mut());
     // A refused upgrade: the client may already be sending frames, which
     // must not be read as the next HTTP request. (HTTP/2 has no
     // `Connection` header; a refused stream ends by itself.)
@@ -101,6 +103,22 @@ pub(crate) async fn handle(
     app.metrics().request(transport, reply.outcome);
     let (parts, body) = reply.response.into_parts();
     Ok(Response::from_parts(parts, MeteredBody::new(body, conn.h1)))
+}
+
+/// An HTTP/2 request names its authority in `:authority` (the URI), not
+/// in `Host` (RFC 9113, 8.3.1): copied into `Host`, as a gateway to
+/// HTTP/1.1 would, so the Host allow-list and the same-origin check read
+/// one header whatever the protocol. A `Host` already there is kept.
+fn host_from_authority<B>(req: &mut Request<B>) {
+    if req.headers().contains_key(header::HOST) {
+        return;
+    }
+    let Some(authority) = req.uri().authority() else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+        req.headers_mut().insert(header::HOST, v);
+    }
 }
 
 /// The request headers the origin policy looks at (none, and no
@@ -118,11 +136,13 @@ fn origin_headers(h: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// `OPTIONS` from an allowed origin: the CORS preflight answer.
-fn preflight(app: &App, origin_headers: &HeaderMap) -> Reply {
+/// `OPTIONS` from an allowed origin (over TLS when `tls`): the CORS
+/// preflight answer.
+fn preflight(app: &App, origin_headers: &HeaderMap, tls: bool) -> Reply {
     let mut res = Response::new(response::empty());
     *res.status_mut() = StatusCode::NO_CONTENT;
-    app.origins().preflight(origin_headers, res.headers_mut());
+    app.origins()
+        .preflight(origin_headers, tls, res.headers_mut());
     res.headers_mut().insert(
         header::ALLOW,
         HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
@@ -138,7 +158,11 @@ async fn dispatch(
     mut req: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
     match admitted {
-        Admitted::Preflight => Ok(preflight(app, &origin_headers(req.headers()))),
+        Admitted::Preflight => Ok(preflight(
+            app,
+            &origin_headers(req.headers()),
+            conn.link.tls,
+        )),
         Admitted::Metrics => Ok(metrics(app)),
         Admitted::Health => Ok(health(app)),
         Admitted::Page => Ok(asset(assets::PAGE_HTML, "text/html; charset=utf-8")),

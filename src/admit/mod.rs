@@ -151,7 +151,8 @@ pub(crate) fn admit_topic(
     app.auth().check_token(token, topic.as_str())
 }
 
-/// Admits `req` from `peer` to the route its path names — and says which
+/// Admits `req` from `peer` (over TLS when `tls`: the scheme of the
+/// server's own origin) to the route its path names — and says which
 /// transport its bytes count as — or refuses it.
 ///
 /// # Errors
@@ -159,6 +160,7 @@ pub(crate) fn admit_topic(
 pub(crate) fn admit<B>(
     app: &App,
     peer: IpAddr,
+    tls: bool,
     req: &Request<B>,
 ) -> Result<(Transport, Admitted), Refused> {
     let headers = req.headers();
@@ -172,7 +174,7 @@ pub(crate) fn admit<B>(
         });
     }
     let route = Route::parse(req.uri().path());
-    match admit_route(app, peer, req, route) {
+    match admit_route(app, peer, tls, req, route) {
         Ok(admitted) => Ok((route.transport(), admitted)),
         Err(e) => Err(Refused::on(route)(e)),
     }
@@ -182,10 +184,12 @@ pub(crate) fn admit<B>(
 fn admit_route<B>(
     app: &App,
     peer: IpAddr,
+    tls: bool,
     req: &Request<B>,
     route: Route<'_>,
 ) -> Result<Admitted, ApiError> {
     let (method, headers) = (req.method(), req.headers());
+    let check_origin = || check_origin(app, headers, tls);
     // An HTTP/2 extended CONNECT for a WebSocket (RFC 8441) is what a GET
     // with `Upgrade: websocket` is on HTTP/1.1.
     let ws_connect = is_websocket_connect(req);
@@ -201,7 +205,7 @@ fn admit_route<B>(
         return Err(not_found());
     }
     if method == Method::OPTIONS {
-        check_origin(app, headers)?;
+        check_origin()?;
         return Ok(Admitted::Preflight);
     }
     match route {
@@ -210,7 +214,7 @@ fn admit_route<B>(
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
         Route::Echo => {
-            check_origin(app, headers)?;
+            check_origin()?;
             Ok(Admitted::Echo)
         }
         Route::Metrics | Route::Health | Route::Page | Route::Script if !read_only => {
@@ -225,7 +229,7 @@ fn admit_route<B>(
         }
         Route::Probe(t) => {
             if t == Transport::Ws {
-                check_origin(app, headers)?;
+                check_origin()?;
             }
             let client = client_ip(app, peer, headers);
             match app.probes().admit(client) {
@@ -243,7 +247,7 @@ fn admit_route<B>(
             Err(ApiError::MethodNotAllowed { allow: "POST" })
         }
         Route::Telemetry => {
-            check_origin(app, headers)?;
+            check_origin()?;
             let client = client_ip(app, peer, headers);
             app.telemetry_limiter()
                 .check(client)
@@ -255,7 +259,7 @@ fn admit_route<B>(
             if method == Method::POST {
                 // Changes what every subscriber sees: a page on another
                 // site must not drive it through a visitor's browser.
-                check_origin(app, headers)?;
+                check_origin()?;
                 app.auth().check_publish(headers)?;
                 Ok(Admitted::Demo {
                     faults,
@@ -275,7 +279,7 @@ fn admit_route<B>(
             if method != Method::POST {
                 return Err(ApiError::MethodNotAllowed { allow: "POST" });
             }
-            check_origin(app, headers)?;
+            check_origin()?;
             app.auth().check_publish(headers)?;
             if let Some(limiter) = app.publish_limiter() {
                 let client = client_ip(app, peer, headers);
@@ -296,7 +300,7 @@ fn admit_route<B>(
             if action == TopicAction::Ws {
                 // Cross-site WebSocket hijacking: a page elsewhere opening
                 // a socket with the visitor's cookies.
-                check_origin(app, headers)?;
+                check_origin()?;
             }
             Ok(Admitted::Subscribe(Box::new(Subscription {
                 action: match action {
@@ -359,8 +363,8 @@ fn subscription(
 
 /// Refuses requests that act on the server's behalf from an origin that is
 /// not allowed.
-fn check_origin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    match app.origins().refused(headers) {
+fn check_origin(app: &App, headers: &HeaderMap, tls: bool) -> Result<(), ApiError> {
+    match app.origins().refused(headers, tls) {
         Some(origin) => Err(ApiError::Forbidden(format!(
             "origin {origin} is not allowed (see --allowed-origin)"
         ))),

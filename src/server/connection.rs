@@ -27,6 +27,7 @@ use super::MAX_HEAD_BYTES;
 use crate::app::App;
 use crate::metrics::{Limit, Link};
 use crate::router;
+use crate::transport::fanout::Fd;
 use crate::wire::account::Account;
 use crate::wire::h2::{FrameIo, H2Meter, PREFACE};
 use crate::wire::tls_ledger::TlsLedger;
@@ -41,6 +42,12 @@ pub(crate) struct Conn {
     /// On HTTP/1.1, the meter the router tells which transport each
     /// request is (on HTTP/2 the frames say).
     pub h1: Option<Arc<H1Meter>>,
+    /// The socket's descriptor when bytes written to it are the bytes on
+    /// the wire (cleartext HTTP/1.1): a WebSocket session may then lend it
+    /// to the fast path (`transport/fanout.rs`), which counts what it
+    /// writes itself. `None` under TLS and on HTTP/2, whose records and
+    /// frames are made per connection.
+    pub direct: Option<Fd>,
 }
 
 impl Conn {
@@ -85,8 +92,9 @@ pub(super) async fn serve(app: App, stream: TcpStream, peer: IpAddr, permit: Own
             return serve_h2(app, io, meter, peer, link, watch).await;
         }
         let meter = Arc::new(H1Meter::new(Account::new(metrics, link, None)));
+        let direct = raw_fd(&stream);
         let io = CountingIo::new(stream, (meter.clone(), watch.clone()));
-        return serve_h1(app, io, meter, peer, link, watch).await;
+        return serve_h1(app, io, meter, peer, (link, direct), watch).await;
     };
     let ledger = Arc::new(TlsLedger::new(
         metrics.clone(),
@@ -118,7 +126,19 @@ pub(super) async fn serve(app: App, stream: TcpStream, peer: IpAddr, permit: Own
     }
     let meter = Arc::new(H1Meter::new(Account::new(metrics, link, Some(ledger))));
     let io = CountingIo::new(stream, meter.clone());
-    serve_h1(app, io, meter, peer, link, watch).await
+    serve_h1(app, io, meter, peer, (link, None), watch).await
+}
+
+/// The descriptor of `stream`, where there are descriptors.
+#[cfg(unix)]
+fn raw_fd(stream: &TcpStream) -> Option<Fd> {
+    use std::os::fd::AsRawFd;
+    Some(stream.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_: &TcpStream) -> Option<Fd> {
+    None
 }
 
 /// Whether a cleartext client starts with the HTTP/2 preface (prior
@@ -153,7 +173,7 @@ async fn serve_h1<T>(
     io: T,
     meter: Arc<H1Meter>,
     peer: IpAddr,
-    link: Link,
+    (link, direct): (Link, Option<Fd>),
     watch: Arc<SocketWatch>,
 ) where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -161,6 +181,7 @@ async fn serve_h1<T>(
     let conn = Conn {
         link,
         h1: Some(meter),
+        direct,
     };
     let svc_app = app.clone();
     let service = service_fn(move |req: Request<Incoming>| {
@@ -204,7 +225,11 @@ async fn serve_h2<T>(
 ) where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let conn = Conn { link, h1: None };
+    let conn = Conn {
+        link,
+        h1: None,
+        direct: None,
+    };
     let svc_app = app.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         router::handle(svc_app.clone(), conn.clone(), peer, req)

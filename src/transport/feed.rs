@@ -341,6 +341,49 @@ impl Feed {
             .await?)
     }
 
+    /// Resolves when the feed must end while its subscriber waits on the
+    /// fast path (`fanout.rs`) rather than on the log: on shutdown, when
+    /// the token expires, or when the demo injects a fault.
+    pub async fn ended(&mut self) -> End {
+        loop {
+            if let Err(end) = self.check_end() {
+                return end;
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.stopped() => return End::Shutdown,
+                _ = super::sleep_until(self.expires) => {}
+                _ = demo_broken(&self.app, self.transport), if !self.stalled => return End::Fault,
+            }
+        }
+    }
+
+    /// Whether the feed may be served by the fast path: one topic, not
+    /// stalled by a demo fault, and its opening told.
+    pub fn fast_eligible(&self) -> bool {
+        matches!(&self.follows[..], [f] if f.told.is_some()) && !self.stalled
+    }
+
+    /// The (only) topic's cursor, and its topic, for the fast path.
+    pub fn single(&self) -> Option<(&Topic, Cursor)> {
+        match &self.follows[..] {
+            [f] => Some((&f.topic, f.cursor)),
+            _ => None,
+        }
+    }
+
+    /// Takes the position the fast path delivered up to (the same epoch).
+    pub fn advance_to(&mut self, cursor: Cursor) {
+        if let [f] = &mut self.follows[..] {
+            f.cursor = cursor;
+        }
+    }
+
+    /// When the subscriber's token expires.
+    pub fn expires(&self) -> Option<Instant> {
+        self.expires
+    }
+
     /// Counts a batch the transport handed to the socket: one delivery per
     /// event with its latency, and the gap or reset the reader was told.
     pub fn delivered(&self, batch: &Batch) {

@@ -1,13 +1,16 @@
 // The demo page at `/`: loads cleanly, all four transports deliver with
 // real byte counts, its controls reach the server, its layout holds still,
-// and its FeedgateSocket panel survives a broken transport. Saves the
+// its FeedgateSocket panel survives a broken transport, and each panel
+// names its protocol with bytes per event on h1 and h2 side by side
+// (demo-https.test.mjs: the same page over HTTPS and HTTP/2). Saves the
 // screenshot used by the README (target/e2e/demo.png).
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { BASE, ROOT, getJson, launch, setFaults, watchErrors } from './lib.mjs';
+import { BASE, ROOT, getJson, launch, metricSum, setFaults, watchErrors } from './lib.mjs';
+import { subscribers } from './traffic.mjs';
 
 const SHOT = path.join(ROOT, 'target/e2e/demo.png');
 let browser;
@@ -147,6 +150,51 @@ test('the many-topics panel: 8 topics live over one connection per transport, no
   const lines = metrics.match(/^feedgate_(subscriptions|connections)\{[^}]*transport="sse".*$/gm) ?? [];
   assert.ok(gauge('feedgate_connections') >= 1, lines.join('; '));
   assert.ok(gauge('feedgate_subscriptions') - gauge('feedgate_connections') >= 7, lines.join('; '));
+});
+
+test('each panel names the protocol it really used, and shows bytes per event on h1 and h2 side by side', { timeout: 60_000 }, async () => {
+  const seen = errors.length; // the faults of the tests before logged some
+  // In the clear the browser speaks HTTP/1.1: the polls' own requests say
+  // so (Resource Timing), the streams' server-side bytes say so.
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('.panel[data-transport]')].every((p) => p.dataset.protocol === 'h1' && Number(p.dataset.bpeH1) > 0),
+    null,
+    { timeout: 15_000 },
+  );
+  const shown = await page.$$eval('.panel[data-transport]', (ps) =>
+    ps.map((p) => [p.dataset.transport, p.dataset.protocol, p.dataset.tls, p.dataset.protocolSource, p.querySelector('[data-k="proto"]').textContent]),
+  );
+  assert.deepEqual(shown, [
+    ['poll', 'h1', 'false', 'request', 'h1'],
+    ['longpoll', 'h1', 'false', 'request', 'h1'],
+    ['sse', 'h1', 'false', 'server', 'h1'],
+    ['ws', 'h1', 'false', 'server', 'h1'],
+  ]);
+  // HTTP/2 from elsewhere (node, h2c with prior knowledge) on the same
+  // topic: the h2 column fills in beside h1, for the transports it used.
+  const h2c = subscribers(BASE, 'demo', { h2: true });
+  try {
+    await page.waitForFunction(
+      () => ['poll', 'longpoll', 'sse'].every((t) => Number(document.querySelector(`.panel[data-transport="${t}"]`).dataset.bpeH2) > 0),
+      null,
+      { timeout: 20_000 },
+    );
+  } finally {
+    const got = await h2c.stop();
+    for (const [t, n] of Object.entries(got)) assert.ok(n > 0, `the h2c ${t} subscriber received ${n} events`);
+  }
+  const figures = await page.$$eval('.panel[data-transport]', (ps) =>
+    ps.map((p) => [p.dataset.transport, p.querySelector('[data-k="bpe-h1"]').textContent, p.querySelector('[data-k="bpe-h2"]').textContent]),
+  );
+  for (const [t, h1, h2] of figures) {
+    assert.match(h1, /^\d/, `${t} h1`);
+    // No WebSocket used HTTP/2 here.
+    if (t === 'ws') assert.equal(h2, '–', 'ws h2');
+    else assert.match(h2, /^\d/, `${t} h2`);
+  }
+  const m = await (await fetch(`${BASE}/metrics`)).text();
+  assert.ok(metricSum(m, 'feedgate_events_delivered_total', { transport: 'sse', protocol: 'h2', tls: 'false' }) > 0);
+  assert.deepEqual(errors.slice(seen), []);
 });
 
 // Last: the probe responses leave idle keep-alive connections, which the

@@ -35,8 +35,11 @@ export async function closeAndTake(page) {
   });
 }
 
-/** Launches chromium with a fresh profile; `close()` also removes it. */
-export async function launch() {
+/**
+ * Launches chromium with a fresh profile; `close()` also removes it.
+ * `args`: more command-line flags (e.g. the certificate a test trusts).
+ */
+export async function launch({ args = [] } = {}) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'feedgate-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -50,6 +53,7 @@ export async function launch() {
       '--disable-component-update',
       '--disable-sync',
       '--no-first-run',
+      ...args,
     ],
   });
   context.setDefaultTimeout(20_000);

@@ -12,6 +12,7 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
+use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -38,8 +40,9 @@ use crate::log::Topic;
 use crate::metrics::{Limit, Transport};
 use crate::params::Query;
 use crate::server::Conn;
-use crate::sync::wake_gate::Gates;
+use crate::sync::wake_gate::{Gate, Gates};
 use crate::transport::encoding::{self, Encoding};
+use crate::transport::fanout::{Entry, Fd, Handback, Variant};
 use crate::transport::feed::{Delivery, End, Feed};
 use crate::transport::signal::{GapFields, OpeningFields, ResetFields, Signal};
 use crate::transport::{Reply, Wanted, start_of};
@@ -71,6 +74,11 @@ pub(crate) async fn subscribe(
     let session = Session {
         feed,
         settings: Settings::of(app.config()),
+        // A multiplexed socket names its topic in every frame: not the
+        // fast path's shared ones.
+        direct: conn
+            .direct
+            .filter(|_| token.is_none() && app.fanout().is_some()),
         multi: token,
         encoding,
         deflate: deflate.as_ref().map(|d| d.0),
@@ -106,6 +114,9 @@ impl Settings {
 struct Session {
     feed: Feed,
     settings: Settings,
+    /// The socket's descriptor, when the fast path may write to it
+    /// (cleartext HTTP/1.1, one topic, `--ws-fanout`).
+    direct: Option<Fd>,
     /// A multiplexed session (`/ws?topics=`), with the subscriber's token
     /// for the topics it subscribes to later; `None` for `/topics/{t}/ws`.
     multi: Option<Option<String>>,
@@ -126,6 +137,9 @@ enum Woke {
     Timer,
     /// The feed has a delivery, or ended.
     Feed(Result<Delivery, End>),
+    /// The fast path gave the socket back with nothing to tell: the
+    /// session reads on from where it left off.
+    Resumed,
 }
 
 impl Session {
@@ -138,8 +152,34 @@ impl Session {
         // its own waker fired (see wake_gate.rs).
         let mut gates = Gates::default();
         let (peer, timer) = (gates.gate(), gates.gate());
+        // Declared after `ws`, so dropped before it: the fast path gives
+        // the socket back before the socket can close.
+        let mut parked = Parked(None);
+        // Whether to try the fast path before waiting: after the session
+        // delivered, or heard from its peer or timer while parked — never
+        // right after the fast path gave it back for a gap or a socket
+        // that would block.
+        let mut try_fast = false;
         let stop = loop {
-            let woke = {
+            let parked_now =
+                std::mem::take(&mut try_fast) && Box::pin(self.join(&mut ws, &mut parked)).await;
+            let woke = if let (true, Some(entry)) = (parked_now, &parked.0) {
+                let wait = wait_parked(
+                    entry,
+                    &mut self.feed,
+                    &mut ws,
+                    &mut alive,
+                    &mut gates,
+                    [&peer, &timer],
+                );
+                let (woke, pending) = wait.await;
+                // The tail of a frame the fast path could not finish goes
+                // before anything else, a close frame included.
+                match self.write_pending(&mut ws, pending).await {
+                    Ok(()) => woke,
+                    Err(end) => Woke::Feed(Err(end)),
+                }
+            } else {
                 let mut next = pin!(self.feed.next());
                 poll_fn(|cx| {
                     gates.register(cx);
@@ -153,6 +193,7 @@ impl Session {
                 })
                 .await
             };
+            try_fast = matches!(woke, Woke::Feed(Ok(_)) | Woke::Peer(_) | Woke::Timer);
             let step = match woke {
                 Woke::Peer(msg) => {
                     // A stream may hold more without waking anyone; the
@@ -178,12 +219,61 @@ impl Session {
                 }
                 Woke::Feed(Ok(d)) => self.send(&mut ws, &d).await.map_err(stop_for),
                 Woke::Feed(Err(end)) => Err(stop_for(end)),
+                Woke::Resumed => Ok(()),
             };
             if let Err(stop) = step {
                 break stop;
             }
         };
         close(&mut ws, stop).await;
+    }
+
+    /// Parks the session on the fast path if it may take it now: its
+    /// socket can be written directly, it follows one topic whose opening
+    /// it told, and a deliverer stands at its cursor (or none runs yet).
+    ///
+    /// tungstenite must hold nothing unsent when the fast path takes the
+    /// socket (a pong it queued on reading a ping, say): it would write it
+    /// on its next read, between the fast path's frames. So the session
+    /// joins only once a flush goes through at once.
+    async fn join(&self, ws: &mut Socket, parked: &mut Parked) -> bool {
+        let app = self.feed.app();
+        let (Some(fd), Some(fanout)) = (self.direct, app.fanout()) else {
+            return false;
+        };
+        if !self.feed.fast_eligible() {
+            return false;
+        }
+        let Some((topic, cursor)) = self.feed.single() else {
+            return false;
+        };
+        let flushed =
+            poll_fn(|cx| Poll::Ready(matches!(ws.poll_flush_unpin(cx), Poll::Ready(Ok(()))))).await;
+        if !flushed {
+            return false;
+        }
+        let entry = parked.0.get_or_insert_with(|| {
+            let variant = Variant {
+                lean: self.encoding == Encoding::Lean,
+                deflate: self.deflate,
+            };
+            Entry::new(fd, variant, self.feed.expires(), app.metrics())
+        });
+        fanout.join(app, topic, entry, cursor).await
+    }
+
+    /// Writes what the fast path left unsent, if anything, within the
+    /// write timeout.
+    async fn write_pending(&self, ws: &mut Socket, pending: Option<Bytes>) -> Result<(), End> {
+        let Some(rest) = pending else {
+            return Ok(());
+        };
+        let write = async {
+            let io = ws.get_mut();
+            io.write_all(&rest).await?;
+            io.flush().await
+        };
+        self.feed.write(write).await
     }
 
     /// Handles what the peer sent; `Err` ends the session.
@@ -310,6 +400,57 @@ impl Session {
         self.feed.delivered(batch);
         Ok(())
     }
+}
+
+/// A session's place on the fast path, taken back when it is dropped.
+struct Parked(Option<Arc<Entry>>);
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        if let Some(entry) = &self.0 {
+            entry.reclaim();
+        }
+    }
+}
+
+/// Waits, parked on the fast path, for the peer, the keep-alive timer, the
+/// feed's end or the fast path giving the socket back; then takes the
+/// socket back and moves the feed to where the fast path left it. Returns
+/// what woke it and the bytes the fast path could not write, which go
+/// first. (Kept small: it is boxed for as long as the socket is parked.)
+async fn wait_parked(
+    entry: &Entry,
+    feed: &mut Feed,
+    ws: &mut Socket,
+    alive: &mut Keepalive,
+    gates: &mut Gates,
+    [peer, timer]: [&Gate; 2],
+) -> (Woke, Option<Bytes>) {
+    let woke = {
+        let mut ended = pin!(feed.ended());
+        poll_fn(|cx| {
+            gates.register(cx);
+            if let Poll::Ready(msg) = peer.poll(|cx| ws.poll_next_unpin(cx)) {
+                return Poll::Ready(Woke::Peer(msg));
+            }
+            if let Poll::Ready(()) = timer.poll(|cx| alive.timer.as_mut().poll(cx)) {
+                return Poll::Ready(Woke::Timer);
+            }
+            if let Poll::Ready(end) = ended.as_mut().poll(cx) {
+                return Poll::Ready(Woke::Feed(Err(end)));
+            }
+            entry.poll_handed_back(cx).map(|()| Woke::Resumed)
+        })
+        .await
+    };
+    let back = entry.reclaim();
+    feed.advance_to(back.cursor);
+    let woke = match back.why {
+        Some(Handback::Ended(end)) => Woke::Feed(Err(end)),
+        Some(Handback::Gone) => Woke::Feed(Err(End::Gone)),
+        _ => woke,
+    };
+    (woke, back.pending)
 }
 
 /// The keep-alive timer: after `ping_interval` of silence send a ping; if

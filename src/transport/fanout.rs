@@ -1,0 +1,533 @@
+//! One pass per publish: the WebSocket subscribers of a topic that are
+//! caught up are written to by one loop, not each by its own task.
+//!
+//! Woken one by one, 10 000 subscribers of a topic cost 10 000 scheduler
+//! wake-ups per publish, each touching its session's cold state (its feed,
+//! wake gates, meter, socket readiness) before a `send` of the very bytes
+//! all the others send too (docs/benchmarks.md, "Where a WebSocket
+//! delivery's CPU goes"). Here a caught-up subscriber parks an [`Entry`] —
+//! its socket, its cursor, which of the shared frames it takes — in its
+//! topic's [`Group`], and its task sleeps. When the topic's head moves, the
+//! group's deliverer (one task per shard, so every worker thread takes a
+//! share) reads the new events once, makes each frame variant once (json or
+//! lean, deflated or not: the same bytes for every subscriber of the
+//! variant, header included, since server frames are unmasked), and for
+//! each entry in turn checks why it might end, writes the frames with one
+//! non-blocking `send`, moves its cursor and counts the bytes, the
+//! deliveries and their latency.
+//!
+//! **One writer at a time.** An entry's socket is written either by the
+//! fast path or by its session, never both: the entry's owner, under its
+//! lock, says which. The deliverer writes only while the entry is `Fast`,
+//! holding its lock; a session writes only after taking the entry back
+//! (`Task`), which it does before anything else when it wakes — for its
+//! peer, its keep-alive timer, an end condition — or when the deliverer
+//! hands it back. The deliverer hands an entry back, and never touches it
+//! again, when its `send` would block (with the unsent tail of a frame, if
+//! any, which the session writes first), when it is behind or the batch
+//! carries a gap or reset (the session tells those), or when the server
+//! drains, its token expired or a demo fault was injected (the session ends
+//! it as usual). Exactly once and in order follow: the cursor moves only
+//! with a write, under the same lock, and whoever owns the entry reads on
+//! from it.
+//!
+//! **Who takes the fast path**: single-topic WebSockets on cleartext
+//! HTTP/1.1, once their opening is told. TLS needs its records made per
+//! connection and HTTP/2 its stream frames: those subscribers keep their
+//! own task, as do multiplexed sockets and SSE streams (whose bytes go
+//! through hyper's chunked body).
+//!
+//! The socket is written through its raw descriptor, borrowed: the session
+//! owns the socket and takes its entry back (so the deliverer can no
+//! longer write) before it lets the socket go.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use super::feed::End;
+use super::ws::deflate::Params;
+use super::ws::frames;
+use crate::app::App;
+use crate::log::{Batch, Cursor, Event, Subscription, Topic};
+use crate::metrics::{self, Link, Metrics, Transport};
+use crate::transport::encoding::Encoding;
+
+/// A socket's descriptor (Unix).
+#[cfg(unix)]
+pub(crate) type Fd = std::os::fd::RawFd;
+#[cfg(not(unix))]
+pub(crate) type Fd = i32;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Which shared frames a subscriber takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Variant {
+    /// `encoding=lean`.
+    pub lean: bool,
+    /// permessage-deflate, as agreed.
+    pub deflate: Option<Params>,
+}
+
+/// Who writes an entry's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// The fast path, while the entry sits in its group.
+    Fast,
+    /// The fast path gave it back: its session takes it from here.
+    HandedBack,
+    /// Its session.
+    Task,
+}
+
+/// Why the fast path gave an entry back, as the session needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handback {
+    /// The socket would not take the frames now.
+    Blocked,
+    /// The batch holds a gap or reset, or the entry is not where the group
+    /// is: the session reads on from its own cursor.
+    Behind,
+    /// The feed ends (drain, token expiry, demo fault).
+    Ended(End),
+    /// The socket failed.
+    Gone,
+}
+
+/// One subscriber's place on the fast path.
+pub(crate) struct Entry {
+    fd: Fd,
+    variant: Variant,
+    expires: Option<Instant>,
+    state: Mutex<EntryState>,
+    metrics: Arc<Metrics>,
+}
+
+struct EntryState {
+    owner: Owner,
+    cursor: Cursor,
+    why: Option<Handback>,
+    /// Which joining this is: a shard's list may still hold the entry from
+    /// an earlier one (its session took it back and joined again, there or
+    /// in another shard) — that place is stale, and skipped.
+    ticket: u64,
+    /// The tail of a frame the socket took only part of: written first.
+    pending: Option<Bytes>,
+    waker: Option<Waker>,
+}
+
+/// What a session takes back with its entry.
+pub(crate) struct Reclaimed {
+    /// Where the subscriber is now.
+    pub cursor: Cursor,
+    /// Bytes to write before anything else.
+    pub pending: Option<Bytes>,
+    /// Why it was handed back (`None`: the session took it itself).
+    pub why: Option<Handback>,
+}
+
+impl Entry {
+    /// The entry of a session writing to `fd` in `variant`, whose token
+    /// expires at `expires`; it starts owned by the session.
+    pub fn new(
+        fd: Fd,
+        variant: Variant,
+        expires: Option<Instant>,
+        metrics: &Arc<Metrics>,
+    ) -> Arc<Entry> {
+        Arc::new(Entry {
+            fd,
+            variant,
+            expires,
+            metrics: metrics.clone(),
+            state: Mutex::new(EntryState {
+                owner: Owner::Task,
+                cursor: Cursor::default(),
+                why: None,
+                ticket: 0,
+                pending: None,
+                waker: None,
+            }),
+        })
+    }
+
+    /// Takes the socket back for the session: from now only it writes.
+    pub fn reclaim(&self) -> Reclaimed {
+        let mut st = lock(&self.state);
+        if st.owner == Owner::Fast {
+            self.metrics.fanout.parked.dec();
+        }
+        st.owner = Owner::Task;
+        st.waker = None;
+        Reclaimed {
+            cursor: st.cursor,
+            pending: st.pending.take(),
+            why: st.why.take(),
+        }
+    }
+
+    /// `Ready` once the fast path handed the entry back; otherwise `cx`'s
+    /// waker is the one woken then.
+    pub fn poll_handed_back(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut st = lock(&self.state);
+        if st.owner != Owner::Fast {
+            return Poll::Ready(());
+        }
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Gives the entry back to its session for `why` (lock held, the
+    /// entry the fast path's).
+    fn hand_back(&self, st: &mut EntryState, why: Handback) {
+        debug_assert_eq!(st.owner, Owner::Fast);
+        let fanout = &self.metrics.fanout;
+        fanout.parked.dec();
+        fanout.handed_back(match why {
+            Handback::Blocked => metrics::Handback::Blocked,
+            Handback::Behind => metrics::Handback::Behind,
+            Handback::Ended(_) => metrics::Handback::Ended,
+            Handback::Gone => metrics::Handback::Gone,
+        });
+        st.owner = Owner::HandedBack;
+        st.why = Some(why);
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Whether the place holding `ticket` is the entry's current one on
+    /// the fast path (lock held).
+    fn holds(st: &EntryState, ticket: u64) -> bool {
+        st.owner == Owner::Fast && st.ticket == ticket
+    }
+
+    /// Writes `frames` (the batch `from` → `to`) if the place holding
+    /// `ticket` is still the entry's and nothing ends it; whether it stays
+    /// on the fast path, and the bytes the socket took.
+    fn deliver(
+        &self,
+        ticket: u64,
+        from: Cursor,
+        to: Cursor,
+        frames: &Bytes,
+        ending: Option<End>,
+    ) -> (bool, usize) {
+        let mut st = lock(&self.state);
+        if !Entry::holds(&st, ticket) {
+            return (false, 0);
+        }
+        let expired = self.expires.is_some_and(|e| Instant::now() >= e);
+        if let Some(end) = ending.or(expired.then_some(End::Expired)) {
+            self.hand_back(&mut st, Handback::Ended(end));
+            return (false, 0);
+        }
+        if st.cursor != from {
+            self.hand_back(&mut st, Handback::Behind);
+            return (false, 0);
+        }
+        match write_now(self.fd, frames) {
+            Ok(n) if n == frames.len() => {
+                st.cursor = to;
+                (true, n)
+            }
+            Ok(n) => {
+                // The rest goes first, from the session, which waits for
+                // the socket to take it.
+                st.cursor = to;
+                st.pending = Some(frames.slice(n..));
+                self.hand_back(&mut st, Handback::Blocked);
+                (false, n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.hand_back(&mut st, Handback::Blocked);
+                (false, 0)
+            }
+            Err(_) => {
+                self.hand_back(&mut st, Handback::Gone);
+                (false, 0)
+            }
+        }
+    }
+}
+
+/// One non-blocking `send` of `bytes` on the borrowed socket `fd`: how many
+/// it took.
+#[cfg(unix)]
+fn write_now(fd: Fd, bytes: &[u8]) -> std::io::Result<usize> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fd` is the socket of a session that owns it and takes its
+    // entry back — after which this is never called for it — before it
+    // lets the socket go (`Entry`'s owner, under the lock held here). It
+    // is borrowed: `ManuallyDrop` never closes it. tokio set it
+    // non-blocking; std's `write` on a socket is `send` with
+    // `MSG_NOSIGNAL`.
+    let socket = ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+    (&*socket).write(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_now(_: Fd, _: &[u8]) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::WouldBlock.into())
+}
+
+/// How long a deliverer waits for news before it looks whether its
+/// entries' sessions have all taken them back.
+const SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The fast path of every topic: a group per topic in use.
+pub(crate) struct Fanout {
+    groups: Mutex<HashMap<Topic, Arc<Group>>>,
+    shards: usize,
+}
+
+/// A topic's fast subscribers, in shards.
+struct Group {
+    topic: Topic,
+    shards: Vec<Mutex<Shard>>,
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Where every entry here is; `None` while no deliverer runs.
+    cursor: Option<Cursor>,
+    /// The entries, each with the ticket of its joining.
+    entries: Vec<(Arc<Entry>, u64)>,
+    /// A deliverer task runs (or is being started).
+    running: bool,
+    /// The next shard a joining entry goes to.
+    turn: usize,
+}
+
+impl Fanout {
+    /// A fast path with `shards` deliverers per topic (one per worker
+    /// thread is the point: each takes a share of every pass).
+    pub fn new(shards: usize) -> Fanout {
+        Fanout {
+            groups: Mutex::new(HashMap::new()),
+            shards: shards.max(1),
+        }
+    }
+
+    fn group(&self, topic: &Topic) -> Arc<Group> {
+        let mut groups = lock(&self.groups);
+        groups
+            .entry(topic.clone())
+            .or_insert_with(|| {
+                Arc::new(Group {
+                    topic: topic.clone(),
+                    shards: (0..self.shards).map(|_| Mutex::default()).collect(),
+                })
+            })
+            .clone()
+    }
+
+    /// Puts `entry`, at `cursor` on `topic`, on the fast path; `false` when
+    /// it cannot join now (every shard's deliverer is elsewhere in the
+    /// log). The session then keeps serving it, and tries again after its
+    /// next delivery.
+    pub async fn join(&self, app: &App, topic: &Topic, entry: &Arc<Entry>, cursor: Cursor) -> bool {
+        let group = self.group(topic);
+        let n = group.shards.len();
+        let first = {
+            let mut shard = lock(&group.shards[0]);
+            shard.turn = shard.turn.wrapping_add(1);
+            shard.turn % n
+        };
+        // A shard whose deliverer stands at this cursor takes the entry;
+        // failing that, one without a deliverer starts one here.
+        let mut idle = None;
+        for k in 0..n {
+            let i = (first + k) % n;
+            let mut shard = lock(&group.shards[i]);
+            match shard.cursor {
+                Some(c) if c == cursor => {
+                    let ticket = enter(entry, cursor);
+                    shard.entries.push((entry.clone(), ticket));
+                    return true;
+                }
+                None if !shard.running && idle.is_none() => {
+                    shard.running = true;
+                    idle = Some(i);
+                }
+                _ => {}
+            }
+        }
+        let Some(i) = idle else {
+            return false;
+        };
+        let sub = match app.log().subscribe(topic).await {
+            Ok(sub) => sub,
+            Err(_) => {
+                lock(&group.shards[i]).running = false;
+                return false;
+            }
+        };
+        {
+            let mut shard = lock(&group.shards[i]);
+            shard.cursor = Some(cursor);
+            let ticket = enter(entry, cursor);
+            shard.entries.push((entry.clone(), ticket));
+        }
+        app.tracker()
+            .spawn(deliver(app.clone(), group, i, sub, cursor));
+        true
+    }
+}
+
+/// Hands `entry` to the fast path at `cursor`: the ticket of its new
+/// place.
+fn enter(entry: &Entry, cursor: Cursor) -> u64 {
+    let mut st = lock(&entry.state);
+    if st.owner != Owner::Fast {
+        entry.metrics.fanout.parked.inc();
+    }
+    st.owner = Owner::Fast;
+    st.cursor = cursor;
+    st.why = None;
+    st.ticket = st.ticket.wrapping_add(1);
+    st.ticket
+}
+
+/// The deliverer of one shard of `group`: one pass over its entries per
+/// batch of new events, until it has none.
+async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, mut cursor: Cursor) {
+    let mut stop = app.stop_watch();
+    let link = Link::H1;
+    let tm = app.metrics().transport(Transport::Ws);
+    let lm = tm.on(link);
+    loop {
+        let ended = tokio::select! {
+            biased;
+            _ = stop.stopped() => Some(End::Shutdown),
+            _ = sub.wait_beyond(&cursor) => None,
+            _ = tokio::time::sleep(SWEEP) => {
+                // A quiet topic: let go of the entries whose sessions took
+                // them back, and end once none is left.
+                let mut shard = lock(&group.shards[i]);
+                shard.entries.retain(|(e, t)| Entry::holds(&lock(&e.state), *t));
+                if shard.entries.is_empty() {
+                    shard.cursor = None;
+                    shard.running = false;
+                    return;
+                }
+                continue;
+            }
+        };
+        let batch = match ended {
+            Some(_) => None,
+            None => app
+                .log()
+                .read_subscribed(&sub, &group.topic, &cursor, app.config().max_batch)
+                .await
+                .ok(),
+        };
+        // Gaps, resets, a log that fails, a drain: every entry goes back to
+        // its session, which says what has to be said; this deliverer ends.
+        let usable = batch.filter(|b| {
+            !b.events.is_empty()
+                && b.gap.is_none()
+                && b.reset.is_none()
+                && cursor.epoch == Some(b.epoch)
+        });
+        let Some(batch) = usable else {
+            let why = match ended {
+                Some(end) => Handback::Ended(end),
+                None => Handback::Behind,
+            };
+            let entries = {
+                let mut shard = lock(&group.shards[i]);
+                shard.cursor = None;
+                shard.running = false;
+                std::mem::take(&mut shard.entries)
+            };
+            for (e, ticket) in entries {
+                let mut st = lock(&e.state);
+                if Entry::holds(&st, ticket) {
+                    e.hand_back(&mut st, why);
+                }
+            }
+            return;
+        };
+        let from = cursor;
+        cursor = batch.next_cursor();
+        let entries = {
+            let mut shard = lock(&group.shards[i]);
+            shard.cursor = Some(cursor);
+            std::mem::take(&mut shard.entries)
+        };
+        let ending = if app.stopping() {
+            Some(End::Shutdown)
+        } else if app
+            .demo()
+            .is_some_and(|d| d.fault(Transport::Ws) != crate::demo::Fault::Ok)
+        {
+            Some(End::Fault)
+        } else {
+            None
+        };
+        let mut made: Vec<(Variant, Bytes)> = Vec::with_capacity(2);
+        let mut kept = Vec::with_capacity(entries.len());
+        let mut bytes = 0u64;
+        for (e, ticket) in entries {
+            let frames = match made.iter().find(|(v, _)| *v == e.variant) {
+                Some((_, f)) => f.clone(),
+                None => {
+                    let f = frames_of(&app, &batch, e.variant);
+                    made.push((e.variant, f.clone()));
+                    f
+                }
+            };
+            let (stays, wrote) = e.deliver(ticket, from, cursor, &frames, ending);
+            bytes = bytes.saturating_add(wrote as u64);
+            if wrote > 0 {
+                for ev in &batch.events {
+                    lm.delivered(ev.json.len(), ev.time_us);
+                }
+            }
+            if stays {
+                kept.push((e, ticket));
+            }
+        }
+        lm.wire_out.inc_by(bytes);
+        let mut shard = lock(&group.shards[i]);
+        // Entries that joined during the pass are already there, at the
+        // new cursor.
+        kept.append(&mut shard.entries);
+        shard.entries = kept;
+        if shard.entries.is_empty() {
+            shard.cursor = None;
+            shard.running = false;
+            return;
+        }
+    }
+}
+
+/// The frames of `batch`'s events in `variant`, header and payload, one
+/// after the other: what every subscriber of the variant is sent.
+fn frames_of(app: &App, batch: &Batch, variant: Variant) -> Bytes {
+    let encoding = if variant.lean {
+        Encoding::Lean
+    } else {
+        Encoding::Json
+    };
+    let forms = app.forms();
+    let frames: Vec<frames::EventFrame> = batch
+        .events
+        .iter()
+        .map(|e: &Event| frames::event(e, encoding, None, variant.deflate, forms))
+        .collect();
+    let mut buf = BytesMut::new();
+    frames::put(&mut buf, &frames);
+    buf.freeze()
+}
