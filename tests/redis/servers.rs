@@ -191,14 +191,12 @@ async fn spawn(
         .kill_on_drop(true)
         .spawn()
         .expect("spawn redis-server");
-    let url = format!("redis://127.0.0.1:{port}/0");
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return None;
         }
-        if let Ok(client) = redis::Client::open(url.as_str())
-            && let Ok(mut c) = client.get_multiplexed_async_connection().await
+        if let Some(mut c) = try_connect(&format!("127.0.0.1:{port}")).await
             && redis::cmd("PING")
                 .query_async::<String>(&mut c)
                 .await
@@ -237,12 +235,26 @@ fn rand_u64() -> u64 {
 
 /// A test's own connection to the Redis at `addr` (`host:port`).
 pub async fn connect(addr: &str) -> MultiplexedConnection {
-    redis::Client::open(format!("redis://{addr}"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("test connection to redis")
+    try_connect(addr).await.expect("test connection to redis")
 }
+
+/// A connection of the test's own to `addr`, if Redis answers there.
+/// Named, so that connection counts leave out the test's own (one it
+/// dropped may still be listed until Redis sees it close).
+async fn try_connect(addr: &str) -> Option<MultiplexedConnection> {
+    let client = redis::Client::open(format!("redis://{addr}")).ok()?;
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(TEST_CLIENT)
+        .query_async::<()>(&mut conn)
+        .await
+        .ok()?;
+    Some(conn)
+}
+
+/// The name of every connection the tests open themselves.
+const TEST_CLIENT: &str = "feedgate-test";
 
 /// `INFO commandstats` as command → calls.
 async fn command_calls(conn: &mut MultiplexedConnection) -> HashMap<String, u64> {
@@ -268,10 +280,11 @@ async fn clients(conn: &mut MultiplexedConnection) -> usize {
         .query_async(conn)
         .await
         .unwrap();
-    // Not the test's own: this query's connection, and an earlier query's
-    // that Redis has not seen close yet (both last ran CLIENT LIST).
+    // Not the test's own: this query's connection, and earlier ones Redis
+    // has not seen close yet.
+    let own = format!("name={TEST_CLIENT}");
     list.lines()
-        .filter(|l| !l.contains("cmd=client|list"))
+        .filter(|l| !l.split(' ').any(|field| field == own))
         .count()
 }
 
@@ -332,8 +345,7 @@ impl Cluster {
         let mut alive = Vec::new();
         for n in &self.nodes {
             let up = async {
-                let client = redis::Client::open(format!("redis://{n}")).ok()?;
-                let mut c = client.get_multiplexed_async_connection().await.ok()?;
+                let mut c = try_connect(n).await?;
                 redis::cmd("PING").query_async::<String>(&mut c).await.ok()
             };
             if tokio::time::timeout(Duration::from_secs(1), up)
@@ -445,8 +457,7 @@ impl Cluster {
         let deadline = Instant::now() + PATIENCE * 3;
         loop {
             let synced = async {
-                let client = redis::Client::open(format!("redis://{addr}")).ok()?;
-                let mut c = client.get_multiplexed_async_connection().await.ok()?;
+                let mut c = try_connect(addr).await?;
                 let info: String = redis::cmd("INFO")
                     .arg("replication")
                     .query_async(&mut c)
