@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
     read.extend_from_slice(input);
     let (counted_in, counted_out) = attribute_h2(&read, input, &cuts);
     assert_eq!(counted_in, read.len() as u64, "read bytes lost or doubled");
-    assert_eq!(counted_out, input.len() as u64, "written bytes lost or doubled");
+    assert_eq!(
+        counted_out,
+        input.len() as u64,
+        "written bytes lost or doubled"
+    );
     let whole = attribute_h2(&read, input, &[]);
     assert_eq!(whole, (counted_in, counted_out));
 });

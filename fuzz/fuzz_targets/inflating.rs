@@ -27,9 +27,17 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let whole = inflate_client_bytes(input, &[], max_message);
     let pieces = inflate_client_bytes(input, &cuts, max_message);
-    assert_eq!(whole, pieces, "the output depends on where the input was cut");
+    assert_eq!(
+        whole, pieces,
+        "the output depends on where the input was cut"
+    );
     // Each frame's header at most grows by 14 bytes, and each inflated
     // message is at most the limit.
     let bound = input.len() * 16 + max_message * (input.len() / 2 + 1) + 14;
-    assert!(whole.len() <= bound, "{} bytes out of {}", whole.len(), input.len());
+    assert!(
+        whole.len() <= bound,
+        "{} bytes out of {}",
+        whole.len(),
+        input.len()
+    );
 });

@@ -12,7 +12,7 @@
 //! while `serde_json::Value` refuses it as out of range.
 #![no_main]
 
-use feedgate::log::Event;
+use feedgate::log::{Event, Topic};
 use feedgate::validate_json;
 use libfuzzer_sys::fuzz_target;
 use serde::de::IgnoredAny;
@@ -33,7 +33,8 @@ fuzz_target!(|data: &[u8]| {
     let before = serde_json::from_slice::<Value>(data).ok();
     let after = serde_json::from_slice::<Value>(&out).ok();
     assert_eq!(before, after);
-    let event = Event::build("fuzz", 1, 2, &out);
+    let topic = Topic::new("fuzz").expect("a valid topic");
+    let event = Event::build(&topic, 1, 2, &out);
     assert!(one_value(&event.json), "event JSON: {:?}", event.as_str());
     if let Some(after) = after {
         let parsed: Value = serde_json::from_slice(&event.json).expect("event parses");

@@ -53,17 +53,20 @@ fuzz_target!(|data: &[u8]| {
         vec!["https://app.example.com/".to_owned()],
     ] {
         let o = Origins::new(&allowed);
-        let allows = o.allows(&h);
-        assert_eq!(
-            o.refused(&h).is_some(),
-            h.contains_key(header::ORIGIN) && !allows
-        );
-        let mut res = HeaderMap::new();
-        o.preflight(&h, &mut res);
-        assert_eq!(
-            res.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
-            h.contains_key(header::ORIGIN) && allows
-        );
+        // In the clear and over TLS (where the server's own origin is https://).
+        for tls in [false, true] {
+            let allows = o.allows(&h, tls);
+            assert_eq!(
+                o.refused(&h, tls).is_some(),
+                h.contains_key(header::ORIGIN) && !allows
+            );
+            let mut res = HeaderMap::new();
+            o.preflight(&h, tls, &mut res);
+            assert_eq!(
+                res.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+                h.contains_key(header::ORIGIN) && allows
+            );
+        }
     }
 
     let auth = Auth::new(Some(TOKEN.to_owned()), None).expect("a token-only auth");
