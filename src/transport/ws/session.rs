@@ -13,7 +13,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -182,12 +182,10 @@ impl Session {
             } else {
                 let mut next = pin!(self.feed.next());
                 poll_fn(|cx| {
-                    gates.register(cx);
-                    if let Poll::Ready(msg) = peer.poll(|cx| ws.poll_next_unpin(cx)) {
-                        return Poll::Ready(Woke::Peer(msg));
-                    }
-                    if let Poll::Ready(()) = timer.poll(|cx| alive.timer.as_mut().poll(cx)) {
-                        return Poll::Ready(Woke::Timer);
+                    if let Some(woke) =
+                        peer_or_timer(cx, &mut gates, [&peer, &timer], &mut ws, &mut alive)
+                    {
+                        return Poll::Ready(woke);
                     }
                     next.as_mut().poll(cx).map(Woke::Feed)
                 })
@@ -413,6 +411,26 @@ impl Drop for Parked {
     }
 }
 
+/// Registers `cx` with the session's wake gates, then: the peer's next
+/// message, or the keep-alive timer, if either fired (each polled only when
+/// its own waker fired: see wake_gate.rs).
+fn peer_or_timer(
+    cx: &Context<'_>,
+    gates: &mut Gates,
+    [peer, timer]: [&Gate; 2],
+    ws: &mut Socket,
+    alive: &mut Keepalive,
+) -> Option<Woke> {
+    gates.register(cx);
+    if let Poll::Ready(msg) = peer.poll(|cx| ws.poll_next_unpin(cx)) {
+        return Some(Woke::Peer(msg));
+    }
+    if let Poll::Ready(()) = timer.poll(|cx| alive.timer.as_mut().poll(cx)) {
+        return Some(Woke::Timer);
+    }
+    None
+}
+
 /// Waits, parked on the fast path, for the peer, the keep-alive timer, the
 /// feed's end or the fast path giving the socket back; then takes the
 /// socket back and moves the feed to where the fast path left it. Returns
@@ -429,12 +447,8 @@ async fn wait_parked(
     let woke = {
         let mut ended = pin!(feed.ended());
         poll_fn(|cx| {
-            gates.register(cx);
-            if let Poll::Ready(msg) = peer.poll(|cx| ws.poll_next_unpin(cx)) {
-                return Poll::Ready(Woke::Peer(msg));
-            }
-            if let Poll::Ready(()) = timer.poll(|cx| alive.timer.as_mut().poll(cx)) {
-                return Poll::Ready(Woke::Timer);
+            if let Some(woke) = peer_or_timer(cx, gates, [peer, timer], ws, alive) {
+                return Poll::Ready(woke);
             }
             if let Poll::Ready(end) = ended.as_mut().poll(cx) {
                 return Poll::Ready(Woke::Feed(Err(end)));
