@@ -17,6 +17,7 @@ use feedgate::tls::TlsSource;
 use feedgate::wire::{ByteCount, CountingIo};
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -124,6 +125,37 @@ where
 }
 
 /// An HTTP/1.1 client on `io` (upgrades allowed).
+/// A client of either protocol, kept open until its counts are compared
+/// (held, never read).
+#[allow(dead_code)]
+enum Client {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(H2),
+}
+
+/// GET `path` over a new TLS connection offering `alpn` (which the server
+/// must choose): the response, the socket's count, and the client.
+async fn tls_get(
+    addr: SocketAddr,
+    pki: &Pki,
+    alpn: &[u8],
+    path: &str,
+) -> (hyper::Response<Incoming>, Arc<ByteCount>, Client) {
+    let (io, count, got) = tls(addr, pki, &[alpn]).await;
+    assert_eq!(got, alpn);
+    let (resp, client) = if alpn == b"h2" {
+        let mut c = h2(io).await;
+        let r = c.send_request(req(Method::GET, path, "")).await;
+        (r, Client::H2(c))
+    } else {
+        let mut c = h1(io).await;
+        let uri = format!("https://localhost{path}");
+        let r = c.send_request(req(Method::GET, &uri, "")).await;
+        (r, Client::H1(c))
+    };
+    (resp.unwrap(), count, client)
+}
+
 async fn h1<T>(io: T) -> hyper::client::conn::http1::SendRequest<Full<Bytes>>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -402,24 +434,9 @@ async fn a_tls_connection_of_one_transport_is_that_transports_exactly() {
     for (alpn, h2_on) in [(&b"http/1.1"[..], false), (&b"h2"[..], true)] {
         // Short poll.
         let before = wire_on(&scrape_any(addr, Some(&pki)).await, "poll", h2_on, true);
-        let (io, count, got) = tls(addr, &pki, &[alpn]).await;
-        assert_eq!(got, alpn);
         // The client stays open until the counts are compared: see above.
-        let (mut c2, mut c1) = (None, None);
-        let r = if h2_on {
-            let c = c2.insert(h2(io).await);
-            c.send_request(req(Method::GET, "/topics/t/poll?after=0", ""))
-                .await
-        } else {
-            let c = c1.insert(h1(io).await);
-            c.send_request(req(
-                Method::GET,
-                "https://localhost/topics/t/poll?after=0",
-                "",
-            ))
-            .await
-        };
-        let (status, body) = send(r.unwrap()).await;
+        let (r, count, client) = tls_get(addr, &pki, alpn, "/topics/t/poll?after=0").await;
+        let (status, body) = send(r).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let want = (count.written(), count.read());
         settle_to(
@@ -430,25 +447,11 @@ async fn a_tls_connection_of_one_transport_is_that_transports_exactly() {
             want,
         )
         .await;
-        drop((c1, c2));
+        drop(client);
         // SSE: a stream that stays open, counted as it goes.
         let before = wire_on(&scrape_any(addr, Some(&pki)).await, "sse", h2_on, true);
-        let (io, count, _) = tls(addr, &pki, &[alpn]).await;
-        let (mut c2, mut c1) = (None, None);
-        let resp = if h2_on {
-            let c = c2.insert(h2(io).await);
-            c.send_request(req(Method::GET, "/topics/t/sse?after=0", ""))
-                .await
-        } else {
-            let c = c1.insert(h1(io).await);
-            c.send_request(req(
-                Method::GET,
-                "https://localhost/topics/t/sse?after=0",
-                "",
-            ))
-            .await
-        };
-        let mut body = resp.unwrap().into_body();
+        let (resp, count, client) = tls_get(addr, &pki, alpn, "/topics/t/sse?after=0").await;
+        let mut body = resp.into_body();
         sse_events(&mut body, 1).await;
         let want = (count.written(), count.read());
         settle_to(
@@ -459,7 +462,7 @@ async fn a_tls_connection_of_one_transport_is_that_transports_exactly() {
             want,
         )
         .await;
-        drop((body, c1, c2));
+        drop((body, client));
     }
 }
 
