@@ -69,40 +69,121 @@ pub(crate) async fn handle(
     peer: IpAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<MeteredBody>, Infallible> {
-    host_from_authority(&mut req);
-    let tls = conn.link.tls;
-    // Kept for the CORS headers of the answer; the request itself moves on.
-    let origin_headers = origin_headers(req.headers());
-    let upgrade = admit::wants_websocket(req.headers());
     // Bound first: a match on the call itself would keep its temporary (the
     // whole admitted request) in this future's state across the await.
-    let admission = admit::admit(&app, peer, tls, &req);
-    let (transport, mut close, result) = match admission {
-        Ok((transport, admitted)) => {
-            conn.route(transport);
-            (transport, false, dispatch(&app, &conn, admitted, req).await)
-        }
-        Err(refused) => {
-            conn.route(refused.transport);
-            (refused.transport, refused.close, Err(refused.error))
-        }
+    let (asked, admission) = admit(&app, &conn, peer, &mut req);
+    let result = match admission {
+        Ok(admitted) => dispatch(&app, &conn, admitted, req).await,
+        Err(e) => Err(e),
     };
+    Ok(answered(&app, conn, asked, result))
+}
+
+/// Serves an SSE subscription whose head feedgate read itself (the first
+/// request of an HTTP/1.1 connection, `server/direct_sse.rs`): admitted as
+/// every request is; it has no body. Anything the admission makes of it
+/// other than an SSE subscription (it cannot, for the paths that come
+/// here) is answered 404.
+pub(crate) async fn handle_sse(
+    app: App,
+    conn: Conn,
+    peer: IpAddr,
+    mut req: Request<()>,
+) -> Response<MeteredBody> {
+    let (asked, admission) = admit(&app, &conn, peer, &mut req);
+    let result = match admission {
+        Ok(Admitted::Subscribe(sub)) if sub.action == Subscribing::Sse => {
+            subscribe_sse(&app, &conn, sub, req.headers()).await
+        }
+        Ok(_) => Err(ApiError::NotFound(req.uri().path().to_owned())),
+        Err(e) => Err(e),
+    };
+    answered(&app, conn, asked, result)
+}
+
+/// What the answer to a request needs to know of it.
+struct Asked {
+    transport: Transport,
+    /// Close the connection after the answer.
+    close: bool,
+    /// It asked for a WebSocket.
+    upgrade: bool,
+    /// Kept for the CORS headers of the answer.
+    origin_headers: HeaderMap,
+}
+
+/// Admits `req` on `conn`, telling the connection which transport it is:
+/// the one step every request takes, whoever read its head.
+fn admit<B>(
+    app: &App,
+    conn: &Conn,
+    peer: IpAddr,
+    req: &mut Request<B>,
+) -> (Asked, Result<Admitted, ApiError>) {
+    host_from_authority(req);
+    let origin_headers = origin_headers(req.headers());
+    let upgrade = admit::wants_websocket(req.headers());
+    let (transport, close, admission) = match admit::admit(app, peer, conn.link.tls, req) {
+        Ok((transport, admitted)) => (transport, false, Ok(admitted)),
+        Err(refused) => (refused.transport, refused.close, Err(refused.error)),
+    };
+    conn.route(transport);
+    let asked = Asked {
+        transport,
+        close,
+        upgrade,
+        origin_headers,
+    };
+    (asked, admission)
+}
+
+/// The response to a request `asked` that its transport answered with
+/// `result`: errors as JSON, CORS headers, `Connection: close` where due;
+/// counted.
+fn answered(
+    app: &App,
+    conn: Conn,
+    asked: Asked,
+    result: Result<Reply, ApiError>,
+) -> Response<MeteredBody> {
     let mut reply = result.unwrap_or_else(|e| Reply::new(response::error(&e), Outcome::Error));
+    let tls = conn.link.tls;
     app.origins()
-        .decorate(&origin_headers, tls, reply.response.headers_mut());
+        .decorate(&asked.origin_headers, tls, reply.response.headers_mut());
     // A refused upgrade: the client may already be sending frames, which
     // must not be read as the next HTTP request. (HTTP/2 has no
     // `Connection` header; a refused stream ends by itself.)
-    close |= upgrade && reply.response.status() != StatusCode::SWITCHING_PROTOCOLS;
+    let close =
+        asked.close || asked.upgrade && reply.response.status() != StatusCode::SWITCHING_PROTOCOLS;
     if close && conn.h1.is_some() {
         reply
             .response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    app.metrics().request(transport, reply.outcome);
+    app.metrics().request(asked.transport, reply.outcome);
     let (parts, body) = reply.response.into_parts();
-    Ok(Response::from_parts(parts, MeteredBody::new(body, conn.h1)))
+    Response::from_parts(parts, MeteredBody::new(body, conn.h1))
+}
+
+/// An SSE subscription, its subscription kept in its box (see
+/// [`dispatch`]).
+async fn subscribe_sse(
+    app: &App,
+    conn: &Conn,
+    mut sub: Box<admit::Subscription>,
+    headers: &HeaderMap,
+) -> Result<Reply, ApiError> {
+    let wanted = std::mem::replace(&mut sub.wanted, Wanted::Many(Vec::new()));
+    sse::subscribe(
+        app,
+        conn.link,
+        wanted,
+        &sub.query,
+        headers,
+        &sub.access.grant,
+    )
+    .await
 }
 
 /// An HTTP/2 request names its authority in `:authority` (the URI), not
@@ -189,7 +270,8 @@ async fn dispatch(
                     poll::long(app, conn.link, wanted, query, req.headers(), grant).await
                 }
                 Subscribing::Sse => {
-                    sse::subscribe(app, conn.link, wanted, query, req.headers(), grant).await
+                    sub.wanted = wanted;
+                    subscribe_sse(app, conn, sub, req.headers()).await
                 }
                 Subscribing::Ws => {
                     let access = admit::Access {

@@ -27,6 +27,8 @@ use crate::metrics::Metrics;
 use crate::wire::{ByteCount, CountingIo};
 
 mod connection;
+mod direct_sse;
+mod rewind;
 
 pub(crate) use connection::Conn;
 
