@@ -72,7 +72,7 @@ pub(super) async fn first_head<T: AsyncRead + Unpin>(io: &mut T, limit: Duration
             }
             match sse_request(&buf) {
                 Parsed::Partial if buf.len() < MAX_HEAD_BYTES => {}
-                Parsed::Sse(req) => return First::Sse(req),
+                Parsed::Sse(req) => return First::Sse(*req),
                 // Not one, malformed or too large: hyper says what it says.
                 Parsed::Partial | Parsed::Other => return First::Hyper(buf.freeze()),
             }
@@ -85,7 +85,7 @@ pub(super) async fn first_head<T: AsyncRead + Unpin>(io: &mut T, limit: Duration
 
 enum Parsed {
     Partial,
-    Sse(Request<()>),
+    Sse(Box<Request<()>>),
     Other,
 }
 
@@ -128,7 +128,7 @@ fn sse_request(buf: &[u8]) -> Parsed {
         }
         req.headers_mut().append(name, value);
     }
-    Parsed::Sse(req)
+    Parsed::Sse(Box::new(req))
 }
 
 /// Answers `req` on `io`: the router admits it and its transport answers;
@@ -333,7 +333,7 @@ mod tests {
 
     fn parsed(head: &str) -> Option<Request<()>> {
         match sse_request(head.as_bytes()) {
-            Parsed::Sse(r) => Some(r),
+            Parsed::Sse(r) => Some(*r),
             _ => None,
         }
     }
