@@ -183,6 +183,11 @@ impl App {
         self.shared.config.ws_fanout.then_some(&self.shared.fanout)
     }
 
+    /// The SSE fast path (the same one); `None` with `--sse-fanout false`.
+    pub(crate) fn sse_fanout(&self) -> Option<&Fanout> {
+        self.shared.config.sse_fanout.then_some(&self.shared.fanout)
+    }
+
     /// The per-client rate limiter of `POST /telemetry/switch`.
     pub(crate) fn telemetry_limiter(&self) -> &RateLimiter {
         &self.shared.telemetry_limiter

@@ -205,6 +205,11 @@ pub struct ServeArgs {
     /// (`--ws-fanout false`: every session writes its own; for comparing).
     #[arg(long, env = "FEEDGATE_WS_FANOUT", default_value_t = DEFAULT.ws_fanout, action = clap::ArgAction::Set)]
     pub ws_fanout: bool,
+    /// Write to caught-up single-topic SSE streams on cleartext HTTP/1.1
+    /// from one loop per topic instead of a task each
+    /// (`--sse-fanout false`: every stream writes its own; for comparing).
+    #[arg(long, env = "FEEDGATE_SSE_FANOUT", default_value_t = DEFAULT.sse_fanout, action = clap::ArgAction::Set)]
+    pub sse_fanout: bool,
     /// Serve HTTPS with this certificate (PEM; the chain may follow the
     /// leaf). Needs --tls-key. SIGHUP re-reads both.
     #[arg(
@@ -441,6 +446,7 @@ impl ServeArgs {
             ws_max_message: self.ws_max_message,
             ws_deflate: self.ws_deflate,
             ws_fanout: self.ws_fanout,
+            sse_fanout: self.sse_fanout,
             tls: match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
                 (Some(cert), Some(key), _) => Some(crate::tls::TlsSource::Files {
                     cert: cert.clone(),

@@ -108,6 +108,9 @@ pub struct Config {
     /// single-topic sockets on cleartext HTTP/1.1 are written by one loop
     /// per topic and worker thread, not each by its own task.
     pub ws_fanout: bool,
+    /// The same fast path for SSE streams served off hyper (the first
+    /// request of a cleartext HTTP/1.1 connection, `server/direct_sse.rs`).
+    pub sse_fanout: bool,
     /// Terminate TLS with this certificate (`--tls-cert`/`--tls-key`, or
     /// `--tls-self-signed`); `None`: cleartext.
     pub tls: Option<crate::tls::TlsSource>,
@@ -178,6 +181,7 @@ impl Default for Config {
             ws_max_message: 64 << 10,
             ws_deflate: true,
             ws_fanout: true,
+            sse_fanout: true,
             tls: None,
             http2: true,
             h2_max_concurrent_streams: 256,

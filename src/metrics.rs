@@ -270,6 +270,8 @@ pub struct Metrics {
     client_cut_after: HistogramVec,
     /// The WebSocket fast path (`transport/fanout.rs`).
     pub fanout: FanoutMetrics,
+    /// The SSE fast path (the same, for streams served off hyper).
+    pub sse_fanout: FanoutMetrics,
 }
 
 /// What the WebSocket fast path counts.
@@ -315,6 +317,32 @@ impl Handback {
 }
 
 impl FanoutMetrics {
+    /// The fast path's series for `transport` (`ws`, `sse`), whose
+    /// subscribers the gauge calls `what`, and their collectors.
+    fn new(
+        transport: &str,
+        what: &str,
+        help: &str,
+    ) -> (FanoutMetrics, [Box<dyn prometheus::core::Collector>; 2]) {
+        let parked = IntGauge::new(format!("feedgate_{transport}_fanout_{what}"), help)
+            .expect("valid metric");
+        let handbacks = IntCounterVec::new(
+            Opts::new(
+                format!("feedgate_{transport}_fanout_handbacks_total"),
+                "Subscribers the fast path gave back to their own task, by reason: blocked \
+                 (the socket would not take a pass's frames), behind (a gap, reset or failed \
+                 read to tell), ended (drain, token expiry, demo fault), gone.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let metrics = FanoutMetrics {
+            parked: parked.clone(),
+            handbacks: Handback::ALL.map(|h| handbacks.with_label_values(&[h.as_str()])),
+        };
+        (metrics, [Box::new(parked), Box::new(handbacks)])
+    }
+
     /// Counts a socket given back for `why`.
     pub fn handed_back(&self, why: Handback) {
         self.handbacks[why as usize].inc();
@@ -465,27 +493,21 @@ impl Metrics {
             &["transport"],
         )
         .expect("valid metric");
-        let fanout_parked = IntGauge::new(
-            "feedgate_ws_fanout_sockets",
+        let (fanout, fanout_collectors) = FanoutMetrics::new(
+            "ws",
+            "sockets",
             "WebSockets parked on the fast path: written by one loop per topic and worker \
              thread rather than by a task each (--ws-fanout).",
-        )
-        .expect("valid metric");
-        let fanout_handbacks = IntCounterVec::new(
-            Opts::new(
-                "feedgate_ws_fanout_handbacks_total",
-                "WebSockets the fast path gave back to their own task, by reason: blocked \
-                 (the socket would not take a pass's frames), behind (a gap, reset or failed \
-                 read to tell), ended (drain, token expiry, demo fault), gone.",
-            ),
-            &["reason"],
-        )
-        .expect("valid metric");
+        );
+        let (sse_fanout, sse_fanout_collectors) = FanoutMetrics::new(
+            "sse",
+            "streams",
+            "SSE streams parked on the fast path: written by one loop per topic and worker \
+             thread rather than by a task each (--sse-fanout).",
+        );
 
         for c in [
             Box::new(wire.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(fanout_parked.clone()),
-            Box::new(fanout_handbacks.clone()),
             Box::new(client_switches.clone()),
             Box::new(client_cut_after.clone()),
             Box::new(payload.clone()),
@@ -502,7 +524,11 @@ impl Metrics {
             Box::new(log_events.clone()),
             Box::new(encoding_cache_bytes.clone()),
             Box::new(log_corrupt_entries.clone()),
-        ] {
+        ]
+        .into_iter()
+        .chain(fanout_collectors)
+        .chain(sse_fanout_collectors)
+        {
             registry.register(c).expect("metric names are unique");
         }
 
@@ -572,10 +598,8 @@ impl Metrics {
             corrupt_sync: Mutex::new(()),
             client_switches,
             client_cut_after,
-            fanout: FanoutMetrics {
-                parked: fanout_parked,
-                handbacks: Handback::ALL.map(|h| fanout_handbacks.with_label_values(&[h.as_str()])),
-            },
+            fanout,
+            sse_fanout,
         }
     }
 

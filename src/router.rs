@@ -93,7 +93,7 @@ pub(crate) async fn handle_sse(
     let (asked, admission) = admit(&app, &conn, peer, &mut req);
     let result = match admission {
         Ok(Admitted::Subscribe(sub)) if sub.action == Subscribing::Sse => {
-            subscribe_sse(&app, &conn, sub, req.headers()).await
+            subscribe_sse(&app, &conn, sub, req.headers(), conn.direct).await
         }
         Ok(_) => Err(ApiError::NotFound(req.uri().path().to_owned())),
         Err(e) => Err(e),
@@ -167,17 +167,19 @@ fn answered(
 }
 
 /// An SSE subscription, its subscription kept in its box (see
-/// [`dispatch`]).
+/// [`dispatch`]); `direct` when feedgate writes the response itself (see
+/// [`sse::subscribe`]).
 async fn subscribe_sse(
     app: &App,
     conn: &Conn,
     mut sub: Box<admit::Subscription>,
     headers: &HeaderMap,
+    direct: Option<crate::transport::fanout::Fd>,
 ) -> Result<Reply, ApiError> {
     let wanted = std::mem::replace(&mut sub.wanted, Wanted::Many(Vec::new()));
     sse::subscribe(
         app,
-        conn.link,
+        (conn.link, direct),
         wanted,
         &sub.query,
         headers,
@@ -271,7 +273,7 @@ async fn dispatch(
                 }
                 Subscribing::Sse => {
                     sub.wanted = wanted;
-                    subscribe_sse(app, conn, sub, req.headers()).await
+                    subscribe_sse(app, conn, sub, req.headers(), None).await
                 }
                 Subscribing::Ws => {
                     let access = admit::Access {

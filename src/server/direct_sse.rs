@@ -39,6 +39,7 @@ use super::MAX_HEAD_BYTES;
 use super::connection::Conn;
 use crate::admit::Route;
 use crate::app::App;
+use crate::http::chunk::{Prechunked, chunk};
 use crate::http::response::MeteredBody;
 use crate::metrics::Transport;
 use crate::router;
@@ -165,6 +166,8 @@ enum State {
     Body {
         body: MeteredBody,
         chunked: bool,
+        /// The frames are chunks already ([`Prechunked`]).
+        framed: bool,
         keep_alive: bool,
     },
     /// The last bytes are going out.
@@ -226,6 +229,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Answer<'_, T> {
                 State::Body {
                     body,
                     chunked,
+                    framed,
                     keep_alive,
                 } => match std::task::ready!(Pin::new(&mut *body).poll_frame(cx)) {
                     Some(Ok(frame)) => {
@@ -236,7 +240,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Answer<'_, T> {
                             // An empty chunk would end the body.
                             continue;
                         }
-                        this.out = if *chunked { chunk(&data) } else { data };
+                        this.out = if *chunked && !*framed {
+                            chunk(&data)
+                        } else {
+                            data
+                        };
                     }
                     None => {
                         if *chunked {
@@ -264,6 +272,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> super::connection::Drain for Answer<'_, 
 /// its length, else chunked), and what writes its body.
 fn head_of(res: Response<MeteredBody>) -> (Bytes, State) {
     let (parts, body) = res.into_parts();
+    let framed = parts.extensions.get::<Prechunked>().is_some();
     let mut head = BytesMut::with_capacity(256);
     head.put_slice(b"HTTP/1.1 ");
     head.put_slice(parts.status.as_str().as_bytes());
@@ -302,29 +311,10 @@ fn head_of(res: Response<MeteredBody>) -> (Bytes, State) {
     let state = State::Body {
         body,
         chunked: length.is_none(),
+        framed,
         keep_alive: length.is_some() && !close,
     };
     (head.freeze(), state)
-}
-
-/// `data` as one chunk of a chunked body.
-fn chunk(data: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(data.len() + 12);
-    let _ = std::fmt::Write::write_fmt(&mut HexInto(&mut b), format_args!("{:x}", data.len()));
-    b.put_slice(b"\r\n");
-    b.put_slice(data);
-    b.put_slice(b"\r\n");
-    b.freeze()
-}
-
-/// Writes formatted text into a `BytesMut`.
-struct HexInto<'a>(&'a mut BytesMut);
-
-impl std::fmt::Write for HexInto<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.put_slice(s.as_bytes());
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! One pass per publish: the WebSocket subscribers of a topic that are
-//! caught up are written to by one loop, not each by its own task.
+//! One pass per publish: the WebSocket and SSE subscribers of a topic that
+//! are caught up are written to by one loop, not each by its own task.
 //!
 //! Woken one by one, 10 000 subscribers of a topic cost 10 000 scheduler
 //! wake-ups per publish, each touching its session's cold state (its feed,
@@ -9,15 +9,21 @@
 //! its socket, its cursor, which of the shared frames it takes — in its
 //! topic's [`Group`], and its task sleeps. When the topic's head moves, the
 //! group's deliverer (one task per shard, so every worker thread takes a
-//! share) reads the new events once, makes each frame variant once (json or
-//! lean, deflated or not: the same bytes for every subscriber of the
-//! variant, header included, since server frames are unmasked), and for
+//! share) reads the new events once, makes each frame variant once (a
+//! WebSocket's json or lean, deflated or not: the same bytes for every
+//! subscriber of the variant, header included, since server frames are
+//! unmasked; an SSE stream's json or lean event blocks, in one HTTP/1.1
+//! chunk with its size line), and for
 //! each entry in turn checks why it might end, writes the frames with one
 //! non-blocking `send`, moves its cursor and counts the bytes, the
 //! deliveries and their latency.
 //!
-//! **One writer at a time.** An entry's socket is written either by the
-//! fast path or by its session, never both: the entry's owner, under its
+//! **One writer at a time.** (A "session" below is a WebSocket's session
+//! task or an SSE stream's task, which writes through its response writer,
+//! `server/direct_sse.rs`: that writer asks the stream for its next chunk
+//! only once the socket took the last one whole, so the stream holds
+//! nothing unsent when it parks.) An entry's socket is written either by
+//! the fast path or by its session, never both: the entry's owner, under its
 //! lock, says which. The deliverer writes only while the entry is `Fast`,
 //! holding its lock; a session writes only after taking the entry back
 //! (`Task`), which it does before anything else when it wakes — for its
@@ -32,10 +38,13 @@
 //! from it.
 //!
 //! **Who takes the fast path**: single-topic WebSockets on cleartext
-//! HTTP/1.1, once their opening is told. TLS needs its records made per
-//! connection and HTTP/2 its stream frames: those subscribers keep their
-//! own task, as do multiplexed sockets and SSE streams (whose bytes go
-//! through hyper's chunked body).
+//! HTTP/1.1, once their opening is told (`--ws-fanout`), and single-topic
+//! SSE streams that feedgate writes itself — the first request of a
+//! cleartext HTTP/1.1 connection, `server/direct_sse.rs` — once theirs is
+//! (`--sse-fanout`). TLS needs its records made per connection and
+//! HTTP/2 its stream frames: those subscribers keep their own task, as do
+//! multiplexed ones and SSE streams hyper writes (its chunk encoder and
+//! buffer sit between the stream and the socket).
 //!
 //! The socket is written through its raw descriptor, borrowed: the session
 //! owns the socket and takes its entry back (so the deliverer can no
@@ -51,9 +60,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::feed::End;
+use super::sse::stream::sse_block;
 use super::ws::deflate::Params;
 use super::ws::frames;
 use crate::app::App;
+use crate::http::chunk::chunk_of;
 use crate::log::{Batch, Cursor, Event, Subscription, Topic};
 use crate::metrics::{self, Link, Metrics, Transport};
 use crate::transport::encoding::Encoding;
@@ -70,11 +81,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Which shared frames a subscriber takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Variant {
-    /// `encoding=lean`.
-    pub lean: bool,
-    /// permessage-deflate, as agreed.
-    pub deflate: Option<Params>,
+pub(crate) enum Variant {
+    /// WebSocket frames: `encoding=lean` or not, permessage-deflate as
+    /// agreed.
+    Ws { lean: bool, deflate: Option<Params> },
+    /// SSE event blocks in one HTTP/1.1 chunk: `encoding=lean` or not.
+    Sse { lean: bool },
+}
+
+impl Variant {
+    fn transport(self) -> Transport {
+        match self {
+            Variant::Ws { .. } => Transport::Ws,
+            Variant::Sse { .. } => Transport::Sse,
+        }
+    }
+
+    fn encoding(self) -> Encoding {
+        match self {
+            Variant::Ws { lean: true, .. } | Variant::Sse { lean: true } => Encoding::Lean,
+            _ => Encoding::Json,
+        }
+    }
 }
 
 /// Who writes an entry's socket.
@@ -121,6 +149,9 @@ struct EntryState {
     ticket: u64,
     /// The tail of a frame the socket took only part of: written first.
     pending: Option<Bytes>,
+    /// When the fast path last wrote to the socket (an SSE stream's
+    /// heartbeat counts silence from it).
+    written_at: Option<Instant>,
     waker: Option<Waker>,
 }
 
@@ -132,6 +163,8 @@ pub(crate) struct Reclaimed {
     pub pending: Option<Bytes>,
     /// Why it was handed back (`None`: the session took it itself).
     pub why: Option<Handback>,
+    /// When the fast path last wrote to the socket.
+    pub written_at: Option<Instant>,
 }
 
 impl Entry {
@@ -154,16 +187,25 @@ impl Entry {
                 why: None,
                 ticket: 0,
                 pending: None,
+                written_at: None,
                 waker: None,
             }),
         })
+    }
+
+    /// The fast path's series for this entry's transport.
+    fn fanout_metrics(&self) -> &metrics::FanoutMetrics {
+        match self.variant {
+            Variant::Ws { .. } => &self.metrics.fanout,
+            Variant::Sse { .. } => &self.metrics.sse_fanout,
+        }
     }
 
     /// Takes the socket back for the session: from now only it writes.
     pub fn reclaim(&self) -> Reclaimed {
         let mut st = lock(&self.state);
         if st.owner == Owner::Fast {
-            self.metrics.fanout.parked.dec();
+            self.fanout_metrics().parked.dec();
         }
         st.owner = Owner::Task;
         st.waker = None;
@@ -171,6 +213,7 @@ impl Entry {
             cursor: st.cursor,
             pending: st.pending.take(),
             why: st.why.take(),
+            written_at: st.written_at.take(),
         }
     }
 
@@ -191,7 +234,7 @@ impl Entry {
     /// entry the fast path's).
     fn hand_back(&self, st: &mut EntryState, why: Handback) {
         debug_assert_eq!(st.owner, Owner::Fast);
-        let fanout = &self.metrics.fanout;
+        let fanout = self.fanout_metrics();
         fanout.parked.dec();
         fanout.handed_back(match why {
             Handback::Blocked => metrics::Handback::Blocked,
@@ -213,21 +256,21 @@ impl Entry {
     }
 
     /// Writes `frames` (the batch `from` → `to`) if the place holding
-    /// `ticket` is still the entry's and nothing ends it; whether it stays
-    /// on the fast path, and the bytes the socket took.
+    /// `ticket` is still the entry's and nothing ends it, at `now`; whether
+    /// it stays on the fast path, and the bytes the socket took.
     fn deliver(
         &self,
         ticket: u64,
-        from: Cursor,
-        to: Cursor,
+        (from, to): (Cursor, Cursor),
         frames: &Bytes,
         ending: Option<End>,
+        now: Instant,
     ) -> (bool, usize) {
         let mut st = lock(&self.state);
         if !Entry::holds(&st, ticket) {
             return (false, 0);
         }
-        let expired = self.expires.is_some_and(|e| Instant::now() >= e);
+        let expired = self.expires.is_some_and(|e| now >= e);
         if let Some(end) = ending.or(expired.then_some(End::Expired)) {
             self.hand_back(&mut st, Handback::Ended(end));
             return (false, 0);
@@ -239,12 +282,14 @@ impl Entry {
         match write_now(self.fd, frames) {
             Ok(n) if n == frames.len() => {
                 st.cursor = to;
+                st.written_at = Some(now);
                 (true, n)
             }
             Ok(n) => {
                 // The rest goes first, from the session, which waits for
                 // the socket to take it.
                 st.cursor = to;
+                st.written_at = Some(now);
                 st.pending = Some(frames.slice(n..));
                 self.hand_back(&mut st, Handback::Blocked);
                 (false, n)
@@ -390,7 +435,7 @@ impl Fanout {
 fn enter(entry: &Entry, cursor: Cursor) -> u64 {
     let mut st = lock(&entry.state);
     if st.owner != Owner::Fast {
-        entry.metrics.fanout.parked.inc();
+        entry.fanout_metrics().parked.inc();
     }
     st.owner = Owner::Fast;
     st.cursor = cursor;
@@ -404,8 +449,8 @@ fn enter(entry: &Entry, cursor: Cursor) -> u64 {
 async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, mut cursor: Cursor) {
     let mut stop = app.stop_watch();
     let link = Link::H1;
-    let tm = app.metrics().transport(Transport::Ws);
-    let lm = tm.on(link);
+    let on = |t: Transport| app.metrics().transport(t).on(link);
+    let lms = [on(Transport::Ws), on(Transport::Sse)];
     loop {
         let ended = tokio::select! {
             biased;
@@ -466,19 +511,26 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
             shard.cursor = Some(cursor);
             std::mem::take(&mut shard.entries)
         };
-        let ending = if app.stopping() {
-            Some(End::Shutdown)
-        } else if app
-            .demo()
-            .is_some_and(|d| d.fault(Transport::Ws) != crate::demo::Fault::Ok)
-        {
-            Some(End::Fault)
-        } else {
-            None
+        // Why each transport's entries end now, if they do: the drain, or
+        // a demo fault injected on that transport.
+        let ending = |t: Transport| {
+            if app.stopping() {
+                Some(End::Shutdown)
+            } else if app
+                .demo()
+                .is_some_and(|d| d.fault(t) != crate::demo::Fault::Ok)
+            {
+                Some(End::Fault)
+            } else {
+                None
+            }
         };
+        let endings = [ending(Transport::Ws), ending(Transport::Sse)];
         let mut made: Vec<(Variant, Bytes)> = Vec::with_capacity(2);
         let mut kept = Vec::with_capacity(entries.len());
-        let mut bytes = 0u64;
+        // Bytes written, WebSocket then SSE.
+        let mut bytes = [0u64; 2];
+        let now = Instant::now();
         for (e, ticket) in entries {
             let frames = match made.iter().find(|(v, _)| *v == e.variant) {
                 Some((_, f)) => f.clone(),
@@ -488,18 +540,21 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
                     f
                 }
             };
-            let (stays, wrote) = e.deliver(ticket, from, cursor, &frames, ending);
-            bytes = bytes.saturating_add(wrote as u64);
+            let t = usize::from(e.variant.transport() == Transport::Sse);
+            let (stays, wrote) = e.deliver(ticket, (from, cursor), &frames, endings[t], now);
+            bytes[t] = bytes[t].saturating_add(wrote as u64);
             if wrote > 0 {
                 for ev in &batch.events {
-                    lm.delivered(ev.json.len(), ev.time_us);
+                    lms[t].delivered(ev.json.len(), ev.time_us);
                 }
             }
             if stays {
                 kept.push((e, ticket));
             }
         }
-        lm.wire_out.inc_by(bytes);
+        for (lm, n) in lms.iter().zip(bytes) {
+            lm.wire_out.inc_by(n);
+        }
         let mut shard = lock(&group.shards[i]);
         // Entries that joined during the pass are already there, at the
         // new cursor.
@@ -513,21 +568,31 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
     }
 }
 
-/// The frames of `batch`'s events in `variant`, header and payload, one
-/// after the other: what every subscriber of the variant is sent.
+/// The frames of `batch`'s events in `variant`, one after the other: what
+/// every subscriber of the variant is sent. WebSocket frames are header
+/// and payload (server frames are unmasked); SSE blocks go in one chunk.
 fn frames_of(app: &App, batch: &Batch, variant: Variant) -> Bytes {
-    let encoding = if variant.lean {
-        Encoding::Lean
-    } else {
-        Encoding::Json
-    };
+    let encoding = variant.encoding();
     let forms = app.forms();
-    let frames: Vec<frames::EventFrame> = batch
-        .events
-        .iter()
-        .map(|e: &Event| frames::event(e, encoding, None, variant.deflate, forms))
-        .collect();
-    let mut buf = BytesMut::new();
-    frames::put(&mut buf, &frames);
-    buf.freeze()
+    match variant {
+        Variant::Ws { deflate, .. } => {
+            let frames: Vec<frames::EventFrame> = batch
+                .events
+                .iter()
+                .map(|e: &Event| frames::event(e, encoding, None, deflate, forms))
+                .collect();
+            let mut buf = BytesMut::new();
+            frames::put(&mut buf, &frames);
+            buf.freeze()
+        }
+        Variant::Sse { .. } => {
+            let blocks: Vec<Bytes> = batch
+                .events
+                .iter()
+                .map(|e| sse_block(e, batch.epoch, encoding, forms))
+                .collect();
+            let parts: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+            chunk_of(&parts)
+        }
+    }
 }

@@ -27,18 +27,24 @@ use super::id as sse_id;
 use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
+use crate::http::chunk::{Prechunked, chunk};
 use crate::log::{Cursor, Epoch, Event, Form, FormCache, Topic};
 use crate::metrics::{Link, Outcome, Transport};
 use crate::params::{self, CursorText, ListItem, Query, cursor_text, format_cursor, list_item};
 use crate::transport::encoding::{self, Encoding};
+use crate::transport::fanout::{Entry, Fd, Handback, Variant};
 use crate::transport::feed::{Delivery, End, Feed};
 use crate::transport::signal::{GapFields, OpeningFields, ResetFields, Signal};
 use crate::transport::{Reply, Wanted, drain_retry, start_of};
 
-/// `GET /topics/{topic}/sse` and `GET /sse?topics=LIST`.
+/// `GET /topics/{topic}/sse` and `GET /sse?topics=LIST`. `direct` is the
+/// socket's descriptor when feedgate writes the response itself, in the
+/// clear (`server/direct_sse.rs`): the stream may then lend it to the fast
+/// path (`transport/fanout.rs`), and frames its chunks itself so both
+/// write the same framing.
 pub(crate) async fn subscribe(
     app: &App,
-    link: Link,
+    (link, direct): (Link, Option<Fd>),
     wanted: Wanted,
     query: &Query,
     headers: &HeaderMap,
@@ -85,13 +91,23 @@ pub(crate) async fn subscribe(
         opened: false,
         ended: false,
         encoding,
+        fast: direct
+            .filter(|_| app.sse_fanout().is_some())
+            .map(|fd| Box::new(Fast::new(fd))),
     };
-    let frames = futures_util::stream::unfold(state, |mut s| async move {
-        let bytes = s.next_frame().await?;
+    let framed = direct.is_some();
+    let frames = futures_util::stream::unfold(state, move |mut s| async move {
+        let bytes = match s.next_frame().await? {
+            Out::Block(b) if framed => chunk(&b),
+            Out::Block(b) | Out::Raw(b) => b,
+        };
         Some((Ok(Frame::data(bytes)), s))
     });
     let mut res = Response::new(StreamBody::new(frames.boxed()).boxed_unsync());
     *res.status_mut() = StatusCode::OK;
+    if framed {
+        res.extensions_mut().insert(Prechunked);
+    }
     crate::http::event_stream::headers(res.headers_mut());
     Ok(Reply::new(res, Outcome::Stream))
 }
@@ -214,15 +230,83 @@ struct Stream {
     /// Whether the last chunk (on drain) went out.
     ended: bool,
     encoding: Encoding,
+    /// The stream's place on the fast path, when its socket can be lent.
+    fast: Option<Box<Fast>>,
+}
+
+/// What a stream writes next.
+enum Out {
+    /// Event blocks, a heartbeat, the last chunk: one chunk of the body.
+    Block(Bytes),
+    /// The tail of a chunk the fast path wrote only part of: as it is.
+    Raw(Bytes),
+}
+
+/// An SSE stream's place on the fast path.
+struct Fast {
+    fd: Fd,
+    entry: Option<Arc<Entry>>,
+    /// Whether to try to park before the next wait: after the stream
+    /// wrote (never right after the fast path gave it back).
+    try_park: bool,
+}
+
+impl Fast {
+    fn new(fd: Fd) -> Fast {
+        Fast {
+            fd,
+            entry: None,
+            try_park: false,
+        }
+    }
+}
+
+impl Drop for Fast {
+    /// Takes the socket back: the fast path never writes it again.
+    fn drop(&mut self) {
+        if let Some(entry) = &self.entry {
+            entry.reclaim();
+        }
+    }
+}
+
+/// What woke a stream parked on the fast path.
+enum Parked {
+    /// The heartbeat timer.
+    Heartbeat,
+    /// The feed ends.
+    Ended(End),
+    /// The fast path gave the socket back: read on from the feed.
+    Resumed,
 }
 
 impl Stream {
     /// The next chunk to write, or `None` to end the stream.
-    async fn next_frame(&mut self) -> Option<Bytes> {
+    async fn next_frame(&mut self) -> Option<Out> {
         if self.ended {
             return None;
         }
         loop {
+            if self.park().await {
+                let (woke, pending) = self.wait_parked().await;
+                if let Some(tail) = pending {
+                    // First the rest of the fast path's chunk; whatever
+                    // woke the stream is seen again on the next call.
+                    return Some(Out::Raw(tail));
+                }
+                match woke {
+                    Parked::Resumed => {}
+                    Parked::Ended(End::Shutdown) => return Some(Out::Block(self.restart_chunk())),
+                    Parked::Ended(_) => return None,
+                    Parked::Heartbeat => {
+                        if let Some(beat) = self.heartbeat_due() {
+                            return Some(Out::Block(beat));
+                        }
+                        self.set_try_park();
+                        continue;
+                    }
+                }
+            }
             // The feed first: a stream that keeps up with a busy topic is
             // woken by it. (Polling the heartbeat only when its own waker
             // fired, as the WebSocket session gates its peer and timer,
@@ -246,19 +330,98 @@ impl Stream {
                         Err(_) => return None,
                     };
                     self.quiet_since = Instant::now();
-                    return Some(bytes);
+                    self.set_try_park();
+                    return Some(Out::Block(bytes));
                 }
                 None => {
-                    let due = self.quiet_since + self.heartbeat.period();
-                    if due <= Instant::now() {
-                        self.quiet_since = Instant::now();
-                        return Some(Bytes::from_static(b":\n\n"));
+                    if let Some(beat) = self.heartbeat_due() {
+                        return Some(Out::Block(beat));
                     }
-                    // Events went out since: the silence starts later.
-                    self.heartbeat.reset_at(due);
                 }
             }
         }
+    }
+
+    /// A heartbeat, if `--sse-heartbeat` of silence has passed; otherwise
+    /// the timer is set for when it will have.
+    fn heartbeat_due(&mut self) -> Option<Bytes> {
+        let due = self.quiet_since + self.heartbeat.period();
+        if due <= Instant::now() {
+            self.quiet_since = Instant::now();
+            self.set_try_park();
+            return Some(Bytes::from_static(b":\n\n"));
+        }
+        // Events went out since: the silence starts later.
+        self.heartbeat.reset_at(due);
+        None
+    }
+
+    fn set_try_park(&mut self) {
+        if let Some(fast) = &mut self.fast {
+            fast.try_park = true;
+        }
+    }
+
+    /// Parks the stream on the fast path if it may take it now: it wrote
+    /// since it was last given back, it follows one topic whose opening it
+    /// told, and a deliverer stands at its cursor (or none runs yet). The
+    /// writer (`server/direct_sse.rs`) asks for the next chunk only once
+    /// the socket took the last one whole: nothing of the stream's is
+    /// unsent when the fast path takes the socket.
+    async fn park(&mut self) -> bool {
+        let app = self.feed.app().clone();
+        let Some(fast) = self.fast.as_deref_mut() else {
+            return false;
+        };
+        if !std::mem::take(&mut fast.try_park) || !self.feed.fast_eligible() {
+            return false;
+        }
+        let (Some(fanout), Some((topic, cursor))) = (app.sse_fanout(), self.feed.single()) else {
+            return false;
+        };
+        let fd = fast.fd;
+        let entry = fast.entry.get_or_insert_with(|| {
+            let variant = Variant::Sse {
+                lean: self.encoding == Encoding::Lean,
+            };
+            Entry::new(fd, variant, self.feed.expires(), app.metrics())
+        });
+        fanout.join(&app, topic, entry, cursor).await
+    }
+
+    /// Waits, parked, for the heartbeat, the feed's end or the fast path
+    /// giving the socket back; then takes the socket back and moves the
+    /// feed to where the fast path left it. Returns what woke it and the
+    /// bytes the fast path could not write, which go first.
+    async fn wait_parked(&mut self) -> (Parked, Option<Bytes>) {
+        let Some(entry) = self.fast.as_ref().and_then(|f| f.entry.clone()) else {
+            return (Parked::Resumed, None);
+        };
+        let woke = {
+            let mut ended = pin!(self.feed.ended());
+            let heartbeat = &mut self.heartbeat;
+            poll_fn(|cx| {
+                if let Poll::Ready(end) = ended.as_mut().poll(cx) {
+                    return Poll::Ready(Parked::Ended(end));
+                }
+                if heartbeat.poll_tick(cx).is_ready() {
+                    return Poll::Ready(Parked::Heartbeat);
+                }
+                entry.poll_handed_back(cx).map(|()| Parked::Resumed)
+            })
+            .await
+        };
+        let back = entry.reclaim();
+        self.feed.advance_to(back.cursor);
+        if let Some(at) = back.written_at {
+            self.quiet_since = self.quiet_since.max(at);
+        }
+        let woke = match back.why {
+            Some(Handback::Ended(end)) => Parked::Ended(end),
+            Some(Handback::Gone) => Parked::Ended(End::Gone),
+            _ => woke,
+        };
+        (woke, back.pending)
     }
 
     /// The last chunk of a draining server: a `retry:` drawn for this
@@ -488,7 +651,12 @@ struct IdItem {
 /// An event's block on a single-topic stream, `id:` to the blank line:
 /// `id: EPOCH:SEQ` and the event JSON, or lean, `id:SEQ` (the epoch is the
 /// `ready` one) and the data alone. Made once per event ([`Form`]).
-fn sse_block(e: &Event, epoch: Epoch, encoding: Encoding, cache: &Arc<FormCache>) -> Bytes {
+pub(crate) fn sse_block(
+    e: &Event,
+    epoch: Epoch,
+    encoding: Encoding,
+    cache: &Arc<FormCache>,
+) -> Bytes {
     let make = |e: &Event| {
         let mut b = BytesMut::with_capacity(e.json.len() + 48);
         match encoding {

@@ -251,7 +251,7 @@ impl Session {
             return false;
         }
         let entry = parked.0.get_or_insert_with(|| {
-            let variant = Variant {
+            let variant = Variant::Ws {
                 lean: self.encoding == Encoding::Lean,
                 deflate: self.deflate,
             };

@@ -1,0 +1,384 @@
+//! The SSE fast path (src/transport/fanout.rs, for streams feedgate writes
+//! itself: src/server/direct_sse.rs) under churn: json and lean streams
+//! through the library client, raw readers so slow that their sockets fill
+//! (the fast path hands them back mid-chunk; their tasks write the rest
+//! and park again), every subscriber gets every event exactly once and in
+//! order, the deliveries and wire bytes the server counts are the ones the
+//! clients received, to the byte; a drain and the heartbeat reach streams
+//! parked on the fast path; `--sse-fanout false` serves the same stream.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use feedgate::client::{Delivery, SubscribeOptions, Subscriber, Wire};
+use feedgate::log::Retention;
+use feedgate::metrics::Transport;
+use feedgate::{Config, RunningServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+
+const TOTAL: u64 = 480;
+/// Bytes of padding per event: `TOTAL` of them are more than a loopback
+/// socket's largest send buffer, so a reader that takes none of them
+/// blocks the server's writes.
+const PAD: usize = 12 * 1024;
+const PARKED: &str = "feedgate_sse_fanout_streams";
+
+fn config() -> Config {
+    Config {
+        // Every event stays in the log: a slow reader is behind, never
+        // past the retention.
+        retention: Retention {
+            max_events: 100_000,
+            max_age: None,
+        },
+        ..Config::default()
+    }
+}
+
+/// An SSE stream read from a raw socket: its chunked body taken apart
+/// into event blocks.
+struct RawStream {
+    socket: TcpStream,
+    /// Bytes read from the socket, all told.
+    read: u64,
+    /// Read, not yet taken apart.
+    wire: Vec<u8>,
+    /// The body so far, de-chunked, not yet split into blocks.
+    body: Vec<u8>,
+    /// Whether the response head was read.
+    headed: bool,
+    /// Whether the body's last chunk was read.
+    finished: bool,
+}
+
+impl RawStream {
+    /// A stream of `path`, with a receive buffer of `rcvbuf` bytes if
+    /// given (a small one fills at once).
+    async fn open(addr: std::net::SocketAddr, path: &str, rcvbuf: Option<u32>) -> RawStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        if let Some(n) = rcvbuf {
+            socket.set_recv_buffer_size(n).unwrap();
+        }
+        let mut socket = socket.connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n");
+        socket.write_all(req.as_bytes()).await.unwrap();
+        RawStream {
+            socket,
+            read: 0,
+            wire: Vec::new(),
+            body: Vec::new(),
+            headed: false,
+            finished: false,
+        }
+    }
+
+    /// Takes whole chunks out of `wire` into `body`.
+    fn dechunk(&mut self) {
+        if !self.headed {
+            let Some(end) = self.wire.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return;
+            };
+            let head = String::from_utf8_lossy(&self.wire[..end]).to_string();
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(head.contains("transfer-encoding: chunked"), "{head}");
+            self.wire.drain(..end + 4);
+            self.headed = true;
+        }
+        loop {
+            let Some(eol) = self.wire.windows(2).position(|w| w == b"\r\n") else {
+                return;
+            };
+            let size_line = std::str::from_utf8(&self.wire[..eol]).unwrap();
+            let size = usize::from_str_radix(size_line, 16)
+                .unwrap_or_else(|_| panic!("not a chunk size: {size_line:?}"));
+            if size == 0 {
+                // The last chunk: what came before it is still read.
+                self.finished = true;
+                return;
+            }
+            if self.wire.len() < eol + 2 + size + 2 {
+                return;
+            }
+            let data = &self.wire[eol + 2..eol + 2 + size];
+            assert_eq!(&self.wire[eol + 2 + size..eol + 4 + size], b"\r\n");
+            self.body.extend_from_slice(data);
+            self.wire.drain(..eol + 4 + size);
+        }
+    }
+
+    /// The next whole event block of the body.
+    fn block(&mut self) -> Option<String> {
+        let end = self.body.windows(2).position(|w| w == b"\n\n")?;
+        let block = String::from_utf8(self.body[..end].to_vec()).unwrap();
+        self.body.drain(..end + 2);
+        Some(block)
+    }
+
+    /// The next event block (of any name; heartbeats skipped).
+    async fn next_block(&mut self) -> String {
+        loop {
+            self.dechunk();
+            if let Some(b) = self.block() {
+                if b.starts_with(':') {
+                    continue;
+                }
+                return b;
+            }
+            assert!(!self.finished, "the stream ended");
+            let mut buf = [0u8; 16384];
+            let n = tokio::time::timeout(PATIENCE, self.socket.read(&mut buf))
+                .await
+                .expect("stream readable in time")
+                .unwrap();
+            assert!(n > 0, "stream closed");
+            self.read += n as u64;
+            self.wire.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+/// The seq of an event block, `None` for a named event (`ready`, …).
+fn seq_of(block: &str) -> Option<u64> {
+    if block.lines().any(|l| l.starts_with("event:")) {
+        return None;
+    }
+    let id = block.lines().find_map(|l| l.strip_prefix("id: "))?;
+    Some(id.rsplit_once(':').unwrap().1.parse().unwrap())
+}
+
+/// Reads nothing until every event is published, then `TOTAL` events,
+/// stopping for a while every 40: its socket fills, and the fast path must
+/// hand it back, often mid-chunk. Returns the seqs and the bytes read.
+async fn read_stalling(mut s: RawStream, mut published: watch::Receiver<u64>) -> (Vec<u64>, u64) {
+    published.wait_for(|n| *n >= TOTAL).await.unwrap();
+    let mut seqs = Vec::new();
+    while (seqs.len() as u64) < TOTAL {
+        let block = s.next_block().await;
+        let Some(seq) = seq_of(&block) else {
+            assert!(block.contains("event: ready"), "{block}");
+            continue;
+        };
+        seqs.push(seq);
+        // A reader that is slow, not a signal awaited: the pause is the
+        // load this test makes.
+        if seqs.len() % 40 == 0 {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+    (seqs, s.read)
+}
+
+/// Reads `TOTAL` events through the library client, then closes.
+async fn read_client(mut sub: Subscriber) -> (Vec<u64>, u64) {
+    let mut seqs = Vec::new();
+    while (seqs.len() as u64) < TOTAL {
+        let d = tokio::time::timeout(PATIENCE, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("client stalled after {}", seqs.len()))
+            .unwrap();
+        match d {
+            Delivery::Event(e) => seqs.push(e.seq),
+            other => panic!("after {} events: {other:?}", seqs.len()),
+        }
+    }
+    let read = sub.bytes().read();
+    sub.close().await;
+    (seqs, read)
+}
+
+/// Waits until the server's metric `key` satisfies `want`.
+async fn wait_metric(s: &RunningServer, key: &str, want: impl Fn(f64) -> bool) -> f64 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let v = sample(&scrape(s.addr()).await, key);
+        if want(v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key} never settled (last {v})"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_switching_between_the_fast_and_slow_paths_get_every_event_once_in_order() {
+    let s = start(config()).await;
+    let ep = endpoint(&s);
+    let (published_tx, published) = watch::channel(0u64);
+    let published_tx = Arc::new(published_tx);
+    let mut readers = Vec::new();
+    for lean in [false, true] {
+        for _ in 0..4 {
+            let sub = Subscriber::connect_with(
+                &ep,
+                "churn",
+                Transport::Sse,
+                after(0),
+                SubscribeOptions::default(),
+                Wire {
+                    lean,
+                    deflate: false,
+                },
+            )
+            .await
+            .unwrap();
+            readers.push(tokio::spawn(read_client(sub)));
+        }
+    }
+    for _ in 0..6 {
+        let stream = RawStream::open(s.addr(), "/topics/churn/sse?after=0", Some(4096)).await;
+        readers.push(tokio::spawn(read_stalling(stream, published.clone())));
+    }
+    let n = readers.len();
+    // Each stream parks on the fast path once its opening is told.
+    wait_metric(&s, PARKED, |v| v >= n as f64).await;
+
+    let pad = "x".repeat(PAD);
+    let mut publishers = Vec::new();
+    for p in 0..2 {
+        let ep = ep.clone();
+        let pad = pad.clone();
+        let published = published_tx.clone();
+        publishers.push(tokio::spawn(async move {
+            for i in 0..TOTAL / 2 {
+                let json = format!(r#"{{"p":{p},"i":{i},"pad":"{pad}"}}"#);
+                feedgate::client::publish(&ep, "churn", json.into_bytes())
+                    .await
+                    .unwrap();
+                published.send_modify(|n| *n += 1);
+            }
+        }));
+    }
+    for p in publishers {
+        p.await.unwrap();
+    }
+    let mut read = 0;
+    for r in readers {
+        let (seqs, bytes) = r.await.unwrap();
+        assert_eq!(seqs, (1..=TOTAL).collect::<Vec<_>>());
+        read += bytes;
+    }
+
+    let m = scrape(s.addr()).await;
+    // The stalling readers' sockets filled: the fast path gave them back.
+    let blocked = sample(
+        &m,
+        r#"feedgate_sse_fanout_handbacks_total{reason="blocked"}"#,
+    );
+    let fan: Vec<_> = m.iter().filter(|(k, _)| k.contains("fanout")).collect();
+    assert!(
+        blocked > 0.0,
+        "no stream was ever handed back as blocked: {fan:?}"
+    );
+    // Every delivery counted once, whichever path made it.
+    assert_eq!(
+        sample(&m, r#"feedgate_events_delivered_total{transport="sse"}"#),
+        (n as u64 * TOTAL) as f64
+    );
+    // Every byte the server counts as sent is one a client read: every
+    // reader stopped after its last event, and nothing followed it.
+    let key = r#"feedgate_wire_bytes_total{direction="out",transport="sse"}"#;
+    let sent = wait_metric(&s, key, |v| v as u64 == read).await;
+    assert_eq!(sent as u64, read);
+    // Every stream took its socket back before it let it go.
+    wait_metric(&s, PARKED, |v| v == 0.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_ends_parked_streams_with_a_restart_event() {
+    let s = start(config()).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(RawStream::open(s.addr(), "/topics/d/sse?after=0", None).await);
+    }
+    publish(&s, "d", "1").await;
+    for st in &mut streams {
+        let mut block = st.next_block().await;
+        while seq_of(&block).is_none() {
+            block = st.next_block().await;
+        }
+        assert_eq!(seq_of(&block), Some(1));
+    }
+    // All delivered and parked again: the drain must reach them there.
+    wait_metric(&s, PARKED, |v| v >= 3.0).await;
+    let down = tokio::spawn(s.shutdown());
+    for st in &mut streams {
+        let block = st.next_block().await;
+        assert!(block.contains("event: restart"), "{block}");
+    }
+    down.await.unwrap().unwrap();
+}
+
+/// A stream parked on the fast path still hears its heartbeat after
+/// `--sse-heartbeat` of silence, and parks again after it; events the
+/// fast path wrote count as the stream's last words (no heartbeat follows
+/// one sooner than the period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_stream_keeps_its_heartbeat() {
+    let beat = Duration::from_millis(400);
+    let s = start(Config {
+        sse_heartbeat: beat,
+        ..config()
+    })
+    .await;
+    let mut st = RawStream::open(s.addr(), "/topics/h/sse?after=0", None).await;
+    publish(&s, "h", "1").await;
+    while seq_of(&st.next_block().await).is_none() {}
+    wait_metric(&s, PARKED, |v| v >= 1.0).await;
+    // Two heartbeats, each after a silence of at least the period, each
+    // followed by parking again.
+    for _ in 0..2 {
+        let quiet = tokio::time::Instant::now();
+        loop {
+            st.dechunk();
+            if let Some(b) = st.block() {
+                assert_eq!(b, ":", "only a heartbeat was due");
+                break;
+            }
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout(PATIENCE, st.socket.read(&mut buf))
+                .await
+                .expect("a heartbeat in time")
+                .unwrap();
+            assert!(n > 0);
+            st.wire.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            quiet.elapsed() >= beat.mul_f32(0.9),
+            "a heartbeat came early"
+        );
+        wait_metric(&s, PARKED, |v| v >= 1.0).await;
+    }
+    // An event from the fast path, then the silence starts from it.
+    publish(&s, "h", "2").await;
+    assert_eq!(seq_of(&st.next_block().await), Some(2));
+}
+
+/// With `--sse-fanout false` the same stream is written by its task.
+#[tokio::test]
+async fn without_the_fast_path_streams_are_the_same() {
+    let s = start(Config {
+        sse_fanout: false,
+        ..config()
+    })
+    .await;
+    let mut st = RawStream::open(s.addr(), "/topics/off/sse?after=0", None).await;
+    for i in 1..=3 {
+        publish(&s, "off", &i.to_string()).await;
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 3 {
+        if let Some(seq) = seq_of(&st.next_block().await) {
+            seqs.push(seq);
+        }
+    }
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(sample(&scrape(s.addr()).await, PARKED), 0.0);
+}
