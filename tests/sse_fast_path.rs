@@ -1,5 +1,5 @@
 //! The SSE fast path (src/transport/fanout.rs, for streams feedgate writes
-//! itself: src/server/direct_sse.rs) under churn: json and lean streams
+//! itself: src/server/direct.rs) under churn: json and lean streams
 //! through the library client, raw readers so slow that their sockets fill
 //! (the fast path hands them back mid-chunk; their tasks write the rest
 //! and park again), every subscriber gets every event exactly once and in

@@ -1,5 +1,5 @@
 //! HTTP/1.1 chunked framing, for the bodies feedgate writes itself (an
-//! SSE stream served off hyper, `server/direct_sse.rs`, and the frames the
+//! SSE stream served off hyper, `server/direct.rs`, and the frames the
 //! fast path writes to such streams, `transport/fanout.rs`).
 
 use bytes::{BufMut, Bytes, BytesMut};

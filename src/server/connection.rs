@@ -26,7 +26,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use bytes::Bytes;
 
 use super::MAX_HEAD_BYTES;
-use super::direct_sse::{self, First};
+use super::direct::{self, Next};
 use super::rewind::Rewind;
 use crate::app::App;
 use crate::metrics::{Limit, Link};
@@ -202,19 +202,27 @@ async fn serve_h1<T>(
         h1: Some(meter),
         direct,
     };
-    // The first request's head is read here: an SSE stream is served off
-    // hyper (`direct_sse.rs`), anything else by hyper from these bytes on.
-    let read = direct_sse::first_head(&mut io, app.config().header_read_timeout).await;
-    let prefix = match read {
-        First::Gone => return,
-        First::Hyper(bytes) => bytes,
-        First::Sse(req) => {
-            let answer = direct_sse::answer(&app, &mut io, &conn, peer, req);
-            tokio::pin!(answer);
-            match watch_and_drain(&app, &watch, answer, std::future::pending()).await {
-                Some(Ok(true)) if !app.stopping() => Bytes::new(),
-                _ => return,
-            }
+    // Request heads are read here while they subscribe (polls, long polls,
+    // SSE: served off hyper, `direct.rs`); from the first that does not,
+    // hyper serves the connection, from the bytes read so far.
+    let limit = app.config().header_read_timeout;
+    let mut stop = app.stop_watch();
+    let mut carry = Bytes::new();
+    let prefix = loop {
+        let next = tokio::select! {
+            next = direct::next_head(&mut io, carry, limit) => next,
+            _ = stop.stopped() => return,
+        };
+        let req = match next {
+            Next::Gone => return,
+            Next::Hyper(bytes) => break bytes,
+            Next::Direct(req) => req,
+        };
+        let answer = direct::answer(&app, &mut io, &conn, peer, req);
+        tokio::pin!(answer);
+        match watch_and_drain(&app, &watch, answer, std::future::pending()).await {
+            Some(Ok(Some(more))) if !app.stopping() => carry = more,
+            _ => return,
         }
     };
     Box::pin(serve_h1_hyper(

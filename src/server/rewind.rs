@@ -1,5 +1,5 @@
 //! A connection whose first bytes were already read (feedgate read the
-//! first request head itself, `direct_sse.rs`): they are given back to
+//! first request head itself, `direct.rs`): they are given back to
 //! the next reader before anything more is read from the socket.
 
 use std::io;

@@ -20,7 +20,7 @@
 //!
 //! **One writer at a time.** (A "session" below is a WebSocket's session
 //! task or an SSE stream's task, which writes through its response writer,
-//! `server/direct_sse.rs`: that writer asks the stream for its next chunk
+//! `server/direct.rs`: that writer asks the stream for its next chunk
 //! only once the socket took the last one whole, so the stream holds
 //! nothing unsent when it parks.) An entry's socket is written either by
 //! the fast path or by its session, never both: the entry's owner, under its
@@ -40,7 +40,7 @@
 //! **Who takes the fast path**: single-topic WebSockets on cleartext
 //! HTTP/1.1, once their opening is told (`--ws-fanout`), and single-topic
 //! SSE streams that feedgate writes itself — the first request of a
-//! cleartext HTTP/1.1 connection, `server/direct_sse.rs` — once theirs is
+//! cleartext HTTP/1.1 connection, `server/direct.rs` — once theirs is
 //! (`--sse-fanout`). TLS needs its records made per connection and
 //! HTTP/2 its stream frames: those subscribers keep their own task, as do
 //! multiplexed ones and SSE streams hyper writes (its chunk encoder and

@@ -39,7 +39,7 @@ use crate::transport::{Reply, Wanted, drain_retry, start_of};
 
 /// `GET /topics/{topic}/sse` and `GET /sse?topics=LIST`. `direct` is the
 /// socket's descriptor when feedgate writes the response itself, in the
-/// clear (`server/direct_sse.rs`): the stream may then lend it to the fast
+/// clear (`server/direct.rs`): the stream may then lend it to the fast
 /// path (`transport/fanout.rs`), and frames its chunks itself so both
 /// write the same framing.
 pub(crate) async fn subscribe(
@@ -365,7 +365,7 @@ impl Stream {
     /// Parks the stream on the fast path if it may take it now: it wrote
     /// since it was last given back, it follows one topic whose opening it
     /// told, and a deliverer stands at its cursor (or none runs yet). The
-    /// writer (`server/direct_sse.rs`) asks for the next chunk only once
+    /// writer (`server/direct.rs`) asks for the next chunk only once
     /// the socket took the last one whole: nothing of the stream's is
     /// unsent when the fast path takes the socket.
     async fn park(&mut self) -> bool {

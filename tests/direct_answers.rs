@@ -1,10 +1,11 @@
-//! SSE streams served off hyper (`server/direct_sse.rs`): the first
-//! request of a connection, when it subscribes to SSE, is read and
-//! answered by feedgate itself; every other request, and an SSE request
-//! after others on a keep-alive connection, is hyper's. These check what
-//! a client sees on each side of that line, from raw sockets: the same
-//! stream either way, a refusal that leaves the connection usable, a
-//! closed client that lets its stream go.
+//! Subscriptions served off hyper (`server/direct.rs`): while a
+//! connection's requests are polls, long polls or SSE streams, feedgate
+//! reads their heads and writes their answers itself; from the first other
+//! request on, hyper serves the connection. These check what a client sees
+//! on each side of that line, from raw sockets: the same answers either
+//! way, keep-alive and pipelining across held polls, `Connection: close`,
+//! a refusal that leaves the connection usable, a closed client that lets
+//! its stream go.
 
 mod common;
 
@@ -174,4 +175,124 @@ async fn an_http_1_0_stream_is_not_chunked() {
     let head = open_stream(&mut s).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
     assert!(!head.contains("transfer-encoding"), "{head}");
+}
+
+/// Writes `req` (a request head) on `s`.
+async fn send(s: &mut TcpStream, req: &str) {
+    s.write_all(req.as_bytes()).await.unwrap();
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n")
+}
+
+/// Long polls one after the other on one keep-alive connection, each held
+/// until its event, each answered with its length: the connection carries
+/// them all, then a publish (hyper's from there) and a poll after it.
+#[tokio::test]
+async fn held_long_polls_follow_each_other_on_one_connection() {
+    let server = server().await;
+    let first = publish(&server, "lp", "0").await;
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    let mut after = first;
+    for i in 1..=3 {
+        send(
+            &mut s,
+            &get(&format!("/topics/lp/longpoll?after={after}&timeout=10")),
+        )
+        .await;
+        let seq = publish(&server, "lp", &i.to_string()).await;
+        let res = read_response(&mut s).await;
+        assert_eq!(res.status, 200);
+        assert!(res.header("date").is_some());
+        let body = res.json();
+        assert_eq!(body["events"][0]["seq"], seq, "{body}");
+        assert_eq!(body["events"][0]["data"], i);
+        after = body["next"].as_u64().unwrap();
+    }
+    // A publish on the same connection: hyper's, and the connection goes on.
+    let json = "4";
+    let publish_req = format!(
+        "POST /topics/lp/events HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+        json.len()
+    );
+    send(&mut s, &publish_req).await;
+    let res = read_response(&mut s).await;
+    assert!(res.status == 200 || res.status == 201, "{}", res.status);
+    send(
+        &mut s,
+        &get(&format!("/topics/lp/longpoll?after={after}&timeout=10")),
+    )
+    .await;
+    let res = read_response(&mut s).await;
+    assert_eq!(res.json()["events"][0]["data"], 4);
+}
+
+/// A request sent while a long poll is held (pipelined) is kept and
+/// answered after it, in order.
+#[tokio::test]
+async fn a_request_pipelined_behind_a_held_poll_is_answered_next() {
+    let server = server().await;
+    let at = publish(&server, "pipe", "1").await;
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    send(
+        &mut s,
+        &get(&format!("/topics/pipe/longpoll?after={at}&timeout=10")),
+    )
+    .await;
+    // Once the server holds the poll, the next request follows on the
+    // same connection before the first is answered.
+    wait_gauge(server.addr(), "longpoll", 1.0).await;
+    send(&mut s, &get("/topics/pipe/poll?after=0")).await;
+    publish(&server, "pipe", "2").await;
+    let held = read_response(&mut s).await;
+    assert_eq!(held.json()["events"][0]["data"], 2);
+    let next = read_response(&mut s).await;
+    let seqs: Vec<u64> = next.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+}
+
+/// `Connection: close` on a poll: answered, then the connection closes.
+#[tokio::test]
+async fn connection_close_ends_the_connection_after_its_answer() {
+    let server = server().await;
+    publish(&server, "bye", "1").await;
+    let raw = raw_exchange(
+        server.addr(),
+        b"GET /topics/bye/poll?after=0 HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let text = String::from_utf8(raw).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with(r#""next":1}"#), "{text}");
+}
+
+/// A short poll's 304 has no body and says no length; the connection
+/// takes the next request.
+#[tokio::test]
+async fn a_304_has_no_body() {
+    let server = server().await;
+    publish(&server, "etag", "1").await;
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    send(&mut s, &get("/topics/etag/poll?after=0")).await;
+    let etag = read_response(&mut s)
+        .await
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let req = format!(
+        "GET /topics/etag/poll?after=1 HTTP/1.1\r\nhost: test\r\nif-none-match: {etag}\r\n\r\n"
+    );
+    send(&mut s, &req).await;
+    let res = read_response(&mut s).await;
+    assert_eq!(res.status, 304);
+    assert!(res.header("content-length").is_none());
+    assert!(res.body.is_empty());
+    send(&mut s, &get("/healthz")).await;
+    assert_eq!(read_response(&mut s).await.status, 200);
 }

@@ -1,26 +1,29 @@
-//! SSE streams served off hyper: the first request of an HTTP/1.1
-//! connection has its head read here, and when it opens an SSE stream its
-//! response is written here too, straight to the connection.
+//! Subscriptions served off hyper: on an HTTP/1.1 connection feedgate
+//! reads the request heads itself for as long as they are polls, long
+//! polls or SSE streams, and writes their answers straight to the
+//! connection.
 //!
 //! hyper keeps two buffers per HTTP/1.1 connection for as long as the
 //! connection lives: the one it reads request heads into and the one it
-//! writes response heads and chunks through, 8 KiB each. A long poll
-//! holds them for seconds; an SSE stream holds them for hours, and of an
-//! idle stream's 13.7 KiB they were most (docs/benchmarks.md, "Idle
-//! connections"). An SSE stream reads nothing after its head and writes
-//! whole chunks the feed made, so neither buffer does anything for it:
-//! here the head is read into a buffer that is let go once parsed, the
-//! request is admitted by the router as every request is
-//! ([`router::handle_sse`]), and the answer is written by [`Answer`] —
-//! the status line and headers, then each body frame as one chunk — with
-//! nothing kept between writes but the chunk in flight.
+//! writes response heads and chunks through, 8 KiB each. A long poll holds
+//! them for its whole wait, an SSE stream for hours, and an idle stream's
+//! memory was mostly them (docs/benchmarks.md, "Idle connections"). A
+//! subscription reads nothing after its head, and writes an answer the
+//! transport made whole (a poll's JSON) or chunks the feed made (a
+//! stream's events), so neither buffer does anything for it: here each
+//! head is read into a buffer that is let go once parsed, the request is
+//! admitted by the router as every request is ([`router::handle_direct`]),
+//! and the answer is written by [`Answer`] — the status line and headers,
+//! then the body (with its length, or each frame as one chunk) — with
+//! nothing kept between writes but the bytes in flight. Bytes a client
+//! sends while its poll is held (a pipelined request) are kept, bounded,
+//! for the next head.
 //!
-//! Everything else goes to hyper, with the bytes read so far given back
-//! first ([`Rewind`]): a head that is not an SSE subscription, one that
+//! Everything else goes to hyper, for the rest of the connection, with the
+//! bytes read so far given back first ([`Rewind`]): a head that is not a
+//! subscription (a publish, a WebSocket upgrade, the metrics, …), one that
 //! does not parse or is too large (hyper answers 400 or 431 as before),
-//! an SSE request that follows others on a keep-alive connection (hyper
-//! serves it as before), and the connection after a refused SSE request
-//! (a 4xx answer has a length: the connection lives on).
+//! `HEAD` and HTTP/1.0 requests.
 
 use std::future::Future;
 use std::io;
@@ -32,7 +35,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hyper::body::Body as _;
 use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Request, Response, Uri};
+use hyper::{Request, Response, StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use super::MAX_HEAD_BYTES;
@@ -49,51 +52,63 @@ const MAX_HEADERS: usize = 100;
 /// What the head buffer starts at: most heads are a few hundred bytes.
 const FIRST_READ: usize = 1024;
 
-/// What the first request head of a connection turned out to be.
-pub(super) enum First {
-    /// An SSE subscription, to be served here.
-    Sse(Request<()>),
-    /// Anything else: hyper reads these bytes first.
+/// What the next request head of a connection turned out to be.
+pub(super) enum Next {
+    /// A subscription, to be answered here.
+    Direct(Request<()>),
+    /// Anything else: hyper reads these bytes first, and serves the rest of
+    /// the connection.
     Hyper(Bytes),
     /// The peer went away, or sent no whole head in time.
     Gone,
 }
 
-/// Reads the connection's first request head, within `limit`.
-pub(super) async fn first_head<T: AsyncRead + Unpin>(io: &mut T, limit: Duration) -> First {
+/// Reads the connection's next request head, starting with `carry` (bytes
+/// read while the last answer was made), within `limit`.
+pub(super) async fn next_head<T: AsyncRead + Unpin>(
+    io: &mut T,
+    carry: Bytes,
+    limit: Duration,
+) -> Next {
     let read = async {
-        let mut buf = BytesMut::with_capacity(FIRST_READ);
+        let mut buf = BytesMut::with_capacity(FIRST_READ.max(carry.len()));
+        buf.put_slice(&carry);
+        drop(carry);
         loop {
+            if !buf.is_empty() {
+                match subscription(&buf) {
+                    Parsed::Partial if buf.len() < MAX_HEAD_BYTES => {}
+                    Parsed::Direct(req) => return Next::Direct(*req),
+                    // Not one, malformed or too large: hyper says what it
+                    // says.
+                    Parsed::Partial | Parsed::Other => return Next::Hyper(buf.freeze()),
+                }
+            }
             if buf.len() == buf.capacity() {
                 buf.reserve(buf.len());
             }
             match io.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return First::Gone,
+                Ok(0) | Err(_) => return Next::Gone,
                 Ok(_) => {}
-            }
-            match sse_request(&buf) {
-                Parsed::Partial if buf.len() < MAX_HEAD_BYTES => {}
-                Parsed::Sse(req) => return First::Sse(*req),
-                // Not one, malformed or too large: hyper says what it says.
-                Parsed::Partial | Parsed::Other => return First::Hyper(buf.freeze()),
             }
         }
     };
     tokio::time::timeout(limit, read)
         .await
-        .unwrap_or(First::Gone)
+        .unwrap_or(Next::Gone)
 }
 
 enum Parsed {
     Partial,
-    Sse(Box<Request<()>>),
+    Direct(Box<Request<()>>),
     Other,
 }
 
-/// Whether `buf` holds a whole request head that subscribes to SSE the
-/// way this file serves: `GET` on HTTP/1.1, no body, no upgrade, and
-/// nothing after the head (a client that pipelines is served by hyper).
-fn sse_request(buf: &[u8]) -> Parsed {
+/// Whether `buf` holds a whole request head that subscribes the way this
+/// file serves: `GET` on HTTP/1.1 to a poll, long poll or SSE route, no
+/// body, no upgrade, and nothing after the head (a client that pipelines
+/// is served by hyper).
+fn subscription(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
     let n = match head.parse(buf) {
@@ -106,7 +121,12 @@ fn sse_request(buf: &[u8]) -> Parsed {
     };
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     let route = Route::parse(path);
-    if n != buf.len() || route.transport() != Transport::Sse || matches!(route, Route::Probe(_)) {
+    let subscribes = matches!(route, Route::Topic(..) | Route::Topics(_))
+        && matches!(
+            route.transport(),
+            Transport::Sse | Transport::LongPoll | Transport::Poll
+        );
+    if n != buf.len() || !subscribes {
         return Parsed::Other;
     }
     let Ok(uri) = Uri::try_from(target) else {
@@ -129,13 +149,14 @@ fn sse_request(buf: &[u8]) -> Parsed {
         }
         req.headers_mut().append(name, value);
     }
-    Parsed::Sse(Box::new(req))
+    Parsed::Direct(Box::new(req))
 }
 
 /// Answers `req` on `io`: the router admits it and its transport answers;
-/// the answer is written here. `Ok(true)` when it was whole and the
-/// connection may go on (a refusal); `Ok(false)` when the connection ends
-/// with it (a stream, or `Connection: close`).
+/// the answer is written here. `Ok(Some(carry))` when it was whole and the
+/// connection goes on (`carry`: what the peer sent meanwhile, the start of
+/// its next request); `Ok(None)` when the connection ends with it (a
+/// stream, or `Connection: close` either way).
 pub(super) fn answer<'a, T>(
     app: &App,
     io: &'a mut T,
@@ -143,20 +164,36 @@ pub(super) fn answer<'a, T>(
     peer: IpAddr,
     req: Request<()>,
 ) -> Answer<'a, T> {
-    let res = router::handle_sse(app.clone(), conn.clone(), peer, req);
+    let close = wants_close(req.headers());
+    let res = router::handle_direct(app.clone(), conn.clone(), peer, req);
     Answer {
         io,
         state: State::Admitting(Box::pin(res)),
         out: Bytes::new(),
+        carry: BytesMut::new(),
+        close,
     }
 }
 
-/// The answer to an SSE request, written by hand.
+/// Whether `headers` say `Connection: close`.
+fn wants_close(headers: &hyper::HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+/// The answer to a subscription, written by hand.
 pub(super) struct Answer<'a, T> {
     io: &'a mut T,
     state: State,
     /// Bytes the socket has yet to take.
     out: Bytes,
+    /// What the peer sent after its head, before the answer was whole.
+    carry: BytesMut,
+    /// The request said `Connection: close`.
+    close: bool,
 }
 
 enum State {
@@ -175,15 +212,25 @@ enum State {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Answer<'_, T> {
-    /// Reads and drops what the peer sends while a stream is written (a
-    /// stream's connection takes no other request): `Ready` when the peer
-    /// is gone.
+    /// Reads what the peer sends while the answer is made: `Ready` when
+    /// the peer is gone. A stream's connection takes no other request, so
+    /// what comes during a stream is dropped; before, it is kept for the
+    /// next head (up to the largest head: then the peer is not read until
+    /// the answer is out).
     fn poll_peer_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut scratch = [0u8; 64];
+        let streaming = matches!(self.state, State::Body { chunked: true, .. });
+        let mut scratch = [0u8; 512];
         loop {
+            if !streaming && self.carry.len() >= MAX_HEAD_BYTES {
+                return Poll::Pending;
+            }
             let mut buf = ReadBuf::new(&mut scratch);
             match Pin::new(&mut *self.io).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    if !streaming {
+                        self.carry.put_slice(buf.filled());
+                    }
+                }
                 Poll::Ready(_) => return Poll::Ready(()),
                 Poll::Pending => return Poll::Pending,
             }
@@ -206,14 +253,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Answer<'_, T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Future for Answer<'_, T> {
-    type Output = io::Result<bool>;
+    type Output = io::Result<Option<Bytes>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         loop {
-            if let State::Body { chunked: true, .. } = this.state
-                && this.poll_peer_gone(cx).is_ready()
-            {
+            // The peer is read while the answer is made and while a stream
+            // goes out; not once a whole answer's last bytes are written.
+            let reading = !matches!(this.state, State::Last { .. });
+            if reading && this.poll_peer_gone(cx).is_ready() {
                 return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
             }
             if this.poll_out(cx)?.is_pending() {
@@ -255,21 +303,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Answer<'_, T> {
                         };
                     }
                 },
-                State::Last { keep_alive } => return Poll::Ready(Ok(*keep_alive)),
+                State::Last { keep_alive } => {
+                    let carry = std::mem::take(&mut this.carry).freeze();
+                    return Poll::Ready(Ok((*keep_alive && !this.close).then_some(carry)));
+                }
             }
         }
     }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> super::connection::Drain for Answer<'_, T> {
-    /// An SSE stream ends itself when the server drains (its feed says so:
-    /// `retry:` and a `restart` event, then the last chunk); a refusal is
-    /// whole already.
+    /// A subscription answers by itself when the server drains (a held
+    /// long poll now, an SSE stream with `retry:` and a `restart` event),
+    /// and the connection closes after it: nothing to do here.
     fn drain(self: Pin<&mut Self>) {}
 }
 
 /// The status line and headers of `res` (with `Date`, and the framing:
-/// its length, else chunked), and what writes its body.
+/// its length, else chunked; none for 204 and 304, which have no body),
+/// and what writes its body.
 fn head_of(res: Response<MeteredBody>) -> (Bytes, State) {
     let (parts, body) = res.into_parts();
     let framed = parts.extensions.get::<Prechunked>().is_some();
@@ -292,10 +344,15 @@ fn head_of(res: Response<MeteredBody>) -> (Bytes, State) {
         head.put_slice(b"\r\n");
     }
     head.put_slice(b"date: ");
-    head.put_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    put_date(&mut head);
     head.put_slice(b"\r\n");
+    let bodiless = matches!(
+        parts.status,
+        StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+    );
     let length = body.size_hint().exact();
     match length {
+        _ if bodiless => {}
         Some(n) => {
             head.put_slice(b"content-length: ");
             head.put_slice(n.to_string().as_bytes());
@@ -304,17 +361,32 @@ fn head_of(res: Response<MeteredBody>) -> (Bytes, State) {
         None => head.put_slice(b"transfer-encoding: chunked\r\n"),
     }
     head.put_slice(b"\r\n");
-    let close = parts
-        .headers
-        .get(header::CONNECTION)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     let state = State::Body {
         body,
-        chunked: length.is_none(),
+        chunked: length.is_none() && !bodiless,
         framed,
-        keep_alive: length.is_some() && !close,
+        keep_alive: (length.is_some() || bodiless) && !wants_close(&parts.headers),
     };
     (head.freeze(), state)
+}
+
+/// Appends the `Date` of now (RFC 9110's IMF-fixdate), formatted once per
+/// second per thread.
+fn put_date(head: &mut BytesMut) {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != second {
+            *at = second;
+            *text = httpdate::fmt_http_date(now);
+        }
+        head.put_slice(text.as_bytes());
+    });
 }
 
 #[cfg(test)]
@@ -322,29 +394,41 @@ mod tests {
     use super::*;
 
     fn parsed(head: &str) -> Option<Request<()>> {
-        match sse_request(head.as_bytes()) {
-            Parsed::Sse(r) => Some(*r),
+        match subscription(head.as_bytes()) {
+            Parsed::Direct(r) => Some(*r),
             _ => None,
         }
     }
 
-    /// Only a plain SSE subscription is served off hyper; anything that
-    /// needs hyper (a body, an upgrade, HTTP/1.0, pipelining, another
-    /// route, the doctor's probe) is left to it.
+    /// Only a plain subscription (poll, long poll, SSE) is served off
+    /// hyper; anything that needs hyper (a body, an upgrade, HTTP/1.0,
+    /// `HEAD`, pipelining, another route, the doctor's probe) is left to
+    /// it.
     #[test]
-    fn only_a_plain_sse_head_is_taken() {
+    fn only_a_plain_subscription_head_is_taken() {
         let req = parsed("GET /topics/t/sse?after=3 HTTP/1.1\r\nHost: a\r\nX: 1\r\nX: 2\r\n\r\n")
             .expect("an SSE head");
         assert_eq!(req.uri().path(), "/topics/t/sse");
         assert_eq!(req.uri().query(), Some("after=3"));
         assert_eq!(req.headers().get_all("x").iter().count(), 2);
-        assert!(parsed("GET /sse?topics=a,b HTTP/1.1\r\nHost: a\r\n\r\n").is_some());
-        assert!(parsed("GET /sse HTTP/1.1\r\nContent-Length: 0\r\n\r\n").is_some());
+        for taken in [
+            "GET /sse?topics=a,b HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /sse HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "GET /topics/t/longpoll?after=1 HTTP/1.1\r\n\r\n",
+            "GET /longpoll?topics=a HTTP/1.1\r\n\r\n",
+            "GET /topics/t/poll HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n",
+        ] {
+            assert!(parsed(taken).is_some(), "{taken:?} was not taken");
+        }
         for other in [
             "GET /topics/t/sse HTTP/1.0\r\n\r\n",
             "POST /topics/t/sse HTTP/1.1\r\n\r\n",
-            "GET /topics/t/longpoll HTTP/1.1\r\n\r\n",
+            "HEAD /topics/t/poll HTTP/1.1\r\n\r\n",
+            "POST /topics/t/events HTTP/1.1\r\n\r\n",
+            "GET /topics/t/ws HTTP/1.1\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\n\r\n",
             "GET /probe/sse HTTP/1.1\r\n\r\n",
+            "GET /probe/longpoll HTTP/1.1\r\n\r\n",
             "GET /topics/t/sse HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
             "GET /topics/t/sse HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET /topics/t/sse HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
@@ -354,16 +438,28 @@ mod tests {
             assert!(parsed(other).is_none(), "{other:?} was taken");
         }
         assert!(matches!(
-            sse_request(b"GET /topics/t/sse HTTP/1.1\r\nHost"),
+            subscription(b"GET /topics/t/sse HTTP/1.1\r\nHost"),
             Parsed::Partial
         ));
     }
 
     #[test]
-    fn a_chunk_is_its_hex_length_the_data_and_a_crlf() {
-        assert_eq!(
-            &chunk(&[b'x'; 26])[..],
-            b"1a\r\nxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n"
-        );
+    fn connection_close_is_read_from_any_token() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(!wants_close(&h));
+        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert!(!wants_close(&h));
+        h.append(header::CONNECTION, HeaderValue::from_static("foo, Close"));
+        assert!(wants_close(&h));
+    }
+
+    #[test]
+    fn the_date_is_an_imf_fixdate() {
+        let mut b = BytesMut::new();
+        put_date(&mut b);
+        let text = std::str::from_utf8(&b).unwrap();
+        assert_eq!(text.len(), 29, "{text}");
+        assert!(text.ends_with(" GMT"), "{text}");
+        assert!(httpdate::parse_http_date(text).is_ok(), "{text}");
     }
 }
