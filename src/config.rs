@@ -108,8 +108,8 @@ pub struct Config {
     /// single-topic sockets on cleartext HTTP/1.1 are written by one loop
     /// per topic and worker thread, not each by its own task.
     pub ws_fanout: bool,
-    /// The same fast path for SSE streams served off hyper (the first
-    /// request of a cleartext HTTP/1.1 connection, `server/direct.rs`).
+    /// The same fast path for SSE streams served off hyper (on cleartext
+    /// HTTP/1.1, `server/direct.rs`).
     pub sse_fanout: bool,
     /// Terminate TLS with this certificate (`--tls-cert`/`--tls-key`, or
     /// `--tls-self-signed`); `None`: cleartext.

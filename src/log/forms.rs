@@ -39,6 +39,11 @@ pub(crate) enum Form {
     SseJson,
     /// The same in the lean encoding.
     SseLean,
+    /// A poll or long poll's body when the event is all it carries
+    /// (`{"epoch":…,"events":[…],"next":SEQ}`), in the v1 JSON.
+    PollJson,
+    /// The same in the lean encoding.
+    PollLean,
 }
 
 /// The forms of one event, shared by every clone of it.

@@ -271,38 +271,27 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Answer<'_, T> {
                 State::Admitting(res) => {
                     let res = std::task::ready!(res.as_mut().poll(cx));
                     let (head, state) = head_of(res);
-                    this.out = head;
                     this.state = state;
+                    // A body ready at once (a poll's answer, a stream's
+                    // opening) goes out with the head, in one write. Only
+                    // here is the body polled with bytes unsent: a stream
+                    // parks on the fast path no sooner than its second
+                    // chunk, so it cannot have parked on its first.
+                    this.out = match poll_body(&mut this.state, cx) {
+                        Poll::Ready(Some(first)) => {
+                            let mut both = BytesMut::with_capacity(head.len() + first.len());
+                            both.put_slice(&head);
+                            both.put_slice(&first);
+                            both.freeze()
+                        }
+                        _ => head,
+                    };
                 }
-                State::Body {
-                    body,
-                    chunked,
-                    framed,
-                    keep_alive,
-                } => match std::task::ready!(Pin::new(&mut *body).poll_frame(cx)) {
-                    Some(Ok(frame)) => {
-                        let Ok(data) = frame.into_data() else {
-                            continue;
-                        };
-                        if data.is_empty() {
-                            // An empty chunk would end the body.
-                            continue;
-                        }
-                        this.out = if *chunked && !*framed {
-                            chunk(&data)
-                        } else {
-                            data
-                        };
+                State::Body { .. } => {
+                    if let Some(next) = std::task::ready!(poll_body(&mut this.state, cx)) {
+                        this.out = next;
                     }
-                    None => {
-                        if *chunked {
-                            this.out = Bytes::from_static(b"0\r\n\r\n");
-                        }
-                        this.state = State::Last {
-                            keep_alive: *keep_alive,
-                        };
-                    }
-                },
+                }
                 State::Last { keep_alive } => {
                     let carry = std::mem::take(&mut this.carry).freeze();
                     return Poll::Ready(Ok((*keep_alive && !this.close).then_some(carry)));
@@ -317,6 +306,46 @@ impl<T: AsyncRead + AsyncWrite + Unpin> super::connection::Drain for Answer<'_, 
     /// long poll now, an SSE stream with `retry:` and a `restart` event),
     /// and the connection closes after it: nothing to do here.
     fn drain(self: Pin<&mut Self>) {}
+}
+
+/// The body's next bytes, framed (a chunk, the last chunk, or as they
+/// are): `Ready(None)` when there are none left to write; the state moves
+/// to `Last` once the body is done.
+fn poll_body(state: &mut State, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    let State::Body {
+        body,
+        chunked,
+        framed,
+        keep_alive,
+    } = state
+    else {
+        return Poll::Ready(None);
+    };
+    loop {
+        match std::task::ready!(Pin::new(&mut *body).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    // An empty chunk would end the body.
+                    continue;
+                }
+                return Poll::Ready(Some(if *chunked && !*framed {
+                    chunk(&data)
+                } else {
+                    data
+                }));
+            }
+            None => {
+                let last = chunked.then_some(Bytes::from_static(b"0\r\n\r\n"));
+                *state = State::Last {
+                    keep_alive: *keep_alive,
+                };
+                return Poll::Ready(last);
+            }
+        }
+    }
 }
 
 /// The status line and headers of `res` (with `Date`, and the framing:

@@ -1,6 +1,6 @@
-//! A connection whose first bytes were already read (feedgate read the
-//! first request head itself, `direct.rs`): they are given back to
-//! the next reader before anything more is read from the socket.
+//! A connection whose next bytes were already read (feedgate read a
+//! request head itself, `direct.rs`, and it was hyper's to serve): they are
+//! given back to hyper before anything more is read from the socket.
 
 use std::io;
 use std::pin::Pin;

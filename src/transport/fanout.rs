@@ -39,8 +39,8 @@
 //!
 //! **Who takes the fast path**: single-topic WebSockets on cleartext
 //! HTTP/1.1, once their opening is told (`--ws-fanout`), and single-topic
-//! SSE streams that feedgate writes itself — the first request of a
-//! cleartext HTTP/1.1 connection, `server/direct.rs` — once theirs is
+//! SSE streams that feedgate writes itself — on cleartext HTTP/1.1,
+//! `server/direct.rs` — once theirs is
 //! (`--sse-fanout`). TLS needs its records made per connection and
 //! HTTP/2 its stream frames: those subscribers keep their own task, as do
 //! multiplexed ones and SSE streams hyper writes (its chunk encoder and

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io::Write as _;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -22,7 +23,7 @@ use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::http::gzip as compress;
 use crate::http::response::{self, empty};
-use crate::log::{Batch, Event, Topic};
+use crate::log::{Batch, Event, Form, FormCache, Topic};
 use crate::metrics::{Link, Outcome, Transport};
 use crate::params::{CursorText, ListItem, Query, if_none_match, list_item};
 
@@ -318,7 +319,7 @@ fn position(batch: &Batch) -> Vec<u8> {
 /// event.
 fn answer(app: &App, t: Transport, batch: &Batch, if_empty: Outcome, style: Style) -> Reply {
     account(app.metrics().transport(t), style.link, batch);
-    let mut res = respond(app, style, body(batch, style.encoding));
+    let mut res = respond(app, style, shared_body(app.forms(), batch, style.encoding));
     if style.encoding.is_lean() && t == Transport::LongPoll {
         // A lean long poll's body says where it stands; a long poll never
         // revalidates, so it needs no ETag.
@@ -352,6 +353,22 @@ fn set_cache_headers(h: &mut HeaderMap, batch: &Batch) {
         h.insert(header::ETAG, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+}
+
+/// [`body`], made once per event and encoding when the batch is that one
+/// event and nothing else (what every caught-up long poll of a topic gets
+/// after a publish): shared by all of them through the event's cached
+/// forms, as an SSE block is.
+fn shared_body(forms: &Arc<FormCache>, batch: &Batch, encoding: Encoding) -> Bytes {
+    let single = match &batch.events[..] {
+        [e] if batch.gap.is_none() && batch.reset.is_none() && batch.next == e.seq => e,
+        _ => return body(batch, encoding),
+    };
+    let form = match encoding {
+        Encoding::Json => Form::PollJson,
+        Encoding::Lean => Form::PollLean,
+    };
+    single.form(form, forms, |_| body(batch, encoding))
 }
 
 /// `{"epoch":"…","events":[…],"next":M}` plus `"gap"` / `"reset"` when set.
@@ -414,6 +431,35 @@ mod tests {
         assert_eq!(
             &body(&batch, Encoding::Json)[..],
             br#"{"epoch":"ffffffffffffffff","events":[],"next":18446744073709551615,"gap":{"missed":2,"resume_seq":9}}"#
+        );
+    }
+
+    /// A one-event answer is made once per encoding and shared (the same
+    /// bytes, not equal copies); a batch with more is made for itself.
+    #[test]
+    fn a_one_event_body_is_made_once_and_shared() {
+        let topic = Topic::new("t").unwrap();
+        let e = Event::build(&topic, 7, 1, br#"{"a":1}"#);
+        let batch = |events: Vec<Event>, next| Batch {
+            epoch: Epoch(5),
+            events,
+            next,
+            gap: None,
+            reset: None,
+        };
+        let cache = FormCache::new(1 << 20);
+        let one = batch(vec![e.clone()], 7);
+        let a = shared_body(&cache, &one, Encoding::Json);
+        let b = shared_body(&cache, &one, Encoding::Json);
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        assert_eq!(a, body(&one, Encoding::Json));
+        let lean = shared_body(&cache, &one, Encoding::Lean);
+        assert_eq!(lean, body(&one, Encoding::Lean));
+        assert_ne!(lean, a);
+        let two = batch(vec![e.clone(), Event::build(&topic, 8, 1, b"2")], 8);
+        assert_eq!(
+            shared_body(&cache, &two, Encoding::Json),
+            body(&two, Encoding::Json)
         );
     }
 }
