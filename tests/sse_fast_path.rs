@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use feedgate::Config;
 use feedgate::client::{Delivery, SubscribeOptions, Subscriber, Wire};
 use feedgate::log::Retention;
 use feedgate::metrics::Transport;
-use feedgate::{Config, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -191,22 +191,6 @@ async fn read_client(mut sub: Subscriber) -> (Vec<u64>, u64) {
     (seqs, read)
 }
 
-/// Waits until the server's metric `key` satisfies `want`.
-async fn wait_metric(s: &RunningServer, key: &str, want: impl Fn(f64) -> bool) -> f64 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let v = sample(&scrape(s.addr()).await, key);
-        if want(v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{key} never settled (last {v})"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_switching_between_the_fast_and_slow_paths_get_every_event_once_in_order() {
     let s = start(config()).await;
@@ -240,25 +224,7 @@ async fn streams_switching_between_the_fast_and_slow_paths_get_every_event_once_
     // Each stream parks on the fast path once its opening is told.
     wait_metric(&s, PARKED, |v| v >= n as f64).await;
 
-    let pad = "x".repeat(PAD);
-    let mut publishers = Vec::new();
-    for p in 0..2 {
-        let ep = ep.clone();
-        let pad = pad.clone();
-        let published = published_tx.clone();
-        publishers.push(tokio::spawn(async move {
-            for i in 0..TOTAL / 2 {
-                let json = format!(r#"{{"p":{p},"i":{i},"pad":"{pad}"}}"#);
-                feedgate::client::publish(&ep, "churn", json.into_bytes())
-                    .await
-                    .unwrap();
-                published.send_modify(|n| *n += 1);
-            }
-        }));
-    }
-    for p in publishers {
-        p.await.unwrap();
-    }
+    publish_padded(&ep, "churn", TOTAL, PAD, &published_tx).await;
     let mut read = 0;
     for r in readers {
         let (seqs, bytes) = r.await.unwrap();
@@ -266,29 +232,10 @@ async fn streams_switching_between_the_fast_and_slow_paths_get_every_event_once_
         read += bytes;
     }
 
-    let m = scrape(s.addr()).await;
-    // The stalling readers' sockets filled: the fast path gave them back.
-    let blocked = sample(
-        &m,
-        r#"feedgate_sse_fanout_handbacks_total{reason="blocked"}"#,
-    );
-    let fan: Vec<_> = m.iter().filter(|(k, _)| k.contains("fanout")).collect();
-    assert!(
-        blocked > 0.0,
-        "no stream was ever handed back as blocked: {fan:?}"
-    );
-    // Every delivery counted once, whichever path made it.
-    assert_eq!(
-        sample(&m, r#"feedgate_events_delivered_total{transport="sse"}"#),
-        (n as u64 * TOTAL) as f64
-    );
-    // Every byte the server counts as sent is one a client read: every
-    // reader stopped after its last event, and nothing followed it.
-    let key = r#"feedgate_wire_bytes_total{direction="out",transport="sse"}"#;
-    let sent = wait_metric(&s, key, |v| v as u64 == read).await;
-    assert_eq!(sent as u64, read);
-    // Every stream took its socket back before it let it go.
-    wait_metric(&s, PARKED, |v| v == 0.0).await;
+    // The stalling readers' sockets filled and were handed back; every
+    // delivery and byte counted once, whichever path made it; every
+    // subscriber took its socket back before it let it go.
+    assert_churn_accounted(&s, "sse", (n, TOTAL), read, PARKED).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use feedgate::Config;
 use feedgate::auth::JwtKey;
 use feedgate::client::{Delivery, SubscribeOptions, Subscriber, Wire};
 use feedgate::log::Retention;
 use feedgate::metrics::Transport;
 use feedgate::wire::{ByteCount, CountingIo};
-use feedgate::{Config, RunningServer};
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{EncodingKey, Header};
 use tokio::net::{TcpSocket, TcpStream};
@@ -140,22 +140,6 @@ async fn read_client(mut sub: Subscriber) -> Vec<u64> {
     seqs
 }
 
-/// Waits until the server's metric `key` satisfies `want`.
-async fn wait_metric(s: &RunningServer, key: &str, want: impl Fn(f64) -> bool) -> f64 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let v = sample(&scrape(s.addr()).await, key);
-        if want(v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{key} never settled (last {v})"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_switching_between_the_fast_and_slow_paths_get_every_event_once_in_order() {
     let s = start(config()).await;
@@ -196,52 +180,16 @@ async fn subscribers_switching_between_the_fast_and_slow_paths_get_every_event_o
     // Each session parks on the fast path once its opening is told.
     wait_metric(&s, PARKED, |v| v >= n as f64).await;
 
-    let pad = "x".repeat(PAD);
-    let mut publishers = Vec::new();
-    for p in 0..2 {
-        let ep = ep.clone();
-        let pad = pad.clone();
-        let published = published_tx.clone();
-        publishers.push(tokio::spawn(async move {
-            for i in 0..TOTAL / 2 {
-                let json = format!(r#"{{"p":{p},"i":{i},"pad":"{pad}"}}"#);
-                feedgate::client::publish(&ep, "churn", json.into_bytes())
-                    .await
-                    .unwrap();
-                published.send_modify(|n| *n += 1);
-            }
-        }));
-    }
-    for p in publishers {
-        p.await.unwrap();
-    }
+    publish_padded(&ep, "churn", TOTAL, PAD, &published_tx).await;
     for r in readers {
         assert_eq!(r.await.unwrap(), (1..=TOTAL).collect::<Vec<_>>());
     }
 
-    let m = scrape(s.addr()).await;
-    // The stalling readers' sockets filled: the fast path gave them back.
-    let blocked = sample(
-        &m,
-        r#"feedgate_ws_fanout_handbacks_total{reason="blocked"}"#,
-    );
-    let fan: Vec<_> = m.iter().filter(|(k, _)| k.contains("fanout")).collect();
-    assert!(
-        blocked > 0.0,
-        "no socket was ever handed back as blocked: {fan:?}"
-    );
-    // Every delivery counted once, whichever path made it.
-    assert_eq!(
-        sample(&m, r#"feedgate_events_delivered_total{transport="ws"}"#),
-        (n as u64 * TOTAL) as f64
-    );
-    // Every byte the server counts as sent is one a client read.
     let read: u64 = counts.iter().map(|c| c.read()).sum();
-    let key = r#"feedgate_wire_bytes_total{direction="out",transport="ws"}"#;
-    let sent = wait_metric(&s, key, |v| v as u64 == read).await;
-    assert_eq!(sent as u64, read);
-    // Every session took its socket back before it let it go.
-    wait_metric(&s, PARKED, |v| v == 0.0).await;
+    // The stalling readers' sockets filled and were handed back; every
+    // delivery and byte counted once, whichever path made it; every
+    // subscriber took its socket back before it let it go.
+    assert_churn_accounted(&s, "ws", (n, TOTAL), read, PARKED).await;
 }
 
 /// Reads up to the first event: its seq.

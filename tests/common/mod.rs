@@ -395,3 +395,84 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Waits until the server's metric `key` satisfies `want`; its value then.
+pub async fn wait_metric(s: &RunningServer, key: &str, want: impl Fn(f64) -> bool) -> f64 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let v = sample(&scrape(s.addr()).await, key);
+        if want(v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key} never settled (last {v})"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Publishes `total` events of `pad` bytes of padding to `topic` from two
+/// publishers at once, telling `published` after each; returns when all
+/// are in.
+pub async fn publish_padded(
+    ep: &Endpoint,
+    topic: &str,
+    total: u64,
+    pad: usize,
+    published: &std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+) {
+    let pad = "x".repeat(pad);
+    let mut publishers = Vec::new();
+    for p in 0..2 {
+        let (ep, pad, topic) = (ep.clone(), pad.clone(), topic.to_owned());
+        let published = published.clone();
+        publishers.push(tokio::spawn(async move {
+            for i in 0..total / 2 {
+                let json = format!(r#"{{"p":{p},"i":{i},"pad":"{pad}"}}"#);
+                client::publish(&ep, &topic, json.into_bytes())
+                    .await
+                    .unwrap();
+                published.send_modify(|n| *n += 1);
+            }
+        }));
+    }
+    for p in publishers {
+        p.await.unwrap();
+    }
+}
+
+/// What a fast-path churn run on `transport` (`ws`, `sse`) must leave
+/// behind: some subscriber was handed back for a full socket, every
+/// delivery was counted once (`subscribers` × `total`), the bytes the
+/// server counts as sent are the `read` bytes the clients read, and every
+/// subscriber took its socket back (`parked`, the gauge, back to 0).
+pub async fn assert_churn_accounted(
+    s: &RunningServer,
+    transport: &str,
+    (subscribers, total): (usize, u64),
+    read: u64,
+    parked: &str,
+) {
+    let m = scrape(s.addr()).await;
+    let blocked = sample(
+        &m,
+        &format!(r#"feedgate_{transport}_fanout_handbacks_total{{reason="blocked"}}"#),
+    );
+    let fan: Vec<_> = m.iter().filter(|(k, _)| k.contains("fanout")).collect();
+    assert!(
+        blocked > 0.0,
+        "none was ever handed back as blocked: {fan:?}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            &format!(r#"feedgate_events_delivered_total{{transport="{transport}"}}"#)
+        ),
+        (subscribers as u64 * total) as f64
+    );
+    let key = format!(r#"feedgate_wire_bytes_total{{direction="out",transport="{transport}"}}"#);
+    let sent = wait_metric(s, &key, |v| v as u64 == read).await;
+    assert_eq!(sent as u64, read);
+    wait_metric(s, parked, |v| v == 0.0).await;
+}
