@@ -1,6 +1,7 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/` into parsers that are
 //! otherwise private: the permessage-deflate frame reader, the compact SSE
-//! id, and HTTP/2 frame attribution (with its HPACK decoding). Not part of the API (hidden from the docs); see docs/fuzzing.md.
+//! id, HTTP/2 frame attribution (with its HPACK decoding), and the request
+//! heads feedgate reads itself on HTTP/1.1 (`server/direct.rs`). Not part of the API (hidden from the docs); see docs/fuzzing.md.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -190,5 +191,24 @@ mod h2_tests {
             let counted = attribute_h2(&read, &bytes, &cuts);
             assert_eq!(counted, (read.len() as u64, bytes.len() as u64));
         }
+    }
+}
+
+/// What feedgate's own HTTP/1.1 head reader makes of `head`: `None` while
+/// it needs more bytes or leaves the request to hyper; otherwise the
+/// request it would answer itself — its path and query, and its headers.
+pub fn direct_head(head: &[u8]) -> Option<(String, Vec<(String, Vec<u8>)>)> {
+    use crate::server::direct::{Parsed, subscription};
+    match subscription(head) {
+        Parsed::Direct(req) => {
+            let target = req.uri().path_and_query().map(|p| p.as_str().to_owned())?;
+            let headers = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect();
+            Some((target, headers))
+        }
+        Parsed::Partial | Parsed::Other => None,
     }
 }

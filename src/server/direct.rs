@@ -98,7 +98,7 @@ pub(super) async fn next_head<T: AsyncRead + Unpin>(
         .unwrap_or(Next::Gone)
 }
 
-enum Parsed {
+pub(crate) enum Parsed {
     Partial,
     Direct(Box<Request<()>>),
     Other,
@@ -108,7 +108,7 @@ enum Parsed {
 /// file serves: `GET` on HTTP/1.1 to a poll, long poll or SSE route, no
 /// body, no upgrade, and nothing after the head (a client that pipelines
 /// is served by hyper).
-fn subscription(buf: &[u8]) -> Parsed {
+pub(crate) fn subscription(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
     let n = match head.parse(buf) {

@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::wire::{ByteCount, CountingIo};
 
 mod connection;
-mod direct;
+pub(crate) mod direct;
 mod rewind;
 
 pub(crate) use connection::Conn;
