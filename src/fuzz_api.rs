@@ -194,10 +194,14 @@ mod h2_tests {
     }
 }
 
+/// A request head as feedgate's own HTTP/1.1 reader passes it on: its path
+/// and query, and its headers (name, value).
+pub type DirectHead = (String, Vec<(String, Vec<u8>)>);
+
 /// What feedgate's own HTTP/1.1 head reader makes of `head`: `None` while
 /// it needs more bytes or leaves the request to hyper; otherwise the
-/// request it would answer itself — its path and query, and its headers.
-pub fn direct_head(head: &[u8]) -> Option<(String, Vec<(String, Vec<u8>)>)> {
+/// request it would answer itself.
+pub fn direct_head(head: &[u8]) -> Option<DirectHead> {
     use crate::server::direct::{Parsed, subscription};
     match subscription(head) {
         Parsed::Direct(req) => {
