@@ -167,6 +167,18 @@ pub(crate) struct Reclaimed {
     pub written_at: Option<Instant>,
 }
 
+impl Reclaimed {
+    /// Why the subscriber ends, when the fast path gave it back for that
+    /// (its feed ended, or its socket failed).
+    pub fn ended(&self) -> Option<End> {
+        match self.why {
+            Some(Handback::Ended(end)) => Some(end),
+            Some(Handback::Gone) => Some(End::Gone),
+            _ => None,
+        }
+    }
+}
+
 impl Entry {
     /// The entry of a session writing to `fd` in `variant`, whose token
     /// expires at `expires`; it starts owned by the session.

@@ -32,7 +32,7 @@ use crate::log::{Cursor, Epoch, Event, Form, FormCache, Topic};
 use crate::metrics::{Link, Outcome, Transport};
 use crate::params::{self, CursorText, ListItem, Query, cursor_text, format_cursor, list_item};
 use crate::transport::encoding::{self, Encoding};
-use crate::transport::fanout::{Entry, Fd, Handback, Variant};
+use crate::transport::fanout::{Entry, Fd, Variant};
 use crate::transport::feed::{Delivery, End, Feed};
 use crate::transport::signal::{GapFields, OpeningFields, ResetFields, Signal};
 use crate::transport::{Reply, Wanted, drain_retry, start_of};
@@ -416,11 +416,7 @@ impl Stream {
         if let Some(at) = back.written_at {
             self.quiet_since = self.quiet_since.max(at);
         }
-        let woke = match back.why {
-            Some(Handback::Ended(end)) => Parked::Ended(end),
-            Some(Handback::Gone) => Parked::Ended(End::Gone),
-            _ => woke,
-        };
+        let woke = back.ended().map_or(woke, Parked::Ended);
         (woke, back.pending)
     }
 

@@ -42,7 +42,7 @@ use crate::params::Query;
 use crate::server::Conn;
 use crate::sync::wake_gate::{Gate, Gates};
 use crate::transport::encoding::{self, Encoding};
-use crate::transport::fanout::{Entry, Fd, Handback, Variant};
+use crate::transport::fanout::{Entry, Fd, Variant};
 use crate::transport::feed::{Delivery, End, Feed};
 use crate::transport::signal::{GapFields, OpeningFields, ResetFields, Signal};
 use crate::transport::{Reply, Wanted, start_of};
@@ -459,11 +459,7 @@ async fn wait_parked(
     };
     let back = entry.reclaim();
     feed.advance_to(back.cursor);
-    let woke = match back.why {
-        Some(Handback::Ended(end)) => Woke::Feed(Err(end)),
-        Some(Handback::Gone) => Woke::Feed(Err(End::Gone)),
-        _ => woke,
-    };
+    let woke = back.ended().map_or(woke, |end| Woke::Feed(Err(end)));
     (woke, back.pending)
 }
 
