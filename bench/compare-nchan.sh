@@ -10,7 +10,8 @@
 #   e.g. bench/compare-nchan.sh --transports ws --clients 5000 --rate 20 --duration 15s
 #   FEEDGATE_EXTRA="--encoding lean" bench/compare-nchan.sh …   (feedgate side only)
 #   COMPARE_B=fanout-off bench/compare-nchan.sh …   (B is feedgate itself with
-#     `--ws-fanout false --sse-fanout false`, its fast paths off, instead of Nchan)
+#     `--ws-fanout false --sse-fanout false --longpoll-fanout false`, its fast
+#     paths off, instead of Nchan)
 #
 # Metrics: p50 and p99 publish → delivery latency, server CPU per delivery
 # (server CPU seconds / deliveries of every transport of the run: compare
@@ -42,8 +43,8 @@ feedgate_run() {
 }
 nchan_run() {
   if [ "${COMPARE_B:-}" = fanout-off ]; then
-    # The child server reads --ws-fanout and --sse-fanout from the environment.
-    FEEDGATE_WS_FANOUT=false FEEDGATE_SSE_FANOUT=false "$fg" bench --child-server "$@" ${FEEDGATE_EXTRA:-} --quiet --json "$out/nchan-$n.json" >/dev/null
+    # The child server reads the --*-fanout flags from the environment.
+    FEEDGATE_WS_FANOUT=false FEEDGATE_SSE_FANOUT=false FEEDGATE_LONGPOLL_FANOUT=false "$fg" bench --child-server "$@" ${FEEDGATE_EXTRA:-} --quiet --json "$out/nchan-$n.json" >/dev/null
   else
     FEEDGATE_BIN="$fg" scripts/nchan-bench.sh "$@" --quiet --json "$out/nchan-$n.json" >/dev/null
   fi

@@ -188,6 +188,15 @@ impl App {
         self.shared.config.sse_fanout.then_some(&self.shared.fanout)
     }
 
+    /// The long-poll fast path (the same one); `None` with
+    /// `--longpoll-fanout false`.
+    pub(crate) fn longpoll_fanout(&self) -> Option<&Fanout> {
+        self.shared
+            .config
+            .longpoll_fanout
+            .then_some(&self.shared.fanout)
+    }
+
     /// The per-client rate limiter of `POST /telemetry/switch`.
     pub(crate) fn telemetry_limiter(&self) -> &RateLimiter {
         &self.shared.telemetry_limiter

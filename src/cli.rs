@@ -210,6 +210,11 @@ pub struct ServeArgs {
     /// (`--sse-fanout false`: every stream writes its own; for comparing).
     #[arg(long, env = "FEEDGATE_SSE_FANOUT", default_value_t = DEFAULT.sse_fanout, action = clap::ArgAction::Set)]
     pub sse_fanout: bool,
+    /// Answer held single-topic long polls on cleartext HTTP/1.1 from the
+    /// same loop, one answer made per topic and encoding
+    /// (`--longpoll-fanout false`: every poll answers from its own task).
+    #[arg(long, env = "FEEDGATE_LONGPOLL_FANOUT", default_value_t = DEFAULT.longpoll_fanout, action = clap::ArgAction::Set)]
+    pub longpoll_fanout: bool,
     /// Serve HTTPS with this certificate (PEM; the chain may follow the
     /// leaf). Needs --tls-key. SIGHUP re-reads both.
     #[arg(
@@ -447,6 +452,7 @@ impl ServeArgs {
             ws_deflate: self.ws_deflate,
             ws_fanout: self.ws_fanout,
             sse_fanout: self.sse_fanout,
+            longpoll_fanout: self.longpoll_fanout,
             tls: match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
                 (Some(cert), Some(key), _) => Some(crate::tls::TlsSource::Files {
                     cert: cert.clone(),

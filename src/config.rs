@@ -111,6 +111,9 @@ pub struct Config {
     /// The same fast path for SSE streams served off hyper (on cleartext
     /// HTTP/1.1, `server/direct.rs`).
     pub sse_fanout: bool,
+    /// The same fast path answering held single-topic long polls served
+    /// off hyper (cleartext HTTP/1.1, no `Origin`, no `Connection: close`).
+    pub longpoll_fanout: bool,
     /// Terminate TLS with this certificate (`--tls-cert`/`--tls-key`, or
     /// `--tls-self-signed`); `None`: cleartext.
     pub tls: Option<crate::tls::TlsSource>,
@@ -182,6 +185,7 @@ impl Default for Config {
             ws_deflate: true,
             ws_fanout: true,
             sse_fanout: true,
+            longpoll_fanout: true,
             tls: None,
             http2: true,
             h2_max_concurrent_streams: 256,

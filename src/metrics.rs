@@ -272,6 +272,10 @@ pub struct Metrics {
     pub fanout: FanoutMetrics,
     /// The SSE fast path (the same, for streams served off hyper).
     pub sse_fanout: FanoutMetrics,
+    /// The long-poll fast path (held polls answered by the pass).
+    pub longpoll_fanout: FanoutMetrics,
+    /// Held long polls the fast path answered itself.
+    pub longpoll_fanout_answers: IntCounter,
 }
 
 /// What the WebSocket fast path counts.
@@ -505,6 +509,17 @@ impl Metrics {
             "SSE streams parked on the fast path: written by one loop per topic and worker \
              thread rather than by a task each (--sse-fanout).",
         );
+        let (longpoll_fanout, longpoll_fanout_collectors) = FanoutMetrics::new(
+            "longpoll",
+            "polls",
+            "Long polls held on the fast path: answered by one loop per topic and worker \
+             thread, one answer made per topic and encoding (--longpoll-fanout).",
+        );
+        let longpoll_fanout_answers = IntCounter::new(
+            "feedgate_longpoll_fanout_answers_total",
+            "Held long polls the fast path answered itself (head and body in one send).",
+        )
+        .expect("valid metric");
 
         for c in [
             Box::new(wire.clone()) as Box<dyn prometheus::core::Collector>,
@@ -528,6 +543,8 @@ impl Metrics {
         .into_iter()
         .chain(fanout_collectors)
         .chain(sse_fanout_collectors)
+        .chain(longpoll_fanout_collectors)
+        .chain([Box::new(longpoll_fanout_answers.clone()) as Box<dyn prometheus::core::Collector>])
         {
             registry.register(c).expect("metric names are unique");
         }
@@ -600,6 +617,8 @@ impl Metrics {
             client_cut_after,
             fanout,
             sse_fanout,
+            longpoll_fanout,
+            longpoll_fanout_answers,
         }
     }
 

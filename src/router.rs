@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::assets;
 use crate::error::ApiError;
 use crate::http::body::read_body;
-use crate::http::response::{self, MeteredBody};
+use crate::http::response::{self, MeteredBody, Written};
 use crate::metrics::{CONTENT_TYPE, Outcome, Transport};
 use crate::server::Conn;
 use crate::telemetry;
@@ -160,7 +160,10 @@ fn answered(
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    app.metrics().request(asked.transport, reply.outcome);
+    // An answer the fast path wrote was counted there.
+    if reply.response.extensions().get::<Written>().is_none() {
+        app.metrics().request(asked.transport, reply.outcome);
+    }
     let (parts, body) = reply.response.into_parts();
     Response::from_parts(parts, MeteredBody::new(body, conn.h1))
 }
@@ -181,7 +184,10 @@ async fn subscribe(
     let (query, grant) = (&sub.query, &sub.access.grant);
     match sub.action {
         Subscribing::Poll => poll::short(app, conn.link, wanted, query, headers).await,
-        Subscribing::LongPoll => poll::long(app, conn.link, wanted, query, headers, grant).await,
+        Subscribing::LongPoll => {
+            let link = (conn.link, direct);
+            poll::long(app, link, wanted, query, headers, grant).await
+        }
         // Boxed: it returns at once (the stream is the body), and the held
         // long poll beside it is what sets this future's size.
         Subscribing::Sse => {

@@ -62,6 +62,13 @@ pub fn error(e: &ApiError) -> Response<Body> {
     res
 }
 
+/// Set in a response's extensions when the fast path already wrote it to
+/// the socket (a held long poll it answered, `transport/fanout.rs`): the
+/// body holds what the socket did not take yet, to be written as it is,
+/// with no head; the request was counted when it was written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written;
+
 /// A body that tells an HTTP/1.1 connection's meter when the response is
 /// over, so the next request's bytes are attributed to the next request
 /// (on HTTP/2 the frames say: `meter` is `None`).

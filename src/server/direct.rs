@@ -35,7 +35,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hyper::body::Body as _;
 use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Request, Response, StatusCode, Uri};
+use hyper::{Request, Response, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use super::MAX_HEAD_BYTES;
@@ -43,7 +43,8 @@ use super::connection::Conn;
 use crate::admit::Route;
 use crate::app::App;
 use crate::http::chunk::{Prechunked, chunk};
-use crate::http::response::MeteredBody;
+use crate::http::head::{self, Framing};
+use crate::http::response::{MeteredBody, Written};
 use crate::metrics::Transport;
 use crate::router;
 
@@ -350,72 +351,29 @@ fn poll_body(state: &mut State, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
 
 /// The status line and headers of `res` (with `Date`, and the framing:
 /// its length, else chunked; none for 204 and 304, which have no body),
-/// and what writes its body.
+/// and what writes its body. A response the fast path wrote already
+/// ([`Written`]) has no head here: its body is the rest, as it is.
 fn head_of(res: Response<MeteredBody>) -> (Bytes, State) {
     let (parts, body) = res.into_parts();
+    if parts.extensions.get::<Written>().is_some() {
+        let state = State::Body {
+            body,
+            chunked: false,
+            framed: false,
+            keep_alive: true,
+        };
+        return (Bytes::new(), state);
+    }
     let framed = parts.extensions.get::<Prechunked>().is_some();
-    let mut head = BytesMut::with_capacity(256);
-    head.put_slice(b"HTTP/1.1 ");
-    head.put_slice(parts.status.as_str().as_bytes());
-    head.put_u8(b' ');
-    head.put_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or("Unknown")
-            .as_bytes(),
-    );
-    head.put_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        head.put_slice(name.as_str().as_bytes());
-        head.put_slice(b": ");
-        head.put_slice(value.as_bytes());
-        head.put_slice(b"\r\n");
-    }
-    head.put_slice(b"date: ");
-    put_date(&mut head);
-    head.put_slice(b"\r\n");
-    let bodiless = matches!(
-        parts.status,
-        StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
-    );
-    let length = body.size_hint().exact();
-    match length {
-        _ if bodiless => {}
-        Some(n) => {
-            head.put_slice(b"content-length: ");
-            head.put_slice(n.to_string().as_bytes());
-            head.put_slice(b"\r\n");
-        }
-        None => head.put_slice(b"transfer-encoding: chunked\r\n"),
-    }
-    head.put_slice(b"\r\n");
+    let framing = Framing::of(parts.status, body.size_hint().exact());
+    let head = head::head(&parts, framing);
     let state = State::Body {
         body,
-        chunked: length.is_none() && !bodiless,
+        chunked: framing == Framing::Chunked,
         framed,
-        keep_alive: (length.is_some() || bodiless) && !wants_close(&parts.headers),
+        keep_alive: framing != Framing::Chunked && !wants_close(&parts.headers),
     };
-    (head.freeze(), state)
-}
-
-/// Appends the `Date` of now (RFC 9110's IMF-fixdate), formatted once per
-/// second per thread.
-fn put_date(head: &mut BytesMut) {
-    use std::cell::RefCell;
-    use std::time::{SystemTime, UNIX_EPOCH};
-    thread_local! {
-        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-    }
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    DATE.with_borrow_mut(|(at, text)| {
-        if *at != second {
-            *at = second;
-            *text = httpdate::fmt_http_date(now);
-        }
-        head.put_slice(text.as_bytes());
-    });
+    (head, state)
 }
 
 #[cfg(test)]
@@ -480,15 +438,5 @@ mod tests {
         assert!(!wants_close(&h));
         h.append(header::CONNECTION, HeaderValue::from_static("foo, Close"));
         assert!(wants_close(&h));
-    }
-
-    #[test]
-    fn the_date_is_an_imf_fixdate() {
-        let mut b = BytesMut::new();
-        put_date(&mut b);
-        let text = std::str::from_utf8(&b).unwrap();
-        assert_eq!(text.len(), 29, "{text}");
-        assert!(text.ends_with(" GMT"), "{text}");
-        assert!(httpdate::parse_http_date(text).is_ok(), "{text}");
     }
 }

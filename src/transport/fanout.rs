@@ -87,19 +87,27 @@ pub(crate) enum Variant {
     Ws { lean: bool, deflate: Option<Params> },
     /// SSE event blocks in one HTTP/1.1 chunk: `encoding=lean` or not.
     Sse { lean: bool },
+    /// A held long poll's whole answer, head and body: `encoding=lean` or
+    /// not, gzipped (when that pays) or not.
+    LongPoll { lean: bool, gzip: bool },
 }
 
 impl Variant {
-    fn transport(self) -> Transport {
+    /// Which of the deliverer's per-transport tallies the variant's
+    /// subscribers count in.
+    fn tally(self) -> usize {
         match self {
-            Variant::Ws { .. } => Transport::Ws,
-            Variant::Sse { .. } => Transport::Sse,
+            Variant::Ws { .. } => 0,
+            Variant::Sse { .. } => 1,
+            Variant::LongPoll { .. } => 2,
         }
     }
 
     fn encoding(self) -> Encoding {
         match self {
-            Variant::Ws { lean: true, .. } | Variant::Sse { lean: true } => Encoding::Lean,
+            Variant::Ws { lean: true, .. }
+            | Variant::Sse { lean: true }
+            | Variant::LongPoll { lean: true, .. } => Encoding::Lean,
             _ => Encoding::Json,
         }
     }
@@ -128,6 +136,10 @@ pub(crate) enum Handback {
     Ended(End),
     /// The socket failed.
     Gone,
+    /// A held long poll's answer went out whole: nothing is left to do
+    /// but read the next request, which wakes the task by itself (it is
+    /// not woken for this).
+    Answered,
 }
 
 /// One subscriber's place on the fast path.
@@ -210,6 +222,7 @@ impl Entry {
         match self.variant {
             Variant::Ws { .. } => &self.metrics.fanout,
             Variant::Sse { .. } => &self.metrics.sse_fanout,
+            Variant::LongPoll { .. } => &self.metrics.longpoll_fanout,
         }
     }
 
@@ -248,14 +261,19 @@ impl Entry {
         debug_assert_eq!(st.owner, Owner::Fast);
         let fanout = self.fanout_metrics();
         fanout.parked.dec();
-        fanout.handed_back(match why {
+        st.owner = Owner::HandedBack;
+        st.why = Some(why);
+        let counted = match why {
             Handback::Blocked => metrics::Handback::Blocked,
             Handback::Behind => metrics::Handback::Behind,
             Handback::Ended(_) => metrics::Handback::Ended,
             Handback::Gone => metrics::Handback::Gone,
-        });
-        st.owner = Owner::HandedBack;
-        st.why = Some(why);
+            Handback::Answered => {
+                self.metrics.longpoll_fanout_answers.inc();
+                return;
+            }
+        };
+        fanout.handed_back(counted);
         if let Some(w) = st.waker.take() {
             w.wake();
         }
@@ -287,7 +305,7 @@ impl Entry {
             self.hand_back(&mut st, Handback::Ended(end));
             return (false, 0);
         }
-        if st.cursor != from {
+        if st.cursor != from || frames.is_empty() {
             self.hand_back(&mut st, Handback::Behind);
             return (false, 0);
         }
@@ -295,6 +313,11 @@ impl Entry {
             Ok(n) if n == frames.len() => {
                 st.cursor = to;
                 st.written_at = Some(now);
+                // A long poll is answered once: its entry leaves.
+                if matches!(self.variant, Variant::LongPoll { .. }) {
+                    self.hand_back(&mut st, Handback::Answered);
+                    return (false, n);
+                }
                 (true, n)
             }
             Ok(n) => {
@@ -462,7 +485,11 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
     let mut stop = app.stop_watch();
     let link = Link::H1;
     let on = |t: Transport| app.metrics().transport(t).on(link);
-    let lms = [on(Transport::Ws), on(Transport::Sse)];
+    let lms = [
+        on(Transport::Ws),
+        on(Transport::Sse),
+        on(Transport::LongPoll),
+    ];
     loop {
         let ended = tokio::select! {
             biased;
@@ -537,11 +564,18 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
                 None
             }
         };
-        let endings = [ending(Transport::Ws), ending(Transport::Sse)];
+        let endings = [
+            ending(Transport::Ws),
+            ending(Transport::Sse),
+            ending(Transport::LongPoll),
+        ];
         let mut made: Vec<(Variant, Bytes)> = Vec::with_capacity(2);
         let mut kept = Vec::with_capacity(entries.len());
-        // Bytes written, WebSocket then SSE.
-        let mut bytes = [0u64; 2];
+        // Bytes written, WebSocket, SSE, long poll.
+        let mut bytes = [0u64; 3];
+        // Long polls answered in this pass: their clients come back, at
+        // the new cursor, in a moment.
+        let mut answered = false;
         let now = Instant::now();
         for (e, ticket) in entries {
             let frames = match made.iter().find(|(v, _)| *v == e.variant) {
@@ -552,12 +586,19 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
                     f
                 }
             };
-            let t = usize::from(e.variant.transport() == Transport::Sse);
+            let t = e.variant.tally();
             let (stays, wrote) = e.deliver(ticket, (from, cursor), &frames, endings[t], now);
             bytes[t] = bytes[t].saturating_add(wrote as u64);
             if wrote > 0 {
                 for ev in &batch.events {
                     lms[t].delivered(ev.json.len(), ev.time_us);
+                }
+                if let Variant::LongPoll { .. } = e.variant {
+                    // The request is answered (the rest, if any, is its
+                    // task's to write): counted here, once.
+                    app.metrics()
+                        .request(Transport::LongPoll, metrics::Outcome::Events);
+                    answered = true;
                 }
             }
             if stays {
@@ -572,7 +613,9 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
         // new cursor.
         kept.append(&mut shard.entries);
         shard.entries = kept;
-        if shard.entries.is_empty() {
+        // A shard whose long polls were all answered stays for their next
+        // requests, until a pass or a sweep finds it empty.
+        if shard.entries.is_empty() && !answered {
             shard.cursor = None;
             shard.running = false;
             return;
@@ -605,6 +648,11 @@ fn frames_of(app: &App, batch: &Batch, variant: Variant) -> Bytes {
                 .collect();
             let parts: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
             chunk_of(&parts)
+        }
+        // Empty when the answer cannot be made whole: every poll is then
+        // handed back, and answers itself.
+        Variant::LongPoll { gzip, .. } => {
+            super::poll::held_answer(app, batch, encoding, gzip).unwrap_or_default()
         }
     }
 }

@@ -5,16 +5,26 @@
 //! `304` when nothing is new, as Nchan's interval poll does). A long poll
 //! holds the request on a [`Feed`] until it yields news, its timeout passes,
 //! or the server drains (then its answer carries a jittered `Retry-After`).
+//! A caught-up single-topic long poll whose answer feedgate writes itself
+//! (cleartext HTTP/1.1, `server/direct.rs`) waits on the fast path instead
+//! (`transport/fanout.rs`): the publish's pass writes its whole answer,
+//! made once for every such poll of the topic and encoding, and its task
+//! is not woken for it.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::io::Write as _;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
+use tokio::time::Sleep;
 
 use super::encoding::{Encoding, single_bytes};
+use super::fanout::{Entry, Fd, Handback, Variant};
 use super::feed::{End, Feed, account};
 use super::signal::{GapFields, ResetFields};
 use super::{Reply, Wanted, drain_retry};
@@ -22,7 +32,7 @@ use crate::app::App;
 use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::http::gzip as compress;
-use crate::http::response::{self, empty};
+use crate::http::response::{self, Written, empty};
 use crate::log::{Batch, Event, Form, FormCache, Topic};
 use crate::metrics::{Link, Outcome, Transport};
 use crate::params::{CursorText, ListItem, Query, if_none_match, list_item};
@@ -85,9 +95,12 @@ impl Style {
 }
 
 /// `GET /topics/{topic}/longpoll` and `GET /longpoll?topics=LIST`.
+/// `direct` is the socket's descriptor when feedgate writes the answer
+/// itself, in the clear: a caught-up poll may then be held on the fast
+/// path.
 pub(crate) async fn long(
     app: &App,
-    link: Link,
+    (link, direct): (Link, Option<Fd>),
     wanted: Wanted,
     query: &Query,
     headers: &HeaderMap,
@@ -103,29 +116,163 @@ pub(crate) async fn long(
     };
     let cursor = query.cursor()?;
     let mut feed = Feed::open(app, Transport::LongPoll, link, vec![(topic, cursor)], grant).await?;
+    let mut fast = direct.filter(|_| app.longpoll_fanout().is_some() && Held::may_hold(headers));
     let deadline = tokio::time::sleep(hold);
     tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            next = feed.next() => match next {
-                Ok(d) if d.batch.has_news() => {
-                    return Ok(answer(app, Transport::LongPoll, &d.batch, Outcome::Events, style));
-                }
-                // The opening read found nothing yet: keep holding.
-                Ok(_) => {}
-                Err(end) => {
-                    // Draining (or a token that ran out): answer now, empty.
-                    let batch = feed.idle_batch(0).await?;
-                    let reply = answer(app, Transport::LongPoll, &batch, Outcome::Empty, style);
-                    return Ok(retry_hint(app, reply, end));
-                }
-            },
-            _ = &mut deadline => {
-                let batch = feed.idle_batch(0).await?;
-                return Ok(answer(app, Transport::LongPoll, &batch, Outcome::Timeout, style));
+    // Why it is answered empty, if it is: its hold ran out (`None`), or
+    // its feed ended (a drain, a token that ran out).
+    let ended: Option<End> = loop {
+        let next = tokio::select! {
+            next = feed.next() => next,
+            _ = &mut deadline => break None,
+        };
+        match next {
+            Ok(d) if d.batch.has_news() => {
+                let t = Transport::LongPoll;
+                return Ok(answer(app, t, &d.batch, Outcome::Events, style));
             }
+            // The opening read found nothing yet: keep holding.
+            Ok(_) => {}
+            Err(end) => break Some(end),
+        }
+        // Caught up: held on the fast path, if it takes the poll (once;
+        // given back, the poll reads on from its feed).
+        let Some(fd) = fast.take() else { continue };
+        // Boxed: only a parked poll carries its state.
+        let held = Held::new(fd, style);
+        match Box::pin(held.hold(&mut feed, deadline.as_mut())).await {
+            Woke::Written(rest) => {
+                let mut res = Response::new(crate::http::response::full(rest));
+                res.extensions_mut().insert(Written);
+                return Ok(Reply::new(res, Outcome::Events));
+            }
+            Woke::TimedOut => break None,
+            Woke::Ended(end) => break Some(end),
+            Woke::Resumed => {}
+        }
+    };
+    // Answered now, empty, where it stands.
+    let batch = feed.idle_batch(0).await?;
+    Ok(match ended {
+        None => answer(app, Transport::LongPoll, &batch, Outcome::Timeout, style),
+        Some(end) => {
+            let reply = answer(app, Transport::LongPoll, &batch, Outcome::Empty, style);
+            retry_hint(app, reply, end)
+        }
+    })
+}
+
+/// A caught-up long poll's place on the fast path.
+struct Held {
+    fd: Fd,
+    variant: Variant,
+    entry: Option<Arc<Entry>>,
+}
+
+/// What ended a long poll's wait on the fast path.
+enum Woke {
+    /// The fast path wrote its answer: the rest of it, if the socket did
+    /// not take it all, is the task's to write.
+    Written(Bytes),
+    /// Its hold ran out.
+    TimedOut,
+    /// Its feed ended.
+    Ended(End),
+    /// The fast path did not take it, or gave it back: it reads on from
+    /// its feed.
+    Resumed,
+}
+
+impl Held {
+    /// Whether every parked poll would get the same answer as this one's
+    /// request: one with an `Origin` gets its own CORS headers, and one
+    /// that says `Connection: close` needs its task to close after.
+    fn may_hold(headers: &HeaderMap) -> bool {
+        !headers.contains_key(header::ORIGIN) && !headers.contains_key(header::CONNECTION)
+    }
+
+    fn new(fd: Fd, style: Style) -> Held {
+        let variant = Variant::LongPoll {
+            lean: style.encoding.is_lean(),
+            gzip: style.gzip,
+        };
+        Held {
+            fd,
+            variant,
+            entry: None,
         }
     }
+
+    /// Parks the poll, caught up on its one topic, until the fast path
+    /// answers it or gives it back, its hold (`deadline`) runs out or its
+    /// feed ends; the socket is the poll's again when this returns.
+    async fn hold(mut self, feed: &mut Feed, mut deadline: Pin<&mut Sleep>) -> Woke {
+        let app = feed.app().clone();
+        let (Some(fanout), Some((topic, cursor)), true) =
+            (app.longpoll_fanout(), feed.single(), feed.fast_eligible())
+        else {
+            return Woke::Resumed;
+        };
+        let entry = Entry::new(self.fd, self.variant, feed.expires(), app.metrics());
+        self.entry = Some(entry.clone());
+        if !fanout.join(&app, topic, &entry, cursor).await {
+            return Woke::Resumed;
+        }
+        let woke = {
+            let mut ended = pin!(feed.ended());
+            poll_fn(|cx| {
+                if let Poll::Ready(end) = ended.as_mut().poll(cx) {
+                    return Poll::Ready(Woke::Ended(end));
+                }
+                if deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woke::TimedOut);
+                }
+                entry.poll_handed_back(cx).map(|()| Woke::Resumed)
+            })
+            .await
+        };
+        let mut back = entry.reclaim();
+        match (back.why, back.pending.take()) {
+            (Some(Handback::Answered), _) => return Woke::Written(Bytes::new()),
+            (Some(Handback::Blocked), Some(rest)) => return Woke::Written(rest),
+            _ => {}
+        }
+        feed.advance_to(back.cursor);
+        match back.ended() {
+            Some(end) => Woke::Ended(end),
+            None => woke,
+        }
+    }
+}
+
+impl Drop for Held {
+    /// Takes the socket back: the fast path never writes it again.
+    fn drop(&mut self) {
+        if let Some(entry) = &self.entry {
+            entry.reclaim();
+        }
+    }
+}
+
+/// The whole HTTP/1.1 answer, head and body, that a held single-topic long
+/// poll gets for `batch` in `encoding` (gzipped if `gzip` and it pays):
+/// what [`long`] answers such a poll (held polls have no `Origin`, so no
+/// CORS headers), made once by the fast path for all of them. Not
+/// accounted: the fast path counts what it writes. `None` if it cannot be
+/// made whole.
+pub(crate) fn held_answer(
+    app: &App,
+    batch: &Batch,
+    encoding: Encoding,
+    gzip: bool,
+) -> Option<Bytes> {
+    let style = Style {
+        encoding,
+        gzip,
+        link: Link::H1,
+    };
+    let reply = reply_to(app, Transport::LongPoll, batch, Outcome::Events, style);
+    crate::http::head::whole(reply.response)
 }
 
 /// `GET /poll?topics=LIST`: every topic's news now, sharing one batch.
@@ -319,6 +466,11 @@ fn position(batch: &Batch) -> Vec<u8> {
 /// event.
 fn answer(app: &App, t: Transport, batch: &Batch, if_empty: Outcome, style: Style) -> Reply {
     account(app.metrics().transport(t), style.link, batch);
+    reply_to(app, t, batch, if_empty, style)
+}
+
+/// [`answer`], not accounted.
+fn reply_to(app: &App, t: Transport, batch: &Batch, if_empty: Outcome, style: Style) -> Reply {
     let mut res = respond(app, style, shared_body(app.forms(), batch, style.encoding));
     if style.encoding.is_lean() && t == Transport::LongPoll {
         // A lean long poll's body says where it stands; a long poll never
