@@ -138,7 +138,8 @@ async fn publish_k(s: &feedgate::RunningServer, topic: &str, k: u64, pad: usize)
     assert_eq!(seq, k);
 }
 
-/// Twelve pollers (json, lean, json with gzip) held, a publish, every one
+/// Twelve pollers (json saying `Connection: keep-alive`, lean, json with
+/// gzip) held, a publish, every one
 /// answered — by the pass when `fanout`, by their tasks otherwise — twenty
 /// times on the same connections; the server counts what they got.
 async fn rounds(fanout: bool) {
@@ -147,7 +148,7 @@ async fn rounds(fanout: bool) {
     publish_k(&s, "lp", 1, 600).await;
     let mut pollers = Vec::new();
     for (query, headers) in [
-        ("", ""),
+        ("", "connection: keep-alive\r\n"),
         ("&encoding=lean", ""),
         ("", "accept-encoding: gzip\r\n"),
     ] {

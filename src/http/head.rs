@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::body::Body as _;
+use hyper::header;
 use hyper::http::response::Parts;
 use hyper::{Response, StatusCode};
 
@@ -103,6 +104,15 @@ pub(crate) fn whole(res: Response<Body>) -> Option<Bytes> {
     (got == length).then(|| out.freeze())
 }
 
+/// Whether `headers` say `Connection: close`.
+pub(crate) fn wants_close(headers: &hyper::HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
 /// Appends the `Date` of now (RFC 9110's IMF-fixdate), formatted once per
 /// second per thread.
 pub(crate) fn put_date(head: &mut BytesMut) {
@@ -126,6 +136,7 @@ pub(crate) fn put_date(head: &mut BytesMut) {
 mod tests {
     use super::*;
     use crate::http::response::{full, json};
+    use hyper::header::HeaderValue;
 
     #[test]
     fn the_date_is_an_imf_fixdate() {
@@ -157,5 +168,15 @@ mod tests {
         assert!(whole(Response::new(body)).is_none());
         let empty = whole(Response::new(full(Bytes::new()))).expect("an empty body");
         assert!(empty.ends_with(b"content-length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn connection_close_is_read_from_any_token() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(!wants_close(&h));
+        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert!(!wants_close(&h));
+        h.append(header::CONNECTION, HeaderValue::from_static("foo, Close"));
+        assert!(wants_close(&h));
     }
 }

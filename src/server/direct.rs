@@ -43,7 +43,7 @@ use super::connection::Conn;
 use crate::admit::Route;
 use crate::app::App;
 use crate::http::chunk::{Prechunked, chunk};
-use crate::http::head::{self, Framing};
+use crate::http::head::{self, Framing, wants_close};
 use crate::http::response::{MeteredBody, Written};
 use crate::metrics::Transport;
 use crate::router;
@@ -174,15 +174,6 @@ pub(super) fn answer<'a, T>(
         carry: BytesMut::new(),
         close,
     }
-}
-
-/// Whether `headers` say `Connection: close`.
-fn wants_close(headers: &hyper::HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
 }
 
 /// The answer to a subscription, written by hand.
@@ -428,15 +419,5 @@ mod tests {
             subscription(b"GET /topics/t/sse HTTP/1.1\r\nHost"),
             Parsed::Partial
         ));
-    }
-
-    #[test]
-    fn connection_close_is_read_from_any_token() {
-        let mut h = hyper::HeaderMap::new();
-        assert!(!wants_close(&h));
-        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        assert!(!wants_close(&h));
-        h.append(header::CONNECTION, HeaderValue::from_static("foo, Close"));
-        assert!(wants_close(&h));
     }
 }

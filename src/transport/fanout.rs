@@ -1,5 +1,6 @@
 //! One pass per publish: the WebSocket and SSE subscribers of a topic that
-//! are caught up are written to by one loop, not each by its own task.
+//! are caught up, and its held long polls, are written to by one loop, not
+//! each by its own task.
 //!
 //! Woken one by one, 10 000 subscribers of a topic cost 10 000 scheduler
 //! wake-ups per publish, each touching its session's cold state (its feed,
@@ -41,7 +42,12 @@
 //! HTTP/1.1, once their opening is told (`--ws-fanout`), and single-topic
 //! SSE streams that feedgate writes itself — on cleartext HTTP/1.1,
 //! `server/direct.rs` — once theirs is
-//! (`--sse-fanout`). TLS needs its records made per connection and
+//! (`--sse-fanout`); and single-topic long polls that feedgate answers
+//! itself, caught up after their opening read, with no `Origin` and no
+//! `Connection: close` (`--longpoll-fanout`): the pass writes each one's
+//! whole answer, head and body, made once per encoding and gzip, and then
+//! leaves it — `Answered`, without waking its task, which wakes for the
+//! client's next request. TLS needs its records made per connection and
 //! HTTP/2 its stream frames: those subscribers keep their own task, as do
 //! multiplexed ones and SSE streams hyper writes (its chunk encoder and
 //! buffer sit between the stream and the socket).

@@ -10,8 +10,9 @@
 //! - [`poll`]: short poll and long poll (`application/json` bodies);
 //! - [`sse`]: Server-Sent Events (`text/event-stream`);
 //! - [`ws`]: WebSocket (RFC 6455) via hyper's upgrade and tokio-tungstenite;
-//! - [`fanout`]: the WebSocket fast path — one writer per topic for the
-//!   caught-up single-topic sockets that can be written directly;
+//! - [`fanout`]: the fast path — one writer per topic for the caught-up
+//!   single-topic WebSockets, SSE streams and held long polls whose
+//!   sockets can be written directly;
 //! - [`signal`]: the control messages (opening, gap, reset, …) as serde types;
 //! - [`publish`]: `POST /topics/{t}/events`, the write side;
 //! - [`probe`]: `/probe/{transport}`, timed test traffic for `feedgate doctor`.

@@ -188,7 +188,7 @@ impl Held {
     /// request: one with an `Origin` gets its own CORS headers, and one
     /// that says `Connection: close` needs its task to close after.
     fn may_hold(headers: &HeaderMap) -> bool {
-        !headers.contains_key(header::ORIGIN) && !headers.contains_key(header::CONNECTION)
+        !headers.contains_key(header::ORIGIN) && !crate::http::head::wants_close(headers)
     }
 
     fn new(fd: Fd, style: Style) -> Held {
