@@ -138,9 +138,10 @@ pub(crate) async fn long(
         // Caught up: held on the fast path, if it takes the poll (once;
         // given back, the poll reads on from its feed).
         let Some(fd) = fast.take() else { continue };
-        // Boxed: only a parked poll carries its state.
+        // Not boxed: its state shares room with the feed's read, which is
+        // no smaller (router.rs's size test holds the sum).
         let held = Held::new(fd, style);
-        match Box::pin(held.hold(&mut feed, deadline.as_mut())).await {
+        match held.hold(&mut feed, deadline.as_mut()).await {
             Woke::Written(rest) => {
                 let mut res = Response::new(crate::http::response::full(rest));
                 res.extensions_mut().insert(Written);
