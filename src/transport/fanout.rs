@@ -430,8 +430,11 @@ impl Fanout {
             shard.turn = shard.turn.wrapping_add(1);
             shard.turn % n
         };
-        // A shard whose deliverer stands at this cursor takes the entry;
-        // failing that, one without a deliverer starts one here.
+        // The first shard, in turn from `first`, whose deliverer stands at
+        // this cursor takes the entry, or, without a deliverer, starts one
+        // here: so the entries of a topic spread over every shard (each
+        // worker thread takes a share of the pass), and a shard claimed
+        // for a deliverer is always given one.
         let mut idle = None;
         for k in 0..n {
             let i = (first + k) % n;
@@ -442,9 +445,10 @@ impl Fanout {
                     shard.entries.push((entry.clone(), ticket));
                     return true;
                 }
-                None if !shard.running && idle.is_none() => {
+                None if !shard.running => {
                     shard.running = true;
                     idle = Some(i);
+                    break;
                 }
                 _ => {}
             }
@@ -660,5 +664,46 @@ fn frames_of(app: &App, batch: &Batch, variant: Variant) -> Bytes {
         Variant::LongPoll { gzip, .. } => {
             super::poll::held_answer(app, batch, encoding, gzip).unwrap_or_default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// Subscribers at one cursor are spread over every shard, each shard
+    /// with its own deliverer: none is left claimed without one (a claimed
+    /// shard that a later match abandoned once stayed "running" with no
+    /// deliverer, and every pass of its topic ran on one thread).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_at_one_cursor_spread_over_every_shard() {
+        let config = Config::default();
+        let log = crate::log::Log::memory(config.retention, config.max_topics);
+        let metrics = Arc::new(Metrics::new());
+        let tracker = tokio_util::task::TaskTracker::new();
+        let app = App::new(log, metrics.clone(), config, tracker).unwrap();
+        let fanout = Fanout::new(2);
+        let topic = Topic::new("spread").unwrap();
+        let variant = Variant::Sse { lean: false };
+        let mut entries = Vec::new();
+        for _ in 0..6 {
+            // Never written: nothing is published.
+            let entry = Entry::new(-1, variant, None, &metrics);
+            assert!(fanout.join(&app, &topic, &entry, Cursor::default()).await);
+            entries.push(entry);
+        }
+        let group = fanout.group(&topic);
+        for (i, shard) in group.shards.iter().enumerate() {
+            let shard = lock(shard);
+            assert!(shard.running, "shard {i} has no deliverer");
+            assert_eq!(shard.cursor, Some(Cursor::default()), "shard {i}");
+            assert_eq!(shard.entries.len(), 3, "shard {i}");
+        }
+        assert_eq!(metrics.sse_fanout.parked.get(), 6);
+        for e in &entries {
+            e.reclaim();
+        }
+        assert_eq!(metrics.sse_fanout.parked.get(), 0);
     }
 }
