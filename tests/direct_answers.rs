@@ -237,7 +237,9 @@ async fn a_request_pipelined_behind_a_held_poll_is_answered_next() {
     let mut s = TcpStream::connect(server.addr()).await.unwrap();
     send(
         &mut s,
-        &get(&format!("/topics/pipe/longpoll?after={at}&timeout=10")),
+        // A hold longer than the test's patience: the pipelined request
+        // must not wait for it.
+        &get(&format!("/topics/pipe/longpoll?after={at}&timeout=30")),
     )
     .await;
     // Once the server holds the poll, the next request follows on the

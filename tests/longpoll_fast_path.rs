@@ -421,3 +421,31 @@ async fn a_poll_with_an_origin_is_answered_with_its_cors_headers() {
     wait_metric(&s, ANSWERS, |v| v >= 1.0).await;
     assert_eq!(sample(&scrape(s.addr()).await, ANSWERS), 1.0);
 }
+
+/// A request pipelined behind a poll held on the fast path is answered
+/// right after it, not when the hold ends: the poll leaves the fast path
+/// when its client sends something, and its task answers it; the
+/// pipelined poll is then held on the fast path in its turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_pipelined_behind_a_held_poll_is_not_kept_waiting() {
+    let s = start(config(true)).await;
+    publish_k(&s, "pipe", 1, 10).await;
+    // Held far longer than the test's patience.
+    let mut p = Poller::open(s.addr(), "/topics/pipe/longpoll?timeout=60", "", None).await;
+    p.next = 1;
+    p.ask().await;
+    wait_metric(&s, HELD, |v| v == 1.0).await;
+    // The next poll, before the first is answered; the first leaves the
+    // fast path when it arrives.
+    p.next = 2;
+    p.ask().await;
+    wait_metric(&s, HELD, |v| v == 0.0).await;
+    publish_k(&s, "pipe", 2, 10).await;
+    assert_eq!(p.answer().await.0, vec![2]);
+    // The pipelined poll, read on, is held on the fast path in its turn.
+    wait_metric(&s, HELD, |v| v == 1.0).await;
+    publish_k(&s, "pipe", 3, 10).await;
+    assert_eq!(p.answer().await.0, vec![3]);
+    wait_metric(&s, ANSWERS, |v| v >= 1.0).await;
+    assert_eq!(sample(&scrape(s.addr()).await, ANSWERS), 1.0);
+}

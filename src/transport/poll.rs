@@ -221,6 +221,7 @@ impl Held {
         }
         let woke = {
             let mut ended = pin!(feed.ended());
+            let mut polled = false;
             poll_fn(|cx| {
                 if let Poll::Ready(end) = ended.as_mut().poll(cx) {
                     return Poll::Ready(Woke::Ended(end));
@@ -228,7 +229,18 @@ impl Held {
                 if deadline.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Woke::TimedOut);
                 }
-                entry.poll_handed_back(cx).map(|()| Woke::Resumed)
+                if entry.poll_handed_back(cx).is_ready() {
+                    return Poll::Ready(Woke::Resumed);
+                }
+                // Woken for none of those: the peer sent something while
+                // the poll waits unanswered (a pipelined request). The pass
+                // would answer without waking this task, and that request
+                // would wait for the hold's end: the poll leaves the fast
+                // path, and its task answers it.
+                if std::mem::replace(&mut polled, true) {
+                    return Poll::Ready(Woke::Resumed);
+                }
+                Poll::Pending
             })
             .await
         };
