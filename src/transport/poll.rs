@@ -33,7 +33,7 @@ use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::http::gzip as compress;
 use crate::http::response::{self, Written, empty};
-use crate::log::{Batch, Event, Form, FormCache, Topic};
+use crate::log::{Batch, Epoch, Event, Form, FormCache, Topic};
 use crate::metrics::{Link, Outcome, Transport};
 use crate::params::{CursorText, ListItem, Query, if_none_match, list_item};
 
@@ -214,6 +214,14 @@ impl Held {
         else {
             return Woke::Resumed;
         };
+        // A topic nobody has published to: its first publish starts an
+        // epoch, which the pass would hand back (`Behind`) anyway, and a
+        // deliverer started for it would keep the topic followed (on
+        // Redis, its channel subscribed) after the poll: it waits on its
+        // own feed.
+        if cursor.epoch.is_none_or(|e| e == Epoch::NONE) {
+            return Woke::Resumed;
+        }
         let entry = Entry::new(self.fd, self.variant, feed.expires(), app.metrics());
         self.entry = Some(entry.clone());
         if !fanout.join(&app, topic, &entry, cursor).await {
