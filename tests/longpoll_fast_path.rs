@@ -138,6 +138,20 @@ async fn publish_k(s: &feedgate::RunningServer, topic: &str, k: u64, pad: usize)
     assert_eq!(seq, k);
 }
 
+/// A poller of `path` that has asked for what follows seq 1 (the event
+/// each test publishes first).
+async fn asking_after_1(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+    rcvbuf: Option<u32>,
+) -> Poller {
+    let mut p = Poller::open(addr, path, headers, rcvbuf).await;
+    p.next = 1;
+    p.ask().await;
+    p
+}
+
 /// Twelve pollers (json saying `Connection: keep-alive`, lean, json with
 /// gzip) held, a publish, every one
 /// answered — by the pass when `fanout`, by their tasks otherwise — twenty
@@ -238,9 +252,7 @@ async fn an_answer_the_socket_takes_in_part_is_finished_by_its_task() {
     })
     .await;
     publish_k(&s, "big", 1, 10).await;
-    let mut p = Poller::open(s.addr(), "/topics/big/longpoll?timeout=30", "", Some(4096)).await;
-    p.next = 1;
-    p.ask().await;
+    let mut p = asking_after_1(s.addr(), "/topics/big/longpoll?timeout=30", "", Some(4096)).await;
     wait_metric(&s, HELD, |v| v == 1.0).await;
     // Far more than a loopback socket takes unread.
     publish_k(&s, "big", 2, 6 << 20).await;
@@ -347,9 +359,7 @@ impl Poller {
 async fn a_hold_that_runs_out_is_answered_empty_and_the_next_is_held() {
     let s = start(config(true)).await;
     publish_k(&s, "t", 1, 10).await;
-    let mut p = Poller::open(s.addr(), "/topics/t/longpoll?timeout=0.3", "", None).await;
-    p.next = 1;
-    p.ask().await;
+    let mut p = asking_after_1(s.addr(), "/topics/t/longpoll?timeout=0.3", "", None).await;
     wait_metric(&s, HELD, |v| v == 1.0).await;
     let (ks, _) = p.answer().await;
     assert!(ks.is_empty());
@@ -378,10 +388,7 @@ async fn a_drain_answers_held_polls() {
     publish_k(&s, "d", 1, 10).await;
     let mut pollers = Vec::new();
     for _ in 0..3 {
-        let mut p = Poller::open(s.addr(), "/topics/d/longpoll?timeout=30", "", None).await;
-        p.next = 1;
-        p.ask().await;
-        pollers.push(p);
+        pollers.push(asking_after_1(s.addr(), "/topics/d/longpoll?timeout=30", "", None).await);
     }
     wait_metric(&s, HELD, |v| v == 3.0).await;
     let down = tokio::spawn(s.shutdown());
@@ -400,12 +407,8 @@ async fn a_poll_with_an_origin_is_answered_with_its_cors_headers() {
     let s = start(config(true)).await;
     publish_k(&s, "o", 1, 10).await;
     let base = "/topics/o/longpoll?timeout=30";
-    let mut plain = Poller::open(s.addr(), base, "", None).await;
-    let mut cors = Poller::open(s.addr(), base, "origin: http://test\r\n", None).await;
-    for p in [&mut plain, &mut cors] {
-        p.next = 1;
-        p.ask().await;
-    }
+    let mut plain = asking_after_1(s.addr(), base, "", None).await;
+    let mut cors = asking_after_1(s.addr(), base, "origin: http://test\r\n", None).await;
     wait_gauge(s.addr(), "longpoll", 2.0).await;
     wait_metric(&s, HELD, |v| v == 1.0).await;
     publish_k(&s, "o", 2, 10).await;
@@ -431,9 +434,7 @@ async fn a_request_pipelined_behind_a_held_poll_is_not_kept_waiting() {
     let s = start(config(true)).await;
     publish_k(&s, "pipe", 1, 10).await;
     // Held far longer than the test's patience.
-    let mut p = Poller::open(s.addr(), "/topics/pipe/longpoll?timeout=60", "", None).await;
-    p.next = 1;
-    p.ask().await;
+    let mut p = asking_after_1(s.addr(), "/topics/pipe/longpoll?timeout=60", "", None).await;
     wait_metric(&s, HELD, |v| v == 1.0).await;
     // The next poll, before the first is answered; the first leaves the
     // fast path when it arrives.

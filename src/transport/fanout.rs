@@ -99,13 +99,11 @@ pub(crate) enum Variant {
 }
 
 impl Variant {
-    /// Which of the deliverer's per-transport tallies the variant's
-    /// subscribers count in.
-    fn tally(self) -> usize {
+    fn transport(self) -> Transport {
         match self {
-            Variant::Ws { .. } => 0,
-            Variant::Sse { .. } => 1,
-            Variant::LongPoll { .. } => 2,
+            Variant::Ws { .. } => Transport::Ws,
+            Variant::Sse { .. } => Transport::Sse,
+            Variant::LongPoll { .. } => Transport::LongPoll,
         }
     }
 
@@ -495,11 +493,8 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
     let mut stop = app.stop_watch();
     let link = Link::H1;
     let on = |t: Transport| app.metrics().transport(t).on(link);
-    let lms = [
-        on(Transport::Ws),
-        on(Transport::Sse),
-        on(Transport::LongPoll),
-    ];
+    // Per transport, in `Transport::ALL` order (`t as usize`).
+    let lms = Transport::ALL.map(on);
     loop {
         let ended = tokio::select! {
             biased;
@@ -574,15 +569,11 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
                 None
             }
         };
-        let endings = [
-            ending(Transport::Ws),
-            ending(Transport::Sse),
-            ending(Transport::LongPoll),
-        ];
+        let endings = Transport::ALL.map(ending);
         let mut made: Vec<(Variant, Bytes)> = Vec::with_capacity(2);
         let mut kept = Vec::with_capacity(entries.len());
-        // Bytes written, WebSocket, SSE, long poll.
-        let mut bytes = [0u64; 3];
+        // Bytes written, per transport.
+        let mut bytes = [0u64; Transport::ALL.len()];
         // Long polls answered in this pass: their clients come back, at
         // the new cursor, in a moment.
         let mut answered = false;
@@ -596,7 +587,7 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
                     f
                 }
             };
-            let t = e.variant.tally();
+            let t = e.variant.transport() as usize;
             let (stays, wrote) = e.deliver(ticket, (from, cursor), &frames, endings[t], now);
             bytes[t] = bytes[t].saturating_add(wrote as u64);
             if wrote > 0 {
@@ -616,7 +607,9 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
             }
         }
         for (lm, n) in lms.iter().zip(bytes) {
-            lm.wire_out.inc_by(n);
+            if n > 0 {
+                lm.wire_out.inc_by(n);
+            }
         }
         let mut shard = lock(&group.shards[i]);
         // Entries that joined during the pass are already there, at the
