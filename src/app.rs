@@ -89,7 +89,7 @@ impl App {
                 telemetry_limiter: ratelimit::telemetry(),
                 forms: FormCache::new(config.encoding_cache),
                 tls,
-                fanout: Fanout::new(worker_threads()),
+                fanout: Fanout::new(worker_threads(), config.fanout_spread),
                 log,
                 metrics,
                 stop: StopSignal::default(),

@@ -215,6 +215,13 @@ pub struct ServeArgs {
     /// (`--longpoll-fanout false`: every poll answers from its own task).
     #[arg(long, env = "FEEDGATE_LONGPOLL_FANOUT", default_value_t = DEFAULT.longpoll_fanout, action = clap::ArgAction::Set)]
     pub longpoll_fanout: bool,
+    /// Split each pass of a topic over every worker thread, run at once:
+    /// lower latency when the server has its cores to itself, more CPU
+    /// per delivery when clients share them (docs/benchmarks.md, "One
+    /// deliverer per cursor"). Default: one deliverer per topic and
+    /// cursor.
+    #[arg(long, env = "FEEDGATE_FANOUT_SPREAD", default_value_t = DEFAULT.fanout_spread, action = clap::ArgAction::Set)]
+    pub fanout_spread: bool,
     /// Serve HTTPS with this certificate (PEM; the chain may follow the
     /// leaf). Needs --tls-key. SIGHUP re-reads both.
     #[arg(
@@ -453,6 +460,7 @@ impl ServeArgs {
             ws_fanout: self.ws_fanout,
             sse_fanout: self.sse_fanout,
             longpoll_fanout: self.longpoll_fanout,
+            fanout_spread: self.fanout_spread,
             tls: match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
                 (Some(cert), Some(key), _) => Some(crate::tls::TlsSource::Files {
                     cert: cert.clone(),

@@ -114,6 +114,11 @@ pub struct Config {
     /// The same fast path answering held single-topic long polls served
     /// off hyper (cleartext HTTP/1.1, no `Origin`, no `Connection: close`).
     pub longpoll_fanout: bool,
+    /// Spread a topic's fast-path subscribers at one cursor over one
+    /// deliverer per worker thread, each pass run on every thread at
+    /// once; `false`: one deliverer per topic and cursor (each pass on one
+    /// thread; topics spread over the threads).
+    pub fanout_spread: bool,
     /// Terminate TLS with this certificate (`--tls-cert`/`--tls-key`, or
     /// `--tls-self-signed`); `None`: cleartext.
     pub tls: Option<crate::tls::TlsSource>,
@@ -186,6 +191,7 @@ impl Default for Config {
             ws_fanout: true,
             sse_fanout: true,
             longpoll_fanout: true,
+            fanout_spread: false,
             tls: None,
             http2: true,
             h2_max_concurrent_streams: 256,

@@ -373,6 +373,8 @@ const SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
 pub(crate) struct Fanout {
     groups: Mutex<HashMap<Topic, Arc<Group>>>,
     shards: usize,
+    /// Subscribers at one cursor spread over every shard (`--fanout-spread`).
+    spread: bool,
 }
 
 /// A topic's fast subscribers, in shards.
@@ -394,12 +396,16 @@ struct Shard {
 }
 
 impl Fanout {
-    /// A fast path with `shards` deliverers per topic (one per worker
-    /// thread is the point: each takes a share of every pass).
-    pub fn new(shards: usize) -> Fanout {
+    /// A fast path with up to `shards` deliverers per topic (one per
+    /// worker thread); with `spread`, subscribers at one cursor are dealt
+    /// to every shard in turn, so each thread takes a share of every pass.
+    /// Without it they share one deliverer, and a second shard serves
+    /// subscribers elsewhere in the log.
+    pub fn new(shards: usize, spread: bool) -> Fanout {
         Fanout {
             groups: Mutex::new(HashMap::new()),
             shards: shards.max(1),
+            spread,
         }
     }
 
@@ -423,50 +429,82 @@ impl Fanout {
     pub async fn join(&self, app: &App, topic: &Topic, entry: &Arc<Entry>, cursor: Cursor) -> bool {
         let group = self.group(topic);
         let n = group.shards.len();
+        // Without `spread`, a shard whose deliverer stands at this cursor
+        // takes the entry: one deliverer per topic while its subscribers
+        // share a cursor. (Spread, every pass runs on both threads at
+        // once; on two cores shared with the clients that cost 10-20 %
+        // more CPU per delivery: docs/benchmarks.md, "One deliverer per
+        // cursor".) Topics spread their deliverers over the threads.
+        if !self.spread {
+            for shard in &group.shards {
+                let mut shard = lock(shard);
+                if shard.cursor == Some(cursor) {
+                    let ticket = enter(entry, cursor);
+                    shard.entries.push((entry.clone(), ticket));
+                    return true;
+                }
+            }
+        }
+        // Otherwise the first shard in turn that is at the cursor or idle
+        // takes it, an idle one starting a deliverer here: the topic's
+        // first subscriber, subscribers elsewhere in the log, or (with
+        // `spread`) the next share of a pass. A claimed shard stands at
+        // the cursor at once, so subscribers joining meanwhile join it.
         let first = {
             let mut shard = lock(&group.shards[0]);
             shard.turn = shard.turn.wrapping_add(1);
             shard.turn % n
         };
-        // The first shard, in turn from `first`, whose deliverer stands at
-        // this cursor takes the entry, or, without a deliverer, starts one
-        // here: so the entries of a topic spread over every shard (each
-        // worker thread takes a share of the pass), and a shard claimed
-        // for a deliverer is always given one.
-        let mut idle = None;
+        let mut claimed = None;
         for k in 0..n {
             let i = (first + k) % n;
             let mut shard = lock(&group.shards[i]);
             match shard.cursor {
                 Some(c) if c == cursor => {
+                    // Claimed by another joiner since the look above.
                     let ticket = enter(entry, cursor);
                     shard.entries.push((entry.clone(), ticket));
                     return true;
                 }
                 None if !shard.running => {
                     shard.running = true;
-                    idle = Some(i);
+                    shard.cursor = Some(cursor);
+                    let ticket = enter(entry, cursor);
+                    shard.entries.push((entry.clone(), ticket));
+                    claimed = Some(i);
                     break;
                 }
                 _ => {}
             }
         }
-        let Some(i) = idle else {
+        let Some(i) = claimed else {
             return false;
         };
         let sub = match app.log().subscribe(topic).await {
             Ok(sub) => sub,
             Err(_) => {
-                lock(&group.shards[i]).running = false;
+                // No deliverer after all: this entry goes back to its
+                // session untouched, and any that joined meanwhile are
+                // handed back to theirs.
+                let entries = {
+                    let mut shard = lock(&group.shards[i]);
+                    shard.cursor = None;
+                    shard.running = false;
+                    std::mem::take(&mut shard.entries)
+                };
+                for (e, ticket) in entries {
+                    if Arc::ptr_eq(&e, entry) {
+                        e.reclaim();
+                        continue;
+                    }
+                    let mut st = lock(&e.state);
+                    if Entry::holds(&st, ticket) {
+                        e.hand_back(&mut st, Handback::Behind);
+                    }
+                }
                 return false;
             }
         };
-        {
-            let mut shard = lock(&group.shards[i]);
-            shard.cursor = Some(cursor);
-            let ticket = enter(entry, cursor);
-            shard.entries.push((entry.clone(), ticket));
-        }
         app.tracker()
             .spawn(deliver(app.clone(), group, i, sub, cursor));
         true
@@ -671,38 +709,75 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    /// Subscribers at one cursor are spread over every shard, each shard
-    /// with its own deliverer: none is left claimed without one (a claimed
-    /// shard that a later match abandoned once stayed "running" with no
-    /// deliverer, and every pass of its topic ran on one thread).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn entries_at_one_cursor_spread_over_every_shard() {
+    fn app() -> (App, Arc<Metrics>) {
         let config = Config::default();
         let log = crate::log::Log::memory(config.retention, config.max_topics);
         let metrics = Arc::new(Metrics::new());
         let tracker = tokio_util::task::TaskTracker::new();
         let app = App::new(log, metrics.clone(), config, tracker).unwrap();
-        let fanout = Fanout::new(2);
-        let topic = Topic::new("spread").unwrap();
-        let variant = Variant::Sse { lean: false };
-        let mut entries = Vec::new();
-        for _ in 0..6 {
+        (app, metrics)
+    }
+
+    fn at(after: u64) -> Cursor {
+        Cursor {
+            after: Some(after),
+            epoch: None,
+        }
+    }
+
+    /// Joins an SSE entry per cursor of `cursors` to `fanout`'s topic
+    /// "t": whether each joined, and each shard's cursor and entry count,
+    /// fewest entries first. Every shard must have a deliverer.
+    async fn join_all(
+        fanout: &Fanout,
+        cursors: &[Cursor],
+    ) -> (Vec<bool>, Vec<(Option<Cursor>, usize)>, Arc<Metrics>) {
+        let (app, metrics) = app();
+        let topic = Topic::new("t").unwrap();
+        let mut joined = Vec::new();
+        for &cursor in cursors {
             // Never written: nothing is published.
-            let entry = Entry::new(-1, variant, None, &metrics);
-            assert!(fanout.join(&app, &topic, &entry, Cursor::default()).await);
-            entries.push(entry);
+            let entry = Entry::new(-1, Variant::Sse { lean: false }, None, &metrics);
+            joined.push(fanout.join(&app, &topic, &entry, cursor).await);
         }
-        let group = fanout.group(&topic);
-        for (i, shard) in group.shards.iter().enumerate() {
-            let shard = lock(shard);
-            assert!(shard.running, "shard {i} has no deliverer");
-            assert_eq!(shard.cursor, Some(Cursor::default()), "shard {i}");
-            assert_eq!(shard.entries.len(), 3, "shard {i}");
-        }
+        let mut shards: Vec<_> = fanout
+            .group(&topic)
+            .shards
+            .iter()
+            .map(|shard| {
+                let shard = lock(shard);
+                assert!(shard.running, "a shard with no deliverer");
+                (shard.cursor, shard.entries.len())
+            })
+            .collect();
+        shards.sort_by_key(|(_, n)| *n);
+        (joined, shards, metrics)
+    }
+
+    /// Subscribers at one cursor share one deliverer; a subscriber
+    /// elsewhere in the log starts its own in an idle shard; a third
+    /// cursor finds none free and stays with its session. No shard is
+    /// left claimed without a deliverer (one claimed and then abandoned
+    /// for a later match once stayed "running" for good).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_deliverer_per_cursor() {
+        let fanout = Fanout::new(2, false);
+        let cursors = [at(0), at(0), at(0), at(7), at(0), at(0), at(0), at(9)];
+        let (joined, shards, metrics) = join_all(&fanout, &cursors).await;
+        let want = [true, true, true, true, true, true, true, false];
+        assert_eq!(joined, want);
+        assert_eq!(shards, [(Some(at(7)), 1), (Some(at(0)), 6)]);
+        assert_eq!(metrics.sse_fanout.parked.get(), 7);
+    }
+
+    /// With `--fanout-spread`, subscribers at one cursor are dealt to
+    /// every shard in turn, each with its own deliverer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spread_deals_one_cursor_to_every_shard() {
+        let fanout = Fanout::new(2, true);
+        let (joined, shards, metrics) = join_all(&fanout, &[at(0); 6]).await;
+        assert_eq!(joined, [true; 6]);
+        assert_eq!(shards, [(Some(at(0)), 3), (Some(at(0)), 3)]);
         assert_eq!(metrics.sse_fanout.parked.get(), 6);
-        for e in &entries {
-            e.reclaim();
-        }
-        assert_eq!(metrics.sse_fanout.parked.get(), 0);
     }
 }
