@@ -215,13 +215,13 @@ pub struct ServeArgs {
     /// (`--longpoll-fanout false`: every poll answers from its own task).
     #[arg(long, env = "FEEDGATE_LONGPOLL_FANOUT", default_value_t = DEFAULT.longpoll_fanout, action = clap::ArgAction::Set)]
     pub longpoll_fanout: bool,
-    /// Split each pass of a topic over every worker thread, run at once:
-    /// lower latency when the server has its cores to itself, more CPU
-    /// per delivery when clients share them (docs/benchmarks.md, "One
-    /// deliverer per cursor"). Default: one deliverer per topic and
-    /// cursor.
-    #[arg(long, env = "FEEDGATE_FANOUT_SPREAD", default_value_t = DEFAULT.fanout_spread, action = clap::ArgAction::Set)]
-    pub fanout_spread: bool,
+    /// Whose passes are split over every worker thread, run at once:
+    /// `longpoll` (held long polls), `all`, or `off` (one deliverer per
+    /// topic and cursor). Spread, a pass ends sooner; on cores shared with
+    /// other work, a stream's delivery costs more CPU (docs/benchmarks.md,
+    /// "One deliverer per cursor").
+    #[arg(long, env = "FEEDGATE_FANOUT_SPREAD", value_enum, default_value_t = DEFAULT.fanout_spread)]
+    pub fanout_spread: crate::config::FanoutSpread,
     /// Serve HTTPS with this certificate (PEM; the chain may follow the
     /// leaf). Needs --tls-key. SIGHUP re-reads both.
     #[arg(

@@ -9,8 +9,9 @@
 //! delivery's CPU goes"). Here a caught-up subscriber parks an [`Entry`] —
 //! its socket, its cursor, which of the shared frames it takes — in its
 //! topic's [`Group`], and its task sleeps. When the topic's head moves, the
-//! group's deliverer (one task per shard, so every worker thread takes a
-//! share) reads the new events once, makes each frame variant once (a
+//! group's deliverer (one task per shard: streams at one cursor share a
+//! shard, held long polls are dealt to a shard per worker thread;
+//! `--fanout-spread`) reads the new events once, makes each frame variant once (a
 //! WebSocket's json or lean, deflated or not: the same bytes for every
 //! subscriber of the variant, header included, since server frames are
 //! unmasked; an SSE stream's json or lean event blocks, in one HTTP/1.1
@@ -70,6 +71,7 @@ use super::sse::stream::sse_block;
 use super::ws::deflate::Params;
 use super::ws::frames;
 use crate::app::App;
+use crate::config::FanoutSpread;
 use crate::http::chunk::chunk_of;
 use crate::log::{Batch, Cursor, Event, Subscription, Topic};
 use crate::metrics::{self, Link, LinkMetrics, Metrics, Transport};
@@ -373,8 +375,8 @@ const SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
 pub(crate) struct Fanout {
     groups: Mutex<HashMap<Topic, Arc<Group>>>,
     shards: usize,
-    /// Subscribers at one cursor spread over every shard (`--fanout-spread`).
-    spread: bool,
+    /// Whose subscribers at one cursor are dealt to every shard.
+    spread: FanoutSpread,
 }
 
 /// A topic's fast subscribers, in shards.
@@ -397,11 +399,11 @@ struct Shard {
 
 impl Fanout {
     /// A fast path with up to `shards` deliverers per topic (one per
-    /// worker thread); with `spread`, subscribers at one cursor are dealt
-    /// to every shard in turn, so each thread takes a share of every pass.
-    /// Without it they share one deliverer, and a second shard serves
+    /// worker thread); subscribers at one cursor that `spread` names are
+    /// dealt to every shard in turn, so each thread takes a share of every
+    /// pass. The others share one deliverer, and another shard serves
     /// subscribers elsewhere in the log.
-    pub fn new(shards: usize, spread: bool) -> Fanout {
+    pub fn new(shards: usize, spread: FanoutSpread) -> Fanout {
         Fanout {
             groups: Mutex::new(HashMap::new()),
             shards: shards.max(1),
@@ -429,13 +431,20 @@ impl Fanout {
     pub async fn join(&self, app: &App, topic: &Topic, entry: &Arc<Entry>, cursor: Cursor) -> bool {
         let group = self.group(topic);
         let n = group.shards.len();
-        // Without `spread`, a shard whose deliverer stands at this cursor
+        // Unless spread, a shard whose deliverer stands at this cursor
         // takes the entry: one deliverer per topic while its subscribers
-        // share a cursor. (Spread, every pass runs on both threads at
-        // once; on two cores shared with the clients that cost 10-20 %
-        // more CPU per delivery: docs/benchmarks.md, "One deliverer per
-        // cursor".) Topics spread their deliverers over the threads.
-        if !self.spread {
+        // share a cursor. (Spread, a stream's pass runs on both threads at
+        // once; on two cores shared with the clients that cost 10 % more
+        // CPU per delivery for about the same p99, while held long polls
+        // spread kept their CPU and cut p99 to 0.6x: docs/benchmarks.md,
+        // "One deliverer per cursor".) Topics spread their deliverers over
+        // the threads.
+        let spread = match self.spread {
+            FanoutSpread::Off => false,
+            FanoutSpread::Longpoll => matches!(entry.variant, Variant::LongPoll { .. }),
+            FanoutSpread::All => true,
+        };
+        if !spread {
             for shard in &group.shards {
                 let mut shard = lock(shard);
                 if shard.cursor == Some(cursor) {
@@ -725,19 +734,22 @@ mod tests {
         }
     }
 
-    /// Joins an SSE entry per cursor of `cursors` to `fanout`'s topic
-    /// "t": whether each joined, and each shard's cursor and entry count,
-    /// fewest entries first. Every shard must have a deliverer.
+    /// Joins an entry of `variant` per cursor of `cursors` to `fanout`'s
+    /// topic `topic`: whether each joined, and each shard's cursor and
+    /// entry count, fewest entries first. A shard runs a deliverer exactly
+    /// when it stands at a cursor.
     async fn join_all(
         fanout: &Fanout,
+        topic: &str,
+        variant: Variant,
         cursors: &[Cursor],
     ) -> (Vec<bool>, Vec<(Option<Cursor>, usize)>, Arc<Metrics>) {
         let (app, metrics) = app();
-        let topic = Topic::new("t").unwrap();
+        let topic = Topic::new(topic).unwrap();
         let mut joined = Vec::new();
         for &cursor in cursors {
             // Never written: nothing is published.
-            let entry = Entry::new(-1, Variant::Sse { lean: false }, None, &metrics);
+            let entry = Entry::new(-1, variant, None, &metrics);
             joined.push(fanout.join(&app, &topic, &entry, cursor).await);
         }
         let mut shards: Vec<_> = fanout
@@ -746,13 +758,19 @@ mod tests {
             .iter()
             .map(|shard| {
                 let shard = lock(shard);
-                assert!(shard.running, "a shard with no deliverer");
+                assert_eq!(shard.running, shard.cursor.is_some(), "a claimed shard");
                 (shard.cursor, shard.entries.len())
             })
             .collect();
         shards.sort_by_key(|(_, n)| *n);
         (joined, shards, metrics)
     }
+
+    const SSE: Variant = Variant::Sse { lean: false };
+    const LONG_POLL: Variant = Variant::LongPoll {
+        lean: false,
+        gzip: false,
+    };
 
     /// Subscribers at one cursor share one deliverer; a subscriber
     /// elsewhere in the log starts its own in an idle shard; a third
@@ -761,23 +779,35 @@ mod tests {
     /// for a later match once stayed "running" for good).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_deliverer_per_cursor() {
-        let fanout = Fanout::new(2, false);
+        let fanout = Fanout::new(2, FanoutSpread::Off);
         let cursors = [at(0), at(0), at(0), at(7), at(0), at(0), at(0), at(9)];
-        let (joined, shards, metrics) = join_all(&fanout, &cursors).await;
+        let (joined, shards, metrics) = join_all(&fanout, "t", SSE, &cursors).await;
         let want = [true, true, true, true, true, true, true, false];
         assert_eq!(joined, want);
         assert_eq!(shards, [(Some(at(7)), 1), (Some(at(0)), 6)]);
         assert_eq!(metrics.sse_fanout.parked.get(), 7);
     }
 
-    /// With `--fanout-spread`, subscribers at one cursor are dealt to
+    /// With `--fanout-spread all`, subscribers at one cursor are dealt to
     /// every shard in turn, each with its own deliverer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spread_deals_one_cursor_to_every_shard() {
-        let fanout = Fanout::new(2, true);
-        let (joined, shards, metrics) = join_all(&fanout, &[at(0); 6]).await;
+        let fanout = Fanout::new(2, FanoutSpread::All);
+        let (joined, shards, metrics) = join_all(&fanout, "t", SSE, &[at(0); 6]).await;
         assert_eq!(joined, [true; 6]);
         assert_eq!(shards, [(Some(at(0)), 3), (Some(at(0)), 3)]);
         assert_eq!(metrics.sse_fanout.parked.get(), 6);
+    }
+
+    /// By default held long polls are spread and streams share one
+    /// deliverer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn by_default_long_polls_spread_and_streams_share() {
+        let fanout = Fanout::new(2, FanoutSpread::default());
+        let (_, streams, _) = join_all(&fanout, "streams", SSE, &[at(0); 4]).await;
+        assert_eq!(streams, [(None, 0), (Some(at(0)), 4)]);
+        let (_, polls, metrics) = join_all(&fanout, "polls", LONG_POLL, &[at(0); 4]).await;
+        assert_eq!(polls, [(Some(at(0)), 2), (Some(at(0)), 2)]);
+        assert_eq!(metrics.longpoll_fanout.parked.get(), 4);
     }
 }
