@@ -81,7 +81,7 @@ pub(crate) mod transport;
 pub mod wire;
 
 pub use app::App;
-pub use config::{Config, ConfigError, LogBackend};
+pub use config::{Config, ConfigError, FanoutSpread, LogBackend};
 pub use error::ApiError;
 pub use server::{RunningServer, bind, run};
 pub use transport::publish::validate as validate_json;

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::*;
-use feedgate::Config;
 use feedgate::log::Retention;
+use feedgate::{Config, FanoutSpread};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -156,9 +156,13 @@ async fn asking_after_1(
 /// gzip) held, a publish, every one
 /// answered — by the pass when `fanout`, by their tasks otherwise — twenty
 /// times on the same connections; the server counts what they got.
-async fn rounds(fanout: bool) {
+async fn rounds(fanout: bool, fanout_spread: FanoutSpread) {
     const ROUNDS: u64 = 20;
-    let s = start(config(fanout)).await;
+    let s = start(Config {
+        fanout_spread,
+        ..config(fanout)
+    })
+    .await;
     publish_k(&s, "lp", 1, 600).await;
     let mut pollers = Vec::new();
     for (query, headers) in [
@@ -233,12 +237,18 @@ async fn rounds(fanout: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_polls_are_answered_by_the_pass_on_their_connections() {
-    rounds(true).await;
+    rounds(true, FanoutSpread::default()).await;
+}
+
+/// The same with the held polls sharing one deliverer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_with_one_deliverer_per_cursor() {
+    rounds(true, FanoutSpread::Off).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_fast_path_polls_are_answered_the_same() {
-    rounds(false).await;
+    rounds(false, FanoutSpread::default()).await;
 }
 
 /// A poller whose socket takes only part of a large answer: the pass

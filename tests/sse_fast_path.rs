@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use feedgate::Config;
 use feedgate::client::{Delivery, SubscribeOptions, Subscriber, Wire};
 use feedgate::log::Retention;
 use feedgate::metrics::Transport;
+use feedgate::{Config, FanoutSpread};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -200,7 +200,21 @@ async fn read_client(mut sub: Subscriber) -> (Vec<u64>, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_switching_between_the_fast_and_slow_paths_get_every_event_once_in_order() {
-    let s = start(config()).await;
+    churn(FanoutSpread::default()).await;
+}
+
+/// The same with each pass dealt over both worker threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_with_the_pass_spread_over_every_thread() {
+    churn(FanoutSpread::All).await;
+}
+
+async fn churn(fanout_spread: FanoutSpread) {
+    let s = start(Config {
+        fanout_spread,
+        ..config()
+    })
+    .await;
     let ep = endpoint(&s);
     let (published_tx, published) = watch::channel(0u64);
     let published_tx = Arc::new(published_tx);

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use feedgate::Config;
 use feedgate::auth::JwtKey;
 use feedgate::client::{Delivery, SubscribeOptions, Subscriber, Wire};
 use feedgate::log::Retention;
 use feedgate::metrics::Transport;
 use feedgate::wire::{ByteCount, CountingIo};
+use feedgate::{Config, FanoutSpread};
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{EncodingKey, Header};
 use tokio::net::{TcpSocket, TcpStream};
@@ -142,7 +142,21 @@ async fn read_client(mut sub: Subscriber) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_switching_between_the_fast_and_slow_paths_get_every_event_once_in_order() {
-    let s = start(config()).await;
+    churn(FanoutSpread::default()).await;
+}
+
+/// The same with each pass dealt over both worker threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_with_the_pass_spread_over_every_thread() {
+    churn(FanoutSpread::All).await;
+}
+
+async fn churn(fanout_spread: FanoutSpread) {
+    let s = start(Config {
+        fanout_spread,
+        ..config()
+    })
+    .await;
     let ep = endpoint(&s);
     let opts = SubscribeOptions::default();
     let mut readers = Vec::new();
