@@ -495,28 +495,42 @@ impl Fanout {
                 // No deliverer after all: this entry goes back to its
                 // session untouched, and any that joined meanwhile are
                 // handed back to theirs.
-                let entries = {
-                    let mut shard = lock(&group.shards[i]);
-                    shard.cursor = None;
-                    shard.running = false;
-                    std::mem::take(&mut shard.entries)
-                };
-                for (e, ticket) in entries {
-                    if Arc::ptr_eq(&e, entry) {
-                        e.reclaim();
-                        continue;
-                    }
-                    let mut st = lock(&e.state);
-                    if Entry::holds(&st, ticket) {
-                        e.hand_back(&mut st, Handback::Behind);
-                    }
+                let (ours, others) = group
+                    .stop(i)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|(e, _)| Arc::ptr_eq(e, entry));
+                for (e, _) in ours {
+                    e.reclaim();
                 }
+                hand_back_all(others, Handback::Behind);
                 return false;
             }
         };
         app.tracker()
             .spawn(deliver(app.clone(), group, i, sub, cursor));
         true
+    }
+}
+
+impl Group {
+    /// Ends shard `i`'s deliverer: the shard is idle again; the places it
+    /// held.
+    fn stop(&self, i: usize) -> Vec<(Arc<Entry>, u64)> {
+        let mut shard = lock(&self.shards[i]);
+        shard.cursor = None;
+        shard.running = false;
+        std::mem::take(&mut shard.entries)
+    }
+}
+
+/// Gives each entry of `places` that still holds its place there back to
+/// its session, for `why`.
+fn hand_back_all(places: Vec<(Arc<Entry>, u64)>, why: Handback) {
+    for (e, ticket) in places {
+        let mut st = lock(&e.state);
+        if Entry::holds(&st, ticket) {
+            e.hand_back(&mut st, why);
+        }
     }
 }
 
@@ -581,18 +595,7 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
                 Some(end) => Handback::Ended(end),
                 None => Handback::Behind,
             };
-            let entries = {
-                let mut shard = lock(&group.shards[i]);
-                shard.cursor = None;
-                shard.running = false;
-                std::mem::take(&mut shard.entries)
-            };
-            for (e, ticket) in entries {
-                let mut st = lock(&e.state);
-                if Entry::holds(&st, ticket) {
-                    e.hand_back(&mut st, why);
-                }
-            }
+            hand_back_all(group.stop(i), why);
             return;
         };
         let from = cursor;
