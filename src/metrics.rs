@@ -500,20 +500,21 @@ impl Metrics {
         let (fanout, fanout_collectors) = FanoutMetrics::new(
             "ws",
             "sockets",
-            "WebSockets parked on the fast path: written by one loop per topic and worker \
-             thread rather than by a task each (--ws-fanout).",
+            "WebSockets parked on the fast path: written by one loop per topic rather than \
+             by a task each (--ws-fanout, --fanout-spread).",
         );
         let (sse_fanout, sse_fanout_collectors) = FanoutMetrics::new(
             "sse",
             "streams",
-            "SSE streams parked on the fast path: written by one loop per topic and worker \
-             thread rather than by a task each (--sse-fanout).",
+            "SSE streams parked on the fast path: written by one loop per topic rather than \
+             by a task each (--sse-fanout, --fanout-spread).",
         );
         let (longpoll_fanout, longpoll_fanout_collectors) = FanoutMetrics::new(
             "longpoll",
             "polls",
             "Long polls held on the fast path: answered by one loop per topic and worker \
-             thread, one answer made per topic and encoding (--longpoll-fanout).",
+             thread, one answer made per topic and encoding (--longpoll-fanout, \
+             --fanout-spread).",
         );
         let longpoll_fanout_answers = IntCounter::new(
             "feedgate_longpoll_fanout_answers_total",
