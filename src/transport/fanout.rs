@@ -448,8 +448,7 @@ impl Fanout {
             for shard in &group.shards {
                 let mut shard = lock(shard);
                 if shard.cursor == Some(cursor) {
-                    let ticket = enter(entry, cursor);
-                    shard.entries.push((entry.clone(), ticket));
+                    shard.place(entry, cursor);
                     return true;
                 }
             }
@@ -471,15 +470,13 @@ impl Fanout {
             match shard.cursor {
                 Some(c) if c == cursor => {
                     // Claimed by another joiner since the look above.
-                    let ticket = enter(entry, cursor);
-                    shard.entries.push((entry.clone(), ticket));
+                    shard.place(entry, cursor);
                     return true;
                 }
                 None if !shard.running => {
                     shard.running = true;
                     shard.cursor = Some(cursor);
-                    let ticket = enter(entry, cursor);
-                    shard.entries.push((entry.clone(), ticket));
+                    shard.place(entry, cursor);
                     claimed = Some(i);
                     break;
                 }
@@ -509,6 +506,14 @@ impl Fanout {
         app.tracker()
             .spawn(deliver(app.clone(), group, i, sub, cursor));
         true
+    }
+}
+
+impl Shard {
+    /// Puts `entry` here, on the fast path at `cursor`.
+    fn place(&mut self, entry: &Arc<Entry>, cursor: Cursor) {
+        let ticket = enter(entry, cursor);
+        self.entries.push((entry.clone(), ticket));
     }
 }
 
@@ -630,6 +635,12 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
         // This pass's deliveries, folded into the shared metrics once at
         // its end.
         let mut tallies = lms.map(LinkMetrics::tally);
+        // The batch's event JSON bytes: what each delivery of it carries.
+        let payload = batch
+            .events
+            .iter()
+            .map(|e| e.json.len() as u64)
+            .sum::<u64>();
         let now = Instant::now();
         for (e, ticket) in entries {
             // Borrowed, not cloned: a clone per subscriber is two atomic
@@ -646,9 +657,7 @@ async fn deliver(app: App, group: Arc<Group>, i: usize, mut sub: Subscription, m
             let (stays, wrote) = e.deliver(ticket, (from, cursor), frames, endings[t], now);
             bytes[t] = bytes[t].saturating_add(wrote as u64);
             if wrote > 0 {
-                for ev in &batch.events {
-                    tallies[t].delivered(ev.json.len(), ev.time_us);
-                }
+                tallies[t].sent(payload, batch.events.iter().map(|e| e.time_us));
                 if let Variant::LongPoll { .. } = e.variant {
                     // The request is answered (the rest, if any, is its
                     // task's to write): counted here, once.
